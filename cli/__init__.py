@@ -1,0 +1,1 @@
+"""The ``tabellion`` command: a thin shell over the library."""

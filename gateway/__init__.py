@@ -1,0 +1,1 @@
+"""Data plane: verified agent requests, decisions from the log (later issues)."""

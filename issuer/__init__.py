@@ -1,0 +1,1 @@
+"""Control plane: follows the log, folds it, submits statements (later issues)."""

@@ -1,0 +1,79 @@
+"""COSE_Sign1 (RFC 9052 §4.2) as a value: decoding, the Sig_structure, re-encoding.
+
+Signing and verification live elsewhere (verifier, transparency); this module only knows the shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas import cbor
+from schemas.cose_labels import COSE_SIGN1_TAG
+from schemas.errors import MalformedCbor, NotCoseSign1
+
+Header = Mapping[int | str, Any]
+
+
+@dataclass(frozen=True)
+class CoseSign1:
+    """A decoded COSE_Sign1. ``protected_bytes`` are kept verbatim: signatures cover them, not a re-encoding."""
+
+    protected_bytes: bytes
+    protected: Header
+    unprotected: Header
+    payload: bytes | None
+    signature: bytes
+    _raw: bytes | None = field(default=None, compare=False, repr=False)
+
+    def sig_structure(self, detached_payload: bytes | None = None, external_aad: bytes = b"") -> bytes:
+        payload = self.payload if detached_payload is None else detached_payload
+        if payload is None:
+            raise NotCoseSign1("the payload is detached and none was supplied")
+        return sig_structure(self.protected_bytes, payload, external_aad)
+
+    def encode(self, unprotected: Header | None = None) -> bytes:
+        """Tagged, deterministic encoding; ``unprotected`` replaces the unprotected header when given."""
+        uhdr = dict(self.unprotected if unprotected is None else unprotected)
+        return cbor.encode(cbor.tag(COSE_SIGN1_TAG, [self.protected_bytes, uhdr, self.payload, self.signature]))
+
+
+def sig_structure(protected_bytes: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
+    """The bytes a COSE_Sign1 signature covers: ``["Signature1", protected, external_aad, payload]``."""
+    return cbor.encode(["Signature1", protected_bytes, external_aad, payload])
+
+
+def decode_sign1(data: bytes, what: str = "statement", require_tag: bool = True) -> CoseSign1:
+    """Decode a COSE_Sign1, refusing anything that is not exactly one (tag 18 required by default)."""
+    item = cbor.decode(data, what)
+    if cbor.is_tag(item):
+        if item.tag != COSE_SIGN1_TAG:
+            raise NotCoseSign1(f"{what} carries CBOR tag {item.tag}, expected {COSE_SIGN1_TAG} (COSE_Sign1)")
+        item = item.value
+    elif require_tag:
+        raise NotCoseSign1(f"{what} is not tagged; expected CBOR tag {COSE_SIGN1_TAG} (COSE_Sign1)")
+    if not isinstance(item, list | tuple) or len(item) != 4:
+        raise NotCoseSign1(f"{what} is not a 4-element COSE_Sign1 array")
+    protected_bytes, unprotected, payload, signature = item
+    if not isinstance(protected_bytes, bytes):
+        raise NotCoseSign1(f"{what}: the protected header is not a byte string")
+    if not isinstance(unprotected, dict):
+        raise NotCoseSign1(f"{what}: the unprotected header is not a map")
+    if payload is not None and not isinstance(payload, bytes):
+        raise NotCoseSign1(f"{what}: the payload is neither a byte string nor nil")
+    if not isinstance(signature, bytes):
+        raise NotCoseSign1(f"{what}: the signature is not a byte string")
+    if protected_bytes:
+        try:
+            protected = cbor.decode(protected_bytes, f"{what} protected header")
+        except MalformedCbor as exc:
+            raise NotCoseSign1(exc.detail) from exc
+        if not isinstance(protected, dict):
+            raise NotCoseSign1(f"{what}: the protected header does not encode a map")
+    else:
+        protected = {}
+    for label in (*protected, *unprotected):
+        if not isinstance(label, int | str):
+            raise NotCoseSign1(f"{what}: header label {label!r} is neither an integer nor a text string")
+    return CoseSign1(protected_bytes, protected, unprotected, payload, signature, bytes(data))

@@ -1,0 +1,41 @@
+"""What a log leaf is — decided here and nowhere else (ARCHITECTURE.md §2).
+
+``leaf_data = SHA-256(CBOR(tag18([protected_bstr, {}, payload, signature])))``: the statement with its
+unprotected header emptied, deterministically encoded. The RFC 9162 leaf hash is
+``SHA-256(0x00 || leaf_data)``. The hex of ``leaf_data`` is the entry id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from schemas.cose_sign1 import CoseSign1
+from schemas.errors import InvalidParameter
+
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+
+
+def logged_statement(message: CoseSign1) -> bytes:
+    """The statement exactly as it is logged: unprotected header emptied, deterministic encoding."""
+    return message.encode(unprotected={})
+
+
+def leaf_data(message: CoseSign1) -> bytes:
+    return hashlib.sha256(logged_statement(message)).digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 9162 §2.1.1 leaf hash of ``leaf_data``."""
+    return hashlib.sha256(LEAF_PREFIX + data).digest()
+
+
+def entry_id(data: bytes) -> str:
+    return data.hex()
+
+
+def parse_entry_id(text: str) -> bytes:
+    """The ``leaf_data`` an entry id names; anything but 64 lower-case hex digits is refused."""
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise InvalidParameter(f"entry id {text[:80]!r} is not 64 lower-case hex digits")
+    return bytes.fromhex(text)
