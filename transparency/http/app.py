@@ -1,0 +1,39 @@
+"""The Starlette application factory of the transparency service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from schemas.errors import TabellionError
+from transparency.http.problems import handle_tabellion_error, handle_unexpected
+from transparency.http.ratelimit import RateLimiter
+from transparency.http.routes import ROUTES
+from transparency.registration import Registrar
+from transparency.service import TransparencyService
+from transparency.settings import Settings
+
+
+def create_app(
+    settings: Settings, registrar: Registrar | None = None, extra_routes: Sequence[BaseRoute] = ()
+) -> Starlette:
+    """Build the app; the service (log key, database, sequencer) starts in the lifespan, not at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service = TransparencyService(settings, registrar)
+        app.state.service = service
+        app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        try:
+            yield
+        finally:
+            service.close()
+
+    return Starlette(
+        routes=[*ROUTES, *extra_routes],
+        exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,78 @@
+"""The log's signing key: Ed25519, created on first start in the data folder, never leaves it.
+
+It signs receipts (COSE, kid = RFC 9679 thumbprint) and checkpoints (C2SP signed note, key name = origin).
+Retired public keys (``retired-keys/*.pem`` in the data folder) stay in the published key set so receipts
+they signed keep verifying.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from schemas.errors import ConfigurationError
+from schemas.note import VerifierKey, ed25519_vkey
+from verifier.keys import KeySet, PublicKey, thumbprint
+
+
+@dataclass(frozen=True)
+class LogKey:
+    private: Ed25519PrivateKey
+    public: Ed25519PublicKey
+    public_bytes: bytes
+    kid: bytes
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+    def note_key(self, origin: str) -> VerifierKey:
+        return ed25519_vkey(origin, self.public_bytes)
+
+
+def log_key_from_private(private: Ed25519PrivateKey) -> LogKey:
+    public = private.public_key()
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return LogKey(private, public, raw, thumbprint(public))
+
+
+def load_or_create_log_key(path: Path) -> LogKey:
+    """Read the log key, or create it (mode 0600, written atomically) if the data folder has none."""
+    if path.exists():
+        try:
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except ValueError as exc:
+            raise ConfigurationError(f"log key {path} is not a PEM private key: {exc}") from exc
+        if not isinstance(private, Ed25519PrivateKey):
+            raise ConfigurationError(f"log key {path} is not an Ed25519 key")
+        return log_key_from_private(private)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return log_key_from_private(private)
+
+
+def retired_public_keys(folder: Path) -> list[PublicKey]:
+    keys: list[PublicKey] = []
+    for pem in sorted(folder.glob("*.pem")) if folder.is_dir() else []:
+        public = serialization.load_pem_public_key(pem.read_bytes())
+        if not isinstance(public, Ed25519PublicKey):
+            raise ConfigurationError(f"retired key {pem} is not an Ed25519 public key")
+        keys.append(public)
+    return keys
+
+
+def published_key_set(current: LogKey, retired: list[PublicKey]) -> KeySet:
+    return KeySet.from_keys([current.public, *retired])

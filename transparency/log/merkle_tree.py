@@ -1,0 +1,172 @@
+"""The log's Merkle tree: pymerkle 7.0.0 over SQLite with every perfect-subtree root persisted.
+
+pymerkle's stock ``SqliteTree`` keeps only leaves and recomputes subtree roots from them, so its cost grows
+with the tree and stalls at powers of two. Here every perfect-subtree root is a row of ``tree_nodes``,
+written in the sequencer's transaction together with the leaves, so:
+
+- any root or RFC 9162 proof costs O(log n) primary-key reads, at any size;
+- appending costs O(1) amortised writes (one leaf row plus, on average, one internal node row);
+- a restart needs no rebuild: the right frontier (at most log n rows) is read back on first append.
+
+Leaf indices are 0-based everywhere in Tabellion; pymerkle counts from 1. The conversion happens in this
+module and nowhere else (``_pm_index``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from pymerkle import BaseMerkleTree
+
+from schemas.errors import InvalidParameter, LogCorrupted
+
+
+def _pm_index(index: int) -> int:
+    """0-based wire index -> pymerkle's 1-based leaf index."""
+    return index + 1
+
+
+def _largest_power_of_two_below(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose roots form the RFC 9162 §2.1.4.1 consistency proof, in proof order."""
+    ranges: list[tuple[int, int]] = []
+
+    def subproof(m: int, start: int, end: int, whole: bool) -> None:
+        if m == end - start:
+            if not whole:
+                ranges.append((start, end))
+            return
+        k = _largest_power_of_two_below(end - start)
+        if m <= k:
+            subproof(m, start, start + k, whole)
+            ranges.append((start + k, end))
+        else:
+            subproof(m - k, start + k, end, False)
+            ranges.append((start, start + k))
+
+    subproof(size1, 0, size2, True)
+    return ranges
+
+
+class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
+    """An RFC 9162 (SHA-256, 0x00/0x01 prefixes) tree whose nodes live in the ``tree_nodes`` table."""
+
+    def __init__(self, conn: sqlite3.Connection, cache_bytes: int = 64 * 1024 * 1024) -> None:
+        super().__init__("sha256", threshold=64, capacity=cache_bytes)
+        self.conn = conn
+        self._frontier: list[tuple[int, int, bytes]] | None = None  # (level, index, hash), left to right
+
+    # --- pymerkle's storage interface -------------------------------------------------------------
+
+    def _encode_entry(self, data: bytes) -> bytes:
+        return data  # entries are leaf_data; pymerkle hashes SHA-256(0x00 || leaf_data)
+
+    def _store_leaf(self, data: bytes, digest: bytes) -> int:
+        return self.append_leaf_hashes([digest])
+
+    def _get_leaf(self, index: int) -> bytes:
+        return self._node(0, index - 1)
+
+    def _get_leaves(self, offset: int, width: int) -> list[bytes]:
+        rows = self.conn.execute(
+            "SELECT hash FROM tree_nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx",
+            (offset, offset + width),
+        ).fetchall()
+        if len(rows) != width:
+            raise LogCorrupted(f"leaves {offset}..{offset + width} are not all stored")
+        return [bytes(r[0]) for r in rows]
+
+    def _get_size(self) -> int:
+        row = self.conn.execute("SELECT MAX(idx) FROM tree_nodes WHERE level = 0").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def _get_subroot_uncached(self, offset: int, width: int) -> bytes:
+        level = width.bit_length() - 1
+        if width != 1 << level or offset % width:
+            raise LogCorrupted(f"subtree [{offset}, {offset + width}) is not an aligned perfect subtree")
+        return self._node(level, offset >> level)
+
+    # --- appends (sequencer only) -----------------------------------------------------------------
+
+    def append_leaf_data(self, leaf_datas: Sequence[bytes]) -> int:
+        """Append leaves for ``leaf_data`` values inside the caller's transaction; returns the new size."""
+        return self.append_leaf_hashes([self.hash_buff(d) for d in leaf_datas])
+
+    def append_leaf_hashes(self, leaf_hashes: Sequence[bytes]) -> int:
+        frontier = self._load_frontier()
+        size = sum(1 << level for level, _, _ in frontier)
+        rows: list[tuple[int, int, bytes]] = []
+        for digest in leaf_hashes:
+            node = (0, size, digest)
+            rows.append(node)
+            frontier.append(node)
+            while len(frontier) >= 2 and frontier[-1][0] == frontier[-2][0]:
+                right = frontier.pop()
+                left = frontier.pop()
+                node = (left[0] + 1, left[1] >> 1, self.hash_pair(left[2], right[2]))
+                rows.append(node)
+                frontier.append(node)
+            size += 1
+        try:
+            self.conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+        except BaseException:
+            self._frontier = None
+            raise
+        return size
+
+    def forget_uncommitted(self) -> None:
+        """Call after a rolled-back transaction: the frontier is read again from committed rows."""
+        self._frontier = None
+
+    def current_root(self) -> bytes:
+        frontier = self._load_frontier()
+        if not frontier:
+            return bytes(self.hash_empty())
+        return bytes(self.hash_fold([h for _, _, h in reversed(frontier)]))
+
+    def _load_frontier(self) -> list[tuple[int, int, bytes]]:
+        if self._frontier is None:
+            size = self._get_size()
+            frontier = []
+            offset = 0
+            for level in range(size.bit_length() - 1, -1, -1):
+                if size >> level & 1:
+                    frontier.append((level, offset >> level, self._node(level, offset >> level)))
+                    offset += 1 << level
+            self._frontier = frontier
+        return self._frontier
+
+    # --- RFC 9162 proofs (0-based indices) --------------------------------------------------------
+
+    def root(self, size: int) -> bytes:
+        return bytes(self.get_root(size))
+
+    def inclusion_path(self, index: int, size: int) -> tuple[bytes, ...]:
+        """RFC 9162 §2.1.3.1 audit path of leaf ``index`` (0-based) in the tree of ``size`` leaves."""
+        if not 0 <= index < size:
+            raise InvalidParameter(f"leaf index {index} is not below tree size {size}")
+        proof: Any = self.prove_inclusion(_pm_index(index), size)
+        return tuple(bytes(h) for h in proof.path[1:])  # pymerkle's path starts with the leaf itself
+
+    def consistency_path(self, size1: int, size2: int) -> tuple[bytes, ...]:
+        """RFC 9162 §2.1.4.1 proof (never pymerkle's own format, which differs when size1 is a split)."""
+        if not 0 < size1 <= size2:
+            raise InvalidParameter(f"no consistency proof from size {size1} to size {size2}")
+        if size2 > self._get_size():
+            raise InvalidParameter(f"size {size2} is beyond the tree")
+        if size1 == size2:
+            return ()
+        return tuple(bytes(self._get_root(s, e)) for s, e in consistency_ranges(size1, size2))
+
+    def _node(self, level: int, index: int) -> bytes:
+        row = self.conn.execute(
+            "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if row is None:
+            raise LogCorrupted(f"tree node ({level}, {index}) is missing")
+        return bytes(row[0])

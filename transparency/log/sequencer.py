@@ -1,0 +1,222 @@
+"""The sequencer: the one writer of the log.
+
+Checked statements are queued; a dedicated thread takes a batch (up to ``batch_max_entries``, waiting at
+most ``batch_max_wait_ms`` for more), and integrates it in ONE SQLite transaction: entry rows, Merkle
+nodes, the new tree head with its signed checkpoint and its shared receipt signature. Only after COMMIT
+(WAL, synchronous=FULL) are the submitters told their index, so no receipt is ever issued for an entry
+that is not durably committed. A statement already in the log (or twice in one batch) gets the existing
+entry back.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.checkpoint import Checkpoint
+from schemas.errors import ConfigurationError, LogCorrupted, Overloaded, StorageError
+from transparency.keys import LogKey
+from transparency.log.merkle_tree import PersistentMerkleTree
+from transparency.log.store import LogReader, open_database
+from transparency.receipts import sign_checkpoint, sign_tree_head
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Integrated:
+    """Where a statement landed: its 0-based index and the signed tree head that covers it."""
+
+    index: int
+    tree_size: int
+    leaf_data: bytes
+
+
+@dataclass(frozen=True)
+class _Pending:
+    leaf_data: bytes
+    statement: bytes
+    future: Future[Integrated]
+
+
+_STOP = object()
+
+
+class Sequencer:
+    def __init__(
+        self, db_path: Path, key: LogKey, origin: str, *, batch_max_entries: int = 256,
+        batch_max_wait_ms: float = 1.0, queue_limit: int = 4096,
+    ) -> None:
+        self.db_path = db_path
+        self.key = key
+        self.origin = origin
+        self.batch_max_entries = batch_max_entries
+        self.batch_max_wait = batch_max_wait_ms / 1000.0
+        self.queue_limit = queue_limit
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._pending: dict[bytes, int] = {}
+        self._pending_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.db = open_database(db_path)
+        self.tree = PersistentMerkleTree(self.db.conn)
+        self.size = 0
+        self._open_log()
+
+    # --- start-up ---------------------------------------------------------------------------------
+
+    def _open_log(self) -> None:
+        """Check the stored tree against the latest signed head; sign the empty head on first start."""
+        reader = LogReader(self.db)
+        self._check_meta(reader)
+        head = reader.latest_head()
+        tree_size = self.tree.get_size()
+        if head is None:
+            if tree_size:
+                raise LogCorrupted("the log has leaves but no signed tree head")
+            self._commit_head(0, int(time.time()), [])
+            return
+        if head.tree_size != tree_size or head.root != self.tree.current_root():
+            raise LogCorrupted(
+                f"the stored tree (size {tree_size}) does not match the latest signed head "
+                f"(size {head.tree_size}); refusing to sign anything"
+            )
+        self.size = head.tree_size
+
+    def _check_meta(self, reader: LogReader) -> None:
+        stored = reader.meta("origin")
+        if stored is None:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", (self.origin,))
+            self.db.execute("COMMIT")
+        elif stored != self.origin:
+            raise ConfigurationError(f"this log's origin is {stored!r}; it cannot be served as {self.origin!r}")
+
+    # --- submitting -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tabellion-sequencer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        self.db.close()
+
+    def submit(self, leaf_data: bytes, statement: bytes) -> Future[Integrated]:
+        if self._queue.qsize() >= self.queue_limit:
+            raise Overloaded(f"{self.queue_limit} statements are waiting to be sequenced; retry shortly", 1)
+        future: Future[Integrated] = Future()
+        with self._pending_lock:
+            self._pending[leaf_data] = self._pending.get(leaf_data, 0) + 1
+        self._queue.put(_Pending(leaf_data, statement, future))
+        return future
+
+    def is_pending(self, leaf_data: bytes) -> bool:
+        with self._pending_lock:
+            return leaf_data in self._pending
+
+    # --- the integration loop ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            deadline = time.monotonic() + self.batch_max_wait
+            stop_after = False
+            while len(batch) < self.batch_max_entries:
+                try:
+                    remaining = deadline - time.monotonic()
+                    nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop_after = True
+                    break
+                batch.append(nxt)
+            self._integrate([p for p in batch if isinstance(p, _Pending)])
+            if stop_after:
+                return
+
+    def _integrate(self, batch: list[_Pending]) -> None:
+        now = int(time.time())
+        results: dict[bytes, Integrated] = {}
+        fresh: list[_Pending] = []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for p in batch:
+                if p.leaf_data in results:
+                    continue
+                row = self.db.execute(
+                    "SELECT idx, tree_size FROM entries WHERE entry_id = ?", (p.leaf_data,)
+                ).fetchone()
+                if row is not None:
+                    results[p.leaf_data] = Integrated(int(row[0]), int(row[1]), p.leaf_data)
+                else:
+                    fresh.append(p)
+            new_size = self.size + len(fresh)
+            for offset, p in enumerate(fresh):
+                results[p.leaf_data] = Integrated(self.size + offset, new_size, p.leaf_data)
+            if fresh:
+                self.db.conn.executemany(
+                    "INSERT INTO entries (idx, entry_id, statement, tree_size, registered_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(self.size + i, p.leaf_data, p.statement, new_size, now) for i, p in enumerate(fresh)],
+                )
+                self._commit_head(new_size, now, [p.leaf_data for p in fresh], in_transaction=True)
+            else:
+                self.db.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - the edge of the writer thread: fail the batch, keep going
+            log.exception("integrating a batch of %d statements failed", len(batch))
+            if self.db.conn.in_transaction:
+                self.db.execute("ROLLBACK")
+            self.tree.forget_uncommitted()
+            self._settle(batch, {}, StorageError(f"the log could not commit this batch: {exc}"))
+            return
+        self.size = new_size
+        self._settle(batch, results, None)
+
+    def _commit_head(self, new_size: int, now: int, leaf_datas: list[bytes], in_transaction: bool = False) -> None:
+        if not in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if leaf_datas:
+                appended = self.tree.append_leaf_data(leaf_datas)
+                if appended != new_size:
+                    raise LogCorrupted(f"the tree grew to {appended} leaves, expected {new_size}")
+            root = self.tree.current_root()
+            protected, signature = sign_tree_head(self.key, self.origin, root, now)
+            note = sign_checkpoint(self.key, Checkpoint(self.origin, new_size, root))
+            self.db.execute(
+                "INSERT INTO tree_heads (tree_size, root, timestamp, checkpoint, receipt_protected, "
+                "receipt_signature) VALUES (?, ?, ?, ?, ?, ?)",
+                (new_size, root, now, note, protected, signature),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            if not in_transaction and self.db.conn.in_transaction:
+                self.db.execute("ROLLBACK")
+                self.tree.forget_uncommitted()
+            raise
+
+    def _settle(self, batch: list[_Pending], results: dict[bytes, Integrated], error: Exception | None) -> None:
+        with self._pending_lock:
+            for p in batch:
+                left = self._pending.get(p.leaf_data, 1) - 1
+                if left:
+                    self._pending[p.leaf_data] = left
+                else:
+                    self._pending.pop(p.leaf_data, None)
+        for p in batch:
+            if error is not None:
+                p.future.set_exception(error)
+            else:
+                p.future.set_result(results[p.leaf_data])

@@ -1,0 +1,80 @@
+"""Registration: everything a statement must pass *before* it is queued for the sequencer.
+
+Parse (structure and protected headers), resolve the signer's key, verify the signature, apply the
+registration policy. Each step raises a precise error; nothing is written until all have passed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from schemas import cose_labels as L
+from schemas.errors import PolicyRefused, SignerUnresolvable
+from schemas.leaf import leaf_data, logged_statement
+from schemas.statement import SignedStatement
+from verifier.keys import PublicKey
+from verifier.statements import DidKeyResolver, KeyResolver, verify_statement
+
+
+class RegistrationPolicy(Protocol):
+    def check(self, statement: SignedStatement) -> None:
+        """Raise ``PolicyRefused`` (or a subclass) to refuse the statement."""
+
+
+@dataclass(frozen=True)
+class DefaultPolicy:
+    """Accept any content type from a signer that resolved; refuse statements outside their CWT validity."""
+
+    clock_skew_s: int = 300
+
+    def check(self, statement: SignedStatement) -> None:
+        claims = statement.message.protected.get(L.CWT_CLAIMS, {})
+        now = int(time.time())
+        exp, nbf = claims.get(L.CWT_EXP), claims.get(L.CWT_NBF)
+        if isinstance(exp, int | float) and exp + self.clock_skew_s < now:
+            raise PolicyRefused(f"the statement expired at {int(exp)} (CWT exp); the time is {now}")
+        if isinstance(nbf, int | float) and nbf - self.clock_skew_s > now:
+            raise PolicyRefused(f"the statement is not valid before {int(nbf)} (CWT nbf); the time is {now}")
+
+
+@dataclass(frozen=True)
+class ChainResolver:
+    """Tries resolvers in order; the first that knows the signer answers. Later issues add log-registered keys."""
+
+    resolvers: Sequence[KeyResolver]
+
+    def resolve(self, statement: SignedStatement) -> PublicKey:
+        reasons = []
+        for resolver in self.resolvers:
+            try:
+                return resolver.resolve(statement)
+            except SignerUnresolvable as exc:
+                reasons.append(exc.detail)
+        raise SignerUnresolvable("; ".join(reasons) or f"no resolver knows signer {statement.issuer!r}")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A statement that passed registration, ready for the sequencer."""
+
+    statement: SignedStatement
+    leaf_data: bytes
+    logged: bytes
+
+
+@dataclass(frozen=True)
+class Registrar:
+    resolver: KeyResolver
+    policy: RegistrationPolicy
+
+    def check(self, body: bytes) -> Checked:
+        statement = verify_statement(body, self.resolver)
+        self.policy.check(statement)
+        return Checked(statement, leaf_data(statement.message), logged_statement(statement.message))
+
+
+def default_registrar() -> Registrar:
+    return Registrar(ChainResolver([DidKeyResolver()]), DefaultPolicy())

@@ -1,0 +1,158 @@
+"""The transparency service as a library: register statements, read receipts, checkpoints, proofs, tiles.
+
+The HTTP routes and the in-process client both sit on this one object. It owns the sequencer (the only
+writer) and a read connection; it keeps no state of its own beyond them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from schemas import cbor
+from schemas.cose_sign1 import decode_sign1
+from schemas.errors import EntryNotFound, InvalidParameter, LogCorrupted, NotFound
+from schemas.proofs import ConsistencyProof, InclusionProof
+from schemas.receipt import transparent_statement
+from schemas.tiles import TILE_HEIGHT, TILE_WIDTH
+from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
+from transparency.log.merkle_tree import PersistentMerkleTree
+from transparency.log.sequencer import Integrated, Sequencer
+from transparency.log.store import EntryRow, LogReader, TreeHead, open_database
+from transparency.receipts import assemble_receipt
+from transparency.registration import Registrar, default_registrar
+from transparency.settings import Settings
+from verifier.keys import KeySet
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The outcome of a registration: the entry id and its receipt, or no receipt yet (still running)."""
+
+    leaf_data: bytes
+    receipt: bytes | None
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    index: int
+    statement: bytes
+    receipt: bytes
+
+
+class TransparencyService:
+    def __init__(self, settings: Settings, registrar: Registrar | None = None) -> None:
+        self.settings = settings
+        self.registrar = registrar or default_registrar()
+        self.key: LogKey = load_or_create_log_key(settings.key_path)
+        self.key_set: KeySet = published_key_set(self.key, retired_public_keys(settings.data_dir / "retired-keys"))
+        self.key_set_cbor = self.key_set.encode()
+        self.sequencer = Sequencer(
+            settings.db_path, self.key, settings.origin,
+            batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
+            queue_limit=settings.queue_limit,
+        )
+        self.read_db = open_database(settings.db_path, create=False)
+        self.reader = LogReader(self.read_db)
+        self.tree = PersistentMerkleTree(self.read_db.conn)
+        self.sequencer.start()
+
+    def close(self) -> None:
+        self.sequencer.stop()
+        self.read_db.close()
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    async def register(self, body: bytes) -> Submission:
+        """Check, then sequence; wait for the batch up to the registration timeout."""
+        checked = self.registrar.check(body)
+        existing = self.reader.entry_by_id(checked.leaf_data)
+        if existing is not None:
+            return Submission(checked.leaf_data, self._receipt_for(existing.index, existing.tree_size))
+        future = self.sequencer.submit(checked.leaf_data, checked.logged)
+        try:
+            done: Integrated = await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(future)), self.settings.registration_timeout_s
+            )
+        except TimeoutError:
+            return Submission(checked.leaf_data, None)
+        return Submission(done.leaf_data, self._receipt_for(done.index, done.tree_size))
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def receipt(self, leaf_data: bytes) -> bytes | None:
+        """The entry's receipt; ``None`` while it is still being registered; ``EntryNotFound`` otherwise."""
+        row = self.reader.entry_by_id(leaf_data)
+        if row is None:
+            if self.sequencer.is_pending(leaf_data):
+                return None
+            raise EntryNotFound(f"no entry {leaf_data.hex()} in this log")
+        return self._receipt_for(row.index, row.tree_size)
+
+    def statement(self, leaf_data: bytes) -> bytes | None:
+        """The transparent statement: the logged statement with its receipt in unprotected 394."""
+        row = self.reader.entry_by_id(leaf_data)
+        if row is None:
+            return self.receipt(leaf_data)  # None while pending, else raises EntryNotFound
+        receipt = self._receipt_for(row.index, row.tree_size)
+        return transparent_statement(decode_sign1(row.statement), [receipt])
+
+    def latest_head(self) -> TreeHead:
+        head = self.reader.latest_head()
+        if head is None:
+            raise LogCorrupted("the log has no signed tree head")
+        return head
+
+    def checkpoint(self) -> str:
+        return self.latest_head().checkpoint
+
+    def consistency(self, old: int, new: int) -> ConsistencyProof:
+        size = self.latest_head().tree_size
+        if not 1 <= old <= new <= size:
+            raise InvalidParameter(f"need 1 <= old <= new <= {size} (the current tree size); got {old}, {new}")
+        return ConsistencyProof(old, new, self.tree.consistency_path(old, new))
+
+    def entries(self, start: int, limit: int) -> list[LoggedEntry]:
+        """Entries in log order from ``start``, each with its receipt, for followers."""
+        if start < 0 or limit < 1:
+            raise InvalidParameter("start must be >= 0 and limit >= 1")
+        size = self.latest_head().tree_size
+        rows = [r for r in self.reader.entries(start, min(limit, self.settings.entries_page_limit)) if r.index < size]
+        return [self._logged(r) for r in rows]
+
+    def _logged(self, row: EntryRow) -> LoggedEntry:
+        return LoggedEntry(row.index, row.statement, self._receipt_for(row.index, row.tree_size))
+
+    def _receipt_for(self, index: int, tree_size: int) -> bytes:
+        head = self.reader.head(tree_size)
+        if head is None:
+            raise LogCorrupted(f"entry {index} names tree head {tree_size}, which is missing")
+        proof = InclusionProof(tree_size, index, self.tree.inclusion_path(index, tree_size))
+        return assemble_receipt(head.receipt_protected, head.receipt_signature, proof)
+
+    # --- C2SP tlog-tiles ------------------------------------------------------------------------
+
+    def tile(self, level: int, index: int, width: int) -> bytes:
+        """Hashes at tree level ``8 * level``, ``index``-th group of 256, first ``width`` of them."""
+        size = self.latest_head().tree_size
+        available = (size >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
+        if available < width:
+            raise NotFound(f"tile {level}/{index} has {max(available, 0)} hashes in the tree of size {size}")
+        start = index * TILE_WIDTH
+        hashes = self.reader.node_hashes(TILE_HEIGHT * level, start, start + width)
+        if len(hashes) != width:
+            raise LogCorrupted(f"tile {level}/{index} is missing stored hashes")
+        return b"".join(hashes)
+
+    def entry_bundle(self, index: int, width: int) -> bytes:
+        """Entry bundle: each entry is its ``leaf_data``, prefixed by its 2-byte big-endian length."""
+        size = self.latest_head().tree_size
+        start = index * TILE_WIDTH
+        if size - start < width:
+            raise NotFound(f"entry bundle {index} has {max(size - start, 0)} entries in the tree of size {size}")
+        return b"".join(len(d).to_bytes(2, "big") + d for d in self.reader.leaf_datas(start, start + width))
+
+
+def encode_entries(entries: list[LoggedEntry]) -> bytes:
+    """Follower page: CBOR array of ``[index, logged statement, receipt]``."""
+    return cbor.encode([[e.index, e.statement, e.receipt] for e in entries])

@@ -1,0 +1,65 @@
+"""Settings of the transparency service: built once at the edge (CLI flags > env > defaults), frozen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import ConfigurationError
+
+ENV_PREFIX = "TABELLION_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    origin: str = "tabellion.localhost/log"
+    max_body_bytes: int = 1024 * 1024
+    batch_max_entries: int = 256
+    batch_max_wait_ms: float = 5.0
+    registration_timeout_s: float = 5.0
+    queue_limit: int = 4096
+    rate_per_second: float = 0.0  # per-client POST /entries budget; 0 = unlimited
+    rate_burst: int = 100
+    entries_page_limit: int = 1000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "log.sqlite"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "log-key.pem"
+
+
+_CASTS: dict[str, type] = {
+    "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int,
+    "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
+    "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
+}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then ``TABELLION_*`` environment variables, then explicit overrides (CLI flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, cast in _CASTS.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            try:
+                values[name] = cast(raw)
+            except ValueError as exc:
+                raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {cast.__name__}") from exc
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    settings = replace(Settings(), **values)
+    if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
+        raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
+        raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
+    return settings
