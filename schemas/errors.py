@@ -138,7 +138,14 @@ class ConsistencyProofInvalid(VerificationError):
     title = "Consistency proof invalid"
 
 
-class CheckpointSignatureInvalid(VerificationError):
+class NoteSignatureInvalid(VerificationError):
+    """A C2SP signed note (or cosignature) by a known key does not verify, or no known key signed it."""
+
+    code = "note-signature-invalid"
+    title = "Signed note signature invalid"
+
+
+class CheckpointSignatureInvalid(NoteSignatureInvalid):
     code = "checkpoint-signature-invalid"
     title = "Checkpoint signature invalid"
 
