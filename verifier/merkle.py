@@ -1,0 +1,184 @@
+"""RFC 9162 §2.1 Merkle tree proofs (SHA-256), checked offline.
+
+Leaf hashes are ``schemas.leaf.leaf_hash`` (``SHA-256(0x00 || leaf_data)``); interior nodes are
+``SHA-256(0x01 || left || right)``. Leaf indices are 0-based. Every check raises an error from
+``schemas.errors``; nothing returns a bool.
+
+The verification loops follow the steps of RFC 9162 §2.1.3.2 (inclusion) and §2.1.4.2 (consistency)
+one for one, with ``fn``/``sn``/``fr``/``sr`` named as there. The edge cases that the RFC leaves to the
+caller (equal sizes, the empty tree) follow the transparency-dev/merkle test vectors, which are stricter
+than its Go code about the empty tree:
+
+- ``size1 == size2``: the proof must be empty and the two roots equal; for size 0 both roots must
+  also be the empty-tree hash ``SHA-256("")``.
+- ``0 == size1 < size2``: refused. Nothing is committed to by a tree with no leaves, so a proof from
+  it proves nothing; a checkpoint follower handles "first checkpoint after an empty one" itself
+  (see ``verifier.checkpoints.verify_checkpoint_consistency``).
+
+This module is on the receipt-verification hot path: it calls ``hashlib.sha256`` directly on one
+concatenation per node and never copies the proof.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from hashlib import sha256
+
+from schemas.errors import ConsistencyProofInvalid, InclusionProofInvalid
+
+HASH_SIZE = 32
+NODE_PREFIX = b"\x01"
+EMPTY_ROOT = sha256(b"").digest()
+"""RFC 9162 §2.1.1: the hash of the empty tree, ``MTH({}) = SHA-256()``."""
+
+MAX_TREE_SIZE = 1 << 64
+"""Tree sizes and indices are uint64 on every wire format we read (RFC 9162, RFC 9942, C2SP)."""
+
+
+def hash_children(left: bytes, right: bytes) -> bytes:
+    """RFC 9162 §2.1.1 interior node: ``SHA-256(0x01 || left || right)``."""
+    return sha256(NODE_PREFIX + left + right).digest()
+
+
+def inclusion_path_length(leaf_index: int, tree_size: int) -> int:
+    """How many hashes an inclusion proof of ``leaf_index`` in a tree of ``tree_size`` leaves holds.
+
+    The path climbs the levels below the lowest common ancestor of the leaf and the last leaf (each
+    level contributes a sibling), then one hash for each level above it where the leaf's subtree is a
+    right child. Requires ``0 <= leaf_index < tree_size``.
+    """
+    inner = (leaf_index ^ (tree_size - 1)).bit_length()
+    return inner + (leaf_index >> inner).bit_count()
+
+
+def consistency_path_length(size1: int, size2: int) -> int:
+    """How many hashes an RFC 9162 consistency proof between ``0 < size1 < size2`` holds."""
+    inner = ((size1 - 1) ^ (size2 - 1)).bit_length()
+    trailing = (size1 & -size1).bit_length() - 1  # levels below the first tree's rightmost subtree
+    # The first tree's rightmost complete subtree is given once (omitted when it is the whole first
+    # tree); then the siblings of the path from it to the root of the second tree.
+    length = inner - trailing + ((size1 - 1) >> inner).bit_count()
+    return length if size1 == 1 << trailing else length + 1
+
+
+def _check_hash(node: bytes, what: str, error: type[InclusionProofInvalid | ConsistencyProofInvalid]) -> None:
+    if len(node) != HASH_SIZE:
+        raise error(f"{what} is {len(node)} bytes, not {HASH_SIZE}")
+
+
+def root_from_inclusion_proof(
+    leaf_index: int, tree_size: int, leaf_hash: bytes, path: Sequence[bytes]
+) -> bytes:
+    """The root that ``path`` (RFC 9162 §2.1.3.1) recomputes for ``leaf_hash`` at ``leaf_index``.
+
+    Raises ``InclusionProofInvalid`` when the index is outside the tree or the path has the wrong
+    length or holds something that is not a 32-byte hash. The caller compares the result with a root
+    it trusts (a signed checkpoint or receipt); ``verify_inclusion`` does both.
+    """
+    if not 0 <= leaf_index < tree_size:
+        raise InclusionProofInvalid(f"leaf index {leaf_index} is not in a tree of {tree_size} leaves")
+    if tree_size > MAX_TREE_SIZE:
+        raise InclusionProofInvalid(f"tree size {tree_size} is not a 64-bit unsigned integer")
+    _check_hash(leaf_hash, "the leaf hash", InclusionProofInvalid)
+    expected = inclusion_path_length(leaf_index, tree_size)
+    if len(path) != expected:
+        raise InclusionProofInvalid(
+            f"an inclusion proof of leaf {leaf_index} in a tree of {tree_size} leaves has {expected} "
+            f"hashes, not {len(path)}"
+        )
+    # RFC 9162 §2.1.3.2, steps 2-5.
+    fn = leaf_index
+    sn = tree_size - 1
+    r = leaf_hash
+    for i, p in enumerate(path):
+        if len(p) != HASH_SIZE:
+            raise InclusionProofInvalid(f"inclusion path element {i} is {len(p)} bytes, not {HASH_SIZE}")
+        if sn == 0:  # step 4a; unreachable after the length check, kept as the RFC's own guard
+            raise InclusionProofInvalid("the inclusion path is longer than the tree is high")
+        if fn & 1 or fn == sn:
+            r = sha256(NODE_PREFIX + p + r).digest()
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = sha256(NODE_PREFIX + r + p).digest()
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:  # step 5; unreachable after the length check
+        raise InclusionProofInvalid("the inclusion path is shorter than the tree is high")
+    return r
+
+
+def verify_inclusion(
+    leaf_index: int, tree_size: int, leaf_hash: bytes, path: Sequence[bytes], root: bytes
+) -> None:
+    """Check that ``path`` proves ``leaf_hash`` is leaf ``leaf_index`` of the tree with ``root``."""
+    if root_from_inclusion_proof(leaf_index, tree_size, leaf_hash, path) != root:
+        raise InclusionProofInvalid(
+            f"the inclusion proof of leaf {leaf_index} does not lead to the root of the tree of "
+            f"{tree_size} leaves"
+        )
+
+
+def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, path: Sequence[bytes]) -> None:
+    """Check that ``path`` (RFC 9162 §2.1.4.1) proves the tree ``(size1, root1)`` is a prefix of
+    ``(size2, root2)``. Raises ``ConsistencyProofInvalid`` otherwise."""
+    if size1 < 0 or size2 > MAX_TREE_SIZE:
+        raise ConsistencyProofInvalid(f"tree sizes {size1} and {size2} are not 64-bit unsigned integers")
+    if size2 < size1:
+        raise ConsistencyProofInvalid(f"the second tree ({size2} leaves) is smaller than the first ({size1})")
+    if size1 == size2:
+        if path:
+            raise ConsistencyProofInvalid(f"two trees of {size1} leaves need an empty consistency proof")
+        if root1 != root2:
+            raise ConsistencyProofInvalid(f"two trees of {size1} leaves have different roots")
+        if size1 == 0 and root1 != EMPTY_ROOT:
+            raise ConsistencyProofInvalid("the root of a tree with no leaves is not the empty-tree hash")
+        return
+    if size1 == 0:
+        raise ConsistencyProofInvalid("a consistency proof from a tree with no leaves proves nothing")
+    expected = consistency_path_length(size1, size2)
+    if len(path) != expected:
+        raise ConsistencyProofInvalid(
+            f"a consistency proof from {size1} to {size2} leaves has {expected} hashes, not {len(path)}"
+        )
+    for i, c in enumerate(path):
+        if len(c) != HASH_SIZE:
+            raise ConsistencyProofInvalid(f"consistency path element {i} is {len(c)} bytes, not {HASH_SIZE}")
+
+    # RFC 9162 §2.1.4.2. Step 1 (empty path) is covered by the length check. Step 2 prepends root1
+    # when size1 is a power of two; instead of copying the path, start from root1 and walk all of it.
+    if size1 & (size1 - 1) == 0:
+        fr = sr = root1
+        start = 0
+    else:
+        fr = sr = path[0]  # step 5
+        start = 1
+    fn = size1 - 1  # step 3
+    sn = size2 - 1
+    while fn & 1:  # step 4
+        fn >>= 1
+        sn >>= 1
+    for i in range(start, len(path)):  # step 6
+        c = path[i]
+        if sn == 0:  # step 6a; unreachable after the length check
+            raise ConsistencyProofInvalid("the consistency path is longer than the tree is high")
+        if fn & 1 or fn == sn:
+            fr = sha256(NODE_PREFIX + c + fr).digest()
+            sr = sha256(NODE_PREFIX + c + sr).digest()
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = sha256(NODE_PREFIX + sr + c).digest()
+        fn >>= 1
+        sn >>= 1
+    # Step 7.
+    if sn != 0:
+        raise ConsistencyProofInvalid("the consistency path is shorter than the tree is high")
+    if fr != root1:
+        raise ConsistencyProofInvalid(f"the consistency proof does not lead to the {size1}-leaf tree's root")
+    if sr != root2:
+        raise ConsistencyProofInvalid(f"the consistency proof does not lead to the {size2}-leaf tree's root")
