@@ -31,7 +31,7 @@ NODE_PREFIX = b"\x01"
 EMPTY_ROOT = sha256(b"").digest()
 """RFC 9162 §2.1.1: the hash of the empty tree, ``MTH({}) = SHA-256()``."""
 
-MAX_TREE_SIZE = 1 << 64
+MAX_TREE_SIZE = (1 << 64) - 1
 """Tree sizes and indices are uint64 on every wire format we read (RFC 9162, RFC 9942, C2SP)."""
 
 

@@ -178,11 +178,22 @@ def test_sumdb_record_hash_is_the_rfc9162_leaf_hash() -> None:
 
 @pytest.mark.parametrize(
     ("index", "size", "path_len"),
-    [(0, 0, 0), (-1, 1, 0), (1, 1, 0), (0, 1 << 64 + 1, 65), (0, 1, 1), (0, 2, 0), (0, 2, 2), (3, 5, 1)],
+    [(0, 0, 0), (-1, 1, 0), (1, 1, 0), (0, 1 << 64, 64), (0, 1, 1), (0, 2, 0), (0, 2, 2), (3, 5, 1)],
 )
 def test_inclusion_shape_refused(index: int, size: int, path_len: int) -> None:
     with pytest.raises(InclusionProofInvalid):
         root_from_inclusion_proof(index, size, bytes(32), [bytes(32)] * path_len)
+
+
+def test_largest_tree_size_accepted() -> None:
+    size = (1 << 64) - 1
+    node = leaf_hash(b"x")
+    root = root_from_inclusion_proof(size - 1, size, node, [node] * 63)
+    assert len(root) == 32
+    verify_inclusion(size - 1, size, node, [node] * 63, root)
+    # The first 2^63 leaves are the root's left subtree: the proof is the right subtree's hash.
+    right = leaf_hash(b"y")
+    verify_consistency(1 << 63, size, node, hash_children(node, right), [right])
 
 
 def test_inclusion_hash_lengths_refused() -> None:
@@ -198,7 +209,7 @@ def test_inclusion_hash_lengths_refused() -> None:
 
 @pytest.mark.parametrize(
     ("size1", "size2", "path_len"),
-    [(-1, 1, 0), (0, 1, 0), (0, 5, 3), (3, 2, 1), (1, 1 << 64 + 1, 64), (3, 5, 0), (3, 5, 5), (4, 8, 2)],
+    [(-1, 1, 0), (0, 1, 0), (0, 5, 3), (3, 2, 1), (1, 1 << 64, 64), (3, 5, 0), (3, 5, 5), (4, 8, 2)],
 )
 def test_consistency_shape_refused(size1: int, size2: int, path_len: int) -> None:
     with pytest.raises(ConsistencyProofInvalid):
