@@ -218,3 +218,45 @@ class ConfigurationError(TabellionError):
     code = "configuration-error"
     title = "Configuration error"
     status = 500
+
+
+# --- the log client -------------------------------------------------------------------------------
+
+
+class LogRequestRefused(TabellionError):
+    """The transparency log answered a request with a problem (or an unexpected status).
+
+    ``status`` is the HTTP status of that answer; ``problem_title`` and ``problem_type`` are the title and
+    the type URI (e.g. ``urn:tabellion:error:signature-invalid``) the log gave, when it gave them.
+    """
+
+    code = "log-request-refused"
+    title = "Log refused the request"
+    status = 502
+
+    def __init__(
+        self, detail: str, *, status: int, problem_title: str | None = None, problem_type: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status  # type: ignore[misc]  # the answer's status, not the class default
+        self.problem_title = problem_title or self.title
+        self.problem_type = problem_type
+
+    def __str__(self) -> str:
+        return f"{self.problem_title}: {self.detail}"
+
+
+class LogUnreachable(TabellionError):
+    """The transparency log could not be reached, or did not answer in time."""
+
+    code = "log-unreachable"
+    title = "Log unreachable"
+    status = 502
+
+
+class RegistrationPending(TabellionError):
+    """The log accepted a statement but had not registered it when the caller stopped waiting."""
+
+    code = "registration-pending"
+    title = "Registration still running"
+    status = 503

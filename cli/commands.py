@@ -1,0 +1,454 @@
+"""The ``tabellion`` commands: a thin shell over the library (sigstore-python's habit).
+
+Each command is a plain function that returns the line(s) it reports, so tests call it directly;
+``run(argv)`` parses arguments, calls one, prints, and turns every error into one line on stderr
+(``tabellion: error: <message>``, exit 1; 2 for a usage error). ``--verbose`` shows the traceback.
+
+The ``verify`` commands are offline: they read files and use only ``verifier`` and ``schemas``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from schemas import cose_labels as L
+from schemas.checkpoint import parse_checkpoint
+from schemas.cose_sign1 import decode_sign1
+from schemas.errors import (
+    ConsistencyProofInvalid,
+    InvalidParameter,
+    RegistrationPending,
+    TabellionError,
+)
+from schemas.leaf import entry_id, leaf_data
+from schemas.note import VerifierKey, parse_note, parse_vkey
+from schemas.proofs import ConsistencyProof
+from schemas.receipt import parse_receipt
+from transparency.client import (
+    KEY_KINDS,
+    HttpLogClient,
+    KeyKind,
+    did_of,
+    generate_key,
+    load_private_key,
+    save_private_key,
+    sign_hash_envelope,
+    sign_statement,
+)
+from verifier.checkpoints import verify_checkpoint, verify_checkpoint_consistency
+from verifier.keys import parse_key_set
+from verifier.receipts import VerifiedReceipt, verify_receipt, verify_transparent_statement
+from verifier.statements import DidKeyResolver, verify_statement
+
+PROG = "tabellion"
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+class UsageError(Exception):
+    """Arguments that do not fit a command (exit status 2)."""
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+def read_file(path: str | Path, what: str) -> bytes:
+    source = Path(path)
+    try:
+        with source.open("rb") as fh:
+            data = fh.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot read the {what} {source}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_INPUT_BYTES:
+        raise InvalidParameter(f"the {what} {source} is larger than {MAX_INPUT_BYTES} bytes")
+    return data
+
+
+def write_file(path: str | Path, data: bytes, what: str) -> None:
+    target = Path(path)
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write the {what} to {target}: {exc.strerror or exc}") from exc
+
+
+def load_vkey(value: str) -> VerifierKey:
+    """A signed-note verifier key given inline (``<name>+<id>+<key>``) or as a file holding one."""
+    path = Path(value)
+    if path.is_file():
+        return parse_vkey(read_file(path, "log key").decode("utf-8", "replace"))
+    if "+" not in value:
+        raise InvalidParameter(f"log key {value[:100]!r} is neither a file nor a verifier key "
+                               "<name>+<id>+<key>")
+    return parse_vkey(value)
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None:
+    """Run the transparency service until SIGINT/SIGTERM."""
+    from transparency.server import serve as serve_log
+    from transparency.settings import load_settings
+
+    settings = load_settings(overrides)
+    print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
+          f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
+    serve_log(settings)
+
+
+def keygen(out: str | Path, kind: KeyKind = "ed25519", *, force: bool = False) -> str:
+    """Write a new private key to ``out``; return its did:key."""
+    key = generate_key(kind)
+    save_private_key(key, out, overwrite=force)
+    return did_of(key)
+
+
+def sign(
+    key_file: str | Path,
+    payload_file: str | Path,
+    out: str | Path,
+    *,
+    subject: str,
+    content_type: str,
+    issuer: str | None = None,
+    hash_envelope: bool = False,
+) -> str:
+    """Sign the payload as a statement (or a hash envelope of it), write it to ``out``, describe it."""
+    key = load_private_key(key_file)
+    payload = read_file(payload_file, "payload")
+    if hash_envelope:
+        statement = sign_hash_envelope(key, payload, subject=subject, preimage_content_type=content_type,
+                                       issuer=issuer)
+    else:
+        statement = sign_statement(key, payload, subject=subject, content_type=content_type, issuer=issuer)
+    write_file(out, statement, "statement")
+    kind = "hash envelope statement" if hash_envelope else "statement"
+    ident = entry_id(leaf_data(decode_sign1(statement)))
+    return f"wrote {kind} {out} ({len(statement)} bytes) signed by {issuer or did_of(key)}, entry id {ident}"
+
+
+def submit(
+    url: str,
+    statement_file: str | Path,
+    *,
+    receipt_out: str | Path | None = None,
+    transparent_out: str | Path | None = None,
+    wait: float = 30.0,
+    progress: TextIO | None = None,
+) -> list[str]:
+    """Register a statement; write its receipt (and transparent statement); report id and location."""
+    statement = read_file(statement_file, "statement")
+
+    def pending(ident: str, waited: float) -> None:
+        if progress is not None:
+            print(f"{PROG}: entry {ident} is being registered ({waited:.0f}s)", file=progress, flush=True)
+
+    with HttpLogClient(url, wait=wait) as client:
+        done = client.submit(statement, on_pending=pending)
+        if done.receipt is None:
+            raise RegistrationPending(
+                f"entry {done.entry_id} was still being registered after {wait:g}s; fetch its receipt later "
+                f"from {done.location}"
+            )
+        lines = [f"entry {done.entry_id}", f"location {done.location}"]
+        if receipt_out is not None:
+            write_file(receipt_out, done.receipt, "receipt")
+            lines.append(f"receipt {receipt_out} ({_receipt_summary(done.receipt)})")
+        if transparent_out is not None:
+            write_file(transparent_out, client.transparent_statement(done.entry_id), "transparent statement")
+            lines.append(f"transparent statement {transparent_out}")
+    return lines
+
+
+def fetch(
+    what: str,
+    url: str,
+    out: str | Path,
+    *,
+    old: int | None = None,
+    new: int | None = None,
+    entry: str | None = None,
+) -> str:
+    """Download what an auditor needs for offline verification; its shape is checked before it is written."""
+    with HttpLogClient(url) as client:
+        if what == "keys":
+            data = client.key_set()
+            keys = parse_key_set(data)
+            summary = f"the log's key set ({len(keys)} keys: {', '.join(kid.hex() for kid in keys)})"
+        elif what == "checkpoint":
+            text = client.checkpoint()
+            cp = parse_checkpoint(parse_note(text).text)
+            data = text.encode()
+            summary = f"the checkpoint of {cp.origin} at tree size {cp.size} (not yet verified)"
+        elif what == "vkey":
+            vkey = parse_vkey(client.vkey())
+            data = (vkey.encode() + "\n").encode()
+            summary = f"the log's checkpoint key {vkey.name}+{vkey.key_id.hex()}"
+        elif what == "consistency":
+            if old is None or new is None:
+                raise UsageError("fetch consistency needs --old and --new")
+            proof = client.consistency(old, new)
+            data = proof.encode()
+            summary = f"the consistency proof of tree size {old} to {new} ({len(proof.path)} hashes)"
+        elif what in ("receipt", "statement"):
+            if entry is None:
+                raise UsageError(f"fetch {what} needs --entry")
+            if what == "receipt":
+                found = client.receipt(entry)
+                if found is None:
+                    raise RegistrationPending(f"the log is still registering entry {entry}")
+                data, summary = found, f"the receipt of entry {entry} ({_receipt_summary(found)})"
+            else:
+                data = client.transparent_statement(entry)
+                summary = f"the transparent statement of entry {entry}"
+        else:
+            raise UsageError(f"cannot fetch {what!r}")
+    write_file(out, data, what)
+    return f"wrote {summary} to {out}"
+
+
+def verify_statement_file(path: str | Path) -> str:
+    """Check a statement's did:key signature offline."""
+    statement = verify_statement(read_file(path, "statement"), DidKeyResolver())
+    alg = L.SIGNING_ALGORITHMS[statement.alg]
+    if statement.payload_hash_alg is not None:
+        what = f"hash envelope of {statement.content_type} (SHA-256 {statement.payload.hex()})"
+    else:
+        what = f"{statement.content_type} payload of {len(statement.payload)} bytes"
+    return (f"OK: statement by {statement.issuer} about {statement.subject}, {what}, {alg}, "
+            f"entry id {entry_id(leaf_data(statement.message))}")
+
+
+def verify_receipt_files(
+    log_keys: str | Path,
+    transparent: str | Path | None = None,
+    *,
+    statement: str | Path | None = None,
+    receipt: str | Path | None = None,
+    check_signer: bool = True,
+) -> list[str]:
+    """Check receipts offline with the log's key set: a transparent statement, or a statement and its receipt.
+
+    The statement's own did:key signature is checked too unless ``check_signer`` is off.
+    """
+    if transparent is not None and (statement is not None or receipt is not None):
+        raise UsageError("give either a transparent statement file or --statement and --receipt, not both")
+    if transparent is None and (statement is None or receipt is None):
+        raise UsageError("give a transparent statement file, or both --statement and --receipt")
+    keys = parse_key_set(read_file(log_keys, "key set"))
+    resolver = DidKeyResolver() if check_signer else None
+    if transparent is not None:
+        data = read_file(transparent, "transparent statement")
+        verified = verify_transparent_statement(data, keys, resolver)
+    else:
+        data = read_file(str(statement), "statement")
+        verified = [verify_receipt(read_file(str(receipt), "receipt"), data, keys)]
+    signed = verify_statement(data, resolver) if resolver is not None else None
+    signer = f", statement signed by {signed.issuer}" if signed is not None else ""
+    return [_receipt_line(v) + signer for v in verified]
+
+
+def verify_checkpoint_file(path: str | Path, log_key: str, origin: str | None = None) -> str:
+    """Check a signed checkpoint offline with the log's verifier key."""
+    vkey = load_vkey(log_key)
+    cp = verify_checkpoint(read_file(path, "checkpoint"), vkey, origin)
+    return (f"OK: checkpoint of {cp.origin} at tree size {cp.size}, root {cp.root_hash.hex()}, "
+            f"signed by {vkey.name}+{vkey.key_id.hex()}")
+
+
+def verify_consistency_files(
+    old: str | Path, new: str | Path, proof: str | Path, log_key: str, origin: str | None = None
+) -> str:
+    """Check offline that the checkpoint ``new`` extends ``old``, with a consistency proof file."""
+    vkey = load_vkey(log_key)
+    old_cp = verify_checkpoint(read_file(old, "old checkpoint"), vkey, origin)
+    new_cp = verify_checkpoint(read_file(new, "new checkpoint"), vkey, origin)
+    decoded = ConsistencyProof.decode(read_file(proof, "consistency proof"))
+    if (decoded.size1, decoded.size2) != (old_cp.size, new_cp.size):
+        raise ConsistencyProofInvalid(
+            f"the proof is for tree sizes {decoded.size1} and {decoded.size2}, the checkpoints are of "
+            f"{old_cp.size} and {new_cp.size}"
+        )
+    verify_checkpoint_consistency(old_cp, new_cp, decoded.path)
+    return f"OK: tree size {new_cp.size} of {new_cp.origin} extends tree size {old_cp.size}"
+
+
+def _receipt_line(v: VerifiedReceipt) -> str:
+    return f"OK: entry {v.leaf_index} of tree size {v.tree_size} at {v.issuer}, receipt key {v.kid.hex()}"
+
+
+def _receipt_summary(receipt: bytes) -> str:
+    """What an (unverified) receipt claims, for progress output."""
+    parsed = parse_receipt(receipt)
+    if not parsed.inclusion:
+        return "no inclusion proof"
+    proof = parsed.inclusion[0]
+    return f"entry {proof.leaf_index} of tree size {proof.tree_size} at {parsed.issuer}"
+
+
+# --- argument parsing -----------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _print(lines: str | Sequence[str]) -> int:
+    for line in [lines] if isinstance(lines, str) else lines:
+        print(line)
+    return 0
+
+
+def _cmd_serve(a: argparse.Namespace) -> int:
+    handler = logging.StreamHandler()  # hypercorn logs on its own; this is for the service's loggers
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    service_log = logging.getLogger("transparency")
+    service_log.addHandler(handler)
+    service_log.setLevel(logging.DEBUG if a.verbose else logging.INFO)
+    serve({"data_dir": a.data, "host": a.host, "port": a.port, "origin": a.origin,
+           "max_body_bytes": a.max_body})
+    return 0
+
+
+def _cmd_submit(a: argparse.Namespace) -> int:
+    return _print(submit(a.url, a.statement, receipt_out=a.out, transparent_out=a.transparent, wait=a.wait,
+                         progress=sys.stderr))
+
+
+def _cmd_verify_receipt(a: argparse.Namespace) -> int:
+    return _print(verify_receipt_files(a.log_keys, a.transparent, statement=a.statement, receipt=a.receipt,
+                                       check_signer=not a.no_signer_check))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    parser = _Parser(prog=PROG, parents=[common], description="Tabellion: a transparency log for "
+                     "AI-agent identity (SCITT), and its offline verifier.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        sub: Any, name: str, run: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text,
+                                                    description=help_text)
+        p.set_defaults(run=run)
+        return p
+
+    p = command(commands, "serve", _cmd_serve, "run the transparency service")
+    p.add_argument("--data", type=Path, help="data folder (log database and log key)")
+    p.add_argument("--host", help="address to listen on")
+    p.add_argument("--port", type=int, help="port to listen on")
+    p.add_argument("--origin", help="the log's origin (checkpoint origin line, receipt issuer)")
+    p.add_argument("--max-body", type=int, metavar="BYTES", help="largest statement accepted")
+
+    p = command(commands, "keygen", lambda a: _print(keygen(a.out, a.type, force=a.force)),
+                "create a signing key and print its did:key")
+    p.add_argument("--type", choices=KEY_KINDS, default="ed25519")
+    p.add_argument("-o", "--out", required=True, metavar="KEYFILE")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+
+    p = command(commands, "sign", lambda a: _print(sign(
+        a.key, a.payload, a.out, subject=a.subject, content_type=a.content_type, issuer=a.issuer,
+        hash_envelope=a.hash_envelope)), "sign a payload as a COSE signed statement")
+    p.add_argument("--key", required=True, metavar="KEYFILE")
+    p.add_argument("--payload", required=True, metavar="FILE")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--content-type", required=True, help="the payload's media type")
+    p.add_argument("--issuer", help="CWT iss (default: the key's did:key)")
+    p.add_argument("--hash-envelope", action="store_true", help="sign SHA-256 of the payload (RFC 9995)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT")
+
+    p = command(commands, "submit", _cmd_submit, "register a signed statement on a log")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("statement", metavar="STATEMENT")
+    p.add_argument("-o", "--out", metavar="RECEIPT", help="write the receipt here")
+    p.add_argument("--transparent", metavar="OUT", help="write the transparent statement here")
+    p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for a registration that is still running")
+
+    fetch_parser = command(commands, "fetch", lambda a: 2, "download log data for offline verification")
+    fetches = fetch_parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    for what, help_text in (("keys", "the COSE key set of the receipt keys"),
+                            ("checkpoint", "the latest signed checkpoint"),
+                            ("vkey", "the checkpoint (signed-note) verifier key"),
+                            ("consistency", "a consistency proof between two tree sizes"),
+                            ("receipt", "the receipt of an entry"),
+                            ("statement", "the transparent statement of an entry")):
+        p = command(fetches, what, lambda a: _print(fetch(a.what, a.url, a.out, old=a.old, new=a.new,
+                                                          entry=a.entry)), help_text)
+        p.add_argument("url", metavar="URL")
+        p.add_argument("-o", "--out", required=True, metavar="FILE")
+        p.set_defaults(old=None, new=None, entry=None)
+        if what == "consistency":
+            p.add_argument("--old", type=int, required=True, metavar="N")
+            p.add_argument("--new", type=int, required=True, metavar="M")
+        if what in ("receipt", "statement"):
+            p.add_argument("--entry", required=True, metavar="ENTRY_ID")
+
+    verify_parser = command(commands, "verify", lambda a: 2, "verify offline (no network)")
+    checks = verify_parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = command(checks, "statement", lambda a: _print(verify_statement_file(a.file)),
+                "check a statement's did:key signature")
+    p.add_argument("file", metavar="FILE")
+    p = command(checks, "receipt", _cmd_verify_receipt, "check receipts with the log's key set")
+    p.add_argument("transparent", nargs="?", metavar="TRANSPARENT_FILE")
+    p.add_argument("--log-keys", required=True, metavar="KEYSET_FILE")
+    p.add_argument("--statement", metavar="FILE")
+    p.add_argument("--receipt", metavar="FILE")
+    p.add_argument("--no-signer-check", action="store_true",
+                   help="check only the receipt, not the statement's did:key signature")
+    p = command(checks, "checkpoint", lambda a: _print(verify_checkpoint_file(a.file, a.log_key, a.origin)),
+                "check a signed checkpoint with the log's verifier key")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--log-key", required=True, metavar="VKEY_FILE_OR_STRING")
+    p.add_argument("--origin")
+    p = command(checks, "consistency", lambda a: _print(verify_consistency_files(
+        a.old, a.new, a.proof, a.log_key, a.origin)), "check that one checkpoint extends another")
+    p.add_argument("--old", required=True, metavar="CP1")
+    p.add_argument("--new", required=True, metavar="CP2")
+    p.add_argument("--proof", required=True, metavar="PROOF_FILE")
+    p.add_argument("--log-key", required=True, metavar="VKEY_FILE_OR_STRING")
+    p.add_argument("--origin")
+    return parser
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run one command; 0 on success, 1 on an error (one line on stderr), 2 on a usage error."""
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        args = build_parser().parse_args(list(argv))
+        args.verbose = getattr(args, "verbose", False)
+        verbose = args.verbose
+        code: int = args.run(args)
+        return code
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except UsageError as exc:
+        return _fail(exc, 2, verbose)
+    except (TabellionError, OSError) as exc:
+        return _fail(exc, 1, verbose)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one edge where any error becomes one line
+        return _fail(exc, 1, verbose, unexpected=True)
+
+
+def _fail(exc: BaseException, code: int, verbose: bool, *, unexpected: bool = False) -> int:
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror and not exc.filename else str(exc)
+    message = " ".join(text.split()) or type(exc).__name__
+    if unexpected:
+        hint = "" if verbose else " (--verbose shows the traceback)"
+        message = f"unexpected {type(exc).__name__}: {message}{hint}"
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code

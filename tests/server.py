@@ -1,0 +1,113 @@
+"""A real transparency service for tests: ``tabellion serve`` in a subprocess on a free 127.0.0.1 port.
+
+    with running_server(tmp_path, registration_timeout_s=0.5) as url:
+        httpx.get(f"{url}/checkpoint")
+        url.kill9()          # a crash: SIGKILL, no clean shut-down
+
+``url`` is a ``str`` (the base URL, e.g. ``http://127.0.0.1:41234``) that also carries the ``Popen``
+(``url.process``), the data folder (``url.data_dir``) and the server's stderr log (``url.log_path``).
+Settings are ``transparency.settings.Settings`` field names; they reach the server as ``TABELLION_*``
+environment variables (``data_dir``, ``host`` and ``port`` as flags). On leaving the block the server gets
+SIGTERM, then SIGKILL after 5 s; leaving after ``kill9()`` is fine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+
+
+class ServerUrl(str):
+    """The base URL of a running server, with a handle on its process."""
+
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+
+    def __new__(cls, url: str, process: subprocess.Popen[bytes], data_dir: Path, log_path: Path) -> ServerUrl:
+        self = super().__new__(cls, url)
+        self.process = process
+        self.data_dir = data_dir
+        self.log_path = log_path
+        return self
+
+    def kill9(self) -> None:
+        """SIGKILL the server (a crash) and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(STOP_TIMEOUT_S)
+
+    def terminate(self) -> int:
+        """SIGTERM (clean shut-down), SIGKILL after 5 s; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT_S)
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(tmp_path: Path, **settings: Any) -> ServerUrl:
+    """Start a server and wait until GET /checkpoint answers 200; the caller must stop it."""
+    data_dir = Path(settings.pop("data_dir", tmp_path / "data"))
+    port = int(settings.pop("port", free_port()))
+    host = str(settings.pop("host", "127.0.0.1"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TABELLION_")}
+    env.update({f"TABELLION_{name.upper()}": str(value) for name, value in settings.items()})
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    log_path = tmp_path / f"server-{port}.log"
+    command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data_dir), "--host", host,
+               "--port", str(port)]
+    log: IO[bytes]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = ServerUrl(f"http://{host}:{port}", process, data_dir, log_path)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before answering:\n{url.log()}")
+        try:
+            if httpx.get(f"{url}/checkpoint", timeout=1.0).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            url.terminate()
+            raise RuntimeError(f"no answer to GET /checkpoint in {START_TIMEOUT_S}s:\n{url.log()}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def running_server(tmp_path: Path, **settings: Any) -> Iterator[ServerUrl]:
+    """A server for the length of the block (see the module docstring)."""
+    url = start_server(tmp_path, **settings)
+    try:
+        yield url
+    finally:
+        url.terminate()

@@ -1,0 +1,255 @@
+"""Signing statements as a did:key signer does (ARCHITECTURE.md §2), with pycose producing the COSE.
+
+A statement is a tagged COSE_Sign1 (tag 18) whose protected header carries ``alg`` (EdDSA -8 for Ed25519,
+ES256 -7 for P-256), ``kid`` (the signer's verification method ``did:key:z…#z…`` as UTF-8 bytes), the CWT
+claims (15) ``iss`` (the bare did:key), ``sub`` and ``iat``, and either ``content type`` (3) or, for a
+hash envelope (RFC 9995), the payload hash algorithm (258) and the preimage content type (259). The
+unprotected header is empty. The protected header is encoded deterministically, so one set of headers
+always yields the same bytes.
+
+Private keys are ``cryptography`` keys, stored as unencrypted PKCS#8 PEM files readable by their owner only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pycose.keys.curves import P256, Ed25519
+from pycose.keys.ec2 import EC2Key
+from pycose.keys.okp import OKPKey
+from pycose.messages.sign1message import Sign1Message
+
+from schemas import cbor
+from schemas import cose_labels as L
+from schemas.errors import ConfigurationError, InvalidParameter, MalformedKey
+from verifier.did_key import did_key_from_public, verification_method
+from verifier.keys import PublicKey
+
+PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+"""A signing key: Ed25519, or ECDSA on P-256."""
+
+KeyKind = Literal["ed25519", "p256"]
+KEY_KINDS: tuple[str, ...] = get_args(KeyKind)
+MAX_KEY_FILE_BYTES = 64 * 1024
+_P256_SCALAR_SIZE = 32
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def generate_key(kind: KeyKind = "ed25519") -> PrivateKey:
+    """A fresh private key of ``kind`` (``"ed25519"`` or ``"p256"``)."""
+    if kind == "ed25519":
+        return Ed25519PrivateKey.generate()
+    if kind == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise InvalidParameter(f"key type {kind!r} is not one of {', '.join(KEY_KINDS)}")
+
+
+def save_private_key(key: PrivateKey, path: str | Path, *, overwrite: bool = False) -> None:
+    """Write ``key`` as unencrypted PKCS#8 PEM, mode 0600, atomically; an existing file is kept unless
+    ``overwrite`` is set."""
+    _check_key(key)
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise ConfigurationError(f"{target} already exists; refusing to overwrite a key file")
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write key file {target}: {exc.strerror or exc}") from exc
+
+
+def load_private_key(path: str | Path) -> PrivateKey:
+    """Read an unencrypted PEM private key (Ed25519 or P-256).
+
+    A file that cannot be read raises ``ConfigurationError``; one that is not such a key, ``MalformedKey``.
+    """
+    source = Path(path)
+    try:
+        with source.open("rb") as fh:
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read key file {source}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise MalformedKey(f"{source} is larger than {MAX_KEY_FILE_BYTES} bytes; it is not a PEM private key")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError as exc:  # encrypted, and no password given
+        raise MalformedKey(f"{source} holds an encrypted private key; only unencrypted PEM is read") from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise MalformedKey(f"{source} is not a PEM private key") from exc
+    if isinstance(key, Ed25519PrivateKey):
+        return key
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    raise MalformedKey(f"{source} holds a {_key_name(key)}; only Ed25519 and P-256 keys sign statements")
+
+
+def public_key(key: PrivateKey) -> PublicKey:
+    _check_key(key)
+    return key.public_key()
+
+
+def did_of(key: PrivateKey) -> str:
+    """The signer's ``did:key``."""
+    return did_key_from_public(public_key(key))
+
+
+def kid_of(key: PrivateKey) -> bytes:
+    """The kid a did:key signer puts in its statements: ``did:key:z…#z…`` as UTF-8 bytes."""
+    return verification_method(did_of(key)).encode()
+
+
+def algorithm_of(key: PrivateKey) -> int:
+    """EdDSA (-8) for an Ed25519 key, ES256 (-7) for a P-256 key."""
+    _check_key(key)
+    return L.ALG_EDDSA if isinstance(key, Ed25519PrivateKey) else L.ALG_ES256
+
+
+# --- statements -----------------------------------------------------------------------------------
+
+
+def sign_statement(
+    key: PrivateKey,
+    payload: bytes,
+    *,
+    subject: str,
+    content_type: str | int,
+    issuer: str | None = None,
+    kid: bytes | None = None,
+    extra_claims: Mapping[int, Any] | None = None,
+) -> bytes:
+    """A signed statement (tagged COSE_Sign1) carrying ``payload`` of ``content_type`` about ``subject``.
+
+    ``issuer`` defaults to the key's did:key and ``kid`` to its verification method. ``extra_claims``
+    adds CWT claims (e.g. ``exp`` 4, ``nbf`` 5, or an explicit ``iat`` 6); ``iss`` and ``sub`` are set only
+    through ``issuer`` and ``subject``.
+    """
+    if not (isinstance(content_type, str) and content_type) and not (
+        isinstance(content_type, int) and not isinstance(content_type, bool) and content_type >= 0
+    ):
+        raise InvalidParameter("content_type must be a non-empty media type or a CoAP content format")
+    protected = _base_header(key, subject, issuer, kid, extra_claims)
+    protected[L.CONTENT_TYPE] = content_type
+    return _sign1(key, protected, _bytes(payload, "payload"))
+
+
+def sign_hash_envelope(
+    key: PrivateKey,
+    content: bytes,
+    *,
+    subject: str,
+    preimage_content_type: str | int,
+    issuer: str | None = None,
+    kid: bytes | None = None,
+    extra_claims: Mapping[int, Any] | None = None,
+    payload_location: str | None = None,
+) -> bytes:
+    """A signed statement in the RFC 9995 hash envelope: the payload is SHA-256(``content``).
+
+    The protected header carries payload hash alg (258) = SHA-256 (-16), preimage content type (259) and,
+    when given, payload location (260); it carries no content type (3).
+    """
+    if not (isinstance(preimage_content_type, str) and preimage_content_type) and not (
+        isinstance(preimage_content_type, int) and not isinstance(preimage_content_type, bool)
+    ):
+        raise InvalidParameter("preimage_content_type must be a non-empty media type or an integer")
+    protected = _base_header(key, subject, issuer, kid, extra_claims)
+    protected[L.PAYLOAD_HASH_ALG] = L.HASH_SHA256
+    protected[L.PREIMAGE_CONTENT_TYPE] = preimage_content_type
+    if payload_location is not None:
+        if not isinstance(payload_location, str) or not payload_location:
+            raise InvalidParameter("payload_location must be a non-empty text string")
+        protected[L.PAYLOAD_LOCATION] = payload_location
+    return _sign1(key, protected, hashlib.sha256(_bytes(content, "content")).digest())
+
+
+def _base_header(
+    key: PrivateKey,
+    subject: str,
+    issuer: str | None,
+    kid: bytes | None,
+    extra_claims: Mapping[int, Any] | None,
+) -> dict[int, Any]:
+    if not isinstance(subject, str) or not subject:
+        raise InvalidParameter("subject must be a non-empty text string")
+    if issuer is not None and (not isinstance(issuer, str) or not issuer):
+        raise InvalidParameter("issuer must be a non-empty text string")
+    if kid is not None and (not isinstance(kid, bytes) or not kid):
+        raise InvalidParameter("kid must be a non-empty byte string")
+    did = did_of(key)
+    claims: dict[int, Any] = {L.CWT_ISS: did if issuer is None else issuer, L.CWT_SUB: subject,
+                              L.CWT_IAT: int(time.time())}
+    for label, value in (extra_claims or {}).items():
+        if label in (L.CWT_ISS, L.CWT_SUB):
+            raise InvalidParameter(f"CWT claim {label} is set through issuer/subject, not extra_claims")
+        if not isinstance(label, int | str) or isinstance(label, bool):
+            raise InvalidParameter(f"CWT claim label {label!r} is neither an integer nor a text string")
+        claims[label] = value
+    return {
+        L.ALG: algorithm_of(key),
+        L.KID: verification_method(did).encode() if kid is None else kid,
+        L.CWT_CLAIMS: claims,
+    }
+
+
+def _sign1(key: PrivateKey, protected: Mapping[int, Any], payload: bytes) -> bytes:
+    """Sign with pycose over the deterministic encoding of ``protected``; empty unprotected header, tag 18."""
+    message = Sign1Message(phdr_encoded=cbor.encode(dict(protected)), uhdr={}, payload=payload)
+    message.key = _pycose_key(key)
+    return bytes(message.encode(tag=True))
+
+
+def _pycose_key(key: PrivateKey) -> Any:
+    if isinstance(key, Ed25519PrivateKey):
+        d = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        x = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return OKPKey(crv=Ed25519, d=d, x=x)
+    numbers = key.private_numbers()
+    return EC2Key(
+        crv=P256,
+        d=numbers.private_value.to_bytes(_P256_SCALAR_SIZE, "big"),
+        x=numbers.public_numbers.x.to_bytes(_P256_SCALAR_SIZE, "big"),
+        y=numbers.public_numbers.y.to_bytes(_P256_SCALAR_SIZE, "big"),
+    )
+
+
+def _bytes(data: object, what: str) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidParameter(f"the {what} must be bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
+def _check_key(key: object) -> None:
+    if isinstance(key, Ed25519PrivateKey):
+        return
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return
+    raise MalformedKey(f"a {_key_name(key)} cannot sign statements; use an Ed25519 or P-256 private key")
+
+
+def _key_name(key: object) -> str:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return f"EC private key on {key.curve.name}"
+    return type(key).__name__
