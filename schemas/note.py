@@ -67,7 +67,7 @@ def ed25519_vkey(name: str, public_key: bytes) -> VerifierKey:
 
 
 def parse_vkey(text: str) -> VerifierKey:
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # base64 keys may contain "+"
     if len(parts) != 3:
         raise MalformedKey("a verifier key has the form <name>+<hex key id>+<base64 key>")
     name, hex_id, blob = parts
