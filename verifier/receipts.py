@@ -1,0 +1,76 @@
+"""RFC 9942 receipts (vds = RFC9162_SHA256) and transparent statements (RFC 9943), verified offline.
+
+A receipt's signature covers, as its detached payload, the Merkle root that its inclusion proof recomputes
+from the statement's leaf hash (ARCHITECTURE.md §2). The receipt carries no root, so a wrong path or index
+of the right shape shows up as a signature that does not verify: the signature, not the proof, is what
+binds the leaf to the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.cose_sign1 import CoseSign1, decode_sign1
+from schemas.errors import MalformedReceipt, ReceiptSignatureInvalid, SignatureInvalid
+from schemas.leaf import leaf_data, leaf_hash
+from schemas.receipt import parse_receipt, receipts_of
+from verifier.cose import verify_sign1
+from verifier.keys import KeySet
+from verifier.merkle import root_from_inclusion_proof
+from verifier.statements import KeyResolver, verify_statement
+
+
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    """What a verified receipt proves: the statement is leaf ``leaf_index`` of the tree (``tree_size``,
+    ``root``) that the log ``issuer`` signed with key ``kid`` at ``issued_at`` (seconds since the epoch)."""
+
+    tree_size: int
+    leaf_index: int
+    root: bytes
+    issuer: str
+    issued_at: int
+    kid: bytes
+
+
+def verify_receipt(receipt: bytes, statement: bytes | CoseSign1, keys: KeySet) -> VerifiedReceipt:
+    """Verify that ``receipt`` proves ``statement`` is in the log whose receipt keys are ``keys``.
+
+    The statement's unprotected header (for instance its receipts) is not part of the leaf. Only the first
+    inclusion proof is used: a receipt for one statement has one leaf. Raises ``KeyUnknown`` for a kid not in
+    ``keys``, ``InclusionProofInvalid`` for a proof of the wrong shape, ``ReceiptSignatureInvalid`` when the
+    signature does not cover the recomputed root.
+    """
+    parsed = parse_receipt(receipt)
+    if not parsed.inclusion:
+        raise MalformedReceipt("the receipt carries no inclusion proof (vdp -1); it cannot prove inclusion")
+    key = keys.get(parsed.kid)
+    message = statement if isinstance(statement, CoseSign1) else decode_sign1(statement, "signed statement")
+    proof = parsed.inclusion[0]
+    leaf = leaf_hash(leaf_data(message))
+    root = root_from_inclusion_proof(proof.leaf_index, proof.tree_size, leaf, proof.path)
+    try:
+        verify_sign1(parsed.message, parsed.alg, key, detached_payload=root)
+    except SignatureInvalid as exc:
+        raise ReceiptSignatureInvalid(
+            f"the receipt signature does not cover the root that its inclusion proof of leaf "
+            f"{proof.leaf_index} in a tree of {proof.tree_size} recomputes for this statement ({exc.detail})"
+        ) from exc
+    return VerifiedReceipt(
+        proof.tree_size, proof.leaf_index, root, parsed.issuer, parsed.issued_at, parsed.kid
+    )
+
+
+def verify_transparent_statement(
+    data: bytes, keys: KeySet, resolver: KeyResolver | None
+) -> list[VerifiedReceipt]:
+    """Verify every receipt (unprotected label 394) of a transparent statement, and, when a ``resolver`` is
+    given, the statement's own signature first. All receipts must verify; an empty list is refused."""
+    if resolver is not None:
+        message = verify_statement(data, resolver).message
+    else:
+        message = decode_sign1(data, "transparent statement")
+    receipts = receipts_of(message)
+    if not receipts:
+        raise MalformedReceipt("the transparent statement's receipts array (394) is empty")
+    return [verify_receipt(r, message, keys) for r in receipts]
