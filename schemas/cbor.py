@@ -21,7 +21,23 @@ def decode(data: bytes, what: str = "body") -> Any:
         raise MalformedCbor(f"{what} is not well-formed CBOR: {exc}") from exc
     if stream.tell() != len(data):
         raise MalformedCbor(f"{what} has {len(data) - stream.tell()} trailing bytes after the CBOR item")
+    _refuse_stray_breaks(item, what)
     return item
+
+
+def _refuse_stray_breaks(item: Any, what: str) -> None:
+    """cbor2 5.x returns a lone 0xFF "break" as a value; RFC 8949 §3.2.1 makes it not well-formed."""
+    if item is cbor2.break_marker:
+        raise MalformedCbor(f"{what} holds a stray break (0xFF) outside an indefinite-length item")
+    if isinstance(item, list | tuple):
+        for element in item:
+            _refuse_stray_breaks(element, what)
+    elif isinstance(item, dict):
+        for key, value in item.items():
+            _refuse_stray_breaks(key, what)
+            _refuse_stray_breaks(value, what)
+    elif isinstance(item, cbor2.CBORTag):
+        _refuse_stray_breaks(item.value, what)
 
 
 def encode(value: Any) -> bytes:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from schemas import media_types
+from schemas import cbor, media_types
 from schemas.errors import (
     InvalidParameter,
     NotFound,
@@ -17,9 +17,10 @@ from schemas.errors import (
     UnsupportedMediaType,
 )
 from schemas.leaf import entry_id, parse_entry_id
-from schemas.tiles import parse_tile_path
+from schemas.tiles import parse_entries_path, parse_tile_path
 from transparency.http.ratelimit import RateLimiter
 from transparency.service import TransparencyService, encode_entries
+from verifier.keys import cose_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 RETRY_AFTER_PENDING = "1"
@@ -103,8 +104,8 @@ async def get_key(request: Request) -> Response:
         kid = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise InvalidParameter(f"kid {text[:60]!r} is not base64url") from exc
-    key_set = _service(request).key_set
-    return Response(key_set.encode_one(kid), 200, media_type="application/cose-key")
+    key = _service(request).key_set.get(kid)
+    return Response(cbor.encode(cose_key(key, kid)), 200, media_type="application/cose-key")
 
 
 async def get_checkpoint(request: Request) -> Response:
@@ -125,11 +126,10 @@ async def get_consistency(request: Request) -> Response:
 async def get_tile(request: Request) -> Response:
     service = _service(request)
     path = "tile/" + request.path_params["path"]
-    level, index, width, is_entries = parse_tile_path(path)
-    if is_entries:
-        data = service.entry_bundle(index, width)
+    if path.startswith("tile/entries/"):
+        data = service.entry_bundle(*parse_entries_path(path))
     else:
-        data = service.tile(level, index, width)
+        data = service.tile(*parse_tile_path(path))
     cache = IMMUTABLE if ".p/" not in path else "public, max-age=60"
     return Response(data, 200, {"Cache-Control": cache}, media_types.TILE)
 

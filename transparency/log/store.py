@@ -60,22 +60,22 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        db["entries"].create(
+        db.table("entries").create(
             {"idx": int, "entry_id": bytes, "statement": bytes, "tree_size": int, "registered_at": int},
             pk="idx", not_null={"entry_id", "statement", "tree_size", "registered_at"},
         )
-        db["entries"].create_index(["entry_id"], unique=True)
+        db.table("entries").create_index(["entry_id"], unique=True)
         db.execute(
             "CREATE TABLE tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
             "PRIMARY KEY (level, idx)) WITHOUT ROWID"
         )
-        db["tree_heads"].create(
+        db.table("tree_heads").create(
             {"tree_size": int, "root": bytes, "timestamp": int, "checkpoint": str,
              "receipt_protected": bytes, "receipt_signature": bytes},
             pk="tree_size",
             not_null={"root", "timestamp", "checkpoint", "receipt_protected", "receipt_signature"},
         )
-        db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+        db.table("meta").create({"key": str, "value": str}, pk="key", not_null={"value"})
         for table in APPEND_ONLY_TABLES:
             for op in ("UPDATE", "DELETE"):
                 db.execute(
