@@ -9,6 +9,8 @@ import cbor2
 
 from schemas.errors import MalformedCbor
 
+_BREAK: Any = getattr(cbor2, "break_marker", object())
+
 
 def decode(data: bytes, what: str = "body") -> Any:
     """Decode exactly one CBOR data item; trailing bytes, truncation and garbage raise ``MalformedCbor``."""
@@ -27,7 +29,7 @@ def decode(data: bytes, what: str = "body") -> Any:
 
 def _refuse_stray_breaks(item: Any, what: str) -> None:
     """cbor2 5.x returns a lone 0xFF "break" as a value; RFC 8949 §3.2.1 makes it not well-formed."""
-    if item is cbor2.break_marker:
+    if item is _BREAK:
         raise MalformedCbor(f"{what} holds a stray break (0xFF) outside an indefinite-length item")
     if isinstance(item, list | tuple):
         for element in item:

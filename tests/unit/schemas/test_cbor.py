@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pycose.messages import Sign1Message
+from pycose.messages.sign1message import Sign1Message
 
 from schemas import cbor
 from schemas.errors import MalformedCbor
