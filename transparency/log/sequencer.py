@@ -152,9 +152,11 @@ class Sequencer:
         fresh: list[_Pending] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            seen: set[bytes] = set()
             for p in batch:
-                if p.leaf_data in results:
-                    continue
+                if p.leaf_data in seen:
+                    continue  # the same statement twice in one batch: one entry
+                seen.add(p.leaf_data)
                 row = self.db.execute(
                     "SELECT idx, tree_size FROM entries WHERE entry_id = ?", (p.leaf_data,)
                 ).fetchone()

@@ -1,0 +1,97 @@
+"""The sequencer: batches in one transaction, duplicates get the existing entry, a tampered log refuses to start."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from pathlib import Path
+
+import pytest
+
+from schemas.errors import ConfigurationError, LogCorrupted, Overloaded
+from transparency.keys import load_or_create_log_key
+from transparency.log.sequencer import Sequencer
+from transparency.log.store import LogReader
+from transparency.settings import load_settings
+
+
+def _leaf(i: int) -> bytes:
+    return hashlib.sha256(b"leaf %d" % i).digest()
+
+
+def _sequencer(tmp_path: Path, origin: str = "example.com/log", **kw: int) -> Sequencer:
+    key = load_or_create_log_key(tmp_path / "log-key.pem")
+    return Sequencer(tmp_path / "log.sqlite", key, origin, **kw)  # type: ignore[arg-type]
+
+
+def test_batch_integrates_once_and_duplicates_share_the_entry(tmp_path: Path) -> None:
+    seq = _sequencer(tmp_path, batch_max_entries=64)
+    seq.start()
+    futures = [seq.submit(_leaf(i % 5), b"statement %d" % (i % 5)) for i in range(20)]
+    results = [f.result(10) for f in futures]
+    assert {r.index for r in results} == set(range(5))
+    for i, r in enumerate(results):
+        assert r.leaf_data == _leaf(i % 5)
+    again = seq.submit(_leaf(3), b"statement 3").result(10)
+    assert again.index == results[3].index and again.tree_size == results[3].tree_size
+    seq.stop()
+    reader = LogReader(_sequencer(tmp_path).db)
+    head = reader.latest_head()
+    assert head is not None and head.tree_size == 5
+    assert [e.index for e in reader.entries(0, 100)] == [0, 1, 2, 3, 4]
+
+
+def test_empty_log_has_a_signed_head_of_size_zero(tmp_path: Path) -> None:
+    seq = _sequencer(tmp_path)
+    head = LogReader(seq.db).latest_head()
+    assert head is not None and head.tree_size == 0
+    assert head.root == hashlib.sha256(b"").digest()
+    assert head.checkpoint.startswith("example.com/log\n0\n")
+
+
+def test_queue_limit_is_overload(tmp_path: Path) -> None:
+    seq = _sequencer(tmp_path, queue_limit=2)  # not started: nothing drains the queue
+    seq.submit(_leaf(1), b"a")
+    seq.submit(_leaf(2), b"b")
+    with pytest.raises(Overloaded):
+        seq.submit(_leaf(3), b"c")
+
+
+def test_origin_cannot_change(tmp_path: Path) -> None:
+    _sequencer(tmp_path).db.close()
+    with pytest.raises(ConfigurationError, match="origin"):
+        _sequencer(tmp_path, origin="other.example/log")
+
+
+def test_a_tampered_tree_refuses_to_start(tmp_path: Path) -> None:
+    seq = _sequencer(tmp_path)
+    seq.start()
+    for i in range(3):
+        seq.submit(_leaf(i), b"s").result(10)
+    seq.stop()
+    seq = _sequencer(tmp_path)
+    seq.db.execute("DROP TRIGGER tree_nodes_no_update")
+    seq.db.execute("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 2")
+    seq.db.close()
+    with pytest.raises(LogCorrupted, match="does not match the latest signed head"):
+        _sequencer(tmp_path)
+
+
+def test_log_key_is_created_once_private_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "log-key.pem"
+    first = load_or_create_log_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_log_key(path).public_bytes == first.public_bytes
+    path.write_text("not a key")
+    with pytest.raises(ConfigurationError):
+        load_or_create_log_key(path)
+
+
+def test_settings_flags_beat_environment_beat_defaults() -> None:
+    env = {"TABELLION_PORT": "9000", "TABELLION_ORIGIN": "env.example/log"}
+    s = load_settings({"port": 9100, "origin": None}, env=env)
+    assert (s.port, s.origin, s.host) == (9100, "env.example/log", "127.0.0.1")
+    with pytest.raises(ConfigurationError):
+        load_settings(env={"TABELLION_PORT": "eighty"})
+    with pytest.raises(ConfigurationError):
+        load_settings({"origin": "has space"}, env={})
