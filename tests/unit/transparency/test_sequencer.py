@@ -21,7 +21,7 @@ def _leaf(i: int) -> bytes:
 
 def _sequencer(tmp_path: Path, origin: str = "example.com/log", **kw: int) -> Sequencer:
     key = load_or_create_log_key(tmp_path / "log-key.pem")
-    return Sequencer(tmp_path / "log.sqlite", key, origin, **kw)  # type: ignore[arg-type]
+    return Sequencer(tmp_path / "log.sqlite", key, origin, **kw)
 
 
 def test_batch_integrates_once_and_duplicates_share_the_entry(tmp_path: Path) -> None:
