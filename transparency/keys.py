@@ -7,15 +7,15 @@ they signed keep verifying.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, MalformedKey
 from schemas.note import VerifierKey, ed25519_vkey
+from transparency.client.signing import load_private_key, save_private_key
 from verifier.keys import KeySet, PublicKey, thumbprint
 
 
@@ -41,26 +41,15 @@ def log_key_from_private(private: Ed25519PrivateKey) -> LogKey:
 
 def load_or_create_log_key(path: Path) -> LogKey:
     """Read the log key, or create it (mode 0600, written atomically) if the data folder has none."""
-    if path.exists():
-        try:
-            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except ValueError as exc:
-            raise ConfigurationError(f"log key {path} is not a PEM private key: {exc}") from exc
-        if not isinstance(private, Ed25519PrivateKey):
-            raise ConfigurationError(f"log key {path} is not an Ed25519 key")
-        return log_key_from_private(private)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_private_key(Ed25519PrivateKey.generate(), path)
+    try:
+        private = load_private_key(path)
+    except MalformedKey as exc:
+        raise ConfigurationError(f"log key {path}: {exc.detail}") from exc
+    if not isinstance(private, Ed25519PrivateKey):
+        raise ConfigurationError(f"log key {path} is not an Ed25519 key")
     return log_key_from_private(private)
 
 
