@@ -260,3 +260,11 @@ class RegistrationPending(TabellionError):
     code = "registration-pending"
     title = "Registration still running"
     status = 503
+
+
+# --- statement payloads ---------------------------------------------------------------------------
+
+
+class PayloadInvalid(BadInput):
+    code = "payload-invalid"
+    title = "Invalid statement payload"

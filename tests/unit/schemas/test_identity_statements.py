@@ -1,0 +1,106 @@
+"""Tabellion statement types: every schema is valid, a good payload of each type passes, bad ones are refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from schemas.errors import PayloadInvalid
+from schemas.identity_statements import (
+    STATEMENT_TYPES,
+    canonical_json,
+    content_type,
+    encode_payload,
+    parse_payload,
+    schema_of,
+    statement_type_of,
+)
+
+OPERATOR = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
+AGENT = "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG"
+KEY = "z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
+DIGEST = "A" * 43
+ENTRY = "ab" * 32
+SCOPE = {"services": ["crm"], "actions": ["read"], "resources": ["accounts/*"]}
+
+GOOD: dict[str, dict[str, Any]] = {
+    "operator-registration": {"operator": OPERATOR, "namespace": "acme", "key": KEY, "next_key_digest": DIGEST,
+                              "witnesses": [], "witness_threshold": 0},
+    "key-rotation": {"controller": OPERATOR, "sequence": 1, "previous": ENTRY, "key": KEY,
+                     "next_key_digest": DIGEST, "witness_signatures": [{"witness": AGENT, "signature": "A" * 86}]},
+    "agent-passport": {"credential": {"@context": [], "type": [], "issuer": OPERATOR, "credentialSubject": {},
+                                      "validFrom": "x", "validUntil": "y", "proof": {}}},
+    "delegation": {"principal": OPERATOR, "agent": AGENT, "parent": None, "scope": SCOPE, "not_after": 1_900_000_000,
+                   "max_depth": 2},
+    "claim-submission": {"claim_id": "c-1", "agent": AGENT, "namespace": "acme", "service": "crm", "scope": SCOPE},
+    "claim-approval": {"claim": ENTRY, "decided_by": OPERATOR},
+    "claim-rejection": {"claim": ENTRY, "decided_by": OPERATOR, "reason": "not needed"},
+    "claim-revocation": {"claim": ENTRY, "decided_by": OPERATOR, "reason": "privilegeWithdrawn"},
+    "revocation": {"target": AGENT, "reason": "keyCompromise"},
+    "registration-policy": {"policy_id": "default", "version": 1, "accepted_content_types": ["application/json"]},
+    "trust-anchor": {"anchor": OPERATOR, "kind": "did"},
+    "action-record": {"agent": AGENT, "delegation_chain": [ENTRY], "resource": "accounts/1", "action": "read",
+                      "decision": "ALLOW", "policy_id": "p@1", "request_digest": "sha-256=:x:", "at": 1_800_000_000},
+}
+
+
+def test_every_type_has_a_schema_and_an_example() -> None:
+    assert set(GOOD) == set(STATEMENT_TYPES)
+    for name in STATEMENT_TYPES:
+        assert schema_of(name)["$id"] == f"urn:tabellion:schema:{name}"
+
+
+@pytest.mark.parametrize("name", STATEMENT_TYPES)
+def test_good_payload_round_trips(name: str) -> None:
+    payload = encode_payload(name, GOOD[name])
+    assert parse_payload(name, payload) == GOOD[name]
+    assert statement_type_of(content_type(name)) == name
+
+
+@pytest.mark.parametrize("name", STATEMENT_TYPES)
+def test_unknown_property_is_refused(name: str) -> None:
+    with pytest.raises(PayloadInvalid, match="invalid"):
+        parse_payload(name, canonical_json({**GOOD[name], "zzz": 1}))
+
+
+@pytest.mark.parametrize("name", STATEMENT_TYPES)
+def test_missing_required_property_is_refused(name: str) -> None:
+    first = sorted(schema_of(name)["required"])[0]
+    value = {k: v for k, v in GOOD[name].items() if k != first}
+    with pytest.raises(PayloadInvalid, match=first):
+        parse_payload(name, canonical_json(value))
+
+
+def test_non_canonical_json_is_refused() -> None:
+    pretty = json.dumps(GOOD["revocation"], indent=2).encode()
+    with pytest.raises(PayloadInvalid, match="canonical"):
+        parse_payload("revocation", pretty)
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("delegation", "agent", "not-a-did"),
+        ("operator-registration", "next_key_digest", "short"),
+        ("key-rotation", "previous", "AB" * 32),
+        ("revocation", "reason", "becauseISaidSo"),
+        ("delegation", "max_depth", 99),
+        ("action-record", "decision", "MAYBE"),
+    ],
+)
+def test_bad_field_values_are_refused(name: str, field: str, value: Any) -> None:
+    with pytest.raises(PayloadInvalid, match=field):
+        parse_payload(name, canonical_json({**GOOD[name], field: value}))
+
+
+def test_not_json_and_unknown_types() -> None:
+    with pytest.raises(PayloadInvalid, match="not JSON"):
+        parse_payload("revocation", b"\xff")
+    with pytest.raises(PayloadInvalid):
+        content_type("nonsense")
+    with pytest.raises(PayloadInvalid):
+        statement_type_of("application/vnd.tabellion.nonsense+json")
+    assert statement_type_of("application/json") is None
+    assert statement_type_of(60) is None
