@@ -107,6 +107,27 @@ class PayloadTooLarge(TabellionError):
     status = 413
 
 
+class ProofOptionsInvalid(BadInput):
+    """The document or options given to create a Data Integrity proof cannot make one (PROOF_GENERATION_ERROR)."""
+
+    code = "proof-options-invalid"
+    title = "Invalid proof options"
+
+
+class MalformedStatusList(BadInput):
+    """A Bitstring Status List (or its ``encodedList``) breaks a MUST of Bitstring Status List v1.0."""
+
+    code = "malformed-status-list"
+    title = "Malformed status list"
+
+
+class StatusIndexOutOfRange(BadInput):
+    """A status list index outside the bitstring (the RANGE_ERROR of Bitstring Status List v1.0)."""
+
+    code = "status-index-out-of-range"
+    title = "Status list index out of range"
+
+
 # --- verification failures ------------------------------------------------------------------------
 
 
@@ -158,6 +179,25 @@ class CheckpointInconsistent(VerificationError):
 class KeyUnknown(VerificationError):
     code = "key-unknown"
     title = "Key unknown"
+
+
+class ProofInvalid(VerificationError):
+    """A W3C Data Integrity proof is missing, malformed, for another purpose, or does not bind the document."""
+
+    code = "proof-invalid"
+    title = "Data Integrity proof invalid"
+
+
+class ProofSignatureInvalid(ProofInvalid):
+    code = "proof-signature-invalid"
+    title = "Data Integrity proof signature invalid"
+
+
+class UnsupportedCryptosuite(ProofInvalid):
+    """A proof type or cryptosuite other than DataIntegrityProof with eddsa-jcs-2022."""
+
+    code = "unsupported-cryptosuite"
+    title = "Unsupported cryptosuite"
 
 
 # --- policy (403) ---------------------------------------------------------------------------------
@@ -268,3 +308,118 @@ class RegistrationPending(TabellionError):
 class PayloadInvalid(BadInput):
     code = "payload-invalid"
     title = "Invalid statement payload"
+
+
+class TransitionInvalid(PolicyRefused):
+    """An identity statement that the state fold refuses (kept in the log as rejected, with this reason)."""
+
+    code = "transition-invalid"
+    title = "Invalid identity transition"
+
+
+# --- the gateway: RFC 9421 request signatures, RFC 9530 digests, replay -----------------------------
+
+
+class StructuredFieldMalformed(BadInput):
+    """An HTTP field that must be an RFC 8941 structured field does not parse as one."""
+
+    code = "structured-field-malformed"
+    title = "Malformed structured field"
+
+
+class RequestSignatureRefused(VerificationError):
+    """An RFC 9421 signature on a request is absent, malformed or does not satisfy the gateway's policy."""
+
+    code = "request-signature-refused"
+    title = "Request signature refused"
+    status = 401
+
+
+class SignatureMissing(RequestSignatureRefused):
+    code = "request-signature-missing"
+    title = "Request signature missing"
+
+
+class SignatureInputMalformed(RequestSignatureRefused):
+    code = "signature-input-malformed"
+    title = "Malformed Signature-Input or Signature field"
+    status = 400
+
+
+class SignatureLabelMissing(RequestSignatureRefused):
+    code = "signature-label-missing"
+    title = "Signature label missing"
+
+
+class ComponentNotCovered(RequestSignatureRefused):
+    code = "signature-component-not-covered"
+    title = "Required component not covered by the signature"
+
+
+class ComponentMissing(RequestSignatureRefused):
+    code = "signature-component-missing"
+    title = "Covered component absent from the request"
+
+
+class RequestSignatureInvalid(RequestSignatureRefused):
+    code = "request-signature-invalid"
+    title = "Request signature invalid"
+
+
+class SignatureTooOld(RequestSignatureRefused):
+    code = "signature-too-old"
+    title = "Signature created too long ago"
+
+
+class SignatureCreatedInFuture(RequestSignatureRefused):
+    code = "signature-created-in-future"
+    title = "Signature created in the future"
+
+
+class SignatureExpired(RequestSignatureRefused):
+    code = "signature-expired"
+    title = "Signature expired"
+
+
+class SignatureAlgorithmMismatch(RequestSignatureRefused):
+    code = "signature-algorithm-mismatch"
+    title = "Signature algorithm mismatch"
+
+
+class SignatureKeyUnknown(RequestSignatureRefused):
+    code = "signature-key-unknown"
+    title = "Signature key unknown"
+
+
+class SignatureParameterMissing(RequestSignatureRefused):
+    """The policy requires a signature parameter (``created``, ``expires``, ``nonce``) that is absent."""
+
+    code = "signature-parameter-missing"
+    title = "Required signature parameter missing"
+
+
+class SignatureTagMismatch(RequestSignatureRefused):
+    code = "signature-tag-mismatch"
+    title = "Signature tag mismatch"
+
+
+class ReplayDetected(RequestSignatureRefused):
+    """A (keyid, nonce) pair was already used by a signature that has not yet expired."""
+
+    code = "replay-detected"
+    title = "Replayed request"
+
+
+class ContentDigestMissing(BadInput):
+    code = "content-digest-missing"
+    title = "Content-Digest missing"
+
+
+class ContentDigestMismatch(VerificationError):
+    code = "content-digest-mismatch"
+    title = "Content-Digest mismatch"
+
+
+class ContentDigestAlgorithmUnsupported(BadInput):
+    code = "content-digest-algorithm-unsupported"
+    title = "Content-Digest algorithm unsupported"
