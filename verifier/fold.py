@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -129,10 +129,11 @@ class Fold:
             raise TransitionInvalid(f"entry {entry.index} arrived, the fold expected entry {self.state.size}")
         statement = parse_statement(entry.statement)
         ident = entry_id(leaf_data(statement.message))
-        stype = statement_type_of(statement.content_type) if statement.payload_hash_alg is None else None
+        stype: str | None = None
         try:
+            stype = _statement_type(statement)
             if stype is not None:
-                self._transition(stype, statement, ident, entry.index)
+                self._transition(stype, statement, ident, entry.index)()
             outcome = Outcome(entry.index, ident, stype, True)
         except (TransitionInvalid, BadInput, VerificationError) as exc:
             outcome = Outcome(entry.index, ident, stype, False, f"{exc.title}: {exc.detail}")
@@ -140,19 +141,25 @@ class Fold:
         self.state.size += 1
         return outcome
 
+    def check(self, statement: SignedStatement) -> None:
+        """Would ``statement`` be accepted as the next entry? Raises the reason if not; changes nothing."""
+        stype = _statement_type(statement)
+        if stype is not None:
+            self._transition(stype, statement, entry_id(leaf_data(statement.message)), self.state.size)
+
     # --- transitions ------------------------------------------------------------------------------
 
-    def _transition(self, stype: str, statement: SignedStatement, ident: str, index: int) -> None:
+    def _transition(self, stype: str, statement: SignedStatement, ident: str, index: int) -> Commit:
+        """Check a transition against the state; return the change, to be applied only if it is accepted."""
         payload = parse_payload(stype, statement.payload)
         if stype == "operator-registration":
-            self._register(statement, payload, ident, index)
-            return
+            return self._register(statement, payload, ident, index)
         if stype == "key-rotation":
-            self._rotate(statement, payload, ident, index)
-            return
+            return self._rotate(statement, payload, ident, index)
         self._check_signer(statement, index)
         if stype == "revocation":
-            self._revoke(statement, payload, ident, index)
+            return self._revoke(statement, payload, ident, index)
+        return _nothing
 
     def _check_signer(self, statement: SignedStatement, index: int) -> None:
         signer = statement.issuer
@@ -161,7 +168,7 @@ class Fold:
             raise TransitionInvalid(f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
         _verify(statement, self.state.current_key(signer), f"the key current for {signer[:200]} at entry {index}")
 
-    def _register(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> None:
+    def _register(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> Commit:
         operator, namespace = p["operator"], p["namespace"]
         if statement.issuer != operator:
             raise TransitionInvalid(f"iss {statement.issuer[:200]} does not match the registered operator")
@@ -175,13 +182,18 @@ class Fold:
         if p["witness_threshold"] > len(p["witnesses"]):
             raise TransitionInvalid("witness_threshold is larger than the number of witnesses")
         _verify(statement, _key(p["key"]), "the key it registers")
-        self.state.controllers[operator] = KeyState(
+        registered = KeyState(
             operator, namespace, p["key"], p["next_key_digest"], tuple(p["witnesses"]), p["witness_threshold"],
             (KeyEvent(0, p["key"], ident, index),),
         )
-        self.state.namespaces[namespace] = operator
 
-    def _rotate(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> None:
+        def commit() -> None:
+            self.state.controllers[operator] = registered
+            self.state.namespaces[namespace] = operator
+
+        return commit
+
+    def _rotate(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> Commit:
         controller = p["controller"]
         current = self.state.controllers.get(controller)
         if current is None:
@@ -200,12 +212,13 @@ class Fold:
             raise TransitionInvalid("the revealed key was revoked")
         _verify(statement, _key(p["key"]), "the revealed (pre-committed) key")
         _check_witnesses(p, current)
-        self.state.controllers[controller] = replace(
+        rotated = replace(
             current, key=p["key"], next_key_digest=p["next_key_digest"],
             history=(*current.history, KeyEvent(p["sequence"], p["key"], ident, index)),
         )
+        return lambda: self.state.controllers.__setitem__(controller, rotated)
 
-    def _revoke(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> None:
+    def _revoke(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> Commit:
         target, signer = p["target"], statement.issuer
         if target in self.state.revoked:
             raise TransitionInvalid(f"{target[:200]} is already revoked (entry {self.state.revoked[target].index})")
@@ -214,10 +227,23 @@ class Fold:
                 raise TransitionInvalid("an identity can only be revoked by itself here")
         elif not any(target == e.key for e in self.state.controllers.get(signer, _NO_KEYS).history):
             raise TransitionInvalid("a key can only be revoked by the controller it belonged to")
-        self.state.revoked[target] = Revocation(index, ident, p["reason"], signer)
+        revocation = Revocation(index, ident, p["reason"], signer)
+        return lambda: self.state.revoked.__setitem__(target, revocation)
 
 
 _NO_KEYS = KeyState("", "", "", "", (), 0, ())
+Commit = Callable[[], None]
+
+
+def _nothing() -> None:
+    return None
+
+
+def _statement_type(statement: SignedStatement) -> str | None:
+    """The Tabellion statement type, or ``None`` for a general SCITT statement (incl. hash envelopes)."""
+    if statement.payload_hash_alg is not None:
+        return None
+    return statement_type_of(statement.content_type)
 
 
 def _verify(statement: SignedStatement, key: PublicKey, what: str) -> None:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.errors import TransitionInvalid
 from schemas.identity_statements import canonical_json, content_type
+from schemas.statement import parse_statement
 from tests.cose_builder import did_key
 from transparency.client import sign_statement
 from verifier.did_key import multibase_of
@@ -173,3 +174,19 @@ def test_rebuild_equals_incremental(keys: dict[str, Ed25519PrivateKey]) -> None:
     assert state == rebuilt
     with pytest.raises(TransitionInvalid, match="expected entry 4"):
         Fold(rebuilt).apply(log.entries[0])
+
+
+def test_unknown_tabellion_type_is_rejected_and_check_changes_nothing(keys: dict[str, Ed25519PrivateKey]) -> None:
+    bogus = sign_statement(keys["k0"], b"{}", subject="urn:x", content_type="application/vnd.tabellion.bogus+json")
+    state = Fold().apply_all([FoldEntry(0, bogus)])
+    assert not state.outcomes[0].accepted and "bogus" in state.outcomes[0].reason
+
+    operator = did_key(keys["k0"])
+    log = Log()
+    log.add(keys["k0"], "operator-registration", _registration(keys, operator), operator)
+    fold = Fold()
+    fold.check(parse_statement(log.entries[0].statement))  # would be accepted
+    assert fold.state == IdentityState()
+    fold.apply(log.entries[0])
+    with pytest.raises(TransitionInvalid, match="already registered"):
+        fold.check(parse_statement(log.entries[0].statement))
