@@ -15,6 +15,7 @@ from schemas import cose_labels as L
 from schemas.errors import PolicyRefused, SignerUnresolvable
 from schemas.leaf import leaf_data, logged_statement
 from schemas.statement import SignedStatement
+from transparency.identity import IdentityFollower
 from verifier.keys import PublicKey
 from verifier.statements import DidKeyResolver, KeyResolver, verify_statement
 
@@ -57,6 +58,17 @@ class ChainResolver:
 
 
 @dataclass(frozen=True)
+class AllPolicies:
+    """Every policy must accept the statement; the first refusal is the answer."""
+
+    policies: Sequence[RegistrationPolicy]
+
+    def check(self, statement: SignedStatement) -> None:
+        for policy in self.policies:
+            policy.check(statement)
+
+
+@dataclass(frozen=True)
 class Checked:
     """A statement that passed registration, ready for the sequencer."""
 
@@ -76,5 +88,8 @@ class Registrar:
         return Checked(statement, leaf_data(statement.message), logged_statement(statement.message))
 
 
-def default_registrar() -> Registrar:
-    return Registrar(ChainResolver([DidKeyResolver()]), DefaultPolicy())
+def default_registrar(identity: IdentityFollower) -> Registrar:
+    """Signers registered on the log resolve through the log's identity state; others as did:key."""
+    return Registrar(
+        ChainResolver([identity, DidKeyResolver()]), AllPolicies([DefaultPolicy(), identity])
+    )

@@ -15,6 +15,7 @@ from schemas.errors import EntryNotFound, InvalidParameter, LogCorrupted, NotFou
 from schemas.proofs import ConsistencyProof, InclusionProof
 from schemas.receipt import transparent_statement
 from schemas.tiles import TILE_HEIGHT, TILE_WIDTH
+from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.sequencer import Integrated, Sequencer
@@ -43,18 +44,20 @@ class LoggedEntry:
 class TransparencyService:
     def __init__(self, settings: Settings, registrar: Registrar | None = None) -> None:
         self.settings = settings
-        self.registrar = registrar or default_registrar()
+        self.identity = IdentityFollower()
+        self.registrar = registrar or default_registrar(self.identity)
         self.key: LogKey = load_or_create_log_key(settings.key_path)
         self.key_set: KeySet = published_key_set(self.key, retired_public_keys(settings.data_dir / "retired-keys"))
         self.key_set_cbor = self.key_set.encode()
         self.sequencer = Sequencer(
             settings.db_path, self.key, settings.origin,
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
-            queue_limit=settings.queue_limit,
+            queue_limit=settings.queue_limit, on_integrated=self.identity.integrated,
         )
         self.read_db = open_database(settings.db_path, create=False)
         self.reader = LogReader(self.read_db)
         self.tree = PersistentMerkleTree(self.read_db.conn)
+        self.identity.catch_up(self.reader)
         self.sequencer.start()
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class Sequencer:
     def __init__(
         self, db_path: Path, key: LogKey, origin: str, *, batch_max_entries: int = 256,
         batch_max_wait_ms: float = 1.0, queue_limit: int = 4096,
+        on_integrated: Callable[[list[tuple[int, bytes]]], None] | None = None,
     ) -> None:
         self.db_path = db_path
         self.key = key
@@ -58,6 +60,7 @@ class Sequencer:
         self.batch_max_entries = batch_max_entries
         self.batch_max_wait = batch_max_wait_ms / 1000.0
         self.queue_limit = queue_limit
+        self.on_integrated = on_integrated
         self._queue: queue.Queue[object] = queue.Queue()
         self._pending: dict[bytes, int] = {}
         self._pending_lock = threading.Lock()
@@ -183,7 +186,11 @@ class Sequencer:
             self.tree.forget_uncommitted()
             self._settle(batch, {}, StorageError(f"the log could not commit this batch: {exc}"))
             return
+        first = self.size
         self.size = new_size
+        if fresh and self.on_integrated is not None:
+            # followers inside the service learn of the batch before any of its submitters hears back
+            self.on_integrated([(first + i, p.statement) for i, p in enumerate(fresh)])
         self._settle(batch, results, None)
 
     def _commit_head(self, new_size: int, now: int, leaf_datas: list[bytes], in_transaction: bool = False) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ def _leaf(i: int) -> bytes:
     return hashlib.sha256(b"leaf %d" % i).digest()
 
 
-def _sequencer(tmp_path: Path, origin: str = "example.com/log", **kw: int) -> Sequencer:
+def _sequencer(tmp_path: Path, origin: str = "example.com/log", **kw: Any) -> Sequencer:
     key = load_or_create_log_key(tmp_path / "log-key.pem")
     return Sequencer(tmp_path / "log.sqlite", key, origin, **kw)
 

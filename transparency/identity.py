@@ -1,0 +1,96 @@
+"""The log's own follower of identity state, used by the registration policy (ARCHITECTURE.md §4).
+
+It folds the log with the verifier's fold — at start-up from the stored entries, then after every
+integrated batch, in the sequencer thread, before any submitter of that batch hears back — so a statement
+is checked against the identity state of everything logged before it:
+
+- as a key resolver, it answers the key currently registered for a controller DID, and refuses (403) a
+  signer that was revoked or that signs with a key rotated out of its key state;
+- as a registration policy, it refuses (403) a Tabellion statement whose transition the fold would reject.
+
+The state is derived only from the log; it is rebuilt at every start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from schemas.errors import SignerUnresolvable, TransitionInvalid
+from schemas.statement import SignedStatement
+from transparency.log.store import LogReader
+from verifier.fold import Fold, FoldEntry, IdentityState, KeyState
+from verifier.keys import PublicKey
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000
+
+
+class IdentityFollower:
+    def __init__(self) -> None:
+        self._fold = Fold()
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return self._fold.state.size
+
+    def snapshot(self) -> IdentityState:
+        return self._fold.state
+
+    def catch_up(self, reader: LogReader) -> None:
+        """Fold every committed entry not folded yet (at start-up: the whole log)."""
+        while True:
+            rows = reader.entries(self.size, PAGE)
+            if not rows:
+                return
+            self.integrated([(r.index, r.statement) for r in rows])
+            if self.size % (100 * PAGE) < PAGE:
+                log.info("identity state: folded %d entries", self.size)
+
+    def integrated(self, entries: Sequence[tuple[int, bytes]]) -> None:
+        with self._lock:
+            for index, statement in entries:
+                self._fold.apply(FoldEntry(index, statement))
+
+    # --- KeyResolver ------------------------------------------------------------------------------
+
+    def resolve(self, statement: SignedStatement) -> PublicKey:
+        with self._lock:
+            state = self._fold.state
+            signer = statement.issuer
+            revoked = state.revoked.get(signer)
+            if revoked is not None:
+                raise TransitionInvalid(
+                    f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason}); "
+                    "it can no longer register statements"
+                )
+            controller = state.controllers.get(signer)
+            if controller is None:
+                raise SignerUnresolvable(f"{signer[:200]} is not a controller registered on this log")
+            _refuse_retired_key(statement, controller, state)
+            return state.current_key(signer)
+
+    # --- RegistrationPolicy -----------------------------------------------------------------------
+
+    def check(self, statement: SignedStatement) -> None:
+        with self._lock:
+            self._fold.check(statement)
+
+
+def _refuse_retired_key(statement: SignedStatement, controller: KeyState, state: IdentityState) -> None:
+    """A kid naming one of the controller's earlier keys gets a precise refusal instead of a bad signature."""
+    kid = statement.kid_text or ""
+    multikey = kid.partition("#")[0].removeprefix("did:key:")
+    if multikey == controller.key:
+        return
+    for event in controller.history:
+        if event.key == multikey:
+            revoked = state.revoked.get(multikey)
+            why = f"revoked at entry {revoked.index} ({revoked.reason})" if revoked else "no longer current"
+            raise TransitionInvalid(
+                f"{statement.issuer[:200]} signed with key {multikey[:60]}, which was rotated out "
+                f"(current since entry {controller.history[-1].index}) and is {why}"
+            )
