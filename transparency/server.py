@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from starlette.routing import BaseRoute
 
 from transparency.http.app import create_app
 from transparency.settings import Settings
@@ -24,9 +26,9 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, extra_routes: Sequence[BaseRoute] = ()) -> None:
     """Run until SIGINT/SIGTERM; the sequencer finishes its batch and the database closes cleanly."""
-    app = create_app(settings)
+    app = create_app(settings, extra_routes=extra_routes)
     config = hypercorn_config(settings)
 
     async def main() -> None:
