@@ -491,3 +491,27 @@ class WebhookTimestampStale(WebhookRefused):
 class WebhookTimestampInFuture(WebhookRefused):
     code = "webhook-timestamp-in-future"
     title = "Webhook timestamp in the future"
+
+
+# --- the gateway: malformed request signatures (400, in both the BadInput and the signature families) ----
+
+
+class SignatureInputInvalid(SignatureInputMalformed, BadInput):
+    """Signature-Input or Signature parse as structured fields but break RFC 9421 §4.1/§4.2: a member of the
+    wrong type, a parameter of the wrong type or unknown, a duplicate or unsupported component identifier.
+
+    Both a refused request signature and malformed input (400), so ``except BadInput`` catches it too.
+    """
+
+    code = "signature-input-invalid"
+    title = "Invalid Signature-Input or Signature member"
+    status = 400
+
+
+class SignatureBaseInvalid(RequestSignatureRefused, BadInput):
+    """A covered component's value cannot go into an RFC 9421 signature base (§2.5): non-ASCII or control
+    characters in a field value, or a target URI that is not absolute."""
+
+    code = "signature-base-invalid"
+    title = "Covered component cannot be signed"
+    status = 400
