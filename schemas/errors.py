@@ -515,3 +515,71 @@ class SignatureBaseInvalid(RequestSignatureRefused, BadInput):
     code = "signature-base-invalid"
     title = "Covered component cannot be signed"
     status = 400
+
+
+# --- webhooks (issuer.outbox, issuer.webhooks) -----------------------------------------------------
+
+
+class WebhookSubscriptionInvalid(BadInput):
+    """A webhook subscription with a URL that is not absolute http(s), or an unknown event type."""
+
+    code = "webhook-subscription-invalid"
+    title = "Invalid webhook subscription"
+
+
+class WebhookEventInvalid(BadInput):
+    """An event to enqueue with an unknown type, an id unfit for ``webhook-id``, or data that is not JSON."""
+
+    code = "webhook-event-invalid"
+    title = "Invalid webhook event"
+
+
+class WebhookEventConflict(TabellionError):
+    """An event id enqueued again with another type or other data."""
+
+    code = "webhook-event-conflict"
+    title = "Webhook event conflicts with an enqueued one"
+    status = 409
+
+
+class WebhookSubscriptionNotFound(NotFound):
+    code = "webhook-subscription-not-found"
+    title = "Webhook subscription not found"
+
+
+class WebhookDeliveryNotFound(NotFound):
+    code = "webhook-delivery-not-found"
+    title = "Webhook delivery not found"
+
+
+class WebhookRefused(VerificationError):
+    """A receiver refuses a webhook delivery (Standard Webhooks headers with a v1a Ed25519 signature)."""
+
+    code = "webhook-refused"
+    title = "Webhook delivery refused"
+    status = 401
+
+
+class WebhookDeliveryMalformed(WebhookRefused):
+    """A missing or malformed ``webhook-id``, ``webhook-timestamp`` or ``webhook-signature``, or a body not an event."""
+
+    code = "webhook-delivery-malformed"
+    title = "Malformed webhook delivery"
+    status = 400
+
+
+class WebhookSignatureInvalid(WebhookRefused):
+    code = "webhook-signature-invalid"
+    title = "Webhook signature invalid"
+
+
+class WebhookTimestampStale(WebhookRefused):
+    """``webhook-timestamp`` is older than the tolerance: a replay, or a delivery held too long."""
+
+    code = "webhook-timestamp-stale"
+    title = "Webhook timestamp too old"
+
+
+class WebhookTimestampInFuture(WebhookRefused):
+    code = "webhook-timestamp-in-future"
+    title = "Webhook timestamp in the future"
