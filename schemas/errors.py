@@ -515,3 +515,49 @@ class WebhookTimestampStale(WebhookRefused):
 class WebhookTimestampInFuture(WebhookRefused):
     code = "webhook-timestamp-in-future"
     title = "Webhook timestamp in the future"
+
+
+# --- authority: what the log-derived identity state does not allow (verifier.authority) ------------
+
+
+class AuthorityRefused(PolicyRefused):
+    """The identity state does not authorise an agent's request; ``reason_code`` names exactly why.
+
+    Reason codes are stable snake_case words (``expired``, ``delegation_revoked``, ``action_out_of_scope``…)
+    that a gateway can log and match on; ``detail`` says which entry or value failed.
+    """
+
+    code = "authority-refused"
+    title = "Authority refused"
+
+    def __init__(self, detail: str, reason_code: str = "refused") -> None:
+        super().__init__(detail)
+        self.reason_code = reason_code
+
+
+class PassportRefused(AuthorityRefused):
+    """No valid agent passport: ``not_issued``, ``not_yet_valid``, ``expired``, ``revoked``, ``operator_revoked``."""
+
+    code = "passport-refused"
+    title = "Agent passport not valid"
+
+
+class DelegationRefused(AuthorityRefused):
+    """No valid delegation chain: ``no_delegation``, ``delegation_expired``, ``delegation_revoked``."""
+
+    code = "delegation-refused"
+    title = "Delegation not valid"
+
+
+class ScopeRefused(AuthorityRefused):
+    """Outside the delegated scope: ``service_out_of_scope``, ``action_out_of_scope``, ``resource_out_of_scope``."""
+
+    code = "scope-refused"
+    title = "Outside the delegated scope"
+
+
+class ClaimRefused(AuthorityRefused):
+    """No approved, unrevoked claim covers the request: ``no_approved_claim``."""
+
+    code = "claim-refused"
+    title = "No approved claim"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,19 @@ class SignedStatement:
     content_type: str | int | None
     payload_hash_alg: int | None
     payload: bytes
+
+    @property
+    def issued_at(self) -> int | None:
+        """The CWT ``iat`` (6) claim in whole seconds since the epoch, or ``None`` when the signer set none.
+
+        A non-numeric ``iat`` raises ``InvalidHeader``; a fractional one is rounded down.
+        """
+        iat = self.message.protected[L.CWT_CLAIMS].get(L.CWT_IAT)
+        if iat is None:
+            return None
+        if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+            raise InvalidHeader(f"CWT iat (6) {str(iat)[:40]!r} is not a NumericDate")
+        return math.floor(iat)
 
     @property
     def kid_text(self) -> str | None:

@@ -1,110 +1,67 @@
 """The state fold: verified log entries, in log order, -> identity state (ARCHITECTURE.md §4).
 
-Pure, offline and deterministic: every follower that folds the same log computes the same state. An entry
-whose transition is invalid is kept as *rejected* with its reason, never silently skipped.
+Pure, offline and deterministic: every follower that folds the same log computes the same state, and no clock
+is read (a transition's time is its statement's CWT ``iat``; queries take an explicit ``now``). An entry whose
+transition is invalid is kept as *rejected* with its reason, never silently skipped.
 
-This module covers the key state of identities: operator/namespace registration with a pre-rotation
-commitment, KERI-style key rotation (reveal the committed key, commit to the next, k-of-n witness
-signatures) and revocation of identities and keys, plus the rule that every Tabellion statement is signed
-by the key current for its signer at that log position and that nothing acts after its revocation.
-Passports, delegations and claims build on this state.
+This module dispatches each Tabellion statement to its transition and keeps the key state of identities:
+operator/namespace registration with a pre-rotation commitment, KERI-style key rotation (reveal the committed
+key, commit to the next, k-of-n witness signatures) and revocation. Every Tabellion statement is signed by the
+key current for its signer at that log position, and nothing acts after its revocation. Agent passports
+(``verifier.passports``), delegations (``verifier.delegation``) and claims (``verifier.claims``) are checked in
+their own modules; ``verifier.authority`` answers what the state allows.
+
+Revocation (``revocation``: target and RFC 5280 reason) may name
+- a DID: by itself; an agent also by the operator that issued its current passport, or by the owner of a
+  namespace it submitted a claim to;
+- the entry id of a passport (by its operator), a delegation (by its principal or the principal of any
+  delegation above it; it voids every delegation below) or an approved claim (by the namespace owner);
+- a key (multikey): by the controller it belongs or belonged to, or by the did:key it is the key of.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from schemas.errors import BadInput, TabellionError, TransitionInvalid, VerificationError
+from schemas.errors import BadInput, PolicyRefused, TabellionError, TransitionInvalid, VerificationError
 from schemas.identity_statements import canonical_json, parse_payload, statement_type_of
 from schemas.leaf import entry_id, leaf_data
 from schemas.statement import SignedStatement, parse_statement
+from verifier.claims import check_decision, check_submission, decide
 from verifier.cose import verify_sign1
+from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
+from verifier.identity_state import (
+    DID_KEY,
+    ClaimDecision,
+    DecisionKind,
+    IdentityState,
+    KeyEvent,
+    KeyState,
+    LoggedStatement,
+    Outcome,
+    Revocation,
+    did_key_multikey,
+    key_digest,
+    multikey_key,
+)
 from verifier.keys import PublicKey
+from verifier.passports import check_issuance
 
-DID_KEY = "did:key:"
+__all__ = [
+    "DID_KEY", "Fold", "FoldEntry", "IdentityState", "KeyEvent", "KeyState", "Outcome", "Revocation", "key_digest",
+    "witness_message",
+]
 
-
-def key_digest(multikey: str) -> str:
-    """The pre-rotation commitment to a key: base64url(SHA-256(UTF-8 multikey)), unpadded."""
-    return base64.urlsafe_b64encode(hashlib.sha256(multikey.encode()).digest()).rstrip(b"=").decode()
-
-
-def _key(multikey: str) -> PublicKey:
-    return resolve_did_key(DID_KEY + multikey)
-
-
-@dataclass(frozen=True)
-class KeyEvent:
-    sequence: int
-    key: str
-    entry: str
-    index: int
-
-
-@dataclass(frozen=True)
-class KeyState:
-    """The current key of a registered controller and what it has committed to."""
-
-    controller: str
-    namespace: str
-    key: str
-    next_key_digest: str
-    witnesses: tuple[str, ...]
-    witness_threshold: int
-    history: tuple[KeyEvent, ...]
-
-    @property
-    def sequence(self) -> int:
-        return self.history[-1].sequence
-
-    @property
-    def last_event(self) -> str:
-        return self.history[-1].entry
-
-
-@dataclass(frozen=True)
-class Revocation:
-    index: int
-    entry: str
-    reason: str
-    by: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the fold made of one log entry."""
-
-    index: int
-    entry: str
-    statement_type: str | None  # None: a general SCITT statement, not interpreted
-    accepted: bool
-    reason: str = ""
-
-
-@dataclass
-class IdentityState:
-    controllers: dict[str, KeyState] = field(default_factory=dict)
-    namespaces: dict[str, str] = field(default_factory=dict)
-    revoked: dict[str, Revocation] = field(default_factory=dict)  # DIDs and multikeys
-    outcomes: list[Outcome] = field(default_factory=list)
-    size: int = 0
-
-    def current_key(self, did: str) -> PublicKey:
-        """The key that must sign for ``did`` now: its registered current key, else its did:key."""
-        state = self.controllers.get(did)
-        if state is not None:
-            return _key(state.key)
-        if did.startswith(DID_KEY):
-            return resolve_did_key(did)
-        raise TransitionInvalid(f"{did[:200]} is neither registered on this log nor a did:key")
+_ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}", re.ASCII)
+Commit = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -135,7 +92,7 @@ class Fold:
             if stype is not None:
                 self._transition(stype, statement, ident, entry.index)()
             outcome = Outcome(entry.index, ident, stype, True)
-        except (TransitionInvalid, BadInput, VerificationError) as exc:
+        except (PolicyRefused, BadInput, VerificationError) as exc:
             outcome = Outcome(entry.index, ident, stype, False, f"{exc.title}: {exc.detail}")
         self.state.outcomes.append(outcome)
         self.state.size += 1
@@ -151,14 +108,22 @@ class Fold:
 
     def _transition(self, stype: str, statement: SignedStatement, ident: str, index: int) -> Commit:
         """Check a transition against the state; return the change, to be applied only if it is accepted."""
-        payload = parse_payload(stype, statement.payload)
+        s = LoggedStatement(statement, parse_payload(stype, statement.payload), ident, index)
         if stype == "operator-registration":
-            return self._register(statement, payload, ident, index)
+            return self._register(s)
         if stype == "key-rotation":
-            return self._rotate(statement, payload, ident, index)
+            return self._rotate(s)
         self._check_signer(statement, index)
+        if stype == "agent-passport":
+            return self._issue_passport(s)
+        if stype == "delegation":
+            return self._delegate(s)
+        if stype == "claim-submission":
+            return self._submit_claim(s)
+        if stype in ("claim-approval", "claim-rejection", "claim-revocation"):
+            return self._decide_claim(s, stype)
         if stype == "revocation":
-            return self._revoke(statement, payload, ident, index)
+            return self._revoke(s)
         return _nothing
 
     def _check_signer(self, statement: SignedStatement, index: int) -> None:
@@ -166,12 +131,19 @@ class Fold:
         revoked = self.state.revoked.get(signer)
         if revoked is not None:
             raise TransitionInvalid(f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+        multikey = self.state.current_multikey(signer)
+        revoked = self.state.revoked.get(multikey) if multikey is not None else None
+        if revoked is not None:
+            raise TransitionInvalid(
+                f"the key current for signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})"
+            )
         _verify(statement, self.state.current_key(signer), f"the key current for {signer[:200]} at entry {index}")
 
-    def _register(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> Commit:
+    def _register(self, s: LoggedStatement) -> Commit:
+        p = s.payload
         operator, namespace = p["operator"], p["namespace"]
-        if statement.issuer != operator:
-            raise TransitionInvalid(f"iss {statement.issuer[:200]} does not match the registered operator")
+        if s.issuer != operator:
+            raise TransitionInvalid(f"iss {s.issuer[:200]} does not match the registered operator")
         if operator in self.state.controllers:
             raise TransitionInvalid(f"{operator[:200]} is already registered; rotate its key instead")
         if operator in self.state.revoked:
@@ -181,10 +153,10 @@ class Fold:
             raise TransitionInvalid(f"namespace {namespace!r} already belongs to {owner[:200]}")
         if p["witness_threshold"] > len(p["witnesses"]):
             raise TransitionInvalid("witness_threshold is larger than the number of witnesses")
-        _verify(statement, _key(p["key"]), "the key it registers")
+        _verify(s.statement, multikey_key(p["key"]), "the key it registers")
         registered = KeyState(
             operator, namespace, p["key"], p["next_key_digest"], tuple(p["witnesses"]), p["witness_threshold"],
-            (KeyEvent(0, p["key"], ident, index),),
+            (KeyEvent(0, p["key"], s.entry, s.index),),
         )
 
         def commit() -> None:
@@ -193,13 +165,14 @@ class Fold:
 
         return commit
 
-    def _rotate(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> Commit:
+    def _rotate(self, s: LoggedStatement) -> Commit:
+        p = s.payload
         controller = p["controller"]
         current = self.state.controllers.get(controller)
         if current is None:
             raise TransitionInvalid(f"{controller[:200]} is not registered on this log")
-        if statement.issuer != controller:
-            raise TransitionInvalid(f"iss {statement.issuer[:200]} does not match the rotating controller")
+        if s.issuer != controller:
+            raise TransitionInvalid(f"iss {s.issuer[:200]} does not match the rotating controller")
         if controller in self.state.revoked:
             raise TransitionInvalid(f"{controller[:200]} was revoked at entry {self.state.revoked[controller].index}")
         if p["sequence"] != current.sequence + 1:
@@ -210,29 +183,111 @@ class Fold:
             raise TransitionInvalid("the rotation reveals a key that was not committed to by the previous event")
         if p["key"] in self.state.revoked:
             raise TransitionInvalid("the revealed key was revoked")
-        _verify(statement, _key(p["key"]), "the revealed (pre-committed) key")
+        _verify(s.statement, multikey_key(p["key"]), "the revealed (pre-committed) key")
         _check_witnesses(p, current)
         rotated = replace(
             current, key=p["key"], next_key_digest=p["next_key_digest"],
-            history=(*current.history, KeyEvent(p["sequence"], p["key"], ident, index)),
+            history=(*current.history, KeyEvent(p["sequence"], p["key"], s.entry, s.index)),
         )
         return lambda: self.state.controllers.__setitem__(controller, rotated)
 
-    def _revoke(self, statement: SignedStatement, p: dict[str, Any], ident: str, index: int) -> Commit:
-        target, signer = p["target"], statement.issuer
-        if target in self.state.revoked:
-            raise TransitionInvalid(f"{target[:200]} is already revoked (entry {self.state.revoked[target].index})")
+    def _issue_passport(self, s: LoggedStatement) -> Commit:
+        passport = check_issuance(self.state, s)
+
+        def commit() -> None:
+            self.state.passports[passport.agent] = passport
+            self.state.passport_entries[passport.entry] = passport
+            self.state.status_indices[(passport.operator, passport.status_index)] = passport.entry
+
+        return commit
+
+    def _delegate(self, s: LoggedStatement) -> Commit:
+        delegation = check_delegation(self.state, s)
+        return lambda: self.state.delegations.__setitem__(delegation.entry, delegation)
+
+    def _submit_claim(self, s: LoggedStatement) -> Commit:
+        claim = check_submission(self.state, s)
+
+        def commit() -> None:
+            self.state.claims[claim.entry] = claim
+            self.state.claim_ids[(claim.namespace, claim.claim_id)] = claim.entry
+
+        return commit
+
+    def _decide_claim(self, s: LoggedStatement, stype: str) -> Commit:
+        kind = _DECISIONS[stype]
+        claim = check_decision(self.state, s, kind)
+
+        def commit() -> None:
+            self.state.claims[claim.entry] = claim
+            if kind == "revocation":
+                self.state.revoked[claim.entry] = Revocation(s.index, s.entry, s.payload["reason"], s.issuer)
+
+        return commit
+
+    def _revoke(self, s: LoggedStatement) -> Commit:
+        target, signer, reason = s.payload["target"], s.issuer, s.payload["reason"]
+        state = self.state
+        if target in state.revoked:
+            raise TransitionInvalid(f"{target[:200]} is already revoked (entry {state.revoked[target].index})")
+        revocation = Revocation(s.index, s.entry, reason, signer)
+        change: Commit = _nothing
         if target.startswith("did:"):
-            if target != signer:
-                raise TransitionInvalid("an identity can only be revoked by itself here")
-        elif not any(target == e.key for e in self.state.controllers.get(signer, _NO_KEYS).history):
+            self._check_identity_revoker(target, signer)
+        elif _ENTRY_ID.fullmatch(target):
+            change = self._revoke_entry(target, s)
+        elif not (
+            any(target == e.key for e in state.controllers.get(signer, _NO_KEYS).history)
+            or (signer not in state.controllers and target == did_key_multikey(signer))
+        ):
             raise TransitionInvalid("a key can only be revoked by the controller it belonged to")
-        revocation = Revocation(index, ident, p["reason"], signer)
-        return lambda: self.state.revoked.__setitem__(target, revocation)
+
+        def commit() -> None:
+            change()
+            state.revoked[target] = revocation
+
+        return commit
+
+    def _check_identity_revoker(self, target: str, signer: str) -> None:
+        if target == signer:
+            return
+        passport = self.state.passports.get(target)
+        if passport is not None and passport.operator == signer:
+            return
+        if any(c.agent == target and self.state.namespaces[c.namespace] == signer for c in self.state.claims.values()):
+            return
+        raise TransitionInvalid(
+            "an identity can only be revoked by itself here, or an agent by the operator of its current passport "
+            "or the owner of a namespace it submitted a claim to"
+        )
+
+    def _revoke_entry(self, target: str, s: LoggedStatement) -> Commit:
+        state, signer = self.state, s.issuer
+        passport = state.passport_entries.get(target)
+        if passport is not None:
+            if signer != passport.operator:
+                raise TransitionInvalid(f"passport {target} can be revoked only by its operator {passport.operator}")
+            return _nothing
+        delegation = state.delegations.get(target)
+        if delegation is not None:
+            grantors = [d.principal for d in chain_of(state, target).delegations]
+            if signer not in grantors:
+                raise TransitionInvalid(
+                    f"delegation {target} can only be revoked by its principal or a principal above it in its chain"
+                )
+            revoked = replace(delegation, revoked=s.entry)
+            return lambda: state.delegations.__setitem__(target, revoked)
+        if target in state.claims:
+            decision = ClaimDecision("revocation", s.entry, s.index, signer, signer, s.issued_at, s.payload["reason"])
+            claim = decide(state, target, decision)
+            return lambda: state.claims.__setitem__(target, claim)
+        raise TransitionInvalid(f"entry {target} is not a passport, delegation or claim on this log")
 
 
 _NO_KEYS = KeyState("", "", "", "", (), 0, ())
-Commit = Callable[[], None]
+_DECISIONS: Final[dict[str, DecisionKind]] = {
+    "claim-approval": "approval", "claim-rejection": "rejection", "claim-revocation": "revocation",
+}
 
 
 def _nothing() -> None:

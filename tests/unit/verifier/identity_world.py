@@ -1,0 +1,198 @@
+"""Builders for identity-fold tests: a log of signed Tabellion statements with explicit ``iat`` and the keys of
+an operator (with pre-rotation keys and witnesses), a second operator, agents and a human approver."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from schemas import cose_labels as L
+from schemas.errors import TabellionError
+from schemas.identity_statements import canonical_json, content_type
+from schemas.leaf import entry_id, leaf_data
+from schemas.statement import parse_statement
+from transparency.client import sign_statement
+from verifier.claims import decision_challenge
+from verifier.data_integrity import create_proof
+from verifier.did_key import did_key_from_public, multibase_of
+from verifier.fold import Fold, FoldEntry, IdentityState, Outcome, key_digest, witness_message
+from verifier.passports import format_timestamp, passport_verification_method, unsigned_passport
+
+T0 = 1_750_000_000
+HOUR = 3600
+FINGERPRINT = "sha256:" + "ab" * 32
+BUNDLE = "sha256:" + "cd" * 32
+STATUS_LIST = "https://status.example/lists/1"
+SCOPE = {"services": ["mail", "files"], "actions": ["read", "write"], "resources": ["mail/*", "files/a/*"]}
+STATE_FIELDS = ("controllers", "namespaces", "revoked", "passports", "passport_entries", "status_indices",
+                "delegations", "claims", "claim_ids")
+
+
+def mk(key: Ed25519PrivateKey) -> str:
+    return multibase_of(key.public_key())
+
+
+def did(key: Ed25519PrivateKey) -> str:
+    return did_key_from_public(key.public_key())
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def snapshot(state: IdentityState) -> dict[str, Any]:
+    """Every derived dict of the state (not the outcomes), deep-copied: what a refusal must leave unchanged."""
+    return {name: copy.deepcopy(getattr(state, name)) for name in STATE_FIELDS}
+
+
+def statement_id(statement: bytes) -> str:
+    return entry_id(leaf_data(parse_statement(statement).message))
+
+
+@dataclass
+class World:
+    """Keys by name and a log; ``add`` signs and appends, returning the entry id."""
+
+    keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+    entries: list[FoldEntry] = field(default_factory=list)
+    status_index: int = 0
+
+    def key(self, name: str) -> Ed25519PrivateKey:
+        if name not in self.keys:
+            self.keys[name] = Ed25519PrivateKey.generate()
+        return self.keys[name]
+
+    def did(self, name: str) -> str:
+        return did(self.key(name))
+
+    def mk(self, name: str) -> str:
+        return mk(self.key(name))
+
+    def sign(self, signer: str, stype: str, payload: dict[str, Any], *, iss: str | None = None,
+             iat: int | None = T0) -> bytes:
+        """``signer`` names the key; ``iss`` defaults to the DID of the identity it belongs to (key ``op+1`` is a
+        later key of ``op``, whose DID is the did:key of its first key ``op``)."""
+        extra = {L.CWT_IAT: iat} if iat is not None else None
+        issuer = iss or self.did(signer.partition("+")[0])
+        return sign_statement(self.key(signer), canonical_json(payload), subject=issuer,
+                              content_type=content_type(stype), issuer=issuer, extra_claims=extra)
+
+    def add(self, signer: str, stype: str, payload: dict[str, Any], *, iss: str | None = None,
+            iat: int | None = T0) -> str:
+        statement = self.sign(signer, stype, payload, iss=iss, iat=iat)
+        self.entries.append(FoldEntry(len(self.entries), statement))
+        return statement_id(statement)
+
+    def fold(self) -> IdentityState:
+        return Fold().apply_all(self.entries)
+
+    # --- operators ----------------------------------------------------------------------------------------
+
+    def register(self, name: str = "op", namespace: str = "acme") -> str:
+        """Operator ``name`` (DID = did:key of key ``name``), current key ``name``, next ``name+1``."""
+        payload = {"operator": self.did(name), "namespace": namespace, "key": self.mk(name),
+                   "next_key_digest": key_digest(self.mk(name + "+1")),
+                   "witnesses": [self.did(w) for w in ("w1", "w2", "w3")], "witness_threshold": 2}
+        return self.add(name, "operator-registration", payload)
+
+    def rotate(self, name: str, previous: str) -> str:
+        """Rotate operator ``name`` from key ``name`` to ``name+1`` (committing to ``name+2``)."""
+        payload: dict[str, Any] = {"controller": self.did(name), "sequence": 1, "previous": previous,
+                                   "key": self.mk(name + "+1"), "next_key_digest": key_digest(self.mk(name + "+2")),
+                                   "witness_signatures": []}
+        message = witness_message(payload)
+        payload["witness_signatures"] = [{"witness": self.did(w), "signature": b64url(self.key(w).sign(message))}
+                                         for w in ("w1", "w2")]
+        return self.add(name + "+1", "key-rotation", payload, iss=self.did(name))
+
+    # --- passports ----------------------------------------------------------------------------------------
+
+    def credential(self, agent: str, operator: str = "op", *, proof_key: str | None = None, tier: str = "software",
+                   valid_from: int = T0, lifetime: int = 24 * HOUR, index: int | None = None) -> dict[str, Any]:
+        if index is None:
+            index = self.status_index
+            self.status_index += 1
+        unsigned = unsigned_passport(
+            credential_id=f"urn:uuid:{uuid.UUID(int=index + 1)}", operator=self.did(operator), agent=self.did(agent),
+            tier=tier, valid_from=valid_from, valid_until=valid_from + lifetime, machine_fingerprint=FINGERPRINT,
+            jurisdiction="EU", policy_bundle=BUNDLE, status_list=STATUS_LIST, status_index=index,
+        )
+        signer = proof_key or operator
+        method = passport_verification_method(self.did(operator), self.mk(signer))
+        return create_proof(unsigned, self.key(signer), method, format_timestamp(valid_from))
+
+    def passport(self, agent: str, operator: str = "op", *, signer: str | None = None, iat: int | None = T0,
+                 **kwargs: Any) -> str:
+        credential = self.credential(agent, operator, **kwargs)
+        return self.add(signer or operator, "agent-passport", {"credential": credential}, iss=self.did(operator),
+                        iat=iat)
+
+    # --- delegations and claims ----------------------------------------------------------------------------
+
+    def delegate(self, principal: str, agent: str, parent: str | None = None, *, scope: dict[str, Any] | None = None,
+                 not_after: int = T0 + 10 * HOUR, max_depth: int | None = None, iat: int | None = T0,
+                 signer: str | None = None) -> str:
+        """A delegation; ``max_depth`` defaults to 3 for a root and 0 for a child."""
+        depth = max_depth if max_depth is not None else (3 if parent is None else 0)
+        payload = {"principal": self.did(principal), "agent": self.did(agent), "parent": parent,
+                   "scope": scope or SCOPE, "not_after": not_after, "max_depth": depth}
+        return self.add(signer or principal, "delegation", payload, iss=self.did(principal), iat=iat)
+
+    def submit(self, agent: str, claim_id: str = "c1", namespace: str = "acme", *, service: str = "mail",
+               scope: dict[str, Any] | None = None, signer: str | None = None) -> str:
+        payload = {"claim_id": claim_id, "agent": self.did(agent), "namespace": namespace, "service": service,
+                   "scope": scope or SCOPE}
+        return self.add(signer or agent, "claim-submission", payload, iss=self.did(agent))
+
+    def approval(self, claim: str, human: str = "human", *, webauthn_type: str = "webauthn.get",
+                 challenge: str | None = None) -> dict[str, Any]:
+        """A claim-approval payload carrying a WebAuthn assertion by ``human``'s passkey."""
+        payload: dict[str, Any] = {"claim": claim, "decided_by": self.did(human), "note": "ok"}
+        client_data = {"type": webauthn_type, "challenge": challenge or decision_challenge(payload),
+                       "origin": "https://issuer.example"}
+        client_json = json.dumps(client_data).encode()
+        auth_data = b"\x00" * 37
+        signature = self.key(human).sign(auth_data + client_json)  # its verification is not the fold's concern
+        payload["webauthn"] = {"credential_id": b64url(b"cred"), "authenticator_data": b64url(auth_data),
+                               "client_data_json": b64url(client_json), "signature": b64url(signature)}
+        return payload
+
+    def approve(self, claim: str, signer: str = "op", **kwargs: Any) -> str:
+        return self.add(signer, "claim-approval", self.approval(claim, **kwargs))
+
+    def reject(self, claim: str, signer: str = "op") -> str:
+        return self.add(signer, "claim-rejection", {"claim": claim, "decided_by": self.did(signer), "reason": "no"})
+
+    def revoke_claim(self, claim: str, signer: str = "op") -> str:
+        return self.add(signer, "claim-revocation",
+                        {"claim": claim, "decided_by": self.did(signer), "reason": "privilegeWithdrawn"})
+
+    def revoke(self, signer: str, target: str, reason: str = "privilegeWithdrawn", *, iss: str | None = None) -> str:
+        return self.add(signer, "revocation", {"target": target, "reason": reason}, iss=iss)
+
+
+def assert_last_refused(world: World, reason: str) -> Outcome:
+    """Fold all but the last entry, then check (must raise) and apply the last: rejected with ``reason`` and the
+    state left exactly as it was."""
+    fold = Fold().apply_all(world.entries[:-1])
+    before = snapshot(fold)
+    last = world.entries[-1]
+    with pytest.raises(TabellionError) as refused:
+        Fold(fold).check(parse_statement(last.statement))
+    assert reason in str(refused.value)
+    outcome = Fold(fold).apply(last)
+    assert not outcome.accepted, f"accepted, expected refusal: {reason}"
+    assert reason in outcome.reason, outcome.reason
+    assert snapshot(fold) == before, "a refused transition changed the state"
+    return outcome
+
+
+def accepted(state: IdentityState) -> list[bool]:
+    return [o.accepted for o in state.outcomes]
