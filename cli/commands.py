@@ -93,13 +93,15 @@ def load_vkey(value: str) -> VerifierKey:
 
 def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None:
     """Run the transparency service until SIGINT/SIGTERM."""
+    from cli.embedded import embedded_issuer
+    from issuer.routes import ROUTES as ISSUER_ROUTES
     from transparency.server import serve as serve_log
     from transparency.settings import load_settings
 
     settings = load_settings(overrides)
     print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
           f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
-    serve_log(settings)
+    serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)])
 
 
 def keygen(out: str | Path, kind: KeyKind = "ed25519", *, force: bool = False) -> str:

@@ -561,3 +561,13 @@ class ClaimRefused(AuthorityRefused):
 
     code = "claim-refused"
     title = "No approved claim"
+
+
+# --- issuer endpoints --------------------------------------------------------------------------------
+
+
+class StatementTypeMismatch(BadInput):
+    """An issuer endpoint got a signed statement of another type than the one it is for."""
+
+    code = "statement-type-mismatch"
+    title = "Wrong statement type for this endpoint"

@@ -86,6 +86,8 @@ def parse_payload(statement_type: str, payload: bytes) -> dict[str, Any]:
         value = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadInvalid(f"the {statement_type} payload is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise PayloadInvalid(f"the {statement_type} payload nests too deeply") from exc
     try:
         canonical = canonical_json(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:

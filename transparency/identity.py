@@ -18,12 +18,15 @@ import threading
 from collections.abc import Sequence
 
 from schemas.errors import SignerUnresolvable, TransitionInvalid
+from schemas.identity_statements import statement_type_of
 from schemas.statement import SignedStatement
 from transparency.log.store import LogReader
+from verifier.did_key import resolve_did_key
 from verifier.fold import Fold, FoldEntry, IdentityState, KeyState
 from verifier.keys import PublicKey
 
 log = logging.getLogger(__name__)
+DID_KEY = "did:key:"
 
 PAGE = 1000
 
@@ -70,6 +73,9 @@ class IdentityFollower:
             controller = state.controllers.get(signer)
             if controller is None:
                 raise SignerUnresolvable(f"{signer[:200]} is not a controller registered on this log")
+            if statement_type_of(statement.content_type) == "key-rotation":
+                # signed by the key it reveals; the policy (the fold) checks that it is the committed one
+                return resolve_did_key(DID_KEY + _kid_multikey(statement))
             _refuse_retired_key(statement, controller, state)
             return state.current_key(signer)
 
@@ -80,10 +86,14 @@ class IdentityFollower:
             self._fold.check(statement)
 
 
+def _kid_multikey(statement: SignedStatement) -> str:
+    """The multikey a ``did:key:z…#z…`` (or bare did:key) kid names."""
+    return (statement.kid_text or "").partition("#")[0].removeprefix(DID_KEY)
+
+
 def _refuse_retired_key(statement: SignedStatement, controller: KeyState, state: IdentityState) -> None:
     """A kid naming one of the controller's earlier keys gets a precise refusal instead of a bad signature."""
-    kid = statement.kid_text or ""
-    multikey = kid.partition("#")[0].removeprefix("did:key:")
+    multikey = _kid_multikey(statement)
     if multikey == controller.key:
         return
     for event in controller.history:

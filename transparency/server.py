@@ -11,7 +11,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from starlette.routing import BaseRoute
 
-from transparency.http.app import create_app
+from transparency.http.app import Extension, create_app
 from transparency.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,11 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-def serve(settings: Settings, extra_routes: Sequence[BaseRoute] = ()) -> None:
+def serve(
+    settings: Settings, extra_routes: Sequence[BaseRoute] = (), extensions: Sequence[Extension] = ()
+) -> None:
     """Run until SIGINT/SIGTERM; the sequencer finishes its batch and the database closes cleanly."""
-    app = create_app(settings, extra_routes=extra_routes)
+    app = create_app(settings, extra_routes=extra_routes, extensions=extensions)
     config = hypercorn_config(settings)
 
     async def main() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -16,9 +16,13 @@ from transparency.registration import Registrar
 from transparency.service import TransparencyService
 from transparency.settings import Settings
 
+Extension = Callable[[Starlette, TransparencyService], AbstractAsyncContextManager[None]]
+"""Something hosted in the same process (the issuer): started after the service, stopped before it."""
+
 
 def create_app(
-    settings: Settings, registrar: Registrar | None = None, extra_routes: Sequence[BaseRoute] = ()
+    settings: Settings, registrar: Registrar | None = None, extra_routes: Sequence[BaseRoute] = (),
+    extensions: Sequence[Extension] = (),
 ) -> Starlette:
     """Build the app; the service (log key, database, sequencer) starts in the lifespan, not at import."""
 
@@ -28,7 +32,10 @@ def create_app(
         app.state.service = service
         app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for extension in extensions:
+                    await stack.enter_async_context(extension(app, service))
+                yield
         finally:
             service.close()
 

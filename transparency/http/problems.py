@@ -34,8 +34,12 @@ def problem_response(request: Request, error: TabellionError) -> Response:
             error.type_uri: {"code": error.code},
         })
         return Response(body, error.status, headers, media_types.CONCISE_PROBLEM)
-    text = json.dumps({"type": error.type_uri, "title": error.title, "status": error.status,
-                       "detail": error.detail, "instance": request.url.path})
+    problem = {"type": error.type_uri, "title": error.title, "status": error.status, "detail": error.detail,
+               "instance": request.url.path}
+    reason_code = getattr(error, "reason_code", None)  # RFC 9457 §3.2 extension member: the stable reason
+    if isinstance(reason_code, str):
+        problem["reason_code"] = reason_code
+    text = json.dumps(problem)
     return Response(text, error.status, headers, media_types.PROBLEM_JSON)
 
 

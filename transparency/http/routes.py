@@ -13,12 +13,11 @@ from schemas import cbor, media_types
 from schemas.errors import (
     InvalidParameter,
     NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
 )
 from schemas.leaf import entry_id, parse_entry_id
 from schemas.tiles import parse_entries_path, parse_tile_path
 from transparency.http.ratelimit import RateLimiter
+from transparency.request_bodies import read_limited_body, require_content_type
 from transparency.service import TransparencyService, encode_entries
 from verifier.keys import cose_key
 
@@ -31,29 +30,12 @@ def _service(request: Request) -> TransparencyService:
     return service
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; a declared or actual larger body is refused before any parsing."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def register_statement(request: Request) -> Response:
     service = _service(request)
     limiter: RateLimiter = request.app.state.limiter
     limiter.take(request.client.host if request.client else "unknown")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != media_types.COSE:
-        raise UnsupportedMediaType(f"POST /entries takes {media_types.COSE}, not {ctype or 'no content type'!r}")
-    body = await _read_body(request, service.settings.max_body_bytes)
+    require_content_type(request, media_types.COSE)
+    body = await read_limited_body(request, service.settings.max_body_bytes)
     outcome = await service.register(body)
     location = f"/entries/{entry_id(outcome.leaf_data)}"
     if outcome.receipt is None:

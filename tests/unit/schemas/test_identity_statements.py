@@ -104,3 +104,8 @@ def test_not_json_and_unknown_types() -> None:
         statement_type_of("application/vnd.tabellion.nonsense+json")
     assert statement_type_of("application/json") is None
     assert statement_type_of(60) is None
+
+
+def test_deeply_nested_json_is_a_payload_error_not_a_crash() -> None:
+    with pytest.raises(PayloadInvalid, match="nests too deeply"):
+        parse_payload("delegation", b"[" * 100_000 + b"]" * 100_000)

@@ -1,0 +1,151 @@
+"""The issuer's HTTP API (JSON; refusals are RFC 9457 problem+json through the one error handler).
+
+Writes take a signed statement (``application/cose``) of the type the endpoint is for and answer 201
+with the log entry, its receipt and the checkpoint; reads answer from the folded log, each naming the
+checkpoint it was decided on. See docs/http-api.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from issuer.dids import DID_MEDIA_TYPE, did_document, resolution, service_document
+from issuer.service import Issuer
+from schemas import media_types
+from schemas.errors import InvalidParameter, NotFound, PayloadInvalid
+from schemas.leaf import parse_entry_id
+from transparency.request_bodies import read_limited_body, require_content_type
+
+MAX_BODY_BYTES = 1024 * 1024
+RESOLUTION_MEDIA_TYPE = 'application/ld+json;profile="https://w3id.org/did-resolution"'
+DECISIONS = {"approve": "claim-approval", "reject": "claim-rejection", "revoke": "claim-revocation"}
+MAX_JSON_BYTES = 256 * 1024
+
+
+def _issuer(request: Request) -> Issuer:
+    issuer: Issuer = request.app.state.issuer
+    return issuer
+
+
+async def _statement(request: Request) -> bytes:
+    require_content_type(request, media_types.COSE)
+    return await read_limited_body(request, MAX_BODY_BYTES)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    require_content_type(request, "application/json")
+    body = await read_limited_body(request, MAX_JSON_BYTES)
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadInvalid(f"the body is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise PayloadInvalid("the body is not a JSON object")
+    return value
+
+
+def _query(request: Request, name: str) -> str:
+    value = request.query_params.get(name)
+    if not value:
+        raise InvalidParameter(f"the query parameter {name!r} is required")
+    return value
+
+
+def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise InvalidParameter(f"{name} must be an integer from {low} to {high}")
+    return int(text)
+
+
+def _submitting(*types: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        logged = await _issuer(request).submit(await _statement(request), types)
+        return JSONResponse(logged.json(), 201, {"Location": f"/entries/{logged.entry}"})
+
+    return endpoint
+
+
+async def claim_decision(request: Request) -> Response:
+    """``POST /v1/claims/{id}/approve|reject|revoke``: the statement must name the claim in the path."""
+    claim = parse_entry_id(request.path_params["claim"]).hex()
+    kind = DECISIONS.get(request.path_params["decision"])
+    if kind is None:
+        raise NotFound(f"claims can be {', '.join(DECISIONS)}d, not {request.path_params['decision'][:40]!r}d")
+    issuer = _issuer(request)
+    statement = await _statement(request)
+    logged = await issuer.submit(statement, (kind,), must_name=("claim", claim))
+    return JSONResponse(logged.json(), 201, {"Location": f"/entries/{logged.entry}"})
+
+
+async def verify_agent(request: Request) -> Response:
+    body = await _json(request)
+    credential = body.get("credential")
+    agent = body.get("agent")
+    if agent is None and isinstance(credential, dict):
+        subject = credential.get("credentialSubject")
+        agent = subject.get("id") if isinstance(subject, dict) else None
+    if not isinstance(agent, str) or not agent.startswith("did:"):
+        raise InvalidParameter("give the agent's DID as 'agent', or its passport as 'credential'")
+    if credential is not None and not isinstance(credential, dict):
+        raise InvalidParameter("'credential' must be a JSON object (the passport VC)")
+    return JSONResponse(_issuer(request).verify_passport(agent, credential))
+
+
+async def verify_request(request: Request) -> Response:
+    issuer = _issuer(request)
+    answer = issuer.authorise(_query(request, "agent"), _query(request, "service"), _query(request, "action"),
+                              _query(request, "resource"))
+    return JSONResponse(answer)
+
+
+async def get_claim(request: Request) -> Response:
+    return JSONResponse(_issuer(request).claim(parse_entry_id(request.path_params["claim"]).hex()))
+
+
+async def approved_claims(request: Request) -> Response:
+    issuer = _issuer(request)
+    return JSONResponse(issuer.approved_claims(_int_query(request, "after", 0, 0, 2**63),
+                                               _int_query(request, "limit", 100, 1, 1000)))
+
+
+async def resolve_did(request: Request) -> Response:
+    issuer = _issuer(request)
+    issuer.log.refresh()
+    document, metadata = did_document(issuer.state, request.path_params["did"])
+    return JSONResponse(resolution(document, metadata), media_type=RESOLUTION_MEDIA_TYPE)
+
+
+async def service_did(request: Request) -> Response:
+    issuer = _issuer(request)
+    document = service_document(str(request.base_url), issuer.receipt_keys, issuer.current_kid)
+    return JSONResponse(document, media_type=DID_MEDIA_TYPE)
+
+
+async def registry_keys(request: Request) -> Response:
+    return JSONResponse(_issuer(request).key_generations())
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/api/agent/issue", _submitting("agent-passport"), methods=["POST"]),
+    Route("/api/agent/verify", verify_agent, methods=["POST"]),
+    Route("/registry/operators", _submitting("operator-registration"), methods=["POST"]),
+    Route("/registry/rotate", _submitting("key-rotation"), methods=["POST"]),
+    Route("/registry/revoke", _submitting("revocation"), methods=["POST"]),
+    Route("/registry/keys", registry_keys, methods=["GET"]),
+    Route("/v1/delegations", _submitting("delegation"), methods=["POST"]),
+    Route("/v1/claims", _submitting("claim-submission"), methods=["POST"]),
+    Route("/v1/claims/approved", approved_claims, methods=["GET"]),
+    Route("/v1/claims/{claim}", get_claim, methods=["GET"]),
+    Route("/v1/claims/{claim}/{decision:str}", claim_decision, methods=["POST"]),
+    Route("/v1/verify", verify_request, methods=["GET"]),
+    Route("/.well-known/did.json", service_did, methods=["GET"]),
+    Route("/1.0/identifiers/{did:path}", resolve_did, methods=["GET"]),
+]

@@ -1,0 +1,187 @@
+"""The control plane: writes are signed statements submitted to the log, reads come from the folded log.
+
+The issuer never signs on anyone's behalf: operators, agents and humans sign their statements locally
+(``tabellion`` CLI or their own tools) and the issuer checks that each endpoint gets the statement type
+it is for, submits it, follows the log until the entry is folded, and answers with the entry, its
+receipt and the checkpoint the answer was decided on. Every read is decided on the latest checkpoint the
+follower verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from issuer.log_state import LogState
+from schemas.errors import InvalidParameter, RegistrationPending, StatementTypeMismatch, TransitionInvalid
+from schemas.identity_statements import parse_payload, statement_type_of
+from schemas.receipt import parse_receipt
+from schemas.statement import parse_statement
+from transparency.client.http import Submitted
+from verifier.authority import authorise
+from verifier.did_key import did_key_from_public, multibase_of
+from verifier.fold import IdentityState
+from verifier.keys import KeySet
+from verifier.passports import passport_status
+
+Submit = Callable[[bytes], Awaitable[Submitted]]
+Clock = Callable[[], float]
+FOLLOW_ATTEMPTS = 50
+FOLLOW_PAUSE_S = 0.02
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A statement the log registered and the fold accepted."""
+
+    entry: str
+    index: int
+    statement_type: str
+    receipt: bytes
+    checkpoint: str
+
+    def json(self) -> dict[str, Any]:
+        return {"entry": self.entry, "index": self.index, "statement_type": self.statement_type,
+                "receipt": b64url(self.receipt), "checkpoint": self.checkpoint, "location": f"/entries/{self.entry}"}
+
+
+class Issuer:
+    def __init__(
+        self, log: LogState, submit: Submit, receipt_keys: KeySet, current_kid: bytes, clock: Clock = time.time
+    ) -> None:
+        self.log = log
+        self._submit = submit
+        self.receipt_keys = receipt_keys
+        self.current_kid = current_kid
+        self.clock = clock
+
+    @property
+    def state(self) -> IdentityState:
+        return self.log.state
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    async def submit(
+        self, statement: bytes, accepted_types: Collection[str], must_name: tuple[str, str] | None = None
+    ) -> Logged:
+        """Register a Tabellion statement of one of ``accepted_types``; answer once the fold accepted it.
+
+        A statement the log refuses raises the log's problem (the state is unchanged). One that the log
+        registered but the fold rejected (a conflicting statement in the same batch) raises
+        ``TransitionInvalid`` naming the rejected entry: it stays in the log, marked rejected.
+        """
+        signed = parse_statement(statement)
+        stype = statement_type_of(signed.content_type)
+        if stype is None or stype not in accepted_types:
+            raise StatementTypeMismatch(
+                f"this endpoint takes {' or '.join(sorted(accepted_types))} statements; the content type is "
+                f"{str(signed.content_type)[:120]!r}"
+            )
+        if must_name is not None:
+            field, value = must_name
+            if parse_payload(stype, signed.payload).get(field) != value:
+                raise StatementTypeMismatch(f"the {stype} statement does not name {field} {value[:80]} of the path")
+        submitted = await self._submit(statement)
+        if submitted.receipt is None:
+            raise RegistrationPending(f"entry {submitted.entry_id} is still being registered")
+        index = parse_receipt(submitted.receipt).inclusion[0].leaf_index
+        await self.follow_to(index + 1)
+        outcome = self.log.outcome(index)
+        if not outcome.accepted:
+            raise TransitionInvalid(f"entry {outcome.entry} (index {index}) was logged but rejected: {outcome.reason}")
+        return Logged(outcome.entry, index, stype, submitted.receipt, self.log.checkpoint_text)
+
+    async def follow_to(self, size: int) -> None:
+        for _ in range(FOLLOW_ATTEMPTS):
+            if self.log.refresh().size >= size and self.state.size >= size:
+                return
+            await asyncio.sleep(FOLLOW_PAUSE_S)
+        raise RegistrationPending(f"the log's checkpoint does not cover entry {size - 1} yet")
+
+    def key_generations(self) -> dict[str, Any]:
+        """The registry's receipt/checkpoint key generations: current first, retired kept for old receipts."""
+        keys = []
+        for kid in sorted(self.receipt_keys, key=lambda k: k != self.current_kid):
+            key = self.receipt_keys.get(kid)
+            keys.append({"kid": b64url(kid), "status": "current" if kid == self.current_kid else "retired",
+                         "publicKeyMultibase": multibase_of(key), "did": did_key_from_public(key)})
+        return {"keys": keys, "log_key": self.log.follower.log_key.encode()}
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def decided_on(self) -> dict[str, Any]:
+        checkpoint = self.log.checkpoint
+        return {"tree_size": checkpoint.size, "checkpoint": self.log.checkpoint_text}
+
+    def verify_passport(self, agent: str, credential: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``{verified, reason_code, policy_decision}`` for the agent's passport now, with its receipt."""
+        self.log.refresh()
+        status = passport_status(self.state, agent, self.now())
+        answer: dict[str, Any] = {
+            "agent": agent, "verified": status.verdict.value != "block", "reason_code": status.reason_code,
+            "policy_decision": status.verdict.value.upper(), "detail": status.detail, **self.decided_on(),
+        }
+        passport = status.passport
+        if passport is not None:
+            if credential is not None and credential != passport.credential:
+                answer.update(verified=False, reason_code="not_the_logged_passport", policy_decision="BLOCK",
+                              detail="the credential given is not the agent's passport as logged")
+            answer["passport"] = {"entry": passport.entry, "index": passport.index,
+                                  "receipt": b64url(self.log.entry(passport.index).receipt)}
+        return answer
+
+    def authorise(self, agent: str, service: str, action: str, resource: str) -> dict[str, Any]:
+        """ALLOW/WARN with the delegation chain and the approved claim, or raise the refusal's problem."""
+        self.log.refresh()
+        decision = authorise(self.state, agent, service, action, resource, self.now())
+        return {
+            "decision": decision.verdict.value.upper(), "reason_code": decision.reason_code, "agent": agent,
+            "service": service, "action": action, "resource": resource, "passport": decision.passport,
+            "chain": list(decision.chain), "root_principal": decision.root_principal, "claim": decision.claim,
+            **self.decided_on(),
+        }
+
+    def claim(self, entry: str) -> dict[str, Any]:
+        self.log.refresh()
+        claim = self.state.claims.get(entry)
+        if claim is None:
+            raise InvalidParameter(f"no claim submission {entry[:80]!r} is on the log")
+        return {
+            "entry": claim.entry, "index": claim.index, "claim_id": claim.claim_id, "agent": claim.agent,
+            "namespace": claim.namespace, "service": claim.service, "status": claim.status,
+            "scope": {"services": list(claim.scope.services), "actions": list(claim.scope.actions),
+                      "resources": list(claim.scope.resources)},
+            "decisions": [{"kind": d.kind, "entry": d.entry, "index": d.index, "decided_by": d.decided_by,
+                           "signer": d.signer} for d in claim.decisions],
+            **self.decided_on(),
+        }
+
+    def approved_claims(self, after: int, limit: int) -> dict[str, Any]:
+        """The approved-claims feed: each approval with the logged statements and receipts to check it."""
+        self.log.refresh()
+        items: list[dict[str, Any]] = []
+        last = after - 1
+        approved = [(d.index, c, d) for c in self.state.claims.values() if c.status == "approved"
+                    for d in [c.decision("approval")] if d is not None and d.index >= after]
+        for _, claim, approval in sorted(approved, key=lambda item: item[0]):
+            submission, decision = self.log.entry(claim.index), self.log.entry(approval.index)
+            items.append({
+                "claim": claim.entry, "claim_id": claim.claim_id, "agent": claim.agent, "namespace": claim.namespace,
+                "service": claim.service, "approval": approval.entry, "approval_index": approval.index,
+                "decided_by": approval.decided_by,
+                "submission_statement": b64url(submission.statement), "submission_receipt": b64url(submission.receipt),
+                "approval_statement": b64url(decision.statement), "approval_receipt": b64url(decision.receipt),
+            })
+            last = approval.index
+            if len(items) >= limit:
+                break
+        return {"items": items, "next": last + 1, **self.decided_on()}

@@ -1,0 +1,153 @@
+"""Issue 3 end to end over real HTTP: register, passports, delegation A -> B -> C, claim, approval, verify,
+rotation (the old key is refused), revocation (verify flips to BLOCK), DID documents; receipts offline."""
+
+from __future__ import annotations
+
+import base64
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from issuer.statements import (
+    PassportRequest,
+    Signer,
+    agent_passport,
+    claim_approval,
+    claim_submission,
+    delegation,
+    key_rotation,
+    operator_registration,
+    revocation,
+)
+from schemas.cose_sign1 import decode_sign1
+from schemas.leaf import entry_id, leaf_data
+from tests.server import running_server
+from transparency.client import did_of
+from verifier.keys import parse_key_set
+from verifier.receipts import verify_receipt
+
+COSE = {"content-type": "application/cose"}
+STATUS_LIST = "https://issuer.example/v1/status/1"
+FINGERPRINT = "sha256:" + "ab" * 32
+BUNDLE = "sha256:" + "cd" * 32
+
+
+def _id(statement: bytes) -> str:
+    return entry_id(leaf_data(decode_sign1(statement)))
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Log:
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30)
+        self.statements: dict[str, bytes] = {}
+        self.receipts: dict[str, bytes] = {}
+
+    def post(self, path: str, statement: bytes) -> httpx.Response:
+        answer = self.http.post(path, content=statement, headers=COSE)
+        if answer.status_code == 201:
+            body = answer.json()
+            self.statements[body["entry"]] = statement
+            self.receipts[body["entry"]] = _b64(body["receipt"])
+        return answer
+
+    def ok(self, path: str, statement: bytes) -> dict[str, Any]:
+        answer = self.post(path, statement)
+        assert answer.status_code == 201, answer.text
+        body: dict[str, Any] = answer.json()
+        assert body["entry"] == _id(statement)
+        return body
+
+    def size(self) -> int:
+        return int(self.http.get("/checkpoint").text.split("\n")[1])
+
+    def refused(self, path: str, statement: bytes, status: int = 403) -> dict[str, Any]:
+        before = self.size()
+        answer = self.post(path, statement)
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert self.size() == before, "a refused statement changed the log"
+        problem: dict[str, Any] = answer.json()
+        return problem
+
+    def verify(self, agent: str, action: str = "read", resource: str = "mail/inbox/1") -> httpx.Response:
+        query = urllib.parse.urlencode({"agent": agent, "service": "mail", "action": action, "resource": resource})
+        return self.http.get(f"/v1/verify?{query}")
+
+
+def test_operator_to_agent_chain_claim_rotation_revocation(tmp_path: Path) -> None:
+    op0, op1, op2 = (Ed25519PrivateKey.generate() for _ in range(3))
+    witnesses = [Ed25519PrivateKey.generate() for _ in range(3)]
+    a, b, c = (Signer(Ed25519PrivateKey.generate()) for _ in range(3))
+    operator = Signer(op0)
+    now = int(time.time())
+    with running_server(tmp_path) as url:
+        log = Log(url)
+        registration = log.ok("/registry/operators", operator_registration(
+            operator, "acme", op1, [did_of(w) for w in witnesses], 2))
+        for i, agent in enumerate((a, b, c)):
+            log.ok("/api/agent/issue", agent_passport(operator, PassportRequest(
+                agent.identity, "software", FINGERPRINT, "EU", BUNDLE, STATUS_LIST, i)))
+
+        wide = {"services": ["mail", "files"], "actions": ["read", "write"], "resources": ["mail/*", "files/*"]}
+        root = log.ok("/v1/delegations", delegation(operator, a.identity, wide, not_after=now + 3600, max_depth=2))
+        narrower = {"services": ["mail"], "actions": ["read", "write"], "resources": ["mail/*"]}
+        ab = log.ok("/v1/delegations", delegation(a, b.identity, narrower, not_after=now + 3000, max_depth=1,
+                                                  parent=root["entry"]))
+        narrowest = {"services": ["mail"], "actions": ["read"], "resources": ["mail/inbox/*"]}
+        bc = log.ok("/v1/delegations", delegation(b, c.identity, narrowest, not_after=now + 2000, max_depth=0,
+                                                  parent=ab["entry"]))
+        # widening at the last hop, and going deeper than allowed, are refused and change nothing
+        widened = {"services": ["mail"], "actions": ["read", "delete"], "resources": ["mail/inbox/*"]}
+        log.refused("/v1/delegations", delegation(b, c.identity, widened, not_after=now + 2000, max_depth=0,
+                                                  parent=ab["entry"]))
+        d = Signer(Ed25519PrivateKey.generate())
+        log.refused("/v1/delegations", delegation(c, d.identity, narrowest, not_after=now + 1000, max_depth=0,
+                                                  parent=bc["entry"]))
+
+        claim = log.ok("/v1/claims", claim_submission(c, "c-mail-1", "acme", "mail", narrowest))
+        assert log.verify(c.identity).status_code == 403  # not approved yet
+        human = did_of(Ed25519PrivateKey.generate())
+        approval = log.ok(f"/v1/claims/{claim['entry']}/approve", claim_approval(operator, claim["entry"],
+                                                                                  decided_by=human, note="ok"))
+        # approving twice is a replay of the decision: refused
+        log.refused(f"/v1/claims/{claim['entry']}/approve", claim_approval(operator, claim["entry"], note="again"))
+
+        allowed = log.verify(c.identity)
+        assert allowed.status_code == 200, allowed.text
+        decision = allowed.json()
+        assert decision["decision"] in ("ALLOW", "WARN")
+        assert decision["chain"] == [root["entry"], ab["entry"], bc["entry"]]
+        assert decision["root_principal"] == operator.identity
+        assert decision["claim"] == claim["entry"]
+        assert log.verify(c.identity, action="write").status_code == 403  # outside C's scope
+        feed = log.http.get("/v1/claims/approved").json()
+        assert [item["approval"] for item in feed["items"]] == [approval["entry"]]
+        assert feed["items"][0]["decided_by"] == human
+
+        # rotation: the committed key takes over with 2 of 3 witnesses; the old key is refused from then on
+        log.ok("/registry/rotate", key_rotation(operator.identity, op1, sequence=1, previous=registration["entry"],
+                                                next_key=op2, witness_keys=witnesses[:2]))
+        problem = log.refused("/registry/revoke", revocation(operator, c.identity, "privilegeWithdrawn"))
+        assert "rotated out" in problem["detail"] or "current" in problem["detail"]
+        document = log.http.get(f"/1.0/identifiers/{operator.identity}").json()
+        assert [k["entry"] for k in document["didDocumentMetadata"]["keyHistory"]][0] == registration["entry"]
+        assert len(document["didDocument"]["verificationMethod"]) == 2
+
+        # revocation by the operator's current key: verify flips to BLOCK at once
+        log.ok("/registry/revoke", revocation(Signer(op1, operator.identity), c.identity, "privilegeWithdrawn"))
+        assert log.verify(c.identity).status_code == 403
+        passport = log.http.post("/api/agent/verify", json={"agent": c.identity}).json()
+        assert passport["policy_decision"] == "BLOCK" and passport["verified"] is False
+        assert log.http.post("/api/agent/verify", json={"agent": a.identity}).json()["policy_decision"] == "ALLOW"
+
+        keys = parse_key_set(log.http.get("/.well-known/scitt-keys").content)
+        for ident, receipt in log.receipts.items():
+            assert verify_receipt(receipt, log.statements[ident], keys).leaf_index >= 0
