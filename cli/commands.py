@@ -10,6 +10,7 @@ The ``verify`` commands are offline: they read files and use only ``verifier`` a
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import traceback
@@ -23,6 +24,7 @@ from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     ConsistencyProofInvalid,
     InvalidParameter,
+    PayloadInvalid,
     RegistrationPending,
     TabellionError,
 )
@@ -41,6 +43,7 @@ from transparency.client import (
     sign_hash_envelope,
     sign_statement,
 )
+from verifier.bundles import verify_bundle
 from verifier.checkpoints import verify_checkpoint, verify_checkpoint_consistency
 from verifier.keys import parse_key_set
 from verifier.receipts import VerifiedReceipt, verify_receipt, verify_transparent_statement
@@ -281,6 +284,17 @@ def verify_consistency_files(
     return f"OK: tree size {new_cp.size} of {new_cp.origin} extends tree size {old_cp.size}"
 
 
+def verify_bundle_file(path: str | Path, log_keys: str | Path) -> list[str]:
+    """Check an audit bundle offline: who authorised the agent, through which chain, at which log size."""
+    keys = parse_key_set(read_file(log_keys, "key set"))
+    try:
+        bundle = json.loads(read_file(path, "audit bundle"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadInvalid(f"the audit bundle is not JSON: {exc}") from exc
+    lines = verify_bundle(bundle, keys).lines()
+    return [f"OK: {lines[0]}", *(f"  {line}" for line in lines[1:])]
+
+
 def _receipt_line(v: VerifiedReceipt) -> str:
     return f"OK: entry {v.leaf_index} of tree size {v.tree_size} at {v.issuer}, receipt key {v.kid.hex()}"
 
@@ -420,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proof", required=True, metavar="PROOF_FILE")
     p.add_argument("--log-key", required=True, metavar="VKEY_FILE_OR_STRING")
     p.add_argument("--origin")
+    p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys)),
+                "check an audit bundle: who authorised an agent, through which chain")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--log-keys", required=True, metavar="KEYSET_FILE")
     return parser
 
 

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from issuer.audit import audit_bundle
 from issuer.dids import DID_MEDIA_TYPE, did_document, resolution, service_document
 from issuer.service import Issuer
 from schemas import media_types
@@ -129,6 +130,10 @@ async def service_did(request: Request) -> Response:
     return JSONResponse(document, media_type=DID_MEDIA_TYPE)
 
 
+async def audit(request: Request) -> Response:
+    return JSONResponse(audit_bundle(_issuer(request).log, request.path_params["did"]))
+
+
 async def registry_keys(request: Request) -> Response:
     return JSONResponse(_issuer(request).key_generations())
 
@@ -146,6 +151,7 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/claims/{claim}", get_claim, methods=["GET"]),
     Route("/v1/claims/{claim}/{decision:str}", claim_decision, methods=["POST"]),
     Route("/v1/verify", verify_request, methods=["GET"]),
+    Route("/v1/audit/{did:path}", audit, methods=["GET"]),
     Route("/.well-known/did.json", service_did, methods=["GET"]),
     Route("/1.0/identifiers/{did:path}", resolve_did, methods=["GET"]),
 ]

@@ -73,8 +73,11 @@ class FoldEntry:
 class Fold:
     """Applies entries one at a time (a follower) or all at once (a rebuild); both give the same state."""
 
-    def __init__(self, state: IdentityState | None = None) -> None:
+    def __init__(self, state: IdentityState | None = None, *, sparse: bool = False) -> None:
+        """``sparse``: entries need only come in increasing log order, not every one of them (an audit
+        bundle holds the entries about one identity); the state is then that of those entries alone."""
         self.state = state or IdentityState()
+        self.sparse = sparse
 
     def apply_all(self, entries: Iterable[FoldEntry]) -> IdentityState:
         for entry in entries:
@@ -82,7 +85,7 @@ class Fold:
         return self.state
 
     def apply(self, entry: FoldEntry) -> Outcome:
-        if entry.index != self.state.size:
+        if entry.index != self.state.size and not (self.sparse and entry.index > self.state.size):
             raise TransitionInvalid(f"entry {entry.index} arrived, the fold expected entry {self.state.size}")
         statement = parse_statement(entry.statement)
         ident = entry_id(leaf_data(statement.message))
@@ -95,7 +98,7 @@ class Fold:
         except (PolicyRefused, BadInput, VerificationError) as exc:
             outcome = Outcome(entry.index, ident, stype, False, f"{exc.title}: {exc.detail}")
         self.state.outcomes.append(outcome)
-        self.state.size += 1
+        self.state.size = entry.index + 1
         return outcome
 
     def check(self, statement: SignedStatement) -> None:

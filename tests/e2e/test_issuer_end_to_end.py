@@ -4,12 +4,16 @@ rotation (the old key is refused), revocation (verify flips to BLOCK), DID docum
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from issuer.statements import (
@@ -24,9 +28,11 @@ from issuer.statements import (
     revocation,
 )
 from schemas.cose_sign1 import decode_sign1
+from schemas.errors import TabellionError
 from schemas.leaf import entry_id, leaf_data
 from tests.server import running_server
 from transparency.client import did_of
+from verifier.bundles import verify_bundle
 from verifier.keys import parse_key_set
 from verifier.receipts import verify_receipt
 
@@ -148,6 +154,30 @@ def test_operator_to_agent_chain_claim_rotation_revocation(tmp_path: Path) -> No
         assert passport["policy_decision"] == "BLOCK" and passport["verified"] is False
         assert log.http.post("/api/agent/verify", json={"agent": a.identity}).json()["policy_decision"] == "ALLOW"
 
-        keys = parse_key_set(log.http.get("/.well-known/scitt-keys").content)
+        keys_cbor = log.http.get("/.well-known/scitt-keys").content
+        keys = parse_key_set(keys_cbor)
         for ident, receipt in log.receipts.items():
             assert verify_receipt(receipt, log.statements[ident], keys).leaf_index >= 0
+
+        # the audit bundle answers offline who authorised C, through which chain, as of which tree size
+        bundle = log.http.get(f"/v1/audit/{c.identity}").json()
+        report = verify_bundle(bundle, keys)
+        assert report.tree_size == log.size()
+        assert [chain.principals for chain in report.chains] == [
+            (operator.identity, a.identity, b.identity, c.identity)]
+        assert report.chains[0].delegations == (root["entry"], ab["entry"], bc["entry"])
+        assert [(cl.claim_id, cl.status, cl.decided_by) for cl in report.claims] == [("c-mail-1", "approved", human)]
+        assert report.revoked is not None and operator.identity in report.revoked
+        (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+        (tmp_path / "keys.cbor").write_bytes(keys_cbor)
+        cli = subprocess.run([sys.executable, "-m", "cli.main", "verify", "bundle", str(tmp_path / "bundle.json"),
+                              "--log-keys", str(tmp_path / "keys.cbor")], capture_output=True, text=True, check=False)
+        assert cli.returncode == 0, cli.stderr
+        assert f"authorised by {operator.identity}" in cli.stdout and human in cli.stdout
+
+        # a bundle whose statement was swapped for another one does not verify
+        tampered = dict(bundle, entries=[dict(bundle["entries"][0], statement=bundle["entries"][1]["statement"]),
+                                         *bundle["entries"][1:]])
+        with pytest.raises(TabellionError):
+            verify_bundle(tampered, keys)
+        assert log.http.get(f"/v1/audit/{did_of(Ed25519PrivateKey.generate())}").status_code == 404

@@ -1,0 +1,91 @@
+"""Audit bundles: "who authorised this agent", with everything needed to check the answer offline.
+
+A bundle (JSON, format in ``verifier.bundles``) holds, for one agent DID, every log entry the answer
+rests on — its passports, every delegation to it and each delegation's ancestors, its claims and the
+decisions on them, the key history (registration and rotations) of every principal, passport issuer
+and namespace owner involved, and every revocation of any of these — each with its receipt, plus the
+latest verified checkpoint and the consistency proofs from each receipt's tree size to it.
+
+Inclusion is proven; completeness is not: a bundle cannot show that no other entry (say a revocation)
+exists. A verifier that needs that follows the log itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from issuer.log_state import LogState
+from schemas.errors import NotFound
+from schemas.receipt import parse_receipt
+from verifier.bundles import BUNDLE_TYPE, BUNDLE_VERSION, b64url
+from verifier.delegation import chain_of
+from verifier.fold import IdentityState
+
+
+class AuditSubjectUnknown(NotFound):
+    code = "audit-subject-unknown"
+    title = "Nothing about this identity on the log"
+
+
+def relevant_entries(state: IdentityState, did: str) -> set[int]:
+    """Indices of the entries an audit of ``did`` rests on (see the module docstring)."""
+    indices: set[int] = set()
+    principals: set[str] = set()
+    subjects: set[str] = {did}  # DIDs and entry ids whose revocation matters
+    for passport in state.passport_entries.values():
+        if passport.agent == did:
+            indices.add(passport.index)
+            principals.add(passport.operator)
+            subjects.add(passport.entry)
+    for delegation in list(state.delegations.values()):
+        if delegation.agent != did:
+            continue
+        for link in chain_of(state, delegation.entry).delegations:
+            indices.add(link.index)
+            principals.update((link.principal, link.agent))
+            subjects.add(link.entry)
+    for claim in state.claims.values():
+        if claim.agent != did:
+            continue
+        indices.add(claim.index)
+        subjects.add(claim.entry)
+        owner = state.namespaces.get(claim.namespace)
+        if owner is not None:
+            principals.add(owner)
+        for decision in claim.decisions:
+            indices.add(decision.index)
+            principals.add(decision.signer)
+    for principal in principals - {did}:
+        controller = state.controllers.get(principal)
+        if controller is not None:
+            indices.update(event.index for event in controller.history)
+            subjects.update(event.key for event in controller.history)
+        subjects.add(principal)
+    for target in subjects:
+        revocation = state.revoked.get(target)
+        if revocation is not None:
+            indices.add(revocation.index)
+    return indices
+
+
+def audit_bundle(log: LogState, did: str) -> dict[str, Any]:
+    log.refresh()
+    indices = sorted(relevant_entries(log.state, did))
+    if not indices:
+        raise AuditSubjectUnknown(f"no passport, delegation or claim of {did[:200]} is on the log")
+    checkpoint = log.checkpoint
+    entries = []
+    sizes: set[int] = set()
+    for index in indices:
+        entry = log.entry(index)
+        entries.append({"index": index, "statement": b64url(entry.statement), "receipt": b64url(entry.receipt)})
+        sizes.add(parse_receipt(entry.receipt).inclusion[0].tree_size)
+    client = log.follower.client
+    consistency = [
+        {"tree_size": size, "path": [b64url(h) for h in client.consistency(size, checkpoint.size).path]}
+        for size in sorted(sizes) if size < checkpoint.size
+    ]
+    return {
+        "type": BUNDLE_TYPE, "version": BUNDLE_VERSION, "subject": did, "checkpoint": log.checkpoint_text,
+        "entries": entries, "consistency": consistency,
+    }

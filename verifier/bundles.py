@@ -1,0 +1,223 @@
+"""Offline verification of an audit bundle: who authorised an agent, through which chain, at which log size.
+
+Bundle (JSON object)::
+
+    {"type": "tabellion-audit-bundle", "version": 1,
+     "subject": "<agent DID>",
+     "checkpoint": "<C2SP signed checkpoint note, as served at GET /checkpoint>",
+     "entries": [{"index": n, "statement": b64url, "receipt": b64url}, ...],      # increasing index
+     "consistency": [{"tree_size": s, "path": [b64url, ...]}, ...]}               # s -> checkpoint size
+
+b64url is unpadded base64url. Verification needs only the log's receipt key set (COSE Key Set) and no
+network: the checkpoint must be signed by one of those (Ed25519) keys under its own origin; every
+receipt must verify for its statement, name the entry's index, and lead to a root consistent with the
+checkpoint (equal at the same size, else through the bundle's RFC 9162 consistency proof); the
+entries are then folded in log order (a sparse fold: only these entries) and the answer is read off
+the folded state. What it proves: each entry is in the log the checkpoint commits to. What it cannot
+prove: that the log holds no other entry about the agent (a later revocation, say).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from schemas.checkpoint import Checkpoint, parse_checkpoint
+from schemas.errors import (
+    CheckpointInconsistent,
+    CheckpointSignatureInvalid,
+    InclusionProofInvalid,
+    MalformedReceipt,
+    PayloadInvalid,
+    TabellionError,
+)
+from schemas.note import ed25519_vkey, parse_note
+from verifier.checkpoints import verify_checkpoint
+from verifier.delegation import chain_of, check_chain
+from verifier.fold import Fold, FoldEntry, IdentityState
+from verifier.identity_state import Passport
+from verifier.keys import KeySet, public_key_bytes
+from verifier.merkle import verify_consistency
+from verifier.passports import format_timestamp
+from verifier.receipts import verify_receipt
+
+BUNDLE_TYPE: Final = "tabellion-audit-bundle"
+BUNDLE_VERSION: Final = 1
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise PayloadInvalid(f"{what} is not a base64url string")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise PayloadInvalid(f"{what} is not base64url: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    delegations: tuple[str, ...]  # entry ids, root first
+    principals: tuple[str, ...]  # root principal first, then each hop's agent
+    standing: str  # "valid" or the reason it no longer holds
+
+
+@dataclass(frozen=True)
+class ClaimReport:
+    claim_id: str
+    entry: str
+    service: str
+    status: str
+    decided_by: str | None
+    decision_entry: str | None
+    human_assertion: bool
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    subject: str
+    origin: str
+    tree_size: int
+    entries: int
+    rejected: tuple[str, ...]  # entries the fold rejected, with reasons
+    passport: str | None  # "entry <id> by <operator>, <tier>, valid until <epoch>"
+    chains: tuple[ChainReport, ...]
+    claims: tuple[ClaimReport, ...]
+    revoked: str | None
+
+    def lines(self) -> list[str]:
+        out = [f"audit bundle for {self.subject}: {self.entries} entries verified against {self.origin} "
+               f"at tree size {self.tree_size}"]
+        out.append(f"passport: {self.passport or 'none in the bundle'}")
+        for chain in self.chains:
+            out.append(f"authorised by {chain.principals[0]} through {' -> '.join(chain.principals[1:])} "
+                       f"(delegations {', '.join(e[:12] for e in chain.delegations)}): {chain.standing}")
+        if not self.chains:
+            out.append("authorised by: no delegation to this agent in the bundle")
+        for claim in self.claims:
+            who = f"{claim.status} by {claim.decided_by} (entry {claim.decision_entry})" if claim.decided_by else \
+                claim.status
+            human = ", with the human's passkey assertion" if claim.human_assertion else ""
+            out.append(f"claim {claim.claim_id} for {claim.service}: {who}{human}")
+        out.append(f"revoked: {self.revoked}" if self.revoked else "revoked: not in this bundle")
+        out.extend(f"rejected entry: {r}" for r in self.rejected)
+        return out
+
+
+def verify_bundle(bundle: Any, keys: KeySet) -> BundleReport:
+    """Verify ``bundle`` (the parsed JSON) against the log's receipt keys; raise on any failure."""
+    if not isinstance(bundle, dict) or bundle.get("type") != BUNDLE_TYPE or bundle.get("version") != BUNDLE_VERSION:
+        raise PayloadInvalid(f"not a {BUNDLE_TYPE} version {BUNDLE_VERSION}")
+    subject = bundle.get("subject")
+    if not isinstance(subject, str):
+        raise PayloadInvalid("the bundle names no subject")
+    checkpoint = _checkpoint(bundle.get("checkpoint"), keys)
+    proofs = _consistency_proofs(bundle.get("consistency"))
+    entries = bundle.get("entries")
+    if not isinstance(entries, list) or not entries:
+        raise PayloadInvalid("the bundle holds no entries")
+    fold = Fold(sparse=True)
+    last = -1
+    for i, item in enumerate(entries):
+        if not isinstance(item, dict) or not isinstance(item.get("index"), int) or item["index"] <= last:
+            raise PayloadInvalid(f"bundle entry {i} has no index above the previous one")
+        last = item["index"]
+        statement = _unb64(item.get("statement"), f"entry {last} statement")
+        _check_receipt(_unb64(item.get("receipt"), f"entry {last} receipt"), statement, last, keys, checkpoint, proofs)
+        fold.apply(FoldEntry(last, statement))
+    return _report(subject, checkpoint, fold.state, len(entries))
+
+
+def _checkpoint(text: object, keys: KeySet) -> Checkpoint:
+    if not isinstance(text, str):
+        raise PayloadInvalid("the bundle has no checkpoint note")
+    origin = parse_checkpoint(parse_note(text).text).origin
+    failures = []
+    for kid in keys:
+        key = keys.get(kid)
+        if not isinstance(key, Ed25519PublicKey):
+            continue
+        try:
+            return verify_checkpoint(text, ed25519_vkey(origin, public_key_bytes(key)))
+        except TabellionError as exc:
+            failures.append(exc.detail)
+    raise CheckpointSignatureInvalid(f"no key of the key set signed the checkpoint for {origin!r}: {failures[:3]}")
+
+
+def _consistency_proofs(value: object) -> dict[int, Sequence[bytes]]:
+    if not isinstance(value, list):
+        raise PayloadInvalid("the bundle's consistency proofs are not a list")
+    proofs: dict[int, Sequence[bytes]] = {}
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("tree_size"), int) or not isinstance(
+            item.get("path"), list
+        ):
+            raise PayloadInvalid("a consistency proof is not {tree_size, path}")
+        proofs[item["tree_size"]] = [_unb64(h, "a consistency proof hash") for h in item["path"]]
+    return proofs
+
+
+def _check_receipt(
+    receipt: bytes, statement: bytes, index: int, keys: KeySet, checkpoint: Checkpoint,
+    proofs: dict[int, Sequence[bytes]],
+) -> None:
+    verified = verify_receipt(receipt, statement, keys)
+    if verified.leaf_index != index:
+        raise InclusionProofInvalid(f"the receipt of bundle entry {index} proves leaf {verified.leaf_index}")
+    size = verified.tree_size
+    if size == checkpoint.size:
+        if verified.root != checkpoint.root_hash:
+            raise CheckpointInconsistent(f"entry {index}'s receipt and the checkpoint differ on the root of {size}")
+        return
+    if size > checkpoint.size or size not in proofs:
+        raise MalformedReceipt(f"no consistency proof from tree size {size} to the checkpoint's {checkpoint.size}")
+    verify_consistency(size, checkpoint.size, verified.root, checkpoint.root_hash, proofs[size])
+
+
+def _report(subject: str, checkpoint: Checkpoint, state: IdentityState, count: int) -> BundleReport:
+    passport = state.passports.get(subject)
+    chains = []
+    for delegation in sorted(state.delegations.values(), key=lambda d: d.index):
+        if delegation.agent != subject:
+            continue
+        chain = chain_of(state, delegation.entry)
+        try:
+            check_chain(state, delegation.entry, None)
+            standing = "valid (not revoked in this bundle)"
+        except TabellionError as exc:
+            standing = f"no longer holds: {exc.detail}"
+        principals = (chain.root_principal, *(d.agent for d in chain.delegations))
+        chains.append(ChainReport(chain.entries, principals, standing))
+    claims = []
+    for claim in sorted(state.claims.values(), key=lambda c: c.index):
+        if claim.agent != subject:
+            continue
+        decision = next((d for d in reversed(claim.decisions)), None)
+        claims.append(ClaimReport(
+            claim.claim_id, claim.entry, claim.service, claim.status,
+            decision.decided_by if decision else None, decision.entry if decision else None,
+            bool(decision and decision.webauthn),
+        ))
+    revocation = state.revocation_of(subject)
+    return BundleReport(
+        subject, checkpoint.origin, checkpoint.size, count,
+        tuple(f"{o.entry}: {o.reason}" for o in state.outcomes if not o.accepted),
+        _passport_line(passport),
+        tuple(chains), tuple(claims),
+        f"at entry {revocation.index} by {revocation.by} ({revocation.reason})" if revocation else None,
+    )
+
+
+def _passport_line(passport: Passport | None) -> str | None:
+    if passport is None:
+        return None
+    return (f"entry {passport.entry} by {passport.operator}, {passport.tier}, "
+            f"valid until {format_timestamp(passport.valid_until)}")
