@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from cli.operator import add_operator_commands
 from schemas import cose_labels as L
 from schemas.checkpoint import parse_checkpoint
 from schemas.cose_sign1 import decode_sign1
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proof", required=True, metavar="PROOF_FILE")
     p.add_argument("--log-key", required=True, metavar="VKEY_FILE_OR_STRING")
     p.add_argument("--origin")
+    add_operator_commands(commands, command, _print)
     p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys)),
                 "check an audit bundle: who authorised an agent, through which chain")
     p.add_argument("file", metavar="FILE")
