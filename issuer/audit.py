@@ -37,16 +37,12 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
             indices.add(passport.index)
             principals.add(passport.operator)
             subjects.add(passport.entry)
-    for delegation in list(state.delegations.values()):
-        if delegation.agent != did:
-            continue
-        for link in chain_of(state, delegation.entry).delegations:
+    for delegation in state.delegations_to.get(did, ()):
+        for link in chain_of(state, delegation).delegations:
             indices.add(link.index)
             principals.update((link.principal, link.agent))
             subjects.add(link.entry)
-    for claim in state.claims.values():
-        if claim.agent != did:
-            continue
+    for claim in (state.claims[e] for e in state.claims_of.get(did, ())):
         indices.add(claim.index)
         subjects.add(claim.entry)
         owner = state.namespaces.get(claim.namespace)

@@ -52,7 +52,7 @@ def authorise(state: IdentityState, agent: str, service: str, action: str, resou
 
 
 def _delegation_chain(state: IdentityState, agent: str, service: str, action: str, resource: str, now: int) -> Chain:
-    candidates = sorted((d for d in state.delegations.values() if d.agent == agent), key=lambda d: -d.index)
+    candidates = [state.delegations[e] for e in reversed(state.delegations_to.get(agent, ()))]  # newest first
     if not candidates:
         raise DelegationRefused(f"no delegation to {agent[:200]} was accepted on this log", "no_delegation")
     refusals: list[AuthorityRefused] = []
@@ -77,8 +77,9 @@ def _covers(claim: Claim, service: str, action: str, resource: str) -> bool:
 
 
 def _approved_claim(state: IdentityState, agent: str, service: str, action: str, resource: str) -> Claim:
-    mine = [c for c in state.claims.values() if c.agent == agent and _covers(c, service, action, resource)]
-    for claim in sorted(mine, key=lambda c: -c.index):
+    claims = (state.claims[e] for e in reversed(state.claims_of.get(agent, ())))  # newest first
+    mine = [c for c in claims if _covers(c, service, action, resource)]
+    for claim in mine:
         if claim.status == "approved" and state.revocation_of(state.namespaces[claim.namespace]) is None:
             return claim
     others = ", ".join(f"{c.entry} ({c.status})" for c in mine[:5])

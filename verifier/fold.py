@@ -206,7 +206,12 @@ class Fold:
 
     def _delegate(self, s: LoggedStatement) -> Commit:
         delegation = check_delegation(self.state, s)
-        return lambda: self.state.delegations.__setitem__(delegation.entry, delegation)
+
+        def commit() -> None:
+            self.state.delegations[delegation.entry] = delegation
+            self.state.delegations_to.setdefault(delegation.agent, []).append(delegation.entry)
+
+        return commit
 
     def _submit_claim(self, s: LoggedStatement) -> Commit:
         claim = check_submission(self.state, s)
@@ -214,6 +219,7 @@ class Fold:
         def commit() -> None:
             self.state.claims[claim.entry] = claim
             self.state.claim_ids[(claim.namespace, claim.claim_id)] = claim.entry
+            self.state.claims_of.setdefault(claim.agent, []).append(claim.entry)
 
         return commit
 

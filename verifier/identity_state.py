@@ -201,6 +201,8 @@ class IdentityState:
     delegations: dict[str, Delegation] = field(default_factory=dict)  # by entry id
     claims: dict[str, Claim] = field(default_factory=dict)  # by entry id of the submission
     claim_ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, claim_id) -> entry
+    delegations_to: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its delegations, log order
+    claims_of: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its claim submissions, log order
 
     def current_key(self, did: str) -> PublicKey:
         """The key that must sign for ``did`` now: its registered current key, else its did:key."""

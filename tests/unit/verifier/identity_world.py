@@ -32,7 +32,7 @@ BUNDLE = "sha256:" + "cd" * 32
 STATUS_LIST = "https://status.example/lists/1"
 SCOPE = {"services": ["mail", "files"], "actions": ["read", "write"], "resources": ["mail/*", "files/a/*"]}
 STATE_FIELDS = ("controllers", "namespaces", "revoked", "passports", "passport_entries", "status_indices",
-                "delegations", "claims", "claim_ids")
+                "delegations", "claims", "claim_ids", "delegations_to", "claims_of")
 
 
 def mk(key: Ed25519PrivateKey) -> str:
