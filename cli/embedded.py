@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from issuer.log_state import LogState
 from issuer.outbox import log_event_id, open_outbox
+from issuer.registry_keys import open_registry_keys
 from issuer.service import Issuer
 from issuer.webhooks import WebhookDispatcher
 from schemas.note import parse_vkey
@@ -42,7 +43,8 @@ def embedded_issuer(settings: Settings) -> Extension:
 
         log = LogState(client, parse_vkey(client.vkey()), keys, events)
         log.refresh()
-        app.state.issuer = Issuer(log, client.submit, keys, service.key.kid)
+        registry_keys = open_registry_keys(settings.data_dir)  # token-signing keys: <data>/registry-keys/<n>.pem
+        app.state.issuer = Issuer(log, client.submit, keys, service.key.kid, registry_keys=registry_keys)
         app.state.outbox = outbox
         stop = asyncio.Event()
         delivering = asyncio.create_task(dispatcher.run(stop))

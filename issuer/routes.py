@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from issuer.audit import audit_bundle
 from issuer.dids import DID_MEDIA_TYPE, did_document, resolution, service_document
+from issuer.registry_keys import JWK_SET_MEDIA_TYPE
 from issuer.service import Issuer
 from schemas import media_types
 from schemas.errors import InvalidParameter, NotFound, PayloadInvalid
@@ -135,7 +136,14 @@ async def audit(request: Request) -> Response:
 
 
 async def registry_keys(request: Request) -> Response:
-    return JSONResponse(_issuer(request).key_generations())
+    """The registry's token-signing keys as a JWK Set (RFC 7517 §5), current first, retired kept."""
+    return JSONResponse(_issuer(request).key_generations(), media_type=JWK_SET_MEDIA_TYPE)
+
+
+async def mint_token(request: Request) -> Response:
+    """``POST /v1/tokens``: a task-bound token for the agent's signed request (issuer.tokens), 201."""
+    minted = _issuer(request).mint_token(await _json(request), str(request.base_url))
+    return JSONResponse(minted.json(), 201, {"Cache-Control": "no-store"})  # RFC 6749 §5.1
 
 
 ROUTES: list[BaseRoute] = [
@@ -154,4 +162,5 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/audit/{did:path}", audit, methods=["GET"]),
     Route("/.well-known/did.json", service_did, methods=["GET"]),
     Route("/1.0/identifiers/{did:path}", resolve_did, methods=["GET"]),
+    Route("/v1/tokens", mint_token, methods=["POST"]),
 ]

@@ -16,14 +16,22 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from issuer.dids import did_web
 from issuer.log_state import LogState
-from schemas.errors import InvalidParameter, RegistrationPending, StatementTypeMismatch, TransitionInvalid
+from issuer.registry_keys import RegistryKeys
+from issuer.tokens import MintedToken, NonceCache, mint_token
+from schemas.errors import (
+    ConfigurationError,
+    InvalidParameter,
+    RegistrationPending,
+    StatementTypeMismatch,
+    TransitionInvalid,
+)
 from schemas.identity_statements import parse_payload, statement_type_of
 from schemas.receipt import parse_receipt
 from schemas.statement import parse_statement
 from transparency.client.http import Submitted
 from verifier.authority import authorise
-from verifier.did_key import did_key_from_public, multibase_of
 from verifier.fold import IdentityState
 from verifier.keys import KeySet
 from verifier.passports import passport_status
@@ -55,13 +63,16 @@ class Logged:
 
 class Issuer:
     def __init__(
-        self, log: LogState, submit: Submit, receipt_keys: KeySet, current_kid: bytes, clock: Clock = time.time
+        self, log: LogState, submit: Submit, receipt_keys: KeySet, current_kid: bytes, clock: Clock = time.time,
+        *, registry_keys: RegistryKeys | None = None,
     ) -> None:
         self.log = log
         self._submit = submit
         self.receipt_keys = receipt_keys
         self.current_kid = current_kid
         self.clock = clock
+        self._registry_keys = registry_keys
+        self.nonces = NonceCache()  # token-request nonces, in memory (see issuer.tokens)
 
     @property
     def state(self) -> IdentityState:
@@ -107,14 +118,24 @@ class Issuer:
             await asyncio.sleep(FOLLOW_PAUSE_S)
         raise RegistrationPending(f"the log's checkpoint does not cover entry {size - 1} yet")
 
+    @property
+    def registry_keys(self) -> RegistryKeys:
+        """The registry's own signing keys (``issuer.registry_keys``): they sign task-bound tokens."""
+        if self._registry_keys is None:
+            raise ConfigurationError("this issuer has no registry keys; it cannot mint or publish token keys")
+        return self._registry_keys
+
     def key_generations(self) -> dict[str, Any]:
-        """The registry's receipt/checkpoint key generations: current first, retired kept for old receipts."""
-        keys = []
-        for kid in sorted(self.receipt_keys, key=lambda k: k != self.current_kid):
-            key = self.receipt_keys.get(kid)
-            keys.append({"kid": b64url(kid), "status": "current" if kid == self.current_kid else "retired",
-                         "publicKeyMultibase": multibase_of(key), "did": did_key_from_public(key)})
-        return {"keys": keys, "log_key": self.log.follower.log_key.encode()}
+        """The registry key generations as a JWK Set, current first, retired kept (``GET /registry/keys``).
+
+        The log's receipt keys are published by the log itself at ``/.well-known/scitt-keys``."""
+        return self.registry_keys.jwk_set()
+
+    def mint_token(self, body: dict[str, Any], base_url: str) -> MintedToken:
+        """A task-bound token for the agent's signed request, decided on the latest verified checkpoint."""
+        checkpoint = self.log.refresh()
+        return mint_token(body, state=self.state, key=self.registry_keys.current, nonces=self.nonces, now=self.now(),
+                          issuer=did_web(base_url), checkpoint=checkpoint.size)
 
     # --- reads ------------------------------------------------------------------------------------
 

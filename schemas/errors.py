@@ -571,3 +571,105 @@ class StatementTypeMismatch(BadInput):
 
     code = "statement-type-mismatch"
     title = "Wrong statement type for this endpoint"
+
+
+# --- task-bound tokens (verifier.tokens, issuer.tokens) ----------------------------------------------
+
+
+class TokenInvalid(VerificationError):
+    """A task-bound token (RFC 7519 JWT, EdDSA JWS) does not verify: RFC 6750 ``invalid_token``."""
+
+    code = "token-invalid"
+    title = "Token invalid"
+    status = 401
+
+
+class TokenMalformed(TokenInvalid):
+    """Not a strict JWS compact JWT of the token format: parts, base64url, JSON, header or claims."""
+
+    code = "token-malformed"
+    title = "Malformed token"
+
+
+class TokenAlgorithmRefused(TokenMalformed):
+    """The header's ``alg`` is not EdDSA (``none``, ``HS256`` and everything else are refused)."""
+
+    code = "token-algorithm-refused"
+    title = "Token algorithm refused"
+
+
+class TokenKeyUnknown(TokenInvalid):
+    code = "token-key-unknown"
+    title = "Token signed by an unknown key"
+
+
+class TokenSignatureInvalid(TokenInvalid):
+    code = "token-signature-invalid"
+    title = "Token signature invalid"
+
+
+class TokenExpired(TokenInvalid):
+    code = "token-expired"
+    title = "Token expired"
+
+
+class TokenNotYetValid(TokenInvalid):
+    code = "token-not-yet-valid"
+    title = "Token not yet valid"
+
+
+class TokenLifetimeTooLong(TokenInvalid):
+    """``exp - iat`` is over the longest lifetime a task-bound token may have."""
+
+    code = "token-lifetime-too-long"
+    title = "Token lifetime too long"
+
+
+class TokenIssuerMismatch(TokenInvalid):
+    code = "token-issuer-mismatch"
+    title = "Token issued by another registry"
+
+
+class TokenAudienceMismatch(TokenInvalid):
+    code = "token-audience-mismatch"
+    title = "Token is for another audience"
+
+
+class TokenScopeRefused(TokenInvalid):
+    """The tool is not in the token's scope, or the resource is not covered: RFC 6750 ``insufficient_scope``."""
+
+    code = "token-scope-refused"
+    title = "Outside the token's scope"
+    status = 403
+
+
+class TokenChainMismatch(TokenInvalid):
+    """``delegation_chain`` or ``act`` is not the log's delegation chain ending at the token's ``sub``."""
+
+    code = "token-chain-mismatch"
+    title = "Token chain does not match the log"
+
+
+class TokenRequestRefused(VerificationError):
+    """The registry refuses to mint a token: the agent's signed request does not hold."""
+
+    code = "token-request-refused"
+    title = "Token request refused"
+    status = 401
+
+
+class TokenRequestSignatureInvalid(TokenRequestRefused):
+    code = "token-request-signature-invalid"
+    title = "Token request signature invalid"
+
+
+class TokenRequestStale(TokenRequestRefused):
+    """``created`` is too far from the registry's clock."""
+
+    code = "token-request-stale"
+    title = "Token request too old or in the future"
+
+
+class TokenRequestReplayed(TokenRequestRefused):
+    code = "token-request-replayed"
+    title = "Token request nonce already used"
