@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import httpx
+
 from cli.operator import add_operator_commands
 from cli.webhooks import add_webhook_commands
 from schemas import cose_labels as L
@@ -26,6 +28,7 @@ from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     ConsistencyProofInvalid,
     InvalidParameter,
+    LogUnreachable,
     PayloadInvalid,
     RegistrationPending,
     TabellionError,
@@ -41,6 +44,7 @@ from transparency.client import (
     did_of,
     generate_key,
     load_private_key,
+    refusal,
     save_private_key,
     sign_hash_envelope,
     sign_statement,
@@ -181,6 +185,7 @@ def fetch(
     old: int | None = None,
     new: int | None = None,
     entry: str | None = None,
+    did: str | None = None,
 ) -> str:
     """Download what an auditor needs for offline verification; its shape is checked before it is written."""
     with HttpLogClient(url) as client:
@@ -214,10 +219,29 @@ def fetch(
             else:
                 data = client.transparent_statement(entry)
                 summary = f"the transparent statement of entry {entry}"
+        elif what == "audit":
+            if did is None:
+                raise UsageError("fetch audit needs --did")
+            data = _fetch_audit(url, did)
+            summary = f"the audit bundle of {did} ({len(json.loads(data)['entries'])} entries, not yet verified)"
         else:
             raise UsageError(f"cannot fetch {what!r}")
     write_file(out, data, what)
     return f"wrote {summary} to {out}"
+
+
+def _fetch_audit(url: str, did: str) -> bytes:
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/v1/audit/{did}", timeout=60)
+    except httpx.HTTPError as exc:
+        raise LogUnreachable(f"{url}: {exc}") from exc
+    if answer.status_code != 200:
+        raise refusal(answer)
+    try:
+        json.loads(answer.content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadInvalid(f"the audit bundle is not JSON: {exc}") from exc
+    return answer.content
 
 
 def verify_statement_file(path: str | Path) -> str:
@@ -400,17 +424,20 @@ def build_parser() -> argparse.ArgumentParser:
                             ("vkey", "the checkpoint (signed-note) verifier key"),
                             ("consistency", "a consistency proof between two tree sizes"),
                             ("receipt", "the receipt of an entry"),
-                            ("statement", "the transparent statement of an entry")):
+                            ("statement", "the transparent statement of an entry"),
+                            ("audit", "the audit bundle of an agent (who authorised it, with proofs)")):
         p = command(fetches, what, lambda a: _print(fetch(a.what, a.url, a.out, old=a.old, new=a.new,
-                                                          entry=a.entry)), help_text)
+                                                          entry=a.entry, did=a.did)), help_text)
         p.add_argument("url", metavar="URL")
         p.add_argument("-o", "--out", required=True, metavar="FILE")
-        p.set_defaults(old=None, new=None, entry=None)
+        p.set_defaults(old=None, new=None, entry=None, did=None)
         if what == "consistency":
             p.add_argument("--old", type=int, required=True, metavar="N")
             p.add_argument("--new", type=int, required=True, metavar="M")
         if what in ("receipt", "statement"):
             p.add_argument("--entry", required=True, metavar="ENTRY_ID")
+        if what == "audit":
+            p.add_argument("--did", required=True, metavar="AGENT_DID")
 
     verify_parser = command(commands, "verify", lambda a: 2, "verify offline (no network)")
     checks = verify_parser.add_subparsers(dest="what", required=True, metavar="WHAT")
