@@ -18,6 +18,7 @@ from typing import Any
 
 from issuer.dids import did_web
 from issuer.log_state import LogState
+from issuer.passkeys import verify_approval
 from issuer.registry_keys import RegistryKeys
 from issuer.tokens import MintedToken, NonceCache, mint_token
 from schemas.errors import (
@@ -29,7 +30,7 @@ from schemas.errors import (
 )
 from schemas.identity_statements import parse_payload, statement_type_of
 from schemas.receipt import parse_receipt
-from schemas.statement import parse_statement
+from schemas.statement import SignedStatement, parse_statement
 from transparency.client.http import Submitted
 from verifier.authority import authorise
 from verifier.fold import IdentityState
@@ -101,6 +102,7 @@ class Issuer:
             field, value = must_name
             if parse_payload(stype, signed.payload).get(field) != value:
                 raise StatementTypeMismatch(f"the {stype} statement does not name {field} {value[:80]} of the path")
+        self.check_human_approval(stype, signed)
         submitted = await self._submit(statement)
         if submitted.receipt is None:
             raise RegistrationPending(f"entry {submitted.entry_id} is still being registered")
@@ -206,3 +208,13 @@ class Issuer:
             if len(items) >= limit:
                 break
         return {"items": items, "next": last + 1, **self.decided_on()}
+
+    # --- human approvals: the passkey assertion, verified online before anything is logged ----------------------
+
+    def check_human_approval(self, stype: str, statement: SignedStatement) -> None:
+        """A claim approval that carries a passkey assertion is verified with py_webauthn against the credential's
+        enrolment on the log (``issuer.passkeys``) before it is submitted; the log's fold verifies it again,
+        offline. A failure raises ``AssertionInvalid`` (403) and nothing is logged."""
+        if stype == "claim-approval":
+            self.log.refresh()
+            verify_approval(self.state, parse_payload(stype, statement.payload))

@@ -150,8 +150,21 @@ def revocation(signer: Signer, target: str, reason: str) -> bytes:
     return signer.sign("revocation", {"target": target, "reason": reason})
 
 
+def enrolment_payload(namespace: str, approver: str, credential_id: bytes, public_key: bytes, *, rp_id: str,
+                      origin: str) -> dict[str, str]:
+    """An approver-enrolment payload: the passkey (credential id, CBOR COSE_Key) of ``approver`` (a DID)."""
+    return {"namespace": namespace, "approver": approver, "credential_id": b64url(credential_id),
+            "public_key": b64url(public_key), "rp_id": rp_id, "origin": origin}
+
+
+def approver_enrolment(owner: Signer, enrolment: dict[str, str]) -> bytes:
+    """Enrol a human's passkey as an approver of the owner's namespace (``enrolment_payload``; the subject is the
+    approver); its revocation names this statement's entry id."""
+    return owner.sign("approver-enrolment", enrolment, subject=enrolment["approver"])
+
+
 __all__ = [
-    "PassportRequest", "Signer", "agent_passport", "approval_payload", "claim_approval", "claim_rejection",
-    "claim_revocation", "claim_submission", "decision_challenge", "delegation", "key_rotation", "multikey_of",
-    "operator_registration", "revocation",
+    "PassportRequest", "Signer", "agent_passport", "approval_payload", "approver_enrolment", "claim_approval",
+    "claim_rejection", "claim_revocation", "claim_submission", "decision_challenge", "delegation", "enrolment_payload",
+    "key_rotation", "multikey_of", "operator_registration", "revocation",
 ]

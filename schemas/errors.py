@@ -673,3 +673,90 @@ class TokenRequestStale(TokenRequestRefused):
 class TokenRequestReplayed(TokenRequestRefused):
     code = "token-request-replayed"
     title = "Token request nonce already used"
+
+
+# --- WebAuthn: passkey assertions of human approvals (verifier.webauthn, issuer.passkeys) -----------
+
+
+class AssertionInvalid(VerificationError):
+    """A WebAuthn assertion (a passkey's signature over a challenge) is refused (W3C WebAuthn Level 3 §7.2).
+
+    Answered 403: an approval whose human signature does not hold is a refusal, and nothing is logged.
+    """
+
+    code = "webauthn-assertion-invalid"
+    title = "WebAuthn assertion invalid"
+    status = 403
+
+
+class AssertionMalformed(AssertionInvalid):
+    """Not base64url, clientDataJSON not a UTF-8 JSON object, authenticatorData too short or inconsistent."""
+
+    code = "webauthn-assertion-malformed"
+    title = "Malformed WebAuthn assertion"
+
+
+class AssertionTypeMismatch(AssertionInvalid):
+    code = "webauthn-type-mismatch"
+    title = "WebAuthn client data is not webauthn.get"
+
+
+class AssertionChallengeMismatch(AssertionInvalid):
+    code = "webauthn-challenge-mismatch"
+    title = "WebAuthn challenge mismatch"
+
+
+class AssertionOriginMismatch(AssertionInvalid):
+    code = "webauthn-origin-mismatch"
+    title = "WebAuthn origin mismatch"
+
+
+class AssertionRpIdMismatch(AssertionInvalid):
+    code = "webauthn-rp-id-mismatch"
+    title = "WebAuthn RP ID hash mismatch"
+
+
+class AssertionUserNotPresent(AssertionInvalid):
+    code = "webauthn-user-not-present"
+    title = "WebAuthn user presence flag not set"
+
+
+class AssertionUserNotVerified(AssertionInvalid):
+    code = "webauthn-user-not-verified"
+    title = "WebAuthn user verification flag not set"
+
+
+class AssertionSignatureInvalid(AssertionInvalid):
+    code = "webauthn-signature-invalid"
+    title = "WebAuthn signature invalid"
+
+
+class AssertionKeyUnsupported(AssertionInvalid):
+    """The credential public key is not a COSE_Key of ES256 (P-256), EdDSA (Ed25519) or RS256 (RSA >= 2048)."""
+
+    code = "webauthn-key-unsupported"
+    title = "Unsupported WebAuthn credential key"
+
+
+class AssertionCredentialUnknown(AssertionInvalid):
+    code = "webauthn-credential-unknown"
+    title = "WebAuthn credential not enrolled"
+
+
+class AssertionCredentialRevoked(AssertionInvalid):
+    code = "webauthn-credential-revoked"
+    title = "WebAuthn credential revoked"
+
+
+class AssertionApproverMismatch(AssertionInvalid):
+    """The approval's ``decided_by`` is not the approver the credential was enrolled for."""
+
+    code = "webauthn-approver-mismatch"
+    title = "WebAuthn approver mismatch"
+
+
+class PasskeyRegistrationInvalid(VerificationError):
+    """A passkey registration (navigator.credentials.create response) that py_webauthn does not verify."""
+
+    code = "webauthn-registration-invalid"
+    title = "Passkey registration invalid"

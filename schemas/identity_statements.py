@@ -34,6 +34,7 @@ STATEMENT_TYPES: Final = (
     "registration-policy",
     "trust-anchor",
     "action-record",
+    "approver-enrolment",
 )
 
 # RFC 5280 §5.3.1 CRLReason names, by code (7 is unused).

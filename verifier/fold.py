@@ -8,14 +8,16 @@ This module dispatches each Tabellion statement to its transition and keeps the 
 operator/namespace registration with a pre-rotation commitment, KERI-style key rotation (reveal the committed
 key, commit to the next, k-of-n witness signatures) and revocation. Every Tabellion statement is signed by the
 key current for its signer at that log position, and nothing acts after its revocation. Agent passports
-(``verifier.passports``), delegations (``verifier.delegation``) and claims (``verifier.claims``) are checked in
+(``verifier.passports``), delegations (``verifier.delegation``), claims and approver enrolments
+(``verifier.claims``, with passkey assertions verified by ``verifier.webauthn``) are checked in
 their own modules; ``verifier.authority`` answers what the state allows.
 
 Revocation (``revocation``: target and RFC 5280 reason) may name
 - a DID: by itself; an agent also by the operator that issued its current passport, or by the owner of a
-  namespace it submitted a claim to;
+  namespace it submitted a claim to; a human approver also by the owner of a namespace that enrolled it;
 - the entry id of a passport (by its operator), a delegation (by its principal or the principal of any
-  delegation above it; it voids every delegation below) or an approved claim (by the namespace owner);
+  delegation above it; it voids every delegation below), an approved claim (by the namespace owner) or an
+  approver enrolment, i.e. one passkey credential (by the namespace owner or the approver);
 - a key (multikey): by the controller it belongs or belonged to, or by the did:key it is the key of.
 """
 
@@ -34,7 +36,7 @@ from schemas.errors import BadInput, PolicyRefused, TabellionError, TransitionIn
 from schemas.identity_statements import canonical_json, parse_payload, statement_type_of
 from schemas.leaf import entry_id, leaf_data
 from schemas.statement import SignedStatement, parse_statement
-from verifier.claims import check_decision, check_submission, decide
+from verifier.claims import check_decision, check_enrolment, check_submission, decide
 from verifier.cose import verify_sign1
 from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
@@ -127,6 +129,8 @@ class Fold:
             return self._decide_claim(s, stype)
         if stype == "revocation":
             return self._revoke(s)
+        if stype == "approver-enrolment":
+            return self._enrol_approver(s)
         return _nothing
 
     def _check_signer(self, statement: SignedStatement, index: int) -> None:
@@ -234,6 +238,15 @@ class Fold:
 
         return commit
 
+    def _enrol_approver(self, s: LoggedStatement) -> Commit:
+        approver = check_enrolment(self.state, s)
+
+        def commit() -> None:
+            self.state.approvers[approver.entry] = approver
+            self.state.approver_credentials[(approver.namespace, approver.credential_id)] = approver.entry
+
+        return commit
+
     def _revoke(self, s: LoggedStatement) -> Commit:
         target, signer, reason = s.payload["target"], s.issuer, s.payload["reason"]
         state = self.state
@@ -265,9 +278,11 @@ class Fold:
             return
         if any(c.agent == target and self.state.namespaces[c.namespace] == signer for c in self.state.claims.values()):
             return
+        if any(a.approver == target and a.enrolled_by == signer for a in self.state.approvers.values()):
+            return
         raise TransitionInvalid(
             "an identity can only be revoked by itself here, or an agent by the operator of its current passport "
-            "or the owner of a namespace it submitted a claim to"
+            "or the owner of a namespace it submitted a claim to, or an approver by the owner who enrolled it"
         )
 
     def _revoke_entry(self, target: str, s: LoggedStatement) -> Commit:
@@ -290,7 +305,14 @@ class Fold:
             decision = ClaimDecision("revocation", s.entry, s.index, signer, signer, s.issued_at, s.payload["reason"])
             claim = decide(state, target, decision)
             return lambda: state.claims.__setitem__(target, claim)
-        raise TransitionInvalid(f"entry {target} is not a passport, delegation or claim on this log")
+        approver = state.approvers.get(target)
+        if approver is not None:
+            if signer not in (approver.enrolled_by, approver.approver):
+                raise TransitionInvalid(f"approver enrolment {target} can be revoked only by its namespace's owner "
+                                        "or the approver")
+            return _nothing
+        raise TransitionInvalid(f"entry {target} is not a passport, delegation or claim on this log, nor an approver "
+                                "enrolment")
 
 
 _NO_KEYS = KeyState("", "", "", "", (), 0, ())

@@ -167,6 +167,7 @@ class ClaimDecision:
     issued_at: int | None
     text: str | None  # the approval's note, or the rejection's / revocation's reason
     webauthn: dict[str, Any] | None = None
+    enrolment: str | None = None  # a human approval: the entry id of the approver-enrolment its passkey verified by
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,21 @@ class Claim:
         return next((d for d in self.decisions if d.kind == kind), None)
 
 
+@dataclass(frozen=True)
+class Approver:
+    """A human approver's passkey, enrolled for a namespace by its owner (``approver-enrolment``), as logged."""
+
+    entry: str
+    index: int
+    namespace: str
+    approver: str  # the human's DID: what an approval by this passkey names in ``decided_by``
+    credential_id: str  # base64url, unpadded
+    public_key: str  # base64url of the CBOR COSE_Key
+    rp_id: str
+    origin: str
+    enrolled_by: str
+
+
 @dataclass
 class IdentityState:
     controllers: dict[str, KeyState] = field(default_factory=dict)
@@ -201,6 +217,8 @@ class IdentityState:
     delegations: dict[str, Delegation] = field(default_factory=dict)  # by entry id
     claims: dict[str, Claim] = field(default_factory=dict)  # by entry id of the submission
     claim_ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, claim_id) -> entry
+    approvers: dict[str, Approver] = field(default_factory=dict)  # by entry id of the enrolment
+    approver_credentials: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, credential) -> entry
     delegations_to: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its delegations, log order
     claims_of: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its claim submissions, log order
 

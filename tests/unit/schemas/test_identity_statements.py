@@ -43,6 +43,9 @@ GOOD: dict[str, dict[str, Any]] = {
     "trust-anchor": {"anchor": OPERATOR, "kind": "did"},
     "action-record": {"agent": AGENT, "delegation_chain": [ENTRY], "resource": "accounts/1", "action": "read",
                       "decision": "ALLOW", "policy_id": "p@1", "request_digest": "sha-256=:x:", "at": 1_800_000_000},
+    "approver-enrolment": {"namespace": "acme", "approver": "did:web:acme.example:people:alice",
+                           "credential_id": "A" * 22, "public_key": "pQECAyYgASFY", "rp_id": "acme.example",
+                           "origin": "https://acme.example"},
 }
 
 

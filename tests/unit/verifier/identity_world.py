@@ -1,11 +1,11 @@
 """Builders for identity-fold tests: a log of signed Tabellion statements with explicit ``iat`` and the keys of
-an operator (with pre-rotation keys and witnesses), a second operator, agents and a human approver."""
+an operator (with pre-rotation keys and witnesses), a second operator, agents and a human approver (whose passkey
+is a software authenticator, enrolled for a namespace by its owner)."""
 
 from __future__ import annotations
 
 import base64
 import copy
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,12 +18,14 @@ from schemas.errors import TabellionError
 from schemas.identity_statements import canonical_json, content_type
 from schemas.leaf import entry_id, leaf_data
 from schemas.statement import parse_statement
+from tests.webauthn_authenticator import SoftwareAuthenticator
 from transparency.client import sign_statement
-from verifier.claims import decision_challenge
+from verifier.claims import decision_digest
 from verifier.data_integrity import create_proof
 from verifier.did_key import did_key_from_public, multibase_of
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome, key_digest, witness_message
 from verifier.passports import format_timestamp, passport_verification_method, unsigned_passport
+from verifier.webauthn import FLAG_UP, FLAG_UV
 
 T0 = 1_750_000_000
 HOUR = 3600
@@ -32,7 +34,8 @@ BUNDLE = "sha256:" + "cd" * 32
 STATUS_LIST = "https://status.example/lists/1"
 SCOPE = {"services": ["mail", "files"], "actions": ["read", "write"], "resources": ["mail/*", "files/a/*"]}
 STATE_FIELDS = ("controllers", "namespaces", "revoked", "passports", "passport_entries", "status_indices",
-                "delegations", "claims", "claim_ids", "delegations_to", "claims_of")
+                "delegations", "claims", "claim_ids", "delegations_to", "claims_of", "approvers",
+                "approver_credentials")
 
 
 def mk(key: Ed25519PrivateKey) -> str:
@@ -43,13 +46,13 @@ def did(key: Ed25519PrivateKey) -> str:
     return did_key_from_public(key.public_key())
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def snapshot(state: IdentityState) -> dict[str, Any]:
     """Every derived dict of the state (not the outcomes), deep-copied: what a refusal must leave unchanged."""
     return {name: copy.deepcopy(getattr(state, name)) for name in STATE_FIELDS}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def statement_id(statement: bytes) -> str:
@@ -63,6 +66,10 @@ class World:
     keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
     entries: list[FoldEntry] = field(default_factory=list)
     status_index: int = 0
+    passkeys: dict[str, SoftwareAuthenticator] = field(default_factory=dict)  # a human's passkey, by name
+    owners: dict[str, str] = field(default_factory=dict)  # namespace -> the operator name that registered it first
+    claim_namespaces: dict[str, str] = field(default_factory=dict)  # claim entry id -> namespace
+    enrolled: set[tuple[str, str]] = field(default_factory=set)  # (namespace, human) enrolled by ``enrol``
 
     def key(self, name: str) -> Ed25519PrivateKey:
         if name not in self.keys:
@@ -100,6 +107,7 @@ class World:
         payload = {"operator": self.did(name), "namespace": namespace, "key": self.mk(name),
                    "next_key_digest": key_digest(self.mk(name + "+1")),
                    "witnesses": [self.did(w) for w in ("w1", "w2", "w3")], "witness_threshold": 2}
+        self.owners.setdefault(namespace, name)
         return self.add(name, "operator-registration", payload)
 
     def rotate(self, name: str, previous: str) -> str:
@@ -149,22 +157,50 @@ class World:
                scope: dict[str, Any] | None = None, signer: str | None = None) -> str:
         payload = {"claim_id": claim_id, "agent": self.did(agent), "namespace": namespace, "service": service,
                    "scope": scope or SCOPE}
-        return self.add(signer or agent, "claim-submission", payload, iss=self.did(agent))
+        entry = self.add(signer or agent, "claim-submission", payload, iss=self.did(agent))
+        self.claim_namespaces[entry] = namespace
+        return entry
+
+    # --- human approvers: passkeys enrolled by a namespace owner, assertions over the decision --------------------
+
+    def passkey(self, human: str = "human", **kwargs: Any) -> SoftwareAuthenticator:
+        """``human``'s passkey (made on first use; ``kwargs`` such as ``alg`` apply then)."""
+        if human not in self.passkeys:
+            self.passkeys[human] = SoftwareAuthenticator(**kwargs)
+        return self.passkeys[human]
+
+    def enrolment(self, human: str = "human", namespace: str = "acme", **changes: Any) -> dict[str, Any]:
+        """An approver-enrolment payload for ``human``'s passkey; ``changes`` replace fields."""
+        key = self.passkey(human)
+        payload = {"namespace": namespace, "approver": self.did(human), "credential_id": b64url(key.credential_id),
+                   "public_key": b64url(key.cose_public_key()), "rp_id": key.rp_id, "origin": key.origin}
+        return {**payload, **changes}
+
+    def enrol(self, human: str = "human", namespace: str = "acme", owner: str | None = None, **changes: Any) -> str:
+        """Enrol ``human``'s passkey as an approver of ``namespace``, signed by ``owner`` (default: its owner)."""
+        self.enrolled.add((namespace, human))
+        signer = owner or self.owners.get(namespace, "op")
+        return self.add(signer, "approver-enrolment", self.enrolment(human, namespace, **changes),
+                        iss=self.did(signer.partition("+")[0]))
 
     def approval(self, claim: str, human: str = "human", *, webauthn_type: str = "webauthn.get",
-                 challenge: str | None = None) -> dict[str, Any]:
-        """A claim-approval payload carrying a WebAuthn assertion by ``human``'s passkey."""
-        payload: dict[str, Any] = {"claim": claim, "decided_by": self.did(human), "note": "ok"}
-        client_data = {"type": webauthn_type, "challenge": challenge or decision_challenge(payload),
-                       "origin": "https://issuer.example"}
-        client_json = json.dumps(client_data).encode()
-        auth_data = b"\x00" * 37
-        signature = self.key(human).sign(auth_data + client_json)  # its verification is not the fold's concern
-        payload["webauthn"] = {"credential_id": b64url(b"cred"), "authenticator_data": b64url(auth_data),
-                               "client_data_json": b64url(client_json), "signature": b64url(signature)}
+                 challenge: str | None = None, flags: int = FLAG_UP | FLAG_UV, origin: str | None = None,
+                 rp_id: str | None = None, decided_by: str | None = None) -> dict[str, Any]:
+        """A claim-approval payload carrying an assertion by ``human``'s passkey over the decision; the keywords
+        make it wrong in one way each (``challenge`` replaces the base64url challenge in the client data)."""
+        payload: dict[str, Any] = {"claim": claim, "decided_by": decided_by or self.did(human), "note": "ok"}
+        assertion = self.passkey(human).get(decision_digest(payload), kind=webauthn_type, challenge_text=challenge,
+                                            flags=flags, origin=origin, rp_id=rp_id)
+        payload["webauthn"] = assertion.to_json()
         return payload
 
     def approve(self, claim: str, signer: str = "op", **kwargs: Any) -> str:
+        """Approve with ``human``'s passkey (``approval`` keywords), enrolling it first (by the namespace's owner)
+        unless ``enrol=False`` or it is enrolled for the claim's namespace already."""
+        namespace = self.claim_namespaces.get(claim)
+        human = kwargs.get("human", "human")
+        if kwargs.pop("enrol", True) and namespace is not None and (namespace, human) not in self.enrolled:
+            self.enrol(human, namespace)
         return self.add(signer, "claim-approval", self.approval(claim, **kwargs))
 
     def reject(self, claim: str, signer: str = "op") -> str:

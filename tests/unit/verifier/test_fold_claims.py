@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 import pytest
 
 from schemas.identity_statements import canonical_json
+from schemas.statement import parse_statement
 from tests.unit.verifier.identity_world import World, accepted, assert_last_refused, b64url
 from verifier.claims import decision_challenge
 
@@ -29,15 +31,15 @@ def _claim(world: World) -> str:
 
 def test_submit_approve_revoke(world: World) -> None:
     claim = _claim(world)
-    approval = world.approve(claim)
+    approval = world.approve(claim)  # enrols the human's passkey for acme first
     state = world.fold()
-    assert accepted(state) == [True, True, True, True]
+    assert accepted(state) == [True, True, True, True, True]
     c = state.claims[claim]
     assert (c.status, c.agent, c.namespace, c.claim_id, c.service) == ("approved", world.did("a1"), "acme", "c1",
                                                                          "mail")
     decision = c.decision("approval")
     assert decision is not None and decision.entry == approval and decision.decided_by == world.did("human")
-    assert decision.webauthn == world.approval(claim)["webauthn"]  # kept as logged
+    assert decision.webauthn == json.loads(parse_statement(world.entries[-1].statement).payload)["webauthn"]
     assert state.claim_ids == {("acme", "c1"): claim}
     revocation = world.revoke_claim(claim)
     state = world.fold()
@@ -167,6 +169,7 @@ def test_webauthn_over_another_decision_is_refused(world: World) -> None:
     claim = _claim(world)
     payload = world.approval(claim)
     payload["note"] = "changed after the human signed"
+    world.enrol()
     world.add("op", "claim-approval", payload)
     assert_last_refused(world, "the webauthn challenge is not")
 
@@ -174,12 +177,13 @@ def test_webauthn_over_another_decision_is_refused(world: World) -> None:
 def test_webauthn_client_data_must_be_json(world: World) -> None:
     payload = world.approval(_claim(world))
     payload["webauthn"]["client_data_json"] = b64url(b"not json")
+    world.enrol()
     world.add("op", "claim-approval", payload)
     assert_last_refused(world, "client_data_json is not base64url JSON")
     world.entries.pop()
     payload["webauthn"]["client_data_json"] = "A"  # not even base64url
     world.add("op", "claim-approval", payload)
-    assert_last_refused(world, "client_data_json is not base64url JSON")
+    assert_last_refused(world, "client_data_json is not unpadded base64url")
 
 
 # --- revocation of identities and keys ----------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""Offline verification of a WebAuthn authentication assertion (W3C WebAuthn Level 3 §7.2).
+
+Pure and dependency-light (``cryptography`` and ``schemas.cbor``; no ``webauthn`` package): given the assertion as
+the browser returned it, the credential's COSE public key and the relying party it was enrolled for, check
+
+- clientDataJSON: a UTF-8 JSON object whose ``type`` is ``webauthn.get``, whose ``challenge`` is the base64url
+  (unpadded) of the expected challenge, whose ``origin`` is the enrolled origin, and which is not cross-origin;
+- authenticatorData: ``rpIdHash`` = SHA-256(rp_id), flag UP set and (by default) UV set, BS only with BE;
+- the signature over ``authenticatorData || SHA-256(clientDataJSON)`` under the credential key: ES256 (-7, an
+  ASN.1 DER ECDSA signature on P-256, as WebAuthn sends it), EdDSA (-8, Ed25519) or RS256 (-257, PKCS#1 v1.5).
+
+Every failure raises a specific ``AssertionInvalid``; nothing returns a bool. The signature counter is returned,
+not judged: an approval's challenge is bound to a one-time decision, and synced passkeys always report 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from schemas import cbor
+from schemas.errors import (
+    AssertionChallengeMismatch,
+    AssertionKeyUnsupported,
+    AssertionMalformed,
+    AssertionOriginMismatch,
+    AssertionRpIdMismatch,
+    AssertionSignatureInvalid,
+    AssertionTypeMismatch,
+    AssertionUserNotPresent,
+    AssertionUserNotVerified,
+    TabellionError,
+)
+from verifier.keys import public_key_from_cose
+
+ALG_ES256: Final = -7
+ALG_EDDSA: Final = -8
+ALG_RS256: Final = -257
+WEBAUTHN_GET: Final = "webauthn.get"
+FLAG_UP: Final = 0x01
+FLAG_UV: Final = 0x04
+FLAG_BE: Final = 0x08
+FLAG_BS: Final = 0x10
+AUTH_DATA_MIN: Final = 37  # rpIdHash (32) || flags (1) || signCount (4)
+RSA_MIN_BITS: Final = 2048
+_KTY_RSA: Final = 3
+_RSA_N, _RSA_E = -1, -2
+_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
+_ES256: Final = ec.ECDSA(hashes.SHA256())
+
+CredentialPublicKey = Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: object, what: str) -> bytes:
+    """Strict unpadded base64url (RFC 4648 §5): any other character, or an impossible length, is refused."""
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise AssertionMalformed(f"{what} is not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise AssertionMalformed(f"{what} is not unpadded base64url: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """An AuthenticatorAssertionResponse with its credential id (as a claim-approval's ``webauthn`` carries it)."""
+
+    credential_id: bytes
+    authenticator_data: bytes
+    client_data_json: bytes
+    signature: bytes
+    user_handle: bytes | None = None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Assertion:
+        """From ``{credential_id, authenticator_data, client_data_json, signature[, user_handle]}``, base64url."""
+        handle = value.get("user_handle")
+        return cls(
+            b64url_decode(value.get("credential_id"), "webauthn credential_id"),
+            b64url_decode(value.get("authenticator_data"), "webauthn authenticator_data"),
+            b64url_decode(value.get("client_data_json"), "webauthn client_data_json"),
+            b64url_decode(value.get("signature"), "webauthn signature"),
+            None if handle is None else b64url_decode(handle, "webauthn user_handle"),
+        )
+
+    def to_json(self) -> dict[str, str]:
+        value = {"credential_id": b64url(self.credential_id), "authenticator_data": b64url(self.authenticator_data),
+                 "client_data_json": b64url(self.client_data_json), "signature": b64url(self.signature)}
+        if self.user_handle is not None:
+            value["user_handle"] = b64url(self.user_handle)
+        return value
+
+
+@dataclass(frozen=True)
+class AuthenticatorData:
+    """The fixed part of authenticatorData (WebAuthn §6.1); attested data and extensions are not parsed."""
+
+    rp_id_hash: bytes
+    flags: int
+    sign_count: int
+
+    @classmethod
+    def parse(cls, data: bytes) -> AuthenticatorData:
+        if len(data) < AUTH_DATA_MIN:
+            raise AssertionMalformed(f"authenticatorData is {len(data)} bytes; it has at least {AUTH_DATA_MIN}")
+        parsed = cls(data[:32], data[32], int.from_bytes(data[33:37], "big"))
+        if parsed.backed_up and not parsed.backup_eligible:
+            raise AssertionMalformed("authenticatorData sets BS (backed up) without BE (backup eligible)")
+        return parsed
+
+    @property
+    def user_present(self) -> bool:
+        return bool(self.flags & FLAG_UP)
+
+    @property
+    def user_verified(self) -> bool:
+        return bool(self.flags & FLAG_UV)
+
+    @property
+    def backup_eligible(self) -> bool:
+        return bool(self.flags & FLAG_BE)
+
+    @property
+    def backed_up(self) -> bool:
+        return bool(self.flags & FLAG_BS)
+
+
+@dataclass(frozen=True)
+class CredentialKey:
+    """A credential public key and the COSE algorithm it signs with."""
+
+    alg: int
+    key: CredentialPublicKey
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        try:
+            if self.alg == ALG_ES256 and isinstance(self.key, ec.EllipticCurvePublicKey):
+                self.key.verify(signature, data, _ES256)  # DER, as WebAuthn sends ES256 signatures
+            elif self.alg == ALG_EDDSA and isinstance(self.key, Ed25519PublicKey):
+                self.key.verify(signature, data)
+            elif self.alg == ALG_RS256 and isinstance(self.key, rsa.RSAPublicKey):
+                self.key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+            else:  # credential_key never builds such a pair
+                raise AssertionKeyUnsupported(f"alg {self.alg} does not fit a {type(self.key).__name__}")
+        except InvalidSignature:
+            raise AssertionSignatureInvalid(
+                f"the assertion signature does not verify under the credential's {_ALG_NAMES[self.alg]} key"
+            ) from None
+
+
+_ALG_NAMES: Final = {ALG_ES256: "ES256", ALG_EDDSA: "EdDSA", ALG_RS256: "RS256"}
+
+
+def credential_key(cose_key: bytes) -> CredentialKey:
+    """The key of a credential public key (the CBOR COSE_Key from its attestation); it must name its ``alg``."""
+    try:
+        value = cbor.decode(cose_key, "the credential public key")
+    except TabellionError as exc:
+        raise AssertionKeyUnsupported(exc.detail) from exc
+    if not isinstance(value, dict):
+        raise AssertionKeyUnsupported("the credential public key is not a COSE_Key map")
+    alg = value.get(3)
+    if alg not in _ALG_NAMES or isinstance(alg, bool):
+        raise AssertionKeyUnsupported(f"COSE_Key alg (3) is {alg!r}; ES256 (-7), EdDSA (-8) and RS256 (-257) are")
+    if alg == ALG_RS256:
+        return CredentialKey(alg, _rsa_key(value))
+    try:
+        key = public_key_from_cose(value)
+    except TabellionError as exc:
+        raise AssertionKeyUnsupported(f"the credential public key is refused: {exc.detail}") from exc
+    return CredentialKey(alg, key)
+
+
+def _rsa_key(value: dict[Any, Any]) -> rsa.RSAPublicKey:
+    n, e = value.get(_RSA_N), value.get(_RSA_E)
+    if value.get(1) != _KTY_RSA or not isinstance(n, bytes) or not isinstance(e, bytes):
+        raise AssertionKeyUnsupported("an RS256 COSE_Key is kty RSA (3) with byte strings n (-1) and e (-2)")
+    numbers = rsa.RSAPublicNumbers(int.from_bytes(e, "big"), int.from_bytes(n, "big"))
+    try:
+        key = numbers.public_key()
+    except ValueError as exc:
+        raise AssertionKeyUnsupported(f"the RSA key is invalid: {exc}") from exc
+    if key.key_size < RSA_MIN_BITS:
+        raise AssertionKeyUnsupported(f"the RSA key has {key.key_size} bits; at least {RSA_MIN_BITS} are needed")
+    return key
+
+
+def check_rp_origin(rp_id: str, origin: str) -> None:
+    """An RP ID must be the origin's host or a registrable suffix of it (WebAuthn §5.1.4.1 step 8, simplified:
+    no public-suffix list); the origin is ``https://host[:port]``, or ``http://localhost[:port]``."""
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise AssertionOriginMismatch(f"origin {origin[:200]!r} is not a URL origin: {exc}") from exc
+    if not host or parts.path or parts.query or parts.fragment or parts.username is not None:
+        raise AssertionOriginMismatch(f"origin {origin[:200]!r} is not scheme://host[:port]")
+    if not (parts.scheme == "https" or (parts.scheme == "http" and host == "localhost")):
+        raise AssertionOriginMismatch(f"origin {origin[:200]!r} is neither https nor http://localhost")
+    if host != rp_id and not host.endswith("." + rp_id):
+        raise AssertionOriginMismatch(f"RP ID {rp_id[:200]!r} is not the host of origin {origin[:200]!r} or its suffix")
+
+
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    credential_id: bytes
+    sign_count: int
+    user_verified: bool
+    backed_up: bool
+
+
+def client_data(assertion: Assertion) -> dict[str, Any]:
+    """The assertion's clientDataJSON, decoded (WebAuthn §7.2 steps 9-10)."""
+    try:
+        value = json.loads(assertion.client_data_json.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise AssertionMalformed(f"webauthn client_data_json is not base64url JSON: {str(exc)[:200]}") from exc
+    if not isinstance(value, dict):
+        raise AssertionMalformed("webauthn client_data_json is not a JSON object")
+    return value
+
+
+def verify_assertion(
+    assertion: Assertion,
+    *,
+    credential_public_key: bytes,
+    challenge: bytes,
+    rp_id: str,
+    origin: str,
+    require_user_verification: bool = True,
+) -> VerifiedAssertion:
+    """Verify ``assertion`` per WebAuthn §7.2 against an enrolled credential; raise the first check that fails.
+
+    ``challenge`` is the raw challenge (the client data carries its base64url); ``rp_id`` and ``origin`` are the
+    ones the credential was enrolled for. Whether ``assertion.credential_id`` is that credential is the caller's
+    lookup (step 5-6).
+    """
+    key = credential_key(credential_public_key)
+    data = client_data(assertion)
+    kind = data.get("type")
+    if kind != WEBAUTHN_GET:
+        raise AssertionTypeMismatch(f"the webauthn client data type is {str(kind)[:40]!r}, not webauthn.get")
+    got = data.get("challenge")
+    if got != b64url(challenge):
+        raise AssertionChallengeMismatch(
+            f"the webauthn challenge is not the one expected: the client data has {str(got)[:90]!r}, "
+            f"expected {b64url(challenge)!r}"
+        )
+    if data.get("origin") != origin:
+        raise AssertionOriginMismatch(f"the client data origin is {str(data.get('origin'))[:200]!r}, not {origin!r}")
+    if data.get("crossOrigin") is True or "topOrigin" in data:
+        raise AssertionOriginMismatch("a cross-origin assertion (made in a frame of another origin) is not accepted")
+    auth = AuthenticatorData.parse(assertion.authenticator_data)
+    if auth.rp_id_hash != hashlib.sha256(rp_id.encode()).digest():
+        raise AssertionRpIdMismatch(f"authenticatorData's rpIdHash is not SHA-256 of the RP ID {rp_id[:200]!r}")
+    if not auth.user_present:
+        raise AssertionUserNotPresent("authenticatorData does not set UP: the user was not present")
+    if require_user_verification and not auth.user_verified:
+        raise AssertionUserNotVerified("authenticatorData does not set UV: the user was not verified (PIN/biometric)")
+    key.verify(assertion.signature, assertion.authenticator_data + hashlib.sha256(assertion.client_data_json).digest())
+    return VerifiedAssertion(assertion.credential_id, auth.sign_count, auth.user_verified, auth.backed_up)
