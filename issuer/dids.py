@@ -14,13 +14,14 @@ at ``/1.0/identifiers/{did}``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from schemas.errors import NotFound
-from verifier.did_key import did_key_from_public, multibase_of, resolve_did_key
+from verifier.did_key import multibase_of, resolve_did_key
 from verifier.fold import IdentityState
-from verifier.keys import KeySet
+from verifier.keys import KeySet, PublicKey
 from verifier.passports import format_timestamp
 
 DID_CONTEXT = ("https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1")
@@ -97,20 +98,19 @@ def did_web(base_url: str) -> str:
     return did + ("".join(":" + quote(p, safe="") for p in path.split("/")) if path else "")
 
 
-def service_document(base_url: str, receipt_keys: KeySet, current_kid: bytes) -> dict[str, Any]:
-    """The service's own ``did:web`` document: receipt keys (current first) and its endpoints."""
+def service_document(
+    base_url: str, receipt_keys: KeySet, current_kid: bytes, registry_keys: Sequence[tuple[str, PublicKey]] = ()
+) -> dict[str, Any]:
+    """The service's own ``did:web`` document: its receipt keys (``#<multikey>``, current first), its registry
+    keys (``#<kid>``, current first: they sign status lists and tokens) and its endpoints."""
     did = did_web(base_url)
-    methods = []
-    for kid in sorted(receipt_keys, key=lambda k: k != current_kid):
-        multikey = multibase_of(receipt_keys.get(kid))
-        method = _method(did, multikey)
-        method["alsoKnownAs"] = did_key_from_public(receipt_keys.get(kid))
-        methods.append(method)
-    current = methods[0]["id"] if methods else None
+    methods = [_method(did, multibase_of(receipt_keys.get(kid)))
+               for kid in sorted(receipt_keys, key=lambda k: k != current_kid)]
+    registry = [{**_method(did, multibase_of(key)), "id": f"{did}#{kid}"} for kid, key in registry_keys]
     base = base_url.rstrip("/")
     return {
-        "@context": list(DID_CONTEXT), "id": did, "verificationMethod": methods,
-        "assertionMethod": [current] if current else [],
+        "@context": list(DID_CONTEXT), "id": did, "verificationMethod": methods + registry,
+        "assertionMethod": [m["id"] for m in (methods[:1] + registry[:1])],
         "service": [
             {"id": f"{did}#scitt", "type": "TransparencyService", "serviceEndpoint": base},
             {"id": f"{did}#resolver", "type": "DIDResolver", "serviceEndpoint": f"{base}/1.0/identifiers/"},

@@ -18,6 +18,7 @@ from issuer.audit import audit_bundle
 from issuer.dids import DID_MEDIA_TYPE, did_document, resolution, service_document
 from issuer.registry_keys import JWK_SET_MEDIA_TYPE
 from issuer.service import Issuer
+from issuer.status_lists import operator_status_list
 from schemas import media_types
 from schemas.errors import InvalidParameter, NotFound, PayloadInvalid
 from schemas.leaf import parse_entry_id
@@ -127,12 +128,24 @@ async def resolve_did(request: Request) -> Response:
 
 async def service_did(request: Request) -> Response:
     issuer = _issuer(request)
-    document = service_document(str(request.base_url), issuer.receipt_keys, issuer.current_kid)
+    registry = [(key.kid, key.public) for key in issuer.registry_keys.generations()]
+    document = service_document(str(request.base_url), issuer.receipt_keys, issuer.current_kid, registry)
     return JSONResponse(document, media_type=DID_MEDIA_TYPE)
 
 
 async def audit(request: Request) -> Response:
     return JSONResponse(audit_bundle(_issuer(request).log, request.path_params["did"]))
+
+
+async def status_list(request: Request) -> Response:
+    issuer = _issuer(request)
+    issuer.log.refresh()
+    operator = request.path_params["operator"]
+    if operator not in issuer.state.controllers:
+        raise NotFound(f"{operator[:200]} is not an operator registered on this log")
+    credential = operator_status_list(issuer.state, operator, str(request.base_url), issuer.registry_keys.current,
+                                      issuer.now())
+    return JSONResponse(credential, media_type="application/vc+ld+json", headers={"Cache-Control": "no-cache"})
 
 
 async def registry_keys(request: Request) -> Response:
@@ -160,6 +173,7 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/claims/{claim}/{decision:str}", claim_decision, methods=["POST"]),
     Route("/v1/verify", verify_request, methods=["GET"]),
     Route("/v1/audit/{did:path}", audit, methods=["GET"]),
+    Route("/v1/status-lists/{operator:path}", status_list, methods=["GET"]),
     Route("/.well-known/did.json", service_did, methods=["GET"]),
     Route("/1.0/identifiers/{did:path}", resolve_did, methods=["GET"]),
     Route("/v1/tokens", mint_token, methods=["POST"]),

@@ -261,7 +261,7 @@ def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
     held = state.passports.get(agent)
     if held is not None and held.operator != operator:
         try:
-            _check_standing(state, held)
+            check_standing(state, held)
             valid = s.issued_at is None or s.issued_at < held.valid_until
         except PassportRefused:
             valid = False
@@ -302,7 +302,7 @@ def _current_key_of(state: IdentityState, operator: str) -> KeyResolver:
 # --- queries ------------------------------------------------------------------------------------------------
 
 
-def _check_standing(state: IdentityState, passport: Passport) -> None:
+def check_standing(state: IdentityState, passport: Passport) -> None:
     """Raise ``PassportRefused`` (``revoked``/``operator_revoked``) if anything revoked takes the passport away."""
     for what, target in (("the agent", passport.agent), ("the passport", passport.entry)):
         revoked = state.revocation_of(target) if target.startswith("did:") else state.revoked.get(target)
@@ -329,7 +329,7 @@ def require_passport(state: IdentityState, agent: str, now: int) -> PassportStat
     passport = state.passports.get(agent)
     if passport is None:
         raise PassportRefused(f"no passport was issued to {agent[:200]} on this log", "not_issued")
-    _check_standing(state, passport)
+    check_standing(state, passport)
     if now < passport.valid_from:
         raise PassportRefused(
             f"passport entry {passport.entry} is valid from {format_timestamp(passport.valid_from)}", "not_yet_valid"
