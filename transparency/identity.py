@@ -71,9 +71,14 @@ class IdentityFollower:
                     "it can no longer register statements"
                 )
             controller = state.controllers.get(signer)
+            stype = statement_type_of(statement.content_type)
+            if controller is None and stype == "operator-registration" and not signer.startswith(DID_KEY):
+                # self-certifying: signed by the key it registers (the policy checks that); this is how a
+                # did:web operator binds its DID to a key on the log (its domain's did.json is not fetched)
+                return resolve_did_key(DID_KEY + _kid_multikey(statement))
             if controller is None:
                 raise SignerUnresolvable(f"{signer[:200]} is not a controller registered on this log")
-            if statement_type_of(statement.content_type) == "key-rotation":
+            if stype == "key-rotation":
                 # signed by the key it reveals; the policy (the fold) checks that it is the committed one
                 return resolve_did_key(DID_KEY + _kid_multikey(statement))
             _refuse_retired_key(statement, controller, state)
@@ -92,7 +97,8 @@ def _kid_multikey(statement: SignedStatement) -> str:
 
 
 def _refuse_retired_key(statement: SignedStatement, controller: KeyState, state: IdentityState) -> None:
-    """A kid naming one of the controller's earlier keys gets a precise refusal instead of a bad signature."""
+    """A kid naming another key than the controller's current one gets a precise refusal (an earlier key, or
+    one that was never its key) instead of a bad signature."""
     multikey = _kid_multikey(statement)
     if multikey == controller.key:
         return
@@ -104,3 +110,8 @@ def _refuse_retired_key(statement: SignedStatement, controller: KeyState, state:
                 f"{statement.issuer[:200]} signed with key {multikey[:60]}, which was rotated out "
                 f"(current since entry {controller.history[-1].index}) and is {why}"
             )
+    if (statement.kid_text or "").startswith(DID_KEY):
+        raise TransitionInvalid(
+            f"{statement.issuer[:200]} is registered on this log with key {controller.key[:60]}; the statement's "
+            f"kid names {multikey[:60]}, which was never one of its keys"
+        )

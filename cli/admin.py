@@ -1,4 +1,6 @@
-"""Webhook administration on the host that runs the service (it acts on the data folder directly).
+"""Administration on the host that runs the service (it acts on the data folder directly).
+
+    tabellion registry rotate-key --data DIR                # a new registry key generation (old ones kept)
 
     tabellion webhooks key --data DIR                       # the public key receivers verify with (whpk_…)
     tabellion webhooks add --data DIR URL --event 'claim.*' [--event passport.issued …]
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from issuer.outbox import EVENT_TYPES, open_outbox
+from issuer.registry_keys import rotate_registry_key
 from issuer.webhooks import public_key_text
 from transparency.keys import load_or_create_log_key
 
@@ -56,20 +59,32 @@ def remove(data: Path, subscription: int) -> list[str]:
     return [f"OK: subscription {subscription} removed"]
 
 
-def add_webhook_commands(commands: Any, command: Command, show: Callable[[list[str]], int]) -> None:
-    hooks = command(commands, "webhooks", lambda a: 2, "manage webhook subscriptions (on the service's host)")
-    sub = hooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+def rotate_key(data: Path) -> list[str]:
+    key = rotate_registry_key(data)
+    return [f"OK: registry key generation {key.generation} (kid {key.kid}) is current; older ones are kept"]
 
-    def with_data(name: str, run: Callable[[argparse.Namespace], list[str]], help_text: str) -> argparse.ArgumentParser:
+
+def add_admin_commands(commands: Any, command: Command, show: Callable[[list[str]], int]) -> None:
+    def group(name: str, help_text: str) -> Any:
+        return command(commands, name, lambda a: 2, help_text).add_subparsers(
+            dest="action", required=True, metavar="ACTION")
+
+    def with_data(sub: Any, name: str, run: Callable[[argparse.Namespace], list[str]],
+                  help_text: str) -> argparse.ArgumentParser:
         p = command(sub, name, lambda a: show(run(a)), help_text)
         p.add_argument("--data", type=Path, default=Path("./data"), help="the service's data folder")
         return p
 
-    with_data("key", lambda a: webhook_key_text(a.data), "print the public key that signs deliveries")
-    p = with_data("add", lambda a: add(a.data, a.url, a.event), "subscribe a URL to events")
+    registry = group("registry", "registry keys (on the service's host)")
+    with_data(registry, "rotate-key", lambda a: rotate_key(a.data), "make a new registry key generation current")
+
+    sub = group("webhooks", "manage webhook subscriptions (on the service's host)")
+
+    with_data(sub, "key", lambda a: webhook_key_text(a.data), "print the public key that signs deliveries")
+    p = with_data(sub, "add", lambda a: add(a.data, a.url, a.event), "subscribe a URL to events")
     p.add_argument("url", metavar="URL")
     p.add_argument("--event", action="append", required=True, metavar="TYPE",
                    help=f"an event type, 'prefix.*' or '*' (repeat); types: {', '.join(EVENT_TYPES)}")
-    with_data("list", lambda a: listing(a.data), "list active subscriptions")
-    p = with_data("remove", lambda a: remove(a.data, a.id), "stop a subscription")
+    with_data(sub, "list", lambda a: listing(a.data), "list active subscriptions")
+    p = with_data(sub, "remove", lambda a: remove(a.data, a.id), "stop a subscription")
     p.add_argument("id", type=int, metavar="ID")
