@@ -2,9 +2,10 @@
 
 A bundle (JSON, format in ``verifier.bundles``) holds, for one agent DID, every log entry the answer
 rests on — its passports, every delegation to it and each delegation's ancestors, its claims and the
-decisions on them, the key history (registration and rotations) of every principal, passport issuer
-and namespace owner involved, and every revocation of any of these — each with its receipt, plus the
-latest verified checkpoint and the consistency proofs from each receipt's tree size to it.
+decisions on them (with the passkey enrolment behind a human approval), the key history (registration
+and rotations) of every principal, passport issuer and namespace owner involved, and every revocation
+of any of these — each with its receipt, plus the latest verified checkpoint and the consistency
+proofs from each receipt's tree size to it.
 
 Inclusion is proven; completeness is not: a bundle cannot show that no other entry (say a revocation)
 exists. A verifier that needs that follows the log itself.
@@ -51,6 +52,9 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
         for decision in claim.decisions:
             indices.add(decision.index)
             principals.add(decision.signer)
+            if decision.enrolment is not None:  # the passkey enrolment a human approval was checked against
+                indices.add(state.approvers[decision.enrolment].index)
+                subjects.update((decision.enrolment, decision.decided_by))
     for principal in principals - {did}:
         controller = state.controllers.get(principal)
         if controller is not None:

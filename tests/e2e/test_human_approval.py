@@ -35,6 +35,7 @@ from schemas.receipt import parse_receipt
 from schemas.statement import parse_statement
 from tests.server import running_server
 from tests.webauthn_authenticator import ORIGIN, RP_ID, SoftwareAuthenticator
+from verifier.bundles import verify_bundle
 from verifier.claims import check_human_approval, decision_digest
 from verifier.fold import Fold, FoldEntry
 from verifier.keys import parse_key_set
@@ -116,7 +117,7 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         challenge = b64url_decode(options["challenge"], "challenge")
         enrolment_payload = verify_registration(key.create(challenge), expected_challenge=challenge,
                                                 namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
-        enrolment = log.scrapi(approver_enrolment(owner, enrolment_payload))
+        enrolment = log.issuer("/registry/approvers", approver_enrolment(owner, enrolment_payload))["entry"]
 
         claim = log.issuer("/v1/claims", claim_submission(agent, "mail-1", "acme", "mail", SCOPE))["entry"]
         other = log.issuer("/v1/claims", claim_submission(agent, "mail-2", "acme", "mail", SCOPE))["entry"]
@@ -148,6 +149,10 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
 
         keys = parse_key_set(log.http.get("/.well-known/scitt-keys").content)
         size = log.size()
+        # the audit bundle carries the passkey enrolment, so the human approval verifies from it alone
+        report = verify_bundle(log.http.get(f"/v1/audit/{agent.identity}").json(), keys)
+        approved = [c for c in report.claims if c.claim_id == "mail-1"]
+        assert [(c.status, c.decided_by, c.human_assertion) for c in approved] == [("approved", ALICE, True)]
 
     # offline, from the logged statements alone: receipts, the fold, and the human's signature
     assert sorted(log.statements) == list(range(size))
