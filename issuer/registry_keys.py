@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from schemas.errors import ConfigurationError, MalformedKey
-from transparency.client.signing import load_private_key
+from schemas.errors import ConfigurationError, KeyFileExists, MalformedKey
+from transparency.client.signing import load_private_key, save_private_key
 from verifier.tokens import ALG, jwk_thumbprint, public_jwk
 
 FOLDER_NAME: Final = "registry-keys"
@@ -69,29 +68,11 @@ def _load(path: Path, generation: int) -> RegistryKey:
 
 def _write_exclusive(path: Path, key: Ed25519PrivateKey) -> bool:
     """Write ``key`` to ``path`` (0600) unless the file exists; False if another writer got there first."""
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # atomic, and fails if the generation exists
-        except FileExistsError:
-            return False
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-        return True
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write registry key {path}: {exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+        save_private_key(key, path)
+    except KeyFileExists:
+        return False
+    return True
 
 
 class RegistryKeys:

@@ -260,6 +260,13 @@ class ConfigurationError(TabellionError):
     status = 500
 
 
+class KeyFileExists(ConfigurationError):
+    """A key file is already there; key files are never overwritten unless asked."""
+
+    code = "key-file-exists"
+    title = "Key file exists"
+
+
 # --- the log client -------------------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from pycose.messages.sign1message import Sign1Message
 
 from schemas import cbor
 from schemas import cose_labels as L
-from schemas.errors import ConfigurationError, InvalidParameter, MalformedKey
+from schemas.errors import ConfigurationError, InvalidParameter, KeyFileExists, MalformedKey
 from verifier.did_key import did_key_from_public, verification_method
 from verifier.keys import PublicKey
 
@@ -56,12 +56,13 @@ def generate_key(kind: KeyKind = "ed25519") -> PrivateKey:
 
 
 def save_private_key(key: PrivateKey, path: str | Path, *, overwrite: bool = False) -> None:
-    """Write ``key`` as unencrypted PKCS#8 PEM, mode 0600, atomically; an existing file is kept unless
-    ``overwrite`` is set."""
+    """Write ``key`` as unencrypted PKCS#8 PEM, mode 0600, atomically and durably (file and folder fsynced).
+
+    Without ``overwrite`` the file is created exclusively (a hard link of the finished temporary file), so
+    of two concurrent writers exactly one wins and the other gets ``KeyFileExists``.
+    """
     _check_key(key)
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise ConfigurationError(f"{target} already exists; refusing to overwrite a key file")
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -72,10 +73,21 @@ def save_private_key(key: PrivateKey, path: str | Path, *, overwrite: bool = Fal
             fh.write(pem)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except FileExistsError as exc:
+        raise KeyFileExists(f"{target} already exists; refusing to overwrite a key file") from exc
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigurationError(f"cannot write key file {target}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_private_key(path: str | Path) -> PrivateKey:
