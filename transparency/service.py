@@ -52,8 +52,10 @@ class TransparencyService:
         self.sequencer = Sequencer(
             settings.db_path, self.key, settings.origin,
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
-            queue_limit=settings.queue_limit, on_integrated=self.identity.integrated,
+            queue_limit=settings.queue_limit, on_integrated=self._integrated,
         )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._grown: asyncio.Event | None = None
         self.read_db = open_database(settings.db_path, create=False)
         self.reader = LogReader(self.read_db)
         self.tree = PersistentMerkleTree(self.read_db.conn)
@@ -108,6 +110,31 @@ class TransparencyService:
 
     def checkpoint(self) -> str:
         return self.latest_head().checkpoint
+
+    async def checkpoint_after(self, size: int, wait_s: float) -> str:
+        """The checkpoint once the tree is larger than ``size``, or after ``wait_s`` whatever it is then."""
+        if self._loop is None:
+            self._loop, self._grown = asyncio.get_running_loop(), asyncio.Event()
+        deadline = self._loop.time() + wait_s
+        while self.latest_head().tree_size <= size and (left := deadline - self._loop.time()) > 0:
+            grown = self._grown
+            assert grown is not None
+            try:
+                await asyncio.wait_for(grown.wait(), left)
+            except TimeoutError:
+                break
+        return self.checkpoint()
+
+    def _integrated(self, entries: list[tuple[int, bytes]]) -> None:
+        """In the sequencer thread, after a batch committed: fold it, then wake long polls."""
+        self.identity.integrated(entries)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if self._grown is not None:
+            self._grown.set()
+            self._grown = asyncio.Event()  # waiters hold the old one, already set
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
         size = self.latest_head().tree_size

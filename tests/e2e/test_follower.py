@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,8 +42,8 @@ class LyingLog:
         self.real = real
         self.forged: str | None = None
 
-    def checkpoint(self) -> str:
-        return self.forged if self.forged is not None else self.real.checkpoint()
+    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
+        return self.forged if self.forged is not None else self.real.checkpoint(after, wait)
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
         return self.real.consistency(old, new)
@@ -106,3 +108,26 @@ def test_a_shrinking_or_forked_tree_is_refused(tmp_path: Path) -> None:
             lying.forged = _forge(url, forged)
             with pytest.raises(CheckpointInconsistent):
                 follower.poll()
+
+
+def test_long_poll_answers_when_the_log_grows(tmp_path: Path) -> None:
+    with running_server(tmp_path) as url, HttpLogClient(url) as client:
+        client.submit(_statements(1, "first")[0])
+        applied: list[FollowedEntry] = []
+        follower = _follower(client, applied)
+        follower.poll()
+        quiet = time.monotonic()
+        assert follower.poll(wait=1).size == 1  # nothing new: the log answers when the wait is over
+        assert time.monotonic() - quiet >= 0.9
+        later = _statements(1, "later")[0]
+        def submit_later() -> None:
+            with HttpLogClient(url) as other:
+                other.submit(later)
+
+        timer = threading.Timer(0.5, submit_later)
+        timer.start()
+        started = time.monotonic()
+        assert follower.poll(wait=20).size == 2  # answered by the growth, long before the 20 s wait
+        assert time.monotonic() - started < 15
+        timer.join()
+        assert [e.index for e in applied] == [0, 1]

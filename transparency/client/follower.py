@@ -37,7 +37,7 @@ from verifier.receipts import verify_receipt
 class LogReadClient(Protocol):
     """The reads a follower needs; ``HttpLogClient`` and ``LocalLogClient`` both provide them."""
 
-    def checkpoint(self) -> str: ...
+    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str: ...
 
     def consistency(self, old: int, new: int) -> ConsistencyProof: ...
 
@@ -78,11 +78,18 @@ class LogFollower:
             raise CheckpointInconsistent(f"{size} entries applied, more than the checkpoint's {checkpoint.size}")
         self.checkpoint, self.checkpoint_text, self.size = checkpoint, checkpoint_text, size
 
-    def poll(self) -> Checkpoint:
-        """Accept the log's latest checkpoint if it is consistent, then apply every entry up to it."""
+    def poll(self, wait: float | None = None) -> Checkpoint:
+        """Accept the log's latest checkpoint if it is consistent, then apply every entry up to it.
+
+        With ``wait`` a long poll: the log answers as soon as it has grown past the accepted checkpoint
+        (or after ``wait`` seconds), so a follower learns of a new entry — a revocation, say — at once.
+        """
         if self.failure is not None:
             raise self.failure
-        text = self.client.checkpoint()
+        if wait is None:
+            text = self.client.checkpoint()
+        else:
+            text = self.client.checkpoint(self.checkpoint.size if self.checkpoint else 0, wait)
         new = verify_checkpoint(text, self.log_key)
         try:
             self._check_consistent(new)

@@ -143,9 +143,15 @@ class HttpLogClient:
 
     # --- log reads --------------------------------------------------------------------------------
 
-    def checkpoint(self) -> str:
-        """The latest signed checkpoint (a C2SP signed note), as text."""
-        return self._text(self._expect(self._request("GET", "/checkpoint")))
+    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
+        """The latest signed checkpoint (a C2SP signed note), as text. With ``after`` a long poll: the log
+        answers once its tree is larger than ``after``, or after ``wait`` seconds (default 10, at most 30)."""
+        if after is None:
+            return self._text(self._expect(self._request("GET", "/checkpoint")))
+        params = {"after": after, "wait": int(wait if wait is not None else 10)}
+        timeout = self._http.timeout.read
+        timeout = (timeout or DEFAULT_TIMEOUT_S) + params["wait"]
+        return self._text(self._expect(self._request("GET", "/checkpoint", params=params, timeout=timeout)))
 
     def vkey(self) -> str:
         """The log's signed-note verifier key ``<origin>+<key id>+<key>``."""

@@ -22,7 +22,8 @@ class LocalLogClient:
     def __init__(self, service: TransparencyService) -> None:
         self.service = service
 
-    def checkpoint(self) -> str:
+    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
+        """The latest checkpoint (no long poll in-process: the caller follows after its own writes)."""
         return self.service.checkpoint()
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:

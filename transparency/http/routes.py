@@ -25,6 +25,9 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 RETRY_AFTER_PENDING = "1"
 
 
+MAX_CHECKPOINT_WAIT_S = 30
+
+
 def _service(request: Request) -> TransparencyService:
     service: TransparencyService = request.app.state.service
     return service
@@ -91,7 +94,14 @@ async def get_key(request: Request) -> Response:
 
 
 async def get_checkpoint(request: Request) -> Response:
-    return Response(_service(request).checkpoint(), 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
+    """The latest checkpoint; with ``?after=N&wait=S`` a long poll: answered as soon as the tree is larger
+    than N, or after S seconds (at most 30) with the checkpoint as it is then."""
+    service = _service(request)
+    if "after" in request.query_params:
+        wait = min(_int_param(request, "wait", 10), MAX_CHECKPOINT_WAIT_S)
+        return Response(await service.checkpoint_after(_int_param(request, "after"), wait), 200,
+                        {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
+    return Response(service.checkpoint(), 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
 
 
 async def get_vkey(request: Request) -> Response:
