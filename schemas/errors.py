@@ -767,3 +767,101 @@ class PasskeyRegistrationInvalid(VerificationError):
 
     code = "webauthn-registration-invalid"
     title = "Passkey registration invalid"
+
+
+# --- the gateway: configuration, secrets at rest, the log it follows, connections and upstreams ----
+
+
+class GatewayConfigInvalid(ConfigurationError):
+    """The gateway's TOML configuration cannot be used; the detail names the file, the key and why."""
+
+    code = "gateway-config-invalid"
+    title = "Invalid gateway configuration"
+
+
+class SecretStoreError(ConfigurationError):
+    """The gateway's encrypted provider secrets (or their master key) cannot be used."""
+
+    code = "secret-store-error"
+    title = "Secret store error"
+
+
+class MasterKeyInvalid(SecretStoreError):
+    """The master key is absent, unreadable, not 32 bytes of base64, or its file is readable by others."""
+
+    code = "master-key-invalid"
+    title = "Invalid master key"
+
+
+class SecretUndecryptable(SecretStoreError):
+    """A stored secret does not decrypt under the master key (a wrong key, or a tampered or moved value)."""
+
+    code = "secret-undecryptable"
+    title = "Secret cannot be decrypted"
+
+
+class SecretMissing(SecretStoreError):
+    code = "secret-missing"
+    title = "Secret not stored"
+
+
+class GatewayUnavailable(TabellionError):
+    """The gateway cannot decide from the log now (answered 503 with Retry-After); nothing is forwarded."""
+
+    code = "gateway-unavailable"
+    title = "Gateway unavailable"
+    status = 503
+
+
+class LogUntrusted(GatewayUnavailable):
+    """The log served a checkpoint inconsistent with one the gateway had verified: it is not trusted again."""
+
+    code = "log-untrusted"
+    title = "Log no longer trusted"
+
+
+class LogNotFollowed(GatewayUnavailable):
+    """The gateway has not verified any checkpoint of the log yet."""
+
+    code = "log-not-ready"
+    title = "Log not followed yet"
+
+
+class LogStale(GatewayUnavailable):
+    """The gateway has not verified the log's latest checkpoint for longer than it may decide without it."""
+
+    code = "log-stale"
+    title = "Log state too old"
+
+
+class ConnectionUnknown(NotFound):
+    code = "connection-unknown"
+    title = "Unknown connection"
+
+
+class AgentIdentityMismatch(RequestSignatureRefused):
+    """The signature verifies, but an identity header names another subject, key, namespace or passport than
+    the log holds for the signing agent."""
+
+    code = "agent-identity-mismatch"
+    title = "Agent identity headers do not match the log"
+
+
+class ResourceInvalid(BadInput):
+    """A proxied path that could name another resource upstream than the one decided on (dot segments,
+    encoded separators, backslashes, non-ASCII)."""
+
+    code = "resource-invalid"
+    title = "Invalid resource path"
+
+
+class UpstreamUnreachable(TabellionError):
+    code = "upstream-unreachable"
+    title = "Upstream unreachable"
+    status = 502
+
+
+class UpstreamTimeout(UpstreamUnreachable):
+    code = "upstream-timeout"
+    title = "Upstream timed out"
+    status = 504

@@ -1,0 +1,217 @@
+"""The gateway's Starlette application: ``create_app(config, secrets)``.
+
+Routes (all listed in ``create_app``):
+
+    GET  /healthz                            200 {"status": "ok", "log": {origin, size, root, age_s}} while the
+                                             gateway can decide; 503 problem (log-not-ready, log-untrusted,
+                                             log-stale) otherwise
+    ANY  /proxy/{connection_id}/{path...}    a signed agent request: decided (``gateway.decisions``), then
+                                             forwarded upstream (``gateway.proxy``), or refused with a problem
+
+Every refusal is an RFC 9457 ``application/problem+json`` answer from ``problem_response``: ``type``
+(``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``, ``instance`` and, for authority refusals,
+``reason_code``; the same layout as the transparency service's JSON problems. 503s carry ``Retry-After``.
+The follower thread, nonce store and upstream client start in the lifespan, not at import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from schemas import media_types
+from schemas.errors import GatewayUnavailable, InvalidParameter, Overloaded, PayloadTooLarge, TabellionError
+from transparency.client.http import HttpLogClient
+
+from . import signatures
+from .config import GatewayConfig
+from .decisions import DecisionSink, Gatekeeper, StateSource, resource_of, split_proxy_path, target_uri
+from .proxy import InjectedHeaders, UpstreamProxy, credential_headers, response_headers
+from .replay import NonceStore
+from .secrets import Secret
+from .state import FollowedLog, LogPosition
+
+log = logging.getLogger(__name__)
+
+PROXY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+RETRY_AFTER_S = "1"
+
+
+class FollowedState(StateSource, Protocol):
+    """The followed log as the app reads it (``gateway.state.FollowedLog``)."""
+
+    def position(self) -> LogPosition: ...
+
+
+@dataclass
+class Gateway:
+    """What the routes use, made in the lifespan."""
+
+    config: GatewayConfig
+    log: FollowedState
+    gatekeeper: Gatekeeper
+    proxy: UpstreamProxy
+
+
+# --- problems -----------------------------------------------------------------------------------------
+
+
+def problem_response(request: Request, error: TabellionError) -> Response:
+    headers = {}
+    if isinstance(error, GatewayUnavailable):
+        headers["Retry-After"] = RETRY_AFTER_S
+    if isinstance(error, Overloaded):
+        headers["Retry-After"] = str(error.retry_after)
+    problem: dict[str, object] = {"type": error.type_uri, "title": error.title, "status": error.status,
+                                  "detail": error.detail, "instance": request.url.path}
+    reason_code = getattr(error, "reason_code", None)
+    if isinstance(reason_code, str):
+        problem["reason_code"] = reason_code
+    return Response(json.dumps(problem), error.status, headers, media_types.PROBLEM_JSON)
+
+
+async def handle_tabellion_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, TabellionError):
+        return await handle_unexpected(request, exc)
+    if exc.status >= 500 and not isinstance(exc, GatewayUnavailable):
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    return problem_response(request, exc)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem_response(request, TabellionError("the gateway failed unexpectedly; nothing was forwarded"))
+
+
+# --- routes -------------------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    position = gateway.log.position()
+    return JSONResponse({"status": "ok", "log": {
+        "origin": position.origin, "size": position.size, "root": position.root_hash.hex(),
+        "age_s": round(position.age, 3),
+    }})
+
+
+async def proxy(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    raw_path = _raw_path(request)
+    connection_id, rest = split_proxy_path(raw_path)
+    connection = gateway.config.connection(connection_id)
+    resource = resource_of(rest)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
+    body = await _read_body(request, gateway.config.max_body_bytes)
+    signed = signatures.Request(
+        request.method,
+        target_uri(request.url.scheme, request.headers.get("host"), raw_path, query, gateway.config.public_url),
+        headers, body,
+    )
+    await run_in_threadpool(gateway.gatekeeper.decide, connection, signed, resource)
+    upstream = await gateway.proxy.forward(connection, request.method, rest, query, headers, body)
+    return _streamed(upstream)
+
+
+def _streamed(upstream: httpx.Response) -> Response:
+    """The upstream's answer passed back as it arrives; the upstream connection is released at the end."""
+    response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
+                                 background=BackgroundTask(upstream.aclose))
+    response.raw_headers = [
+        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response_headers(upstream.headers.multi_items())
+    ]
+    return response
+
+
+def _raw_path(request: Request) -> str:
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes | bytearray):
+        raw = request.scope["path"].encode("utf-8")
+    try:
+        return bytes(raw).decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise InvalidParameter("the request path must be ASCII (percent-encode anything else)") from exc
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body of {declared} bytes is over the gateway's limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the gateway's limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- the application ----------------------------------------------------------------------------------
+
+
+def create_app(
+    config: GatewayConfig,
+    secrets: Mapping[str, Secret],
+    *,
+    followed_log: FollowedState | None = None,
+    sink: DecisionSink | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The gateway app; ``secrets`` are the decrypted provider secrets the connections name. ``followed_log``
+    (started here unless given started) and ``transport`` (the upstream's) are for tests."""
+    credentials: dict[str, InjectedHeaders] = {c.id: credential_headers(c, secrets) for c in config.connections}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client: HttpLogClient | None = None
+        owned: FollowedLog | None = None
+        followed: FollowedState
+        if followed_log is not None:
+            followed = followed_log
+        else:
+            client = HttpLogClient(config.log.url, timeout=5.0)
+            followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
+                                           poll_interval=config.log.poll_interval,
+                                           max_staleness=config.log.max_staleness)
+            owned.start()
+        nonces = NonceStore(config.nonces_path)
+        try:
+            async with httpx.AsyncClient(transport=transport, trust_env=False) as upstream:  # no env proxies
+                app.state.gateway = Gateway(
+                    config, followed,
+                    Gatekeeper(followed, nonces, max_skew=config.max_skew, max_age=config.max_age, sink=sink,
+                               log_headers=config.log_headers),
+                    UpstreamProxy(upstream, credentials),
+                )
+                yield
+        finally:
+            if owned is not None:
+                owned.stop()
+            if client is not None:
+                client.close()
+            nonces.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/proxy/{connection_id}", proxy, methods=list(PROXY_METHODS)),
+        Route("/proxy/{connection_id}/{rest:path}", proxy, methods=list(PROXY_METHODS)),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,358 @@
+"""The gateway's configuration: one TOML file, read once at start-up into frozen values.
+
+    host = "127.0.0.1"                 # where the gateway listens (default 127.0.0.1:8700)
+    port = 8700
+    public_url = "https://gw.example"  # optional: the base URL agents sign (@target-uri); default: the
+                                       # request's own scheme and Host header
+    data_dir = "gateway-data"          # nonces.sqlite, secrets.json, master.key (relative to this file)
+    master_key_file = "master.key"     # optional, default <data_dir>/master.key; the env variable
+                                       # TABELLION_GATEWAY_MASTER_KEY (base64) takes precedence
+    max_skew = 30                      # seconds a signer's clock may be off
+    max_age = 300                      # seconds after ``created`` a signature is accepted
+    max_body_bytes = 10485760          # largest request body (it is read whole: its digest is checked
+                                       # before anything reaches the upstream)
+    log_headers = false                # decision log lines list request headers (secrets redacted)
+
+    [log]
+    url = "http://127.0.0.1:8000"      # the transparency service
+    vkey = "tabellion.local+1a2b3c4d+AQ…"   # its checkpoint verifier key, pinned (or vkey_file = "…")
+    keys_file = "log-keys.cbor"        # its receipt key set (COSE_KeySet), pinned
+    poll_interval = 0.15               # seconds between checkpoint polls
+    max_staleness = 60                 # refuse (503 log-stale) when no checkpoint verified for this long
+
+    [[connections]]
+    id = "mail"                        # /proxy/mail/...
+    upstream = "https://api.mail.example/v1"
+    service = "mail"                   # the service name claims and delegations use
+    kind = "http"                      # ("mcp" later)
+    credentials = { type = "bearer", secret_ref = "MAIL_TOKEN" }
+    # credentials = { type = "headers", headers = { "X-Api-Key" = "MAIL_KEY" } }
+    actions = { GET = "read", POST = "write" }   # optional; default: the method lower-cased
+    lowercase_method_compat = false    # accept signatures over the lower-cased method (Sigilum SDKs)
+    timeout = 30                       # seconds for the upstream to answer
+
+Unknown keys are refused, so a typo is an error and not a silently ignored setting. Every error is one
+``GatewayConfigInvalid`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from schemas.errors import ConnectionUnknown, GatewayConfigInvalid, TabellionError
+from schemas.note import VerifierKey, parse_vkey
+from verifier.keys import KeySet, parse_key_set
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 8700
+DEFAULT_MAX_BODY: Final = 10 * 1024 * 1024
+DEFAULT_POLL_INTERVAL: Final = 0.15
+DEFAULT_MAX_STALENESS: Final = 60.0
+DEFAULT_UPSTREAM_TIMEOUT: Final = 30.0
+MASTER_KEY_FILE: Final = "master.key"
+NONCES_FILE: Final = "nonces.sqlite"
+SECRETS_FILE: Final = "secrets.json"
+KINDS: Final = ("http",)
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+SECRET_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
+# Headers the gateway owns on the way upstream: a credential may not be injected under these names.
+RESERVED_HEADERS: Final = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+    "proxy-authorization", "proxy-authenticate", "content-digest", "signature", "signature-input",
+    "tabellion-namespace", "tabellion-subject", "tabellion-agent-key", "tabellion-agent-passport",
+})
+
+
+@dataclass(frozen=True)
+class BearerCredentials:
+    """``Authorization: Bearer <secret>``."""
+
+    secret_ref: str
+
+
+@dataclass(frozen=True)
+class HeaderCredentials:
+    """Custom headers, each ``(header name, secret name)``."""
+
+    headers: tuple[tuple[str, str], ...]
+
+
+Credentials = BearerCredentials | HeaderCredentials
+
+
+@dataclass(frozen=True)
+class Connection:
+    id: str
+    upstream: str
+    service: str
+    kind: str = "http"
+    credentials: Credentials | None = None
+    actions: tuple[tuple[str, str], ...] = ()  # (METHOD, action)
+    lowercase_method_compat: bool = False
+    timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+
+    def action_for(self, method: str) -> str:
+        """The action a request with ``method`` asks for: the configured mapping, else the method lower-cased."""
+        upper = method.upper()
+        return next((action for m, action in self.actions if m == upper), method.lower())
+
+    @property
+    def secret_refs(self) -> tuple[str, ...]:
+        if isinstance(self.credentials, BearerCredentials):
+            return (self.credentials.secret_ref,)
+        if isinstance(self.credentials, HeaderCredentials):
+            return tuple(ref for _, ref in self.credentials.headers)
+        return ()
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    url: str
+    vkey: VerifierKey
+    receipt_keys: KeySet
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    max_staleness: float = DEFAULT_MAX_STALENESS
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    path: Path
+    log: LogConfig
+    connections: tuple[Connection, ...]
+    data_dir: Path
+    master_key_file: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    public_url: str | None = None
+    max_skew: int = 30
+    max_age: int = 300
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    log_headers: bool = False
+
+    def connection(self, connection_id: str) -> Connection:
+        for connection in self.connections:
+            if connection.id == connection_id:
+                return connection
+        raise ConnectionUnknown(f"no connection {connection_id[:64]!r} is configured on this gateway")
+
+    @property
+    def nonces_path(self) -> Path:
+        return self.data_dir / NONCES_FILE
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.data_dir / SECRETS_FILE
+
+    @property
+    def secret_refs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(ref for c in self.connections for ref in c.secret_refs))
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and check the configuration file; raise one ``GatewayConfigInvalid`` naming what is wrong."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GatewayConfigInvalid(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GatewayConfigInvalid(f"{path} is not TOML: {exc}") from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
+    """The configuration in ``raw`` (parsed TOML); relative paths are taken from ``path``'s folder."""
+    r = _Reader(path)
+    top = r.table(raw, "", {"host", "port", "public_url", "data_dir", "master_key_file", "max_skew", "max_age",
+                            "max_body_bytes", "log_headers", "log", "connections"})
+    base = path.parent
+    data_dir = base / r.text(top, "data_dir", default="gateway-data")
+    master = top.get("master_key_file")
+    connections = tuple(r.connection(item, i) for i, item in enumerate(r.array(top, "connections")))
+    ids = [c.id for c in connections]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate is not None:
+        raise r.error("connections", f"the id {duplicate!r} is used twice")
+    return GatewayConfig(
+        path=path,
+        log=r.log(top.get("log"), base),
+        connections=connections,
+        data_dir=data_dir,
+        master_key_file=base / r.text(top, "master_key_file") if master is not None else data_dir / MASTER_KEY_FILE,
+        host=r.text(top, "host", default=DEFAULT_HOST),
+        port=r.integer(top, "port", DEFAULT_PORT, 1, 65535),
+        public_url=r.url(top, "public_url", optional=True),
+        max_skew=r.integer(top, "max_skew", 30, 0, 3600),
+        max_age=r.integer(top, "max_age", 300, 1, 86400),
+        max_body_bytes=r.integer(top, "max_body_bytes", DEFAULT_MAX_BODY, 0, 2**31),
+        log_headers=r.boolean(top, "log_headers", False),
+    )
+
+
+class _Reader:
+    """Typed reads of the parsed TOML, each failure a ``GatewayConfigInvalid`` naming the file and key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = ""
+
+    def error(self, key: str, why: str) -> GatewayConfigInvalid:
+        name = f"{self.where}.{key}" if self.where and key else self.where or key
+        return GatewayConfigInvalid(f"{self.path}: {name or 'top level'}: {why}")
+
+    def table(self, value: object, where: str, allowed: set[str]) -> dict[str, Any]:
+        self.where = where
+        if not isinstance(value, dict):
+            raise self.error("", "must be a table")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.error(unknown[0], f"unknown key (known: {', '.join(sorted(allowed))})")
+        return value
+
+    def text(self, t: Mapping[str, Any], key: str, *, default: str | None = None) -> str:
+        value = t.get(key, default)
+        if value is None:
+            raise self.error(key, "is required")
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, "must be a non-empty string")
+        return value
+
+    def integer(self, t: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+        value = t.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise self.error(key, f"must be an integer from {low} to {high}")
+        return value
+
+    def number(self, t: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+        value = t.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not low < value <= high:
+            raise self.error(key, f"must be a number above {low:g} and at most {high:g}")
+        return float(value)
+
+    def boolean(self, t: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = t.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, "must be true or false")
+        return value
+
+    def url(self, t: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
+        if optional and key not in t:
+            return None
+        value = self.text(t, key)
+        try:
+            parts = urlsplit(value)
+        except ValueError as exc:
+            raise self.error(key, f"is not a URL: {exc}") from exc
+        if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+            raise self.error(key, "must be an http:// or https:// URL without user information")
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise self.error(key, "must have no query and no fragment")
+        return value.rstrip("/")
+
+    def array(self, t: Mapping[str, Any], key: str) -> list[Any]:
+        value = t.get(key)
+        if not isinstance(value, list) or not value:
+            raise self.error(key, "must list at least one [[connections]] table")
+        return value
+
+    def log(self, value: object, base: Path) -> LogConfig:
+        if value is None:
+            self.where = ""
+            raise self.error("log", "the [log] table is required")
+        t = self.table(value, "log", {"url", "vkey", "vkey_file", "keys_file", "poll_interval", "max_staleness"})
+        if ("vkey" in t) == ("vkey_file" in t):
+            raise self.error("vkey", "give exactly one of vkey (the verifier key text) and vkey_file")
+        key = "vkey" if "vkey" in t else "vkey_file"
+        text = self.text(t, key) if key == "vkey" else self._read(base / self.text(t, key), key)
+        try:
+            vkey = parse_vkey(text)
+        except TabellionError as exc:
+            raise self.error(key, f"not a signed-note verifier key: {exc.detail}") from exc
+        keys = self._read_bytes(base / self.text(t, "keys_file"), "keys_file")
+        try:
+            receipt_keys = parse_key_set(keys)
+        except TabellionError as exc:
+            raise self.error("keys_file", f"not a COSE key set: {exc.detail}") from exc
+        return LogConfig(
+            url=str(self.url(t, "url")), vkey=vkey, receipt_keys=receipt_keys,
+            poll_interval=self.number(t, "poll_interval", DEFAULT_POLL_INTERVAL, 0.0, 60.0),
+            max_staleness=self.number(t, "max_staleness", DEFAULT_MAX_STALENESS, 0.0, 86400.0),
+        )
+
+    def connection(self, value: object, i: int) -> Connection:
+        t = self.table(value, f"connections[{i}]", {"id", "upstream", "service", "kind", "credentials", "actions",
+                                                    "lowercase_method_compat", "timeout"})
+        ident = self.text(t, "id")
+        if not _ID.fullmatch(ident):
+            raise self.error("id", "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        kind = self.text(t, "kind", default="http")
+        if kind not in KINDS:
+            raise self.error("kind", f"{kind!r} is not supported (supported: {', '.join(KINDS)})")
+        return Connection(
+            id=ident, upstream=str(self.url(t, "upstream")), service=self.text(t, "service"), kind=kind,
+            credentials=self.credentials(t.get("credentials")), actions=self.actions(t.get("actions", {})),
+            lowercase_method_compat=self.boolean(t, "lowercase_method_compat", False),
+            timeout=self.number(t, "timeout", DEFAULT_UPSTREAM_TIMEOUT, 0.0, 3600.0),
+        )
+
+    def credentials(self, value: object) -> Credentials | None:
+        if value is None:
+            return None
+        where = self.where
+        if not isinstance(value, dict):
+            raise self.error("credentials", "must be an inline table with a type")
+        kind = value.get("type")
+        if kind == "bearer":
+            t = self.table(value, f"{where}.credentials", {"type", "secret_ref"})
+            return BearerCredentials(self.secret_ref(t, "secret_ref"))
+        if kind == "headers":
+            t = self.table(value, f"{where}.credentials", {"type", "headers"})
+            headers = t.get("headers")
+            if not isinstance(headers, dict) or not headers:
+                raise self.error("headers", "must map at least one header name to a secret name")
+            self.where = f"{where}.credentials.headers"
+            pairs = []
+            for name in headers:
+                if not _TOKEN.fullmatch(name) or name.lower() in RESERVED_HEADERS:
+                    raise self.error(name, "is not a header name a credential may be sent in")
+                pairs.append((name, self.secret_ref(headers, name)))
+            if len({n.lower() for n, _ in pairs}) != len(pairs):
+                raise self.error("", "names one header twice")
+            return HeaderCredentials(tuple(pairs))
+        raise self.error("credentials.type", f"{str(kind)[:40]!r} is not one of 'bearer', 'headers'")
+
+    def secret_ref(self, t: Mapping[str, Any], key: str) -> str:
+        ref = self.text(t, key)
+        if not SECRET_NAME.fullmatch(ref):
+            raise self.error(key, "a secret name is 1-128 letters, digits, '_', '.' or '-'")
+        return ref
+
+    def actions(self, value: object) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict):
+            raise self.error("actions", "must map HTTP methods to action names")
+        pairs = []
+        for method, action in value.items():
+            if not _TOKEN.fullmatch(method) or not isinstance(action, str) or not action:
+                raise self.error(f"actions.{method}", "must map an HTTP method to a non-empty action name")
+            pairs.append((method.upper(), action))
+        return tuple(pairs)
+
+    def _read(self, path: Path, key: str) -> str:
+        return self._read_bytes(path, key).decode("utf-8", "replace")
+
+    def _read_bytes(self, path: Path, key: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise self.error(key, f"cannot read {path}: {exc.strerror or exc}") from exc

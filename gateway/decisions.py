@@ -1,0 +1,305 @@
+"""Decisions: may this signed agent request go through this connection, by what the log says now?
+
+``Gatekeeper.decide`` takes a request as received (``gateway.signatures.Request``) and, holding one snapshot
+of the followed log (``gateway.state``):
+
+1. verifies its RFC 9421 signature with the key the log holds for the agent the ``keyid`` names (the agent
+   DID, or its did:key verification method): only the agent's *current* key, and only for an agent with a
+   passport on the log (anyone else is ``signature-key-unknown``);
+2. checks the identity headers against the log: ``Tabellion-Subject`` is that agent, ``Tabellion-Agent-Key``
+   names that key, ``Tabellion-Agent-Passport`` is its current passport entry and ``Tabellion-Namespace`` the
+   namespace of the operator that issued it (``agent-identity-mismatch`` otherwise);
+3. asks ``verifier.authority.authorise`` whether the agent may do ``action`` (the method lower-cased, or the
+   connection's mapping) on ``resource`` (the path after the connection id) of the connection's service;
+
+then, outside the snapshot, remembers the nonce (``gateway.replay``: shared SQLite, survives restarts), so a
+replay is refused as such whatever else is wrong with it. ALLOW and WARN return the ``Decision``; a refusal
+raises the error (with its stable ``code`` and, for authority refusals, ``reason_code``). Either way the
+decision is written as one JSON line to the ``gateway.decisions`` logger and handed to the ``DecisionSink``
+(no-op by default; the action-record batcher plugs in there).
+
+``request_digest`` is ``sha-256:<hex>`` of ``METHOD LF target-uri LF hex(SHA-256(body))``: what was asked,
+computable by anyone who holds the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final, Protocol
+from urllib.parse import unquote
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from schemas.errors import (
+    AgentIdentityMismatch,
+    AuthorityRefused,
+    BadInput,
+    ResourceInvalid,
+    SignatureParameterMissing,
+    TabellionError,
+)
+from verifier.authority import Authorisation, authorise
+from verifier.identity_state import DID_KEY, IdentityState, multikey_key
+
+from .config import Connection, HeaderCredentials
+from .replay import NonceStore
+from .signatures import KeyResolver, Request, verify_request
+from .state import View
+
+decision_log = logging.getLogger("gateway.decisions")
+
+REDACTED: Final = "***"
+SENSITIVE_HEADERS: Final = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "signature",
+})
+Clock = Callable[[], float]
+
+
+class StateSource(Protocol):
+    """Where decisions read the log-derived state (``gateway.state.FollowedLog``)."""
+
+    def snapshot(self) -> AbstractContextManager[View]: ...
+
+
+class DecisionSink(Protocol):
+    """Receives every decision, allowed or refused (the action-record batcher, later)."""
+
+    def record(self, decision: Decision) -> None: ...
+
+
+class NullSink:
+    def record(self, decision: Decision) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision; ``outcome`` is ``allow``, ``warn`` (allowed, e.g. a passport about to expire) or
+    ``refuse``; ``code`` is ``ok`` or the refusal's error code, ``reason_code`` the authority's reason."""
+
+    at: int
+    connection: str
+    service: str
+    method: str
+    action: str
+    resource: str
+    outcome: str
+    status: int
+    code: str
+    reason_code: str
+    request_digest: str
+    agent: str | None = None
+    keyid: str | None = None
+    passport: str | None = None
+    chain: tuple[str, ...] = ()
+    root_principal: str | None = None
+    claim: str | None = None
+    log_size: int | None = None
+    policy_id: str | None = None
+    detail: str = ""
+    headers: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome != "refuse"
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["chain"] = list(self.chain)
+        if self.headers is None:
+            del record["headers"]
+        else:
+            record["headers"] = [list(h) for h in self.headers]
+        return record
+
+
+# --- building the request -----------------------------------------------------------------------------
+
+
+def target_uri(scheme: str, host: str | None, raw_path: str, query: str, public_url: str | None = None) -> str:
+    """The absolute target URI the client addressed: ``public_url`` (scheme, authority and any path prefix
+    the gateway is published under) or else ``scheme://Host``, then the path as sent and the query."""
+    if public_url is not None:
+        base = public_url.rstrip("/")
+    else:
+        if not host:
+            raise BadInput("the request has no Host header: its target URI is unknown")
+        base = f"{scheme}://{host}"
+    return base + raw_path + (f"?{query}" if query else "")
+
+
+def resource_of(rest: str) -> str:
+    """The resource a proxied path names: the raw path after ``/proxy/{connection}/``, percent-decoded.
+
+    Refused when the upstream could read it as another path than the one decided on: ``.``/``..``
+    segments (encoded or not), encoded ``/``, any backslash or NUL, anything not ASCII.
+    """
+    if not rest.isascii() or "\\" in rest:
+        raise ResourceInvalid("the path must be ASCII without backslashes")
+    segments = []
+    for raw in rest.split("/"):
+        try:
+            segment = unquote(raw, errors="strict") if "%" in raw else raw
+        except UnicodeDecodeError as exc:
+            raise ResourceInvalid(f"the path segment {raw[:60]!r} is not percent-encoded UTF-8") from exc
+        if segment in (".", "..") or any(c in segment for c in "/\\\x00"):
+            raise ResourceInvalid(f"the path segment {raw[:60]!r} could name another resource upstream")
+        segments.append(segment)
+    return "/".join(segments)
+
+
+def request_digest(request: Request) -> str:
+    body = hashlib.sha256(request.body).hexdigest()
+    line = f"{request.method}\n{request.target_uri}\n{body}".encode("utf-8", "surrogateescape")
+    return "sha-256:" + hashlib.sha256(line).hexdigest()
+
+
+def redact_headers(headers: Sequence[tuple[str, str]], also: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """The headers with the values of ``Signature``, ``Authorization``, cookies and ``also`` replaced."""
+    hidden = SENSITIVE_HEADERS | {n.lower() for n in also}
+    return tuple((k, REDACTED if k.lower() in hidden else v) for k, v in headers)
+
+
+# --- the agent and its key ----------------------------------------------------------------------------
+
+
+def agent_of(keyid: str) -> str:
+    """The agent DID a keyid names: the DID itself, or the DID part of a verification method."""
+    return keyid.partition("#")[0]
+
+
+def agent_key_resolver(state: IdentityState) -> KeyResolver:
+    """Maps a keyid to the agent's current Ed25519 key, for an agent that has a passport on the log."""
+
+    def resolve(keyid: str) -> Ed25519PublicKey | None:
+        agent, _, fragment = keyid.partition("#")
+        if agent not in state.passports:
+            return None
+        multikey = state.current_multikey(agent)
+        if multikey is None or (fragment and fragment != multikey):
+            return None
+        key = multikey_key(multikey)
+        return key if isinstance(key, Ed25519PublicKey) else None
+
+    return resolve
+
+
+def _named_key(value: str) -> str:
+    """The multikey a ``Tabellion-Agent-Key`` value names: ``z…``, ``did:key:z…`` or ``did:key:z…#z…``."""
+    did, _, fragment = value.partition("#")
+    return fragment or did.removeprefix(DID_KEY)
+
+
+def check_identity_headers(request: Request, state: IdentityState, agent: str) -> None:
+    """Raise ``AgentIdentityMismatch`` unless the identity headers say what the log says of ``agent``."""
+    passport = state.passports[agent]
+    controller = state.controllers.get(passport.operator)
+    key = request.field("tabellion-agent-key")
+    expected = {
+        "tabellion-subject": (agent, request.field("tabellion-subject")),
+        "tabellion-agent-key": (state.current_multikey(agent), None if key is None else _named_key(key)),
+        "tabellion-agent-passport": (passport.entry, request.field("tabellion-agent-passport")),
+        "tabellion-namespace": (controller.namespace if controller else None, request.field("tabellion-namespace")),
+    }
+    for name, (logged, sent) in expected.items():
+        if sent is None or sent != logged:
+            raise AgentIdentityMismatch(
+                f"{name} is {str(sent)[:200]!r}; the log holds {str(logged)[:200]!r} for the signing agent"
+            )
+
+
+# --- deciding -----------------------------------------------------------------------------------------
+
+
+class Gatekeeper:
+    def __init__(
+        self,
+        log: StateSource,
+        nonces: NonceStore,
+        *,
+        max_skew: int = 30,
+        max_age: int = 300,
+        sink: DecisionSink | None = None,
+        clock: Clock = time.time,
+        log_headers: bool = False,
+    ) -> None:
+        self.log = log
+        self.nonces = nonces
+        self.max_skew = max_skew
+        self.max_age = max_age
+        self.sink: DecisionSink = sink or NullSink()
+        self.clock = clock
+        self.log_headers = log_headers
+        self._nonce_lock = threading.Lock()  # one SQLite connection, used from the threadpool
+
+    def decide(self, connection: Connection, request: Request, resource: str) -> Decision:
+        """The decision for ``request`` through ``connection``: returned if allowed, else its error raised."""
+        now = int(self.clock())
+        decision = Decision(
+            at=now, connection=connection.id, service=connection.service, method=request.method,
+            action=connection.action_for(request.method), resource=resource, outcome="refuse", status=0, code="",
+            reason_code="", request_digest=request_digest(request),
+            headers=redact_headers(request.headers, _credential_headers(connection)) if self.log_headers else None,
+        )
+        try:
+            decision = self._decide(connection, request, decision, now)
+        except TabellionError as exc:
+            self._record(replace(decision, status=exc.status, code=exc.code,
+                                 reason_code=getattr(exc, "reason_code", exc.code), detail=exc.detail))
+            raise
+        self._record(decision)
+        return decision
+
+    def _decide(self, connection: Connection, request: Request, decision: Decision, now: int) -> Decision:
+        with self.log.snapshot() as view:
+            verified = verify_request(
+                request, key_resolver=agent_key_resolver(view.state), now=now, max_skew=self.max_skew,
+                max_age=self.max_age, lowercase_method_compat=connection.lowercase_method_compat,
+            )
+            agent = agent_of(verified.keyid)
+            decision = replace(decision, agent=agent, keyid=verified.keyid, log_size=view.state.size,
+                               passport=view.state.passports[agent].entry)
+            check_identity_headers(request, view.state, agent)
+            outcome: Authorisation | AuthorityRefused
+            try:
+                outcome = authorise(view.state, agent, connection.service, decision.action, decision.resource, now)
+            except AuthorityRefused as exc:
+                outcome = exc
+        if verified.nonce is None:
+            raise SignatureParameterMissing("the signature has no nonce parameter")
+        with self._nonce_lock:
+            self.nonces.remember(agent, verified.nonce, verified.valid_until, now)
+        if isinstance(outcome, AuthorityRefused):
+            raise outcome
+        authorisation = outcome
+        return replace(
+            decision, outcome=authorisation.verdict.value, status=200, code="ok",
+            reason_code=authorisation.reason_code, chain=authorisation.chain,
+            root_principal=authorisation.root_principal, claim=authorisation.claim,
+            detail=f"{decision.action} on {decision.resource[:200]!r} of {connection.service!r}",
+        )
+
+    def _record(self, decision: Decision) -> None:
+        decision_log.info(json.dumps(decision.to_json(), sort_keys=True, separators=(",", ":")))
+        self.sink.record(decision)
+
+
+def _credential_headers(connection: Connection) -> tuple[str, ...]:
+    credentials = connection.credentials
+    return tuple(name for name, _ in credentials.headers) if isinstance(credentials, HeaderCredentials) else ()
+
+
+def split_proxy_path(raw_path: str) -> tuple[str, str]:
+    """``/proxy/{connection_id}/{rest}`` (raw, as sent) -> ``(connection_id, rest)``."""
+    prefix = "/proxy/"
+    if not raw_path.startswith(prefix):
+        raise ResourceInvalid("not a /proxy/{connection}/... path")
+    connection_id, _, rest = raw_path[len(prefix):].partition("/")
+    return connection_id, rest

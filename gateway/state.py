@@ -1,0 +1,164 @@
+"""What the gateway knows: the log, followed with verification and folded, kept fresh by a background thread.
+
+``FollowedLog`` owns a ``LogFollower`` (pinned checkpoint key and receipt key set: every checkpoint signed,
+consistent with the last accepted one, every entry's receipt verified) and the verifier's ``Fold``. A thread
+polls the log's checkpoint every ``poll_interval`` seconds and folds the new entries.
+
+Decisions read the state through ``snapshot()``, under the same lock the fold takes to apply a page of
+entries, so a decision never sees a half-applied page. ``snapshot()`` refuses (503) instead of answering
+from a state it cannot vouch for:
+
+- ``LogNotFollowed`` before the first checkpoint has been verified and folded;
+- ``LogUntrusted`` for good once the log served an inconsistent checkpoint or entry (``CheckpointInconsistent``):
+  the gateway never falls back to the state it had;
+- ``LogStale`` when no checkpoint has been verified for ``max_staleness`` seconds (the log is unreachable or
+  its answers do not verify), since a revocation may have been logged meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from schemas.checkpoint import Checkpoint
+from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUntrusted, TabellionError
+from schemas.note import VerifierKey
+from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
+from verifier.fold import Fold, FoldEntry, IdentityState
+from verifier.keys import KeySet
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """The verified checkpoint the state is folded up to; ``age`` is seconds since it was last verified
+    to be the log's latest."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    age: float
+
+
+@dataclass(frozen=True)
+class View:
+    """The folded state at ``position``: read it only inside the ``snapshot()`` block that gave it."""
+
+    state: IdentityState
+    position: LogPosition
+
+
+class FollowedLog:
+    def __init__(
+        self,
+        client: LogReadClient,
+        log_key: VerifierKey,
+        receipt_keys: KeySet,
+        *,
+        poll_interval: float = 0.15,
+        max_staleness: float = 60.0,
+        clock: Clock = time.monotonic,
+        page: int = 500,
+    ) -> None:
+        self.poll_interval = poll_interval
+        self.max_staleness = max_staleness
+        self._clock = clock
+        self._fold = Fold()
+        self._lock = threading.Lock()
+        self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page)
+        self._verified: Checkpoint | None = None
+        self._verified_at = 0.0
+        self._failure: CheckpointInconsistent | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_problem = ""
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[View]:
+        """The state as of the latest verified checkpoint, held still for the block; raises a 503 error when
+        the gateway cannot vouch for it."""
+        with self._lock:
+            yield View(self._fold.state, self._position())
+
+    def position(self) -> LogPosition:
+        with self._lock:
+            return self._position()
+
+    def _position(self) -> LogPosition:
+        if self._failure is not None:
+            raise LogUntrusted(f"the gateway refuses every request: {self._failure.detail}")
+        if self._verified is None:
+            raise LogNotFollowed("the gateway has not verified a checkpoint of the log yet")
+        age = self._clock() - self._verified_at
+        if age > self.max_staleness:
+            raise LogStale(
+                f"the last checkpoint of the log was verified {age:.1f} s ago (limit {self.max_staleness:g} s)"
+                + (f"; {self._last_problem}" if self._last_problem else "")
+            )
+        checkpoint = self._verified
+        return LogPosition(checkpoint.origin, checkpoint.size, checkpoint.root_hash, age)
+
+    # --- following ----------------------------------------------------------------------------------------
+
+    def poll(self) -> Checkpoint:
+        """Verify the log's latest checkpoint and fold every entry up to it. Raises ``CheckpointInconsistent``
+        (and stops trusting the log for good) on a split view; other errors leave the state as it was."""
+        try:
+            checkpoint = self._follower.poll()
+        except CheckpointInconsistent as exc:
+            with self._lock:
+                self._failure = self._follower.failure or exc
+            raise
+        with self._lock:
+            self._verified, self._verified_at = checkpoint, self._clock()
+            self._last_problem = ""
+        return checkpoint
+
+    def _apply(self, entries: Sequence[FollowedEntry]) -> None:
+        with self._lock:
+            for entry in entries:
+                self._fold.apply(FoldEntry(entry.index, entry.statement))
+
+    def start(self) -> None:
+        """Follow the log in a daemon thread until ``stop()``."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="gateway-log-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except CheckpointInconsistent as exc:
+                log.error("stopped trusting the log: %s", exc.detail)
+                return  # for good: nothing the log says from now on is believed
+            except TabellionError as exc:
+                self._problem(str(exc))
+            except Exception as exc:  # noqa: BLE001 - the thread's edge: keep following, say why
+                log.exception("following the log failed unexpectedly")
+                self._problem(f"unexpected {type(exc).__name__}: {exc}")
+            self._stop.wait(self.poll_interval)
+
+    def _problem(self, text: str) -> None:
+        """Log a failed poll once per distinct reason (a log that is down for a minute is one line)."""
+        with self._lock:
+            repeated, self._last_problem = text == self._last_problem, text
+        if not repeated:
+            log.warning("cannot follow the log: %s", text)

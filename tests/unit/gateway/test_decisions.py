@@ -1,0 +1,327 @@
+"""Decisions from a folded identity state: the request as received, its signature, identity headers,
+replay, and the authority of the operator -> A -> B -> C chain."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.config import Connection
+from gateway.decisions import (
+    Decision,
+    Gatekeeper,
+    agent_key_resolver,
+    check_identity_headers,
+    redact_headers,
+    request_digest,
+    resource_of,
+    split_proxy_path,
+    target_uri,
+)
+from gateway.replay import NonceStore
+from gateway.signatures import Request, sign_request
+from gateway.state import LogPosition, View
+from issuer.statements import (
+    PassportRequest,
+    Signer,
+    agent_passport,
+    claim_approval,
+    claim_submission,
+    delegation,
+    multikey_of,
+    operator_registration,
+    revocation,
+)
+from schemas.cose_sign1 import decode_sign1
+from schemas.errors import (
+    AgentIdentityMismatch,
+    ClaimRefused,
+    ComponentNotCovered,
+    LogUntrusted,
+    PassportRefused,
+    ReplayDetected,
+    RequestSignatureInvalid,
+    ResourceInvalid,
+    ScopeRefused,
+    SignatureKeyUnknown,
+    TabellionError,
+)
+from schemas.leaf import entry_id, leaf_data
+from verifier.fold import Fold, FoldEntry, IdentityState
+
+SERVICE = "mail"
+NAMESPACE = "acme"
+SCOPE = {"services": [SERVICE], "actions": ["read", "write"], "resources": ["inbox/*"]}
+GATEWAY = "http://gw.test:8700"
+CONNECTION = Connection(id="mail-api", upstream="http://upstream.test/api", service=SERVICE,
+                        actions=(("GET", "read"), ("POST", "write")))
+
+
+def ident(statement: bytes) -> str:
+    return entry_id(leaf_data(decode_sign1(statement)))
+
+
+@dataclass
+class World:
+    """operator (namespace acme) -> A -> B -> C, passports for all, C's claim on ``mail`` approved."""
+
+    operator: Signer
+    a: Signer
+    b: Signer
+    c: Signer
+    statements: list[bytes] = field(default_factory=list)
+    passports: dict[str, str] = field(default_factory=dict)
+    chain: tuple[str, ...] = ()
+    claim: str = ""
+
+    def state(self, *extra: bytes) -> IdentityState:
+        fold = Fold()
+        for i, statement in enumerate([*self.statements, *extra]):
+            outcome = fold.apply(FoldEntry(i, statement))
+            assert outcome.accepted, outcome.reason
+        return fold.state
+
+    def headers(self, override: dict[str, str] | None = None, agent: Signer | None = None) -> tuple[
+        tuple[str, str], ...
+    ]:
+        agent = agent or self.c
+        values = {
+            "Tabellion-Namespace": NAMESPACE, "Tabellion-Subject": agent.identity,
+            "Tabellion-Agent-Key": f"{agent.identity}#{multikey_of(agent.key)}",
+            "Tabellion-Agent-Passport": self.passports.get(agent.identity, "00" * 32),
+        } | (override or {})
+        return tuple(values.items())
+
+    def request(self, path: str = "/proxy/mail-api/inbox/1?x=1", method: str = "GET", body: bytes = b"", *,
+                agent: Signer | None = None, key: Ed25519PrivateKey | None = None, now: int | None = None,
+                headers: tuple[tuple[str, str], ...] | None = None, **sign: Any) -> Request:
+        agent = agent or self.c
+        created = int(time.time()) if now is None else now
+        fields = (("Host", "gw.test:8700"), *(headers or self.headers(agent=agent)))
+        unsigned = Request(method, GATEWAY + path, fields, body)
+        options: dict[str, Any] = {"key": key or agent.key, "keyid": agent.identity, "created": created,
+                                   "expires": created + 60, "nonce": uuid.uuid4().hex} | sign
+        return sign_request(unsigned, **options)
+
+
+def build_world(now: int | None = None) -> World:
+    now = int(time.time()) if now is None else now
+    op0, op1 = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    a, b, c = (Signer(Ed25519PrivateKey.generate()) for _ in range(3))
+    world = World(Signer(op0), a, b, c)
+    add = world.statements.append
+    add(operator_registration(world.operator, NAMESPACE, op1))
+    for i, agent in enumerate((world.a, world.b, world.c)):
+        passport = agent_passport(world.operator, PassportRequest(
+            agent.identity, "software", "sha256:" + "ab" * 32, "EU", "sha256:" + "cd" * 32,
+            "https://issuer.example/status/1", i), now=now - 60)
+        add(passport)
+        world.passports[agent.identity] = ident(passport)
+    wide = {"services": [SERVICE, "files"], "actions": ["read", "write"], "resources": ["inbox/*", "outbox/*"]}
+    root = delegation(world.operator, world.a.identity, wide, not_after=now + 3600, max_depth=2)
+    ab = delegation(world.a, world.b.identity, wide, not_after=now + 3000, max_depth=1, parent=ident(root))
+    bc = delegation(world.b, world.c.identity, SCOPE, not_after=now + 2000, max_depth=0, parent=ident(ab))
+    claim = claim_submission(world.c, "c-mail", NAMESPACE, SERVICE, SCOPE)
+    for statement in (root, ab, bc, claim, claim_approval(world.operator, ident(claim))):
+        add(statement)
+    world.chain = (ident(root), ident(ab), ident(bc))
+    world.claim = ident(claim)
+    return world
+
+
+class FixedLog:
+    """A state source holding one folded state (or refusing, like an untrusted log)."""
+
+    def __init__(self, state: IdentityState, refusal: TabellionError | None = None) -> None:
+        self.state = state
+        self.refusal = refusal
+
+    @contextmanager
+    def snapshot(self) -> Iterator[View]:
+        if self.refusal is not None:
+            raise self.refusal
+        yield View(self.state, self.position())
+
+    def position(self) -> LogPosition:
+        if self.refusal is not None:
+            raise self.refusal
+        return LogPosition("gateway.test/log", self.state.size, bytes(32), 0.0)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+
+    def record(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return build_world()
+
+
+@pytest.fixture
+def nonces(tmp_path: Path) -> Iterator[NonceStore]:
+    with NonceStore(tmp_path / "nonces.sqlite") as store:
+        yield store
+
+
+def gatekeeper(state: IdentityState, nonces: NonceStore, sink: Sink | None = None, **kw: Any) -> Gatekeeper:
+    return Gatekeeper(FixedLog(state), nonces, sink=sink, **kw)
+
+
+def decide(keeper: Gatekeeper, request: Request) -> Decision:
+    connection_id, rest = split_proxy_path(request.target_uri.removeprefix(GATEWAY).partition("?")[0])
+    assert connection_id == CONNECTION.id
+    return keeper.decide(CONNECTION, request, resource_of(rest))
+
+
+# --- building the request ----------------------------------------------------------------------------
+
+
+def test_target_uri_is_what_the_client_addressed() -> None:
+    assert target_uri("http", "gw.test:8700", "/proxy/m/a%20b", "x=1&y") == "http://gw.test:8700/proxy/m/a%20b?x=1&y"
+    assert target_uri("http", "ignored", "/proxy/m/a", "", "https://gw.example/prefix/") == (
+        "https://gw.example/prefix/proxy/m/a")
+    with pytest.raises(TabellionError, match="no Host"):
+        target_uri("http", None, "/proxy/m/a", "")
+
+
+def test_resource_is_the_decoded_path_after_the_connection() -> None:
+    assert split_proxy_path("/proxy/mail-api/inbox/1") == ("mail-api", "inbox/1")
+    assert split_proxy_path("/proxy/mail-api") == ("mail-api", "")
+    assert resource_of("inbox/a%20b/c") == "inbox/a b/c"
+    for sneaky in ("inbox/../secret", "inbox/%2e%2E/secret", "inbox/.", "inbox/a%2Fb", "inbox\\x", "inbox/%00",
+                   "inbox/%ff", "inbox/é"):
+        with pytest.raises(ResourceInvalid):
+            resource_of(sneaky)
+
+
+def test_request_digest_and_redaction(world: World) -> None:
+    request = world.request(method="POST", body=b'{"a":1}')
+    assert request_digest(request).startswith("sha-256:") and request_digest(request) != request_digest(
+        Request(request.method, request.target_uri, request.headers, b'{"a":2}'))
+    shown = dict(redact_headers((*request.headers, ("Authorization", "Bearer t"), ("X-Key", "k")), ("x-key",)))
+    assert shown["Signature"] == shown["Authorization"] == shown["X-Key"] == "***"
+    assert shown["Signature-Input"] != "***" and shown["Tabellion-Subject"] == world.c.identity
+
+
+# --- keys and identity headers -----------------------------------------------------------------------
+
+
+def test_only_the_current_key_of_an_agent_with_a_passport_resolves(world: World) -> None:
+    state = world.state()
+    resolve = agent_key_resolver(state)
+    multikey = multikey_of(world.c.key)
+    for keyid in (world.c.identity, f"{world.c.identity}#{multikey}"):
+        key = resolve(keyid)
+        assert key is not None and key.public_bytes_raw() == world.c.key.public_key().public_bytes_raw()
+    assert resolve(f"{world.c.identity}#z6MkOther") is None
+    assert resolve(Signer(Ed25519PrivateKey.generate()).identity) is None  # no passport on the log
+
+
+@pytest.mark.parametrize("header", ["Tabellion-Namespace", "Tabellion-Subject", "Tabellion-Agent-Key",
+                                    "Tabellion-Agent-Passport"])
+def test_identity_headers_must_say_what_the_log_says(world: World, header: str) -> None:
+    state = world.state()
+    good = world.request()
+    check_identity_headers(good, state, world.c.identity)
+    for form in (world.c.identity, multikey_of(world.c.key)):  # every way of naming the key
+        check_identity_headers(world.request(headers=world.headers({"Tabellion-Agent-Key": form})), state,
+                               world.c.identity)
+    wrong = {"Tabellion-Namespace": "other", "Tabellion-Subject": world.b.identity,
+             "Tabellion-Agent-Key": world.b.identity, "Tabellion-Agent-Passport": world.passports[world.b.identity]}
+    with pytest.raises(AgentIdentityMismatch, match=header.lower()):
+        check_identity_headers(world.request(headers=world.headers({header: wrong[header]})), state,
+                               world.c.identity)
+
+
+# --- deciding ----------------------------------------------------------------------------------------
+
+
+def test_an_agent_at_the_end_of_the_chain_is_allowed(world: World, nonces: NonceStore,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    sink = Sink()
+    keeper = gatekeeper(world.state(), nonces, sink)
+    with caplog.at_level(logging.INFO, logger="gateway.decisions"):
+        decision = decide(keeper, world.request())
+    assert decision.allowed and decision.outcome == "allow" and decision.code == "ok"
+    assert (decision.agent, decision.action, decision.resource, decision.service) == (
+        world.c.identity, "read", "inbox/1", SERVICE)
+    assert decision.chain == world.chain and decision.claim == world.claim
+    assert decision.root_principal == world.operator.identity and decision.log_size == len(world.statements)
+    assert decision.passport == world.passports[world.c.identity]
+    assert sink.decisions == [decision]
+    line = json.loads(caplog.records[-1].getMessage())
+    assert line["outcome"] == "allow" and line["chain"] == list(world.chain) and "headers" not in line
+    posted = decide(keeper, world.request(method="POST", body=b'{"to":"x"}'))
+    assert posted.action == "write" and posted.allowed
+
+
+def test_refusals_are_raised_recorded_and_named(world: World, nonces: NonceStore) -> None:
+    sink = Sink()
+    keeper = gatekeeper(world.state(), nonces, sink, log_headers=True)
+    stranger = Signer(Ed25519PrivateKey.generate())
+    cases: list[tuple[Request, type[TabellionError], str]] = [
+        (world.request(key=Ed25519PrivateKey.generate()), RequestSignatureInvalid, "request-signature-invalid"),
+        (world.request(agent=stranger), SignatureKeyUnknown, "signature-key-unknown"),
+        (world.request("/proxy/mail-api/outbox/1"), ScopeRefused, "resource_out_of_scope"),
+        (world.request(method="DELETE"), ScopeRefused, "action_out_of_scope"),
+        (world.request(method="POST", body=b"x", components=["@method", "@target-uri"]), ComponentNotCovered,
+         "signature-component-not-covered"),
+        (world.request(headers=world.headers({"Tabellion-Namespace": "other"})), AgentIdentityMismatch,
+         "agent-identity-mismatch"),
+    ]
+    for request, error, reason in cases:
+        with pytest.raises(error):
+            decide(keeper, request)
+        recorded = sink.decisions[-1]
+        assert recorded.outcome == "refuse" and reason in (recorded.code, recorded.reason_code)
+        assert recorded.status in (400, 401, 403)
+        assert recorded.headers is not None and dict(recorded.headers)["Signature"] == "***"
+
+
+def test_a_nonce_is_accepted_once_even_when_refused_and_across_restarts(world: World, tmp_path: Path) -> None:
+    state = world.state()
+    request = world.request()
+    with NonceStore(tmp_path / "n.sqlite") as store:
+        decide(gatekeeper(state, store), request)
+        with pytest.raises(ReplayDetected):
+            decide(gatekeeper(state, store), request)
+        outside = world.request("/proxy/mail-api/outbox/1")
+        with pytest.raises(ScopeRefused):
+            decide(gatekeeper(state, store), outside)
+        with pytest.raises(ReplayDetected):  # the replay is named first, whatever else is wrong
+            decide(gatekeeper(state, store), outside)
+    with NonceStore(tmp_path / "n.sqlite") as reopened, pytest.raises(ReplayDetected):
+        decide(gatekeeper(state, reopened), request)
+
+
+def test_revocation_and_unapproved_claims_refuse(world: World, nonces: NonceStore) -> None:
+    revoked = world.state(revocation(world.operator, world.c.identity, "privilegeWithdrawn"))
+    with pytest.raises(PassportRefused) as caught:
+        decide(gatekeeper(revoked, nonces), world.request())
+    assert caught.value.reason_code == "revoked"
+    unapproved = World(world.operator, world.a, world.b, world.c, world.statements[:-1], world.passports)
+    with pytest.raises(ClaimRefused):
+        decide(gatekeeper(unapproved.state(), nonces), world.request())
+
+
+def test_an_untrusted_log_refuses_before_anything_else(world: World, nonces: NonceStore) -> None:
+    sink = Sink()
+    keeper = Gatekeeper(FixedLog(world.state(), LogUntrusted("split view")), nonces, sink=sink)
+    with pytest.raises(LogUntrusted):
+        decide(keeper, world.request())
+    assert sink.decisions[-1].code == "log-untrusted" and sink.decisions[-1].status == 503
+    assert nonces.count() == 0
