@@ -140,8 +140,9 @@ def _raw_path(request: Request) -> str:
     raw = request.scope.get("raw_path")
     if not isinstance(raw, bytes | bytearray):
         raw = request.scope["path"].encode("utf-8")
+    raw = bytes(raw).partition(b"?")[0]  # some servers keep the query in raw_path
     try:
-        return bytes(raw).decode("ascii")
+        return raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise InvalidParameter("the request path must be ASCII (percent-encode anything else)") from exc
 
@@ -186,7 +187,7 @@ def create_app(
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
                                            poll_interval=config.log.poll_interval,
-                                           max_staleness=config.log.max_staleness)
+                                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness)
             owned.start()
         nonces = NonceStore(config.nonces_path)
         try:

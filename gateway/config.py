@@ -17,8 +17,11 @@
     url = "http://127.0.0.1:8000"      # the transparency service
     vkey = "tabellion.local+1a2b3c4d+AQ…"   # its checkpoint verifier key, pinned (or vkey_file = "…")
     keys_file = "log-keys.cbor"        # its receipt key set (COSE_KeySet), pinned
-    poll_interval = 0.15               # seconds between checkpoint polls
-    max_staleness = 60                 # refuse (503 log-stale) when no checkpoint verified for this long
+    long_poll = 10                     # seconds the log may hold a checkpoint request until its tree grows
+                                       # (a revocation is seen at once); 0: poll every poll_interval
+    poll_interval = 0.15               # seconds between polls without long poll, and after a failed one
+    max_staleness = 60                 # refuse (503 log-stale) when no checkpoint verified for this long;
+                                       # must be above long_poll
 
     [[connections]]
     id = "mail"                        # /proxy/mail/...
@@ -54,6 +57,8 @@ DEFAULT_PORT: Final = 8700
 DEFAULT_MAX_BODY: Final = 10 * 1024 * 1024
 DEFAULT_POLL_INTERVAL: Final = 0.15
 DEFAULT_MAX_STALENESS: Final = 60.0
+DEFAULT_LONG_POLL: Final = 10
+MAX_LONG_POLL: Final = 30  # the transparency service holds a long poll at most this long
 DEFAULT_UPSTREAM_TIMEOUT: Final = 30.0
 MASTER_KEY_FILE: Final = "master.key"
 NONCES_FILE: Final = "nonces.sqlite"
@@ -119,6 +124,7 @@ class LogConfig:
     vkey: VerifierKey
     receipt_keys: KeySet
     poll_interval: float = DEFAULT_POLL_INTERVAL
+    long_poll: int = DEFAULT_LONG_POLL
     max_staleness: float = DEFAULT_MAX_STALENESS
 
 
@@ -270,7 +276,8 @@ class _Reader:
         if value is None:
             self.where = ""
             raise self.error("log", "the [log] table is required")
-        t = self.table(value, "log", {"url", "vkey", "vkey_file", "keys_file", "poll_interval", "max_staleness"})
+        t = self.table(value, "log", {"url", "vkey", "vkey_file", "keys_file", "poll_interval", "long_poll",
+                                      "max_staleness"})
         if ("vkey" in t) == ("vkey_file" in t):
             raise self.error("vkey", "give exactly one of vkey (the verifier key text) and vkey_file")
         key = "vkey" if "vkey" in t else "vkey_file"
@@ -284,10 +291,14 @@ class _Reader:
             receipt_keys = parse_key_set(keys)
         except TabellionError as exc:
             raise self.error("keys_file", f"not a COSE key set: {exc.detail}") from exc
+        long_poll = self.integer(t, "long_poll", DEFAULT_LONG_POLL, 0, MAX_LONG_POLL)
+        max_staleness = self.number(t, "max_staleness", DEFAULT_MAX_STALENESS, 0.0, 86400.0)
+        if max_staleness <= long_poll:
+            raise self.error("max_staleness", f"must be above long_poll ({long_poll} s)")
         return LogConfig(
             url=str(self.url(t, "url")), vkey=vkey, receipt_keys=receipt_keys,
             poll_interval=self.number(t, "poll_interval", DEFAULT_POLL_INTERVAL, 0.0, 60.0),
-            max_staleness=self.number(t, "max_staleness", DEFAULT_MAX_STALENESS, 0.0, 86400.0),
+            long_poll=long_poll, max_staleness=max_staleness,
         )
 
     def connection(self, value: object, i: int) -> Connection:

@@ -2,7 +2,9 @@
 
 ``FollowedLog`` owns a ``LogFollower`` (pinned checkpoint key and receipt key set: every checkpoint signed,
 consistent with the last accepted one, every entry's receipt verified) and the verifier's ``Fold``. A thread
-polls the log's checkpoint every ``poll_interval`` seconds and folds the new entries.
+asks the log for its checkpoint and folds the new entries: by long poll (``long_poll`` seconds: the log
+answers as soon as its tree grows, so a revocation arrives at once), or, with ``long_poll`` 0, every
+``poll_interval`` seconds. After a failed poll it waits ``poll_interval`` before the next.
 
 Decisions read the state through ``snapshot()``, under the same lock the fold takes to apply a page of
 entries, so a decision never sees a half-applied page. ``snapshot()`` refuses (503) instead of answering
@@ -63,11 +65,13 @@ class FollowedLog:
         receipt_keys: KeySet,
         *,
         poll_interval: float = 0.15,
+        long_poll: float = 0.0,
         max_staleness: float = 60.0,
         clock: Clock = time.monotonic,
         page: int = 500,
     ) -> None:
         self.poll_interval = poll_interval
+        self.long_poll = long_poll
         self.max_staleness = max_staleness
         self._clock = clock
         self._fold = Fold()
@@ -113,7 +117,7 @@ class FollowedLog:
         """Verify the log's latest checkpoint and fold every entry up to it. Raises ``CheckpointInconsistent``
         (and stops trusting the log for good) on a split view; other errors leave the state as it was."""
         try:
-            checkpoint = self._follower.poll()
+            checkpoint = self._follower.poll(wait=self.long_poll or None)
         except CheckpointInconsistent as exc:
             with self._lock:
                 self._failure = self._follower.failure or exc
@@ -146,14 +150,18 @@ class FollowedLog:
         while not self._stop.is_set():
             try:
                 self.poll()
+                if self.long_poll:
+                    continue  # the log held the request until it grew (or the wait ran out): ask again
             except CheckpointInconsistent as exc:
                 log.error("stopped trusting the log: %s", exc.detail)
                 return  # for good: nothing the log says from now on is believed
             except TabellionError as exc:
-                self._problem(str(exc))
+                if not self._stop.is_set():
+                    self._problem(str(exc))
             except Exception as exc:  # noqa: BLE001 - the thread's edge: keep following, say why
-                log.exception("following the log failed unexpectedly")
-                self._problem(f"unexpected {type(exc).__name__}: {exc}")
+                if not self._stop.is_set():
+                    log.exception("following the log failed unexpectedly")
+                    self._problem(f"unexpected {type(exc).__name__}: {exc}")
             self._stop.wait(self.poll_interval)
 
     def _problem(self, text: str) -> None:

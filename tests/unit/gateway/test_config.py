@@ -68,9 +68,10 @@ def test_vkey_from_a_file_and_master_key_file(tmp_path: Path) -> None:
     (tmp_path / "log.vkey").write_text(vkey + "\n")
     path = write_config(tmp_path, 'master_key_file = "keys/master.key"\ndata_dir = "/var/lib/gw"\n',
                         log=f'[log]\nurl = "https://log.example"\nvkey_file = "log.vkey"\nkeys_file = "{keys.name}"\n'
-                            "poll_interval = 0.1\nmax_staleness = 5\n")
+                            "poll_interval = 0.1\nlong_poll = 0\nmax_staleness = 5\n")
     config = load_config(path)
     assert config.log.vkey.encode() == vkey and config.log.poll_interval == 0.1 and config.log.max_staleness == 5
+    assert config.log.long_poll == 0
     assert config.master_key_file == tmp_path / "keys" / "master.key" and config.data_dir == Path("/var/lib/gw")
 
 
@@ -111,6 +112,19 @@ def test_mistakes_are_one_line_naming_the_key(
         load_config(path)
     assert expected in caught.value.detail and str(path) in caught.value.detail
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("long_poll = 31", "log.long_poll: must be an integer from 0 to 30"),
+    ("long_poll = 20\nmax_staleness = 20", "log.max_staleness: must be above long_poll (20 s)"),
+    ("poll_interval = 0", "log.poll_interval: must be a number above 0"),
+])
+def test_log_timing_mistakes(tmp_path: Path, extra: str, expected: str) -> None:
+    vkey, keys = write_log_trust(tmp_path)
+    path = write_config(tmp_path, log=f'[log]\nurl = "http://l"\nvkey = "{vkey}"\nkeys_file = "{keys.name}"\n{extra}\n')
+    with pytest.raises(GatewayConfigInvalid, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_config(path)
+    assert load_config(write_config(tmp_path)).log.long_poll == 10
 
 
 def test_not_toml_and_bad_receipt_keys(tmp_path: Path) -> None:

@@ -1,0 +1,103 @@
+"""Proxying: what goes upstream (signing and hop-by-hop headers out, credentials in), what comes back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from gateway.config import BearerCredentials, Connection, HeaderCredentials
+from gateway.proxy import UpstreamProxy, credential_headers, response_headers, upstream_headers, upstream_url
+from gateway.secrets import Secret
+from schemas.errors import SecretMissing, UpstreamTimeout, UpstreamUnreachable
+
+SECRETS = {"TOKEN": Secret("tok-123"), "KEY": Secret("key-456"), "TENANT": Secret("acme")}
+BEARER = Connection("mail", "http://up.test/api/", "mail", credentials=BearerCredentials("TOKEN"))
+HEADERS = Connection("crm", "http://up.test", "crm",
+                     credentials=HeaderCredentials((("X-Api-Key", "KEY"), ("X-Tenant", "TENANT"))))
+AGENT = [
+    ("Host", "gw.test"), ("Content-Type", "application/json"), ("Content-Length", "7"),
+    ("Content-Digest", "sha-256=:abc=:"), ("Signature-Input", 'sig1=("@method");keyid="k"'),
+    ("Signature", "sig1=:c2ln:"), ("Tabellion-Namespace", "acme"), ("tabellion-subject", "did:key:z"),
+    ("Tabellion-Agent-Key", "z"), ("Tabellion-Agent-Passport", "ab"), ("Connection", "keep-alive, X-Hop"),
+    ("X-Hop", "1"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"), ("Upgrade", "h2c"),
+    ("Authorization", "Bearer agent-supplied"), ("X-Api-Key", "agent-supplied"), ("Accept", "*/*"),
+    ("X-Request-Id", "r1"),
+]
+
+
+def test_credentials_become_headers() -> None:
+    bearer = credential_headers(BEARER, SECRETS)
+    assert [(n, v.reveal()) for n, v in bearer] == [("Authorization", "Bearer tok-123")]
+    assert "tok-123" not in repr(bearer)
+    assert [(n, v.reveal()) for n, v in credential_headers(HEADERS, SECRETS)] == [
+        ("X-Api-Key", "key-456"), ("X-Tenant", "acme")]
+    assert credential_headers(Connection("open", "http://up.test", "open"), {}) == ()
+    with pytest.raises(SecretMissing, match="TOKEN"):
+        credential_headers(BEARER, {})
+
+
+def test_signing_identity_and_hop_by_hop_headers_are_stripped_credentials_injected() -> None:
+    sent = upstream_headers(AGENT, credential_headers(BEARER, SECRETS))
+    names = [n.lower() for n, _ in sent]
+    for gone in ("host", "content-length", "signature", "signature-input", "tabellion-namespace",
+                 "tabellion-subject", "tabellion-agent-key", "tabellion-agent-passport", "connection", "x-hop",
+                 "keep-alive", "te", "upgrade"):
+        assert gone not in names
+    assert ("Authorization", "Bearer tok-123") in sent and ("Authorization", "Bearer agent-supplied") not in sent
+    assert names.count("authorization") == 1
+    for kept in (("Content-Type", "application/json"), ("Content-Digest", "sha-256=:abc=:"), ("Accept", "*/*"),
+                 ("X-Request-Id", "r1"), ("X-Api-Key", "agent-supplied")):
+        assert kept in sent
+    custom = upstream_headers(AGENT, credential_headers(HEADERS, SECRETS))
+    assert ("X-Api-Key", "key-456") in custom and ("X-Api-Key", "agent-supplied") not in custom
+    assert ("Authorization", "Bearer agent-supplied") in custom  # not ours to strip on a headers connection
+
+
+def test_response_headers_lose_hop_by_hop_ones() -> None:
+    back = response_headers([("Content-Type", "text/plain"), ("Connection", "close, X-Internal"),
+                             ("X-Internal", "1"), ("Transfer-Encoding", "chunked"), ("Set-Cookie", "a=b")])
+    assert back == [("Content-Type", "text/plain"), ("Set-Cookie", "a=b")]
+
+
+def test_the_path_and_query_go_up_as_sent() -> None:
+    assert upstream_url(BEARER, "inbox/a%20b", "x=1&y") == "http://up.test/api/inbox/a%20b?x=1&y"
+    assert upstream_url(HEADERS, "", "") == "http://up.test/"
+
+
+def test_forward_sends_exactly_that_and_streams_back() -> None:
+    seen: list[httpx.Request] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, headers={"X-Up": "yes"}, stream=httpx.ByteStream(b"created"))
+
+    async def go() -> tuple[int, bytes]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
+            proxy = UpstreamProxy(client, {"mail": credential_headers(BEARER, SECRETS)})
+            answer = await proxy.forward(BEARER, "POST", "inbox/1", "x=1", AGENT, b'{"a":1}')
+            body = b"".join([chunk async for chunk in answer.aiter_raw()])
+            await answer.aclose()
+            return answer.status_code, body
+
+    assert asyncio.run(go()) == (201, b"created")
+    (request,) = seen
+    assert str(request.url) == "http://up.test/api/inbox/1?x=1" and request.method == "POST"
+    assert request.content == b'{"a":1}' and request.headers["host"] == "up.test"
+    assert request.headers["authorization"] == "Bearer tok-123" and "signature" not in request.headers
+
+
+@pytest.mark.parametrize(("failure", "error"), [
+    (httpx.ConnectError("refused"), UpstreamUnreachable), (httpx.ReadTimeout("slow"), UpstreamTimeout)])
+def test_an_upstream_that_fails_is_a_502_or_504(failure: Exception, error: type[Exception]) -> None:
+    def upstream(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
+            await UpstreamProxy(client, {}).forward(BEARER, "GET", "x", "", [], b"")
+
+    with pytest.raises(error) as caught:
+        asyncio.run(go())
+    assert "tok-123" not in str(caught.value)

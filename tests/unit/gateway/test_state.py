@@ -1,0 +1,171 @@
+"""Following the log: 503 until a checkpoint is verified, stale state refused, a split view distrusted for good."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.state import FollowedLog
+from issuer.statements import revocation
+from schemas.checkpoint import parse_checkpoint
+from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUnreachable, LogUntrusted
+from schemas.note import parse_note, parse_vkey
+from schemas.proofs import ConsistencyProof
+from tests.unit.gateway.test_decisions import build_world
+from transparency.client.http import LogEntry
+from transparency.client.local import LocalLogClient
+from transparency.receipts import sign_checkpoint
+from transparency.service import TransparencyService
+from transparency.settings import Settings
+from verifier.keys import parse_key_set
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Lying:
+    """The service's reads, with the checkpoint replaced while ``forged`` is set; or unreachable."""
+
+    def __init__(self, real: LocalLogClient) -> None:
+        self.real = real
+        self.forged: str | None = None
+        self.down = False
+
+    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
+        if self.down:
+            raise LogUnreachable("connection refused")
+        return self.forged if self.forged is not None else self.real.checkpoint()
+
+    def consistency(self, old: int, new: int) -> ConsistencyProof:
+        return self.real.consistency(old, new)
+
+    def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
+        return self.real.entries(start, limit)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[TransparencyService]:
+    service = TransparencyService(Settings(data_dir=tmp_path, origin="gateway.test/log", batch_max_wait_ms=1.0))
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def register(service: TransparencyService, *statements: bytes) -> None:
+    for statement in statements:
+        assert asyncio.run(service.register(statement)).receipt is not None
+
+
+def followed(service: TransparencyService, clock: Clock | None = None, *, poll_interval: float = 0.15,
+             max_staleness: float = 60.0) -> tuple[FollowedLog, Lying]:
+    client = Lying(LocalLogClient(service))
+    log = FollowedLog(client, parse_vkey(client.real.vkey()), parse_key_set(client.real.key_set()),
+                      clock=clock or time.monotonic, poll_interval=poll_interval, max_staleness=max_staleness)
+    return log, client
+
+
+def test_nothing_is_decided_before_the_first_verified_checkpoint(service: TransparencyService) -> None:
+    world = build_world()
+    register(service, *world.statements)
+    log, client = followed(service)
+    client.down = True
+    with pytest.raises(LogNotFollowed), log.snapshot():
+        pass
+    with pytest.raises(LogUnreachable):
+        log.poll()
+    client.down = False
+    assert log.poll().size == len(world.statements)
+    with log.snapshot() as view:
+        assert view.state.size == view.position.size == len(world.statements)
+        assert world.c.identity in view.state.passports
+    assert log.position().origin == "gateway.test/log"
+
+
+def test_a_state_not_verified_for_too_long_is_refused(service: TransparencyService) -> None:
+    clock = Clock()
+    log, client = followed(service, clock, max_staleness=5.0)
+    log.poll()
+    clock.now += 4.9
+    assert log.position().age == pytest.approx(4.9)
+    clock.now += 0.2
+    with pytest.raises(LogStale, match="5.1 s ago"):
+        log.position()
+    client.down = True
+    with pytest.raises(LogUnreachable):
+        log.poll()
+    client.down = False
+    log.poll()
+    assert log.position().age == 0
+
+
+def test_an_inconsistent_checkpoint_is_never_trusted_again(service: TransparencyService) -> None:
+    world = build_world()
+    register(service, *world.statements[:3])
+    log, client = followed(service)
+    log.poll()
+    register(service, *world.statements[3:])
+    real = parse_checkpoint(parse_note(service.checkpoint()).text)
+    client.forged = sign_checkpoint(service.key, dataclasses.replace(real, root_hash=bytes(32)))
+    with pytest.raises(CheckpointInconsistent):
+        log.poll()
+    with pytest.raises(LogUntrusted, match="refuses every request"), log.snapshot():
+        pass
+    client.forged = None  # the log goes back to the truth: still refused, never the old state
+    with pytest.raises(CheckpointInconsistent):
+        log.poll()
+    with pytest.raises(LogUntrusted):
+        log.position()
+
+
+def test_the_thread_folds_new_entries_and_stops_on_a_split_view(
+    service: TransparencyService, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = build_world()
+    register(service, *world.statements)
+    log, client = followed(service, poll_interval=0.01)
+    log.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if log.position().size == len(world.statements):
+                    break
+            except LogNotFollowed:
+                pass
+            time.sleep(0.01)
+        register(service, revocation(world.operator, world.c.identity, "privilegeWithdrawn"))
+        deadline = time.monotonic() + 5
+        while log.position().size <= len(world.statements) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with log.snapshot() as view:
+            assert world.c.identity in view.state.revoked
+        with caplog.at_level(logging.WARNING, logger="gateway.state"):
+            client.down = True
+            time.sleep(0.1)
+            client.down = False
+        assert sum("cannot follow the log" in r.getMessage() for r in caplog.records) == 1  # once, not per poll
+        real = parse_checkpoint(parse_note(service.checkpoint()).text)
+        client.forged = sign_checkpoint(service.key, dataclasses.replace(real, size=real.size - 1))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                log.position()
+            except LogUntrusted:
+                break
+            time.sleep(0.01)
+        with pytest.raises(LogUntrusted):
+            log.position()
+    finally:
+        log.stop()
