@@ -53,7 +53,7 @@ def hypercorn_config(config: GatewayConfig) -> Config:
     hc = Config()
     hc.bind = [f"{config.host}:{config.port}"]
     hc.accesslog = None
-    hc.errorlog = "-"
+    hc.errorlog = logging.getLogger("hypercorn.error")  # through the root handler (and its redaction)
     hc.keep_alive_timeout = 30
     return hc
 
