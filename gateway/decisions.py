@@ -242,30 +242,32 @@ class Gatekeeper:
     def decide(self, connection: Connection, request: Request, resource: str) -> Decision:
         """The decision for ``request`` through ``connection``: returned if allowed, else its error raised."""
         now = int(self.clock())
-        decision = Decision(
+        draft = _Draft(Decision(
             at=now, connection=connection.id, service=connection.service, method=request.method,
             action=connection.action_for(request.method), resource=resource, outcome="refuse", status=0, code="",
             reason_code="", request_digest=request_digest(request),
             headers=redact_headers(request.headers, _credential_headers(connection)) if self.log_headers else None,
-        )
+        ))
         try:
-            decision = self._decide(connection, request, decision, now)
+            decision = self._decide(connection, request, draft, now)
         except TabellionError as exc:
-            self._record(replace(decision, status=exc.status, code=exc.code,
+            self._record(replace(draft.decision, status=exc.status, code=exc.code,
                                  reason_code=getattr(exc, "reason_code", exc.code), detail=exc.detail))
             raise
         self._record(decision)
         return decision
 
-    def _decide(self, connection: Connection, request: Request, decision: Decision, now: int) -> Decision:
+    def _decide(self, connection: Connection, request: Request, draft: _Draft, now: int) -> Decision:
+        """The allowed decision, or raise the refusal; ``draft`` gathers what is known on the way (the agent,
+        the log size) so that a refusal is recorded with it."""
         with self.log.snapshot() as view:
             verified = verify_request(
                 request, key_resolver=agent_key_resolver(view.state), now=now, max_skew=self.max_skew,
                 max_age=self.max_age, lowercase_method_compat=connection.lowercase_method_compat,
             )
             agent = agent_of(verified.keyid)
-            decision = replace(decision, agent=agent, keyid=verified.keyid, log_size=view.state.size,
-                               passport=view.state.passports[agent].entry)
+            decision = draft.decision = replace(draft.decision, agent=agent, keyid=verified.keyid,
+                                                log_size=view.state.size, passport=view.state.passports[agent].entry)
             check_identity_headers(request, view.state, agent)
             outcome: Authorisation | AuthorityRefused
             try:
@@ -289,6 +291,11 @@ class Gatekeeper:
     def _record(self, decision: Decision) -> None:
         decision_log.info(json.dumps(decision.to_json(), sort_keys=True, separators=(",", ":")))
         self.sink.record(decision)
+
+
+@dataclass
+class _Draft:
+    decision: Decision
 
 
 def _credential_headers(connection: Connection) -> tuple[str, ...]:

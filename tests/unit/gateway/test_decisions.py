@@ -288,6 +288,8 @@ def test_refusals_are_raised_recorded_and_named(world: World, nonces: NonceStore
             decide(keeper, request)
         recorded = sink.decisions[-1]
         assert recorded.outcome == "refuse" and reason in (recorded.code, recorded.reason_code)
+        if error in (ScopeRefused, AgentIdentityMismatch):  # the signature verified: the agent is known
+            assert recorded.agent == world.c.identity and recorded.log_size == len(world.statements)
         assert recorded.status in (400, 401, 403)
         assert recorded.headers is not None and dict(recorded.headers)["Signature"] == "***"
 
