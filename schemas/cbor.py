@@ -1,15 +1,22 @@
-"""Strict CBOR decoding and deterministic encoding, the two ways Tabellion touches raw CBOR."""
+"""Strict CBOR decoding and deterministic encoding, the two ways Tabellion touches raw CBOR.
+
+The head readers and ``bstr_head`` serve the few encoders and readers written out by hand on the receipt
+verification path (the leaf, the Sig_structure, receipts and proofs as the log writes them); each is
+checked against cbor2 by property tests, and every reader leaves what it does not take to ``decode``.
+"""
 
 from __future__ import annotations
 
-import io
+from io import BytesIO
 from typing import Any
 
 import cbor2
+from cbor2 import CBORDecodeError, CBORDecoder, CBORTag, FrozenDict
 
 from schemas.errors import MalformedCbor
 
 _BREAK: Any = getattr(cbor2, "break_marker", object())
+_DECODE_ERRORS = (CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, EOFError)
 
 
 def decode(data: bytes, what: str = "body") -> Any:
@@ -18,49 +25,146 @@ def decode(data: bytes, what: str = "body") -> Any:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise MalformedCbor(f"{what} is not a byte string")
         data = bytes(data)
-    stream = io.BytesIO(data)
+    stream = BytesIO(data)
     try:
-        item = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, EOFError) as exc:
+        item = CBORDecoder(stream).decode()
+    except _DECODE_ERRORS as exc:
         raise MalformedCbor(f"{what} is not well-formed CBOR: {exc}") from exc
-    if stream.tell() != len(data):
-        raise MalformedCbor(f"{what} has {len(data) - stream.tell()} trailing bytes after the CBOR item")
+    end = stream.tell()  # the decoder reads one head or one string at a time, never past the item
+    if end != len(data):
+        raise MalformedCbor(f"{what} has {len(data) - end} trailing bytes after the CBOR item")
     if b"\xff" in data:  # a stray break is a 0xFF byte; without one there is nothing to look for
-        _refuse_stray_breaks(item, what)
+        _refuse_stray_breaks(item, what, len(data))
     return item
 
 
-def _refuse_stray_breaks(item: Any, what: str) -> None:
+def _refuse_stray_breaks(item: Any, what: str, budget: int) -> None:
     """cbor2 5.x returns a lone 0xFF "break" as a value; RFC 8949 §3.2.1 makes it not well-formed.
 
     An explicit stack that only ever holds containers and breaks: this runs on decodes in the receipt
-    verification path, so scalars are skipped without a call.
+    verification path, so scalars are skipped without a call. Containers are every type the decoder builds
+    around decoded items: arrays (lists; tuples where immutable), maps (dicts; ``FrozenDict`` as map keys),
+    sets (tag 258) and unknown tags.
+
+    Each container of a tree has its own head, so a walk of more than ``budget`` (the input's length)
+    containers means value sharing (tags 28/29) made the item a graph, possibly with cycles: then the walk
+    starts again, visiting each container once.
     """
     stack = [item]
     while stack:
         x = stack.pop()
         kind = type(x)
-        if kind is dict:
+        if kind is dict or kind is FrozenDict:
             elements: Any = (*x, *x.values())
-        elif kind is list or kind is tuple:
-            elements = x
-        elif kind is cbor2.CBORTag:
+        elif kind is CBORTag:
             elements = (x.value,)
+        elif kind is list or kind is tuple or kind is set or kind is frozenset:
+            elements = x
         elif x is _BREAK:
             raise MalformedCbor(f"{what} holds a stray break (0xFF) outside an indefinite-length item")
-        else:
-            continue
+        else:  # a scalar: only ever the item itself
+            return
+        budget -= 1
+        if budget < 0:
+            _refuse_stray_breaks_in_graph(item, what)
+            return
         for e in elements:
             if type(e) in _CONTAINERS:
                 stack.append(e)
 
 
-_CONTAINERS: frozenset[type] = frozenset({list, tuple, dict, cbor2.CBORTag, type(_BREAK)})
+def _refuse_stray_breaks_in_graph(item: Any, what: str) -> None:
+    stack = [item]
+    seen: set[int] = set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        kind = type(x)
+        if kind is dict or kind is FrozenDict:
+            elements: Any = (*x, *x.values())
+        elif kind is CBORTag:
+            elements = (x.value,)
+        elif x is _BREAK:
+            raise MalformedCbor(f"{what} holds a stray break (0xFF) outside an indefinite-length item")
+        else:  # list, tuple, set, frozenset: the graph walk starts from a container
+            elements = x
+        stack.extend(e for e in elements if type(e) in _CONTAINERS)
+
+
+_CONTAINERS: frozenset[type] = frozenset({list, tuple, dict, set, frozenset, FrozenDict, CBORTag, type(_BREAK)})
 
 
 def encode(value: Any) -> bytes:
     """Deterministic encoding (RFC 8949 §4.2.1: shortest forms, map keys sorted bytewise)."""
     return bytes(cbor2.dumps(value, canonical=True))
+
+
+def bstr_head(n: int) -> bytes:
+    """The head of a definite-length byte string of ``n`` bytes in its shortest form (RFC 8949 §3, §4.2.1).
+
+    For the few encoders written out by hand on hot paths (the log leaf, the COSE Sig_structure); each is
+    checked against ``encode`` by a property test.
+    """
+    if n < 24:
+        return _SHORT_BSTR_HEADS[n]
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x5a" + n.to_bytes(4, "big")
+    return b"\x5b" + n.to_bytes(8, "big")
+
+
+_SHORT_BSTR_HEADS = tuple(bytes((0x40 | n,)) for n in range(24))
+
+
+def read_head(data: bytes, i: int, major: int) -> tuple[int, int]:
+    """The argument of the definite-length head of major type ``major`` (its top three bits: ``0x00`` unsigned
+    integer, ``0x40`` byte string, ``0x80`` array, ...) at ``data[i]``, and the offset after the head;
+    ``(-1, -1)`` when there is none there: another major type, a reserved or indefinite length, a truncated
+    head, or ``i`` outside ``data`` (so calls can be chained without checking each one).
+
+    For the readers written out by hand on hot paths, which take the shortest-form encodings the log writes
+    and leave everything else to ``decode``; any argument width is read, as ``decode`` reads it.
+    """
+    if not 0 <= i < len(data):
+        return -1, -1
+    initial = data[i]
+    if initial & 0xE0 != major:
+        return -1, -1
+    info = initial & 0x1F
+    if info < 24:
+        return info, i + 1
+    if info > 27:
+        return -1, -1
+    end = i + 1 + _ARGUMENT_SIZE[info]
+    if end > len(data):
+        return -1, -1
+    return int.from_bytes(data[i + 1 : end], "big"), end
+
+
+def read_bstr(data: bytes, i: int) -> tuple[int, int]:
+    """Where the content of the definite-length byte string whose head is at ``data[i]`` starts and ends;
+    ``(-1, -1)`` when there is none there or it runs past the end of ``data`` (see ``read_head``)."""
+    if not 0 <= i < len(data):
+        return -1, -1
+    info = data[i] - 0x40
+    if 0 <= info < 24:
+        start, end = i + 1, i + 1 + info
+    elif 24 <= info < 28:
+        start = i + 1 + _ARGUMENT_SIZE[info]
+        end = start + int.from_bytes(data[i + 1 : start], "big")
+    else:  # another major type, a reserved or indefinite length
+        return -1, -1
+    if end > len(data):  # also catches a truncated head: then end > start > len(data)
+        return -1, -1
+    return start, end
+
+
+_ARGUMENT_SIZE = bytes([0] * 24 + [1, 2, 4, 8])  # bytes after the initial byte, by additional info 0..27
 
 
 def tag(number: int, value: Any) -> cbor2.CBORTag:

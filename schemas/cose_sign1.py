@@ -6,7 +6,7 @@ Signing and verification live elsewhere (verifier, transparency); this module on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from schemas import cbor
@@ -25,7 +25,6 @@ class CoseSign1:
     unprotected: Header
     payload: bytes | None
     signature: bytes
-    _raw: bytes | None = field(default=None, compare=False, repr=False)
 
     def sig_structure(self, detached_payload: bytes | None = None, external_aad: bytes = b"") -> bytes:
         payload = self.payload if detached_payload is None else detached_payload
@@ -56,6 +55,15 @@ def decode_sign1(data: bytes, what: str = "statement", require_tag: bool = True)
     if not isinstance(item, list | tuple) or len(item) != 4:
         raise NotCoseSign1(f"{what} is not a 4-element COSE_Sign1 array")
     protected_bytes, unprotected, payload, signature = item
+    return sign1_from_elements(protected_bytes, unprotected, payload, signature, what)
+
+
+def sign1_from_elements(
+    protected_bytes: Any, unprotected: Any, payload: Any, signature: Any, what: str = "statement"
+) -> CoseSign1:
+    """The COSE_Sign1 with these four elements, as decoded from its array: each must have its type, the
+    protected header must decode (strictly) to a map, and every header label must be an integer or a text
+    string."""
     if not isinstance(protected_bytes, bytes):
         raise NotCoseSign1(f"{what}: the protected header is not a byte string")
     if not isinstance(unprotected, dict):
@@ -73,7 +81,12 @@ def decode_sign1(data: bytes, what: str = "statement", require_tag: bool = True)
             raise NotCoseSign1(f"{what}: the protected header does not encode a map")
     else:
         protected = {}
-    for label in (*protected, *unprotected):
-        if not isinstance(label, int | str):
-            raise NotCoseSign1(f"{what}: header label {label!r} is neither an integer nor a text string")
-    return CoseSign1(protected_bytes, protected, unprotected, payload, signature, bytes(data))
+    if not (_LABEL_TYPES.issuperset(map(type, protected)) and _LABEL_TYPES.issuperset(map(type, unprotected))):
+        for label in (*protected, *unprotected):
+            if not isinstance(label, int | str):
+                raise NotCoseSign1(f"{what}: header label {label!r} is neither an integer nor a text string")
+    return CoseSign1(protected_bytes, protected, unprotected, payload, signature)
+
+
+_LABEL_TYPES = frozenset({int, bool, str})
+"""The types of the labels ``isinstance(label, int | str)`` admits that the decoder builds, checked in one pass."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from struct import Struct
 from typing import Any
 
 from schemas import cbor
@@ -25,8 +26,7 @@ class InclusionProof:
 
     @classmethod
     def decode(cls, data: bytes) -> InclusionProof:
-        size, index, path = _decode_triple(data, "inclusion proof")
-        return cls(size, index, path)
+        return cls(*read_inclusion_proof(data))
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,31 @@ class ConsistencyProof:
 
     @classmethod
     def decode(cls, data: bytes) -> ConsistencyProof:
-        size1, size2, path = _decode_triple(data, "consistency proof")
-        return cls(size1, size2, path)
+        return cls(*read_consistency_proof(data))
 
 
-def _decode_triple(data: Any, what: str) -> tuple[int, int, tuple[bytes, ...]]:
+ProofFields = tuple[int, int, tuple[bytes, ...]]
+"""A decoded proof before it becomes a value: (tree size, leaf index, path) or (size1, size2, path)."""
+
+
+def read_inclusion_proof(data: Any) -> ProofFields:
+    """``InclusionProof.decode`` without building the value: ``(tree_size, leaf_index, path)``."""
+    return _decode_triple(data, "inclusion proof")
+
+
+def read_consistency_proof(data: Any) -> ProofFields:
+    """``ConsistencyProof.decode`` without building the value: ``(size1, size2, path)``."""
+    return _decode_triple(data, "consistency proof")
+
+
+def _decode_triple(data: Any, what: str) -> ProofFields:
     if not isinstance(data, bytes):
         raise MalformedReceipt(f"the {what} is not a byte string wrapping CBOR")
+    triple = _shortest_form_triple(data)
+    return triple if triple is not None else _decode_triple_strictly(data, what)
+
+
+def _decode_triple_strictly(data: bytes, what: str) -> ProofFields:
     try:
         item = cbor.decode(data, what)
     except MalformedCbor as exc:
@@ -65,3 +83,34 @@ def _decode_triple(data: Any, what: str) -> tuple[int, int, tuple[bytes, ...]]:
         if not isinstance(node, bytes) or len(node) != HASH_SIZE:
             raise MalformedReceipt(f"the {what} path holds an element that is not a 32-byte hash")
     return a, b, tuple(path)
+
+
+_HASH_HEAD = b"\x58\x20"  # byte string, one-byte length 32
+_HASH_ITEM = len(_HASH_HEAD) + HASH_SIZE
+_PATHS = tuple(Struct(f"{len(_HASH_HEAD)}x{HASH_SIZE}s" * n) for n in range(65))  # 64: a uint64 tree's height
+
+
+def _shortest_form_triple(data: bytes) -> ProofFields | None:
+    """``[uint, uint, [* bstr .size 32]]`` read straight from ``data`` when it is exactly that with definite
+    lengths, every hash in its shortest form (``58 20``) and nothing after it, as the log writes it; ``None``
+    for anything else, which the strict decoder then reads (or refuses).
+
+    What this accepts is a subset of what the strict decoder accepts, read the same way (a property test
+    checks both, on encodings and on arbitrary bytes); it only skips building a decoder and walking the
+    result, which is most of the cost of a receipt's proof.
+    """
+    if data[:1] != b"\x83":
+        return None
+    tree_size, i = cbor.read_head(data, 1, 0x00)
+    leaf_index, i = cbor.read_head(data, i, 0x00)
+    count, i = cbor.read_head(data, i, 0x80)
+    end = len(data)
+    if i < 0 or end - i != _HASH_ITEM * count:
+        return None
+    if data[i::_HASH_ITEM] != _HASH_HEAD[:1] * count or data[i + 1 :: _HASH_ITEM] != _HASH_HEAD[1:] * count:
+        return None
+    if count < len(_PATHS):
+        path: tuple[bytes, ...] = _PATHS[count].unpack_from(data, i)
+    else:
+        path = tuple([data[j : j + HASH_SIZE] for j in range(i + len(_HASH_HEAD), end, _HASH_ITEM)])
+    return tree_size, leaf_index, path

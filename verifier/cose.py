@@ -6,6 +6,8 @@ call the primitive. Every failure raises; nothing returns a bool.
 
 from __future__ import annotations
 
+from typing import cast
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -13,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from schemas import cose_labels as L
-from schemas.cose_sign1 import CoseSign1
+from schemas.cbor import bstr_head
+from schemas.cose_sign1 import CoseSign1, Header
 from schemas.errors import NotCoseSign1, SignatureInvalid, UnsupportedAlgorithm
 from verifier.keys import PublicKey
 
@@ -35,28 +38,41 @@ def verify_sign1(
     ``alg`` is the algorithm the caller decided to accept (usually the protected ``alg``); if the protected
     header names a different one, that is refused. ``detached_payload`` is required when the payload is nil.
     """
-    protected_alg = msg.protected.get(L.ALG, alg)
+    payload = msg.payload if detached_payload is None else detached_payload
+    verify_signature(msg.protected, msg.protected_bytes, msg.signature, alg, key, payload, external_aad)
+
+
+def verify_signature(
+    protected: Header,
+    protected_bytes: bytes,
+    signature: bytes,
+    alg: int,
+    key: PublicKey,
+    payload: bytes | None,
+    external_aad: bytes = b"",
+) -> None:
+    """``verify_sign1`` on the parts of a COSE_Sign1 (its protected header decoded and as bytes, its
+    signature) and the payload the signature covers, for a caller that holds no ``CoseSign1``."""
+    protected_alg = protected.get(L.ALG, alg)
     if protected_alg != alg:
         raise UnsupportedAlgorithm(f"the protected header names alg {protected_alg!r}, not {alg!r}")
-    sig = msg.signature
     if alg == L.ALG_EDDSA:
-        if not isinstance(key, Ed25519PublicKey):
-            raise UnsupportedAlgorithm(f"EdDSA (-8) needs an Ed25519 key, not {_key_name(key)}")
-        if len(sig) != ED25519_SIGNATURE_SIZE:
-            raise SignatureInvalid(f"an Ed25519 signature is 64 bytes, this one is {len(sig)}")
+        ed25519 = _as_ed25519(key)
+        if len(signature) != ED25519_SIGNATURE_SIZE:
+            raise SignatureInvalid(f"an Ed25519 signature is 64 bytes, this one is {len(signature)}")
         try:
-            key.verify(sig, to_be_signed(msg, detached_payload, external_aad))
+            ed25519.verify(signature, _sig_structure(protected, protected_bytes, payload, external_aad))
         except InvalidSignature:
             raise SignatureInvalid("the EdDSA signature does not verify under the given key") from None
         return
     if alg == L.ALG_ES256:
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
             raise UnsupportedAlgorithm(f"ES256 (-7) needs a P-256 key, not {_key_name(key)}")
-        if len(sig) != ES256_SIGNATURE_SIZE:
-            raise SignatureInvalid(f"an ES256 signature is 64 bytes (r || s), this one is {len(sig)}")
-        der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+        if len(signature) != ES256_SIGNATURE_SIZE:
+            raise SignatureInvalid(f"an ES256 signature is 64 bytes (r || s), this one is {len(signature)}")
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
         try:
-            key.verify(der, to_be_signed(msg, detached_payload, external_aad), _ES256)
+            key.verify(der, _sig_structure(protected, protected_bytes, payload, external_aad), _ES256)
         except InvalidSignature:
             raise SignatureInvalid("the ES256 signature does not verify under the given key") from None
         return
@@ -71,26 +87,36 @@ def to_be_signed(msg: CoseSign1, detached_payload: bytes | None = None, external
     cose-wg sign-pass-01).
     """
     payload = msg.payload if detached_payload is None else detached_payload
+    return _sig_structure(msg.protected, msg.protected_bytes, payload, external_aad)
+
+
+def _sig_structure(protected: Header, protected_bytes: bytes, payload: bytes | None, external_aad: bytes) -> bytes:
     if payload is None:
         raise NotCoseSign1("the payload is detached and none was supplied")
-    protected = msg.protected_bytes if msg.protected else b""
+    body_protected = protected_bytes if protected else b""
     # Written out by hand (it is on the receipt hot path); equal to schemas.cose_sign1.sig_structure, which
     # a property test checks. Each element is a definite-length byte string in its shortest form.
-    return b"".join((_SIGNATURE1_PREFIX, _bstr_head(len(protected)), protected, _bstr_head(len(external_aad)),
-                     external_aad, _bstr_head(len(payload)), payload))
+    return b"".join((_SIGNATURE1_PREFIX, bstr_head(len(body_protected)), body_protected,
+                     bstr_head(len(external_aad)), external_aad, bstr_head(len(payload)), payload))
 
 
-def _bstr_head(n: int) -> bytes:
-    """The CBOR head of a byte string of length ``n`` (major type 2, shortest argument, RFC 8949 §3)."""
-    if n < 24:
-        return bytes((0x40 | n,))
-    if n < 0x100:
-        return bytes((0x58, n))
-    if n < 0x10000:
-        return b"\x59" + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return b"\x5a" + n.to_bytes(4, "big")
-    return b"\x5b" + n.to_bytes(8, "big")
+def _as_ed25519(key: PublicKey) -> Ed25519PublicKey:
+    """``key`` if it is an Ed25519 key, else ``UnsupportedAlgorithm``.
+
+    ``Ed25519PublicKey`` is an abstract class the backend's key class registers with, and ``isinstance``
+    against it builds a weak reference per call; the concrete classes it has admitted are remembered (a
+    class's subclass relation never changes), so the usual check is one set lookup.
+    """
+    kind = type(key)
+    if kind in _ED25519_CLASSES:
+        return cast(Ed25519PublicKey, key)
+    if not isinstance(key, Ed25519PublicKey):
+        raise UnsupportedAlgorithm(f"EdDSA (-8) needs an Ed25519 key, not {_key_name(key)}")
+    _ED25519_CLASSES.add(kind)
+    return key
+
+
+_ED25519_CLASSES: set[type] = set()
 
 
 def _key_name(key: object) -> str:

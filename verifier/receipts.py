@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from schemas.cose_sign1 import CoseSign1, decode_sign1
 from schemas.errors import MalformedReceipt, ReceiptSignatureInvalid, SignatureInvalid
 from schemas.leaf import leaf_data, leaf_hash
-from schemas.receipt import parse_receipt, receipts_of
-from verifier.cose import verify_sign1
+from schemas.receipt import read_receipt, receipts_of
+from verifier.cose import verify_signature
 from verifier.keys import KeySet
 from verifier.merkle import root_from_inclusion_proof
 from verifier.statements import KeyResolver, verify_statement
@@ -41,24 +41,21 @@ def verify_receipt(receipt: bytes, statement: bytes | CoseSign1, keys: KeySet) -
     ``keys``, ``InclusionProofInvalid`` for a proof of the wrong shape, ``ReceiptSignatureInvalid`` when the
     signature does not cover the recomputed root.
     """
-    parsed = parse_receipt(receipt)
-    if not parsed.inclusion:
+    fields = read_receipt(receipt)  # what parse_receipt checks, without building its values
+    if not fields.inclusion:
         raise MalformedReceipt("the receipt carries no inclusion proof (vdp -1); it cannot prove inclusion")
-    key = keys.get(parsed.kid)
+    key = keys.get(fields.kid)
     message = statement if isinstance(statement, CoseSign1) else decode_sign1(statement, "signed statement")
-    proof = parsed.inclusion[0]
-    leaf = leaf_hash(leaf_data(message))
-    root = root_from_inclusion_proof(proof.leaf_index, proof.tree_size, leaf, proof.path)
+    tree_size, leaf_index, path = fields.inclusion[0]
+    root = root_from_inclusion_proof(leaf_index, tree_size, leaf_hash(leaf_data(message)), path)
     try:
-        verify_sign1(parsed.message, parsed.alg, key, detached_payload=root)
+        verify_signature(fields.protected, fields.protected_bytes, fields.signature, fields.alg, key, root)
     except SignatureInvalid as exc:
         raise ReceiptSignatureInvalid(
             f"the receipt signature does not cover the root that its inclusion proof of leaf "
-            f"{proof.leaf_index} in a tree of {proof.tree_size} recomputes for this statement ({exc.detail})"
+            f"{leaf_index} in a tree of {tree_size} recomputes for this statement ({exc.detail})"
         ) from exc
-    return VerifiedReceipt(
-        proof.tree_size, proof.leaf_index, root, parsed.issuer, parsed.issued_at, parsed.kid
-    )
+    return VerifiedReceipt(tree_size, leaf_index, root, fields.issuer, fields.issued_at, fields.kid)
 
 
 def verify_transparent_statement(

@@ -1,0 +1,354 @@
+"""The CBOR written or read by hand on the receipt-verification path, against cbor2 (hypothesis).
+
+- ``schemas.leaf.logged_statement`` (the leaf's encoding) equals cbor2's deterministic encoding of
+  ``tag18([protected, {}, payload, signature])`` for arbitrary byte strings, every length boundary included.
+- ``cbor.bstr_head``, ``cbor.read_head`` and ``cbor.read_bstr`` agree with cbor2 on heads of every width.
+- The shortest-form readers of an inclusion proof, a receipt and a receipt's protected header accept
+  only what the strict decoder accepts, and read it the same way: on canonical encodings (which they
+  must take), on other valid encodings, and on arbitrary mutations of both (where they must either
+  decline or agree).
+- The strict decoder's stray-break check agrees with a plain recursive reference on mutated items.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import cbor2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import cbor
+from schemas import cose_labels as L
+from schemas.cose_sign1 import CoseSign1, decode_sign1
+from schemas.errors import MalformedCbor, MalformedReceipt, NotCoseSign1
+from schemas.leaf import logged_statement
+from schemas.proofs import _decode_triple_strictly, _shortest_form_triple
+from schemas.receipt import (
+    _elements,
+    _shortest_form_protected_header,
+    _shortest_form_receipt,
+    receipt_protected_header,
+)
+
+_BREAK = cbor2.loads(b"\xff")  # cbor2 5.x returns its break marker for a lone 0xFF
+LENGTHS = [0, 1, 23, 24, 25, 255, 256, 257, 65535, 65536, 65537]
+
+_byte_strings = st.one_of(st.binary(max_size=300), st.sampled_from(LENGTHS).map(lambda n: b"\xa5" * n))
+_uint64 = st.one_of(st.integers(0, 30), st.integers(0, 2**64 - 1), st.sampled_from([23, 24, 255, 256, 65535, 65536]))
+
+
+# --- mutations ----------------------------------------------------------------------------------------
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, data: bytes) -> bytes:
+    """``data`` with a few bytes replaced, inserted, deleted, appended or cut off (often 0xFF or a head)."""
+    out = bytearray(data)
+    special = st.sampled_from([0xFF, 0x00, 0x18, 0x19, 0x1B, 0x1F, 0x20, 0x40, 0x58, 0x5F, 0x80, 0x83, 0x9F,
+                               0xA0, 0xA1, 0xBF, 0xC0, 0xD2, 0xD8, 0xF6, 0xF7])
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["replace", "insert", "delete", "append", "truncate"]))
+        byte = draw(st.one_of(special, st.integers(0, 255)))
+        at = draw(st.integers(0, max(len(out) - 1, 0)))
+        if kind == "replace" and out:
+            out[at] = byte
+        elif kind == "insert":
+            out.insert(at, byte)
+        elif kind == "delete" and out:
+            del out[at]
+        elif kind == "append":
+            out.append(byte)
+        elif kind == "truncate":
+            del out[at:]
+    return bytes(out)
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "ok", fn(*args)
+    except (MalformedCbor, MalformedReceipt, NotCoseSign1) as exc:
+        return type(exc).__name__, str(exc)
+
+
+# --- the leaf encoding and byte-string heads ----------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(_byte_strings, st.one_of(st.none(), _byte_strings), _byte_strings)
+def test_logged_statement_equals_the_deterministic_encoding(
+    protected: bytes, payload: bytes | None, signature: bytes
+) -> None:
+    message = CoseSign1(protected, {}, {99: "dropped"}, payload, signature)
+    expected = cbor2.dumps(cbor2.CBORTag(18, [protected, {}, payload, signature]), canonical=True)
+    assert logged_statement(message) == expected == message.encode(unprotected={})
+
+
+@given(st.one_of(st.sampled_from(LENGTHS), st.integers(0, 70000)))
+def test_bstr_head_is_cbor2s(n: int) -> None:
+    content = b"\x01" * n
+    assert cbor.bstr_head(n) + content == cbor2.dumps(content)
+
+
+def _head(major: int, value: int, width: int) -> bytes:
+    """A head of ``major`` type carrying ``value`` with ``width`` argument bytes (0: in the initial byte)."""
+    if width == 0:
+        return bytes((major | value,))
+    info = {1: 24, 2: 25, 4: 26, 8: 27}[width]
+    return bytes((major | info,)) + value.to_bytes(width, "big")
+
+
+@st.composite
+def _any_head(draw: st.DrawFn, major: int) -> tuple[int, bytes]:
+    """A value and a head for it of any width that can hold it (not only the shortest)."""
+    value = draw(_uint64)
+    widths = [w for w in (0, 1, 2, 4, 8) if (w == 0 and value < 24) or (w and value < 1 << (8 * w))]
+    return value, _head(major, value, draw(st.sampled_from(widths)))
+
+
+@given(_any_head(0x00), st.binary(max_size=4))
+def test_read_head_reads_what_cbor2_reads(head: tuple[int, bytes], tail: bytes) -> None:
+    value, encoded = head
+    assert cbor2.loads(encoded) == value
+    assert cbor.read_head(b"\x00" + encoded + tail, 1, 0x00) == (value, 1 + len(encoded))
+    assert cbor.read_head(encoded, 0, 0x40) == (-1, -1)  # another major type
+    assert cbor.read_head(encoded[:-1], 0, 0x00) == (-1, -1)  # truncated (or nothing left)
+
+
+@given(st.binary(max_size=40), st.sampled_from([0, 1, 2, 4, 8]), st.binary(max_size=3))
+def test_read_bstr_finds_the_content_cbor2_decodes(content: bytes, width: int, tail: bytes) -> None:
+    if width == 0 and len(content) >= 24:
+        width = 1
+    encoded = _head(0x40, len(content), width) + content
+    start, end = cbor.read_bstr(encoded + tail, 0)
+    assert (encoded + tail)[start:end] == content == cbor2.loads(encoded)
+    assert cbor.read_bstr(encoded[:-1], 0) == (-1, -1)  # truncated content or head
+
+
+@given(st.binary(max_size=12), st.integers(-2, 14))
+def test_read_bstr_on_arbitrary_bytes(data: bytes, i: int) -> None:
+    start, end = cbor.read_bstr(data, i)
+    if start < 0:
+        assert (start, end) == (-1, -1)
+        return
+    decoder = cbor2.CBORDecoder(io.BytesIO(data[i:]))
+    assert decoder.decode() == data[start:end]
+    assert i + decoder.fp.tell() == end
+
+
+# --- the inclusion proof's shortest-form reader --------------------------------------------------------
+
+
+@st.composite
+def _triple_encodings(draw: st.DrawFn) -> tuple[tuple[int, int, tuple[bytes, ...]], bytes, bool]:
+    """A triple, an encoding of it, and whether that encoding is the shortest-form one the log writes."""
+    size, index = draw(_uint64), draw(_uint64)
+    path = tuple(draw(st.lists(st.binary(min_size=32, max_size=32), max_size=20)))
+    canonical = cbor.encode([size, index, list(path)])
+    if draw(st.booleans()):
+        return (size, index, path), canonical, True
+    # another valid encoding: any-width heads, 32-byte strings with wide heads, indefinite arrays
+    parts = [b"\x83" if draw(st.booleans()) else b"\x9f"]
+    for n in (size, index):
+        widths = [w for w in (0, 1, 2, 4, 8) if (w == 0 and n < 24) or (w and n < 1 << (8 * w))]
+        parts.append(_head(0x00, n, draw(st.sampled_from(widths))))
+    indefinite_path = draw(st.booleans())
+    if indefinite_path:
+        parts.append(b"\x9f")
+    else:
+        parts.append(_head(0x80, len(path), draw(st.sampled_from([0, 1, 2])) if len(path) < 24 else 1))
+    for node in path:
+        parts.append(_head(0x40, 32, draw(st.sampled_from([1, 2, 4, 8]))) + node)
+    if indefinite_path:
+        parts.append(b"\xff")
+    if parts[0] == b"\x9f":
+        parts.append(b"\xff")
+    encoding = b"".join(parts)
+    return (size, index, path), encoding, encoding == canonical
+
+
+@settings(max_examples=400, deadline=None)
+@given(_triple_encodings())
+def test_shortest_form_triple_reads_the_logs_encoding(case: tuple[Any, bytes, bool]) -> None:
+    triple, encoding, canonical = case
+    assert _decode_triple_strictly(encoding, "inclusion proof") == triple
+    fast = _shortest_form_triple(encoding)
+    if canonical:
+        assert fast == triple
+    else:
+        assert fast in (None, triple)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_shortest_form_triple_declines_or_agrees_on_mutations(data: st.DataObject) -> None:
+    _, encoding, _ = data.draw(_triple_encodings())
+    mutated = data.draw(_mutated(encoding))
+    fast = _shortest_form_triple(mutated)
+    if fast is not None:
+        assert _outcome(_decode_triple_strictly, mutated, "inclusion proof") == ("ok", fast)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80))
+def test_shortest_form_triple_on_arbitrary_bytes(data: bytes) -> None:
+    for candidate in (data, b"\x83" + data):
+        fast = _shortest_form_triple(candidate)
+        if fast is not None:
+            assert _outcome(_decode_triple_strictly, candidate, "inclusion proof") == ("ok", fast)
+
+
+# --- the receipt's shortest-form reader ----------------------------------------------------------------
+
+
+@st.composite
+def _receipts(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):
+        protected = cbor.encode(receipt_protected_header(
+            draw(st.sampled_from([L.ALG_EDDSA, L.ALG_ES256, 0, -65536])), draw(st.binary(max_size=40)),
+            draw(st.text(max_size=30)), draw(st.integers(-(2**40), 2**64 - 1))))
+    else:  # anything at all in the protected bstr, including what is not a header
+        protected = draw(st.one_of(st.binary(max_size=60), st.builds(cbor.encode, st.dictionaries(
+            st.one_of(st.integers(-30, 400), st.text(max_size=3)), st.one_of(st.integers(), st.binary(max_size=8),
+            st.text(max_size=8), st.lists(st.integers(), max_size=3)), max_size=4))))
+    proof = draw(st.one_of(st.binary(max_size=120), _triple_encodings().map(lambda c: c[1])))
+    signature = draw(st.one_of(st.binary(min_size=64, max_size=64), st.binary(max_size=300)))
+    return cbor.encode(cbor.tag(18, [protected, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature]))
+
+
+def _strict_receipt(data: bytes) -> Any:
+    return _elements(decode_sign1(data, "receipt"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_receipts())
+def test_shortest_form_receipt_reads_what_decode_sign1_reads(receipt: bytes) -> None:
+    assert _outcome(_shortest_form_receipt, receipt) == _outcome(_strict_receipt, receipt)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_shortest_form_receipt_declines_or_agrees_on_mutations(data: st.DataObject) -> None:
+    mutated = data.draw(_mutated(data.draw(_receipts())))
+    fast = _outcome(_shortest_form_receipt, mutated)
+    if fast != ("ok", None):
+        assert fast == _outcome(_strict_receipt, mutated)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60), st.binary(max_size=40), st.binary(max_size=70))
+def test_shortest_form_receipt_on_arbitrary_bytes(a: bytes, b: bytes, c: bytes) -> None:
+    shaped = b"\xd2\x84" + cbor.bstr_head(len(a)) + a + b"\xa1\x19\x01\x8c\xa1\x20\x81" + b + c
+    for candidate in (a + b + c, shaped):
+        fast = _outcome(_shortest_form_receipt, candidate)
+        if fast != ("ok", None):
+            assert fast == _outcome(_strict_receipt, candidate)
+
+
+@st.composite
+def _receipt_headers(draw: st.DrawFn) -> bytes:
+    """Receipt protected headers as the log writes them, sometimes with heads of other widths."""
+    alg = draw(st.sampled_from([L.ALG_EDDSA, L.ALG_ES256]))
+    kid, issuer, iat = draw(st.binary(max_size=300)), draw(st.text(max_size=300)), draw(_uint64)
+    canonical = cbor.encode(receipt_protected_header(alg, kid, issuer, iat))
+    if draw(st.booleans()):
+        return canonical
+    text = issuer.encode()
+    return (b"\xa4\x01" + cbor.encode(alg) + b"\x04" + _head(0x40, len(kid), 8) + kid + b"\x0f\xa2\x01"
+            + _head(0x60, len(text), 4) + text + b"\x06" + _head(0x00, iat, 8) + b"\x19\x01\x8b\x01")
+
+
+@settings(max_examples=400, deadline=None)
+@given(_receipt_headers())
+def test_shortest_form_protected_header_reads_what_cbor2_reads(header: bytes) -> None:
+    assert _shortest_form_protected_header(header) == cbor.decode(header)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_shortest_form_protected_header_declines_or_agrees_on_mutations(data: st.DataObject) -> None:
+    mutated = data.draw(_mutated(data.draw(_receipt_headers())))
+    fast = _shortest_form_protected_header(mutated)
+    if fast is not None:
+        assert _outcome(cbor.decode, mutated) == ("ok", fast)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.text(max_size=20), st.binary(max_size=12))
+def test_shortest_form_protected_header_refuses_what_is_not_utf8(kid: bytes, issuer: str, junk: bytes) -> None:
+    text = issuer.encode() + junk  # often not UTF-8 any more: cbor2 refuses it, so the reader must decline
+    header = (b"\xa4\x01\x27\x04" + cbor.bstr_head(len(kid)) + kid + b"\x0f\xa2\x01" + _head(0x60, len(text), 1)
+              + text + b"\x06\x01\x19\x01\x8b\x01")
+    fast = _shortest_form_protected_header(header)
+    if fast is not None:
+        assert cbor.decode(header) == fast
+    else:
+        with pytest.raises(MalformedCbor):
+            cbor.decode(header)
+
+
+# --- stray breaks, against a plain recursive reference ---------------------------------------------------
+
+
+def _reference_decode(data: bytes) -> bool:
+    """Whether ``data`` is exactly one well-formed item: cbor2, a trailing-bytes check, then a recursive
+    search for a break value through every container, each visited once."""
+    stream = io.BytesIO(data)
+    try:
+        item = cbor2.CBORDecoder(stream).decode()
+    except Exception:  # noqa: BLE001 - the reference only needs "refused or not"
+        return False
+    if stream.tell() != len(data):
+        return False
+    seen: set[int] = set()
+
+    def clean(x: Any) -> bool:
+        if x is _BREAK:
+            return False
+        if not isinstance(x, list | tuple | dict | set | frozenset | cbor2.FrozenDict | cbor2.CBORTag):
+            return True
+        if id(x) in seen:
+            return True
+        seen.add(id(x))
+        if isinstance(x, cbor2.CBORTag):
+            return clean(x.value)
+        if isinstance(x, dict | cbor2.FrozenDict):
+            return all(clean(k) and clean(v) for k, v in x.items())
+        return all(clean(e) for e in x)
+
+    return clean(item)
+
+
+_items = st.recursive(
+    st.one_of(st.integers(), st.binary(max_size=6), st.text(max_size=4), st.none(), st.booleans()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.integers(), st.text(max_size=3)), inner, max_size=3),
+        st.builds(cbor2.CBORTag, st.sampled_from([18, 1000, 258, 55799]), inner),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_strict_decode_agrees_with_the_reference(data: st.DataObject) -> None:
+    try:
+        encoding = cbor2.dumps(data.draw(_items))
+    except (TypeError, ValueError):  # e.g. tag 258 around something that is not a set
+        encoding = b"\x80"
+    mutated = data.draw(_mutated(encoding))
+    try:
+        cbor.decode(mutated)
+        accepted = True
+    except MalformedCbor:
+        accepted = False
+    assert accepted == _reference_decode(mutated)
+
+
+@pytest.mark.parametrize("n", [0, 1, 23, 24, 255, 256, 65536])
+def test_read_bstr_at_length_boundaries(n: int) -> None:
+    encoded = cbor2.dumps(b"\x07" * n)
+    assert cbor.read_bstr(encoded, 0) == (len(encoded) - n, len(encoded))
