@@ -6,12 +6,14 @@ Routes (all listed in ``create_app``):
                                              gateway can decide; 503 problem (log-not-ready, log-untrusted,
                                              log-stale) otherwise
     ANY  /proxy/{connection_id}/{path...}    a signed agent request: decided (``gateway.decisions``), then
-                                             forwarded upstream (``gateway.proxy``), or refused with a problem
+                                             forwarded upstream (``gateway.proxy``), or refused with a problem;
+                                             on an MCP connection, one JSON-RPC message (``gateway.mcp``)
 
 Every refusal is an RFC 9457 ``application/problem+json`` answer from ``problem_response``: ``type``
 (``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``, ``instance`` and, for authority refusals,
 ``reason_code``; the same layout as the transparency service's JSON problems. 503s carry ``Retry-After``.
-The follower thread, nonce store and upstream client start in the lifespan, not at import.
+The follower thread, nonce store, action recorder (``gateway.actions``) and upstream client start in the
+lifespan, not at import.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from schemas.errors import GatewayUnavailable, InvalidParameter, Overloaded, Pay
 from transparency.client.http import HttpLogClient
 
 from . import signatures
+from .actions import ActionRecorder
 from .config import GatewayConfig
 from .decisions import DecisionSink, Gatekeeper, StateSource, resource_of, split_proxy_path, target_uri
+from .mcp import McpRelay
 from .proxy import InjectedHeaders, UpstreamProxy, credential_headers, response_headers
 from .replay import NonceStore
 from .secrets import Secret
@@ -121,6 +125,9 @@ async def proxy(request: Request) -> Response:
         target_uri(request.url.scheme, request.headers.get("host"), raw_path, query, gateway.config.public_url),
         headers, body,
     )
+    if connection.kind == "mcp":  # JSON-RPC, decided per tool, tools/list filtered by scope (gateway.mcp)
+        relay = McpRelay(gateway.gatekeeper, gateway.proxy, gateway.log)
+        return await relay.answer(connection, signed, rest, query, request.url.path)
     await run_in_threadpool(gateway.gatekeeper.decide, connection, signed, resource)
     upstream = await gateway.proxy.forward(connection, request.method, rest, query, headers, body)
     return _streamed(upstream)
@@ -190,16 +197,22 @@ def create_app(
                                            long_poll=config.log.long_poll, max_staleness=config.log.max_staleness)
             owned.start()
         nonces = NonceStore(config.nonces_path)
+        actions: ActionRecorder | None = None
         try:
+            if sink is None and config.action_records.enabled:  # gateway.actions: signed records on the log
+                actions = ActionRecorder.from_config(config)
+                actions.start()
             async with httpx.AsyncClient(transport=transport, trust_env=False) as upstream:  # no env proxies
                 app.state.gateway = Gateway(
                     config, followed,
-                    Gatekeeper(followed, nonces, max_skew=config.max_skew, max_age=config.max_age, sink=sink,
+                    Gatekeeper(followed, nonces, max_skew=config.max_skew, max_age=config.max_age, sink=sink or actions,
                                log_headers=config.log_headers),
                     UpstreamProxy(upstream, credentials),
                 )
                 yield
         finally:
+            if actions is not None:
+                actions.close()
             if owned is not None:
                 owned.stop()
             if client is not None:

@@ -27,12 +27,19 @@
     id = "mail"                        # /proxy/mail/...
     upstream = "https://api.mail.example/v1"
     service = "mail"                   # the service name claims and delegations use
-    kind = "http"                      # ("mcp" later)
+    kind = "http"                      # or "mcp": JSON-RPC, tools filtered by scope (gateway.mcp)
     credentials = { type = "bearer", secret_ref = "MAIL_TOKEN" }
     # credentials = { type = "headers", headers = { "X-Api-Key" = "MAIL_KEY" } }
     actions = { GET = "read", POST = "write" }   # optional; default: the method lower-cased
     lowercase_method_compat = false    # accept signatures over the lower-cased method (Sigilum SDKs)
     timeout = 30                       # seconds for the upstream to answer
+
+    [action_records]                   # gateway.actions: every decision about an authenticated agent, signed
+    enabled = true                     # by the gateway's key and appended to the log (default true)
+    key_file = "gateway-key.pem"       # default <data_dir>/gateway-key.pem, created on first start (0600)
+    batch = 64                         # records submitted per round
+    concurrency = 8                    # submissions in flight in a round (1: strictly one after the other)
+    max_backoff = 30                   # seconds, at most, between retries while the log cannot take them
 
 Unknown keys are refused, so a typo is an error and not a silently ignored setting. Every error is one
 ``GatewayConfigInvalid`` naming the file and the key.
@@ -63,7 +70,7 @@ DEFAULT_UPSTREAM_TIMEOUT: Final = 30.0
 MASTER_KEY_FILE: Final = "master.key"
 NONCES_FILE: Final = "nonces.sqlite"
 SECRETS_FILE: Final = "secrets.json"
-KINDS: Final = ("http",)
+KINDS: Final = ("http", "mcp")
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 SECRET_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
@@ -129,6 +136,17 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ActionRecordsConfig:
+    """``[action_records]`` (``gateway.actions``); ``key_file`` None: ``<data_dir>/gateway-key.pem``."""
+
+    enabled: bool = True
+    key_file: Path | None = None
+    batch: int = 64
+    concurrency: int = 8
+    max_backoff: float = 30.0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     path: Path
     log: LogConfig
@@ -142,6 +160,7 @@ class GatewayConfig:
     max_age: int = 300
     max_body_bytes: int = DEFAULT_MAX_BODY
     log_headers: bool = False
+    action_records: ActionRecordsConfig = ActionRecordsConfig()
 
     def connection(self, connection_id: str) -> Connection:
         for connection in self.connections:
@@ -181,7 +200,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
     """The configuration in ``raw`` (parsed TOML); relative paths are taken from ``path``'s folder."""
     r = _Reader(path)
     top = r.table(raw, "", {"host", "port", "public_url", "data_dir", "master_key_file", "max_skew", "max_age",
-                            "max_body_bytes", "log_headers", "log", "connections"})
+                            "max_body_bytes", "log_headers", "log", "connections", "action_records"})
     base = path.parent
     data_dir = base / r.text(top, "data_dir", default="gateway-data")
     master = top.get("master_key_file")
@@ -203,6 +222,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
         max_age=r.integer(top, "max_age", 300, 1, 86400),
         max_body_bytes=r.integer(top, "max_body_bytes", DEFAULT_MAX_BODY, 0, 2**31),
         log_headers=r.boolean(top, "log_headers", False),
+        action_records=r.action_records(top.get("action_records", {}), base),
     )
 
 
@@ -310,6 +330,8 @@ class _Reader:
         kind = self.text(t, "kind", default="http")
         if kind not in KINDS:
             raise self.error("kind", f"{kind!r} is not supported (supported: {', '.join(KINDS)})")
+        if kind == "mcp" and "actions" in t:
+            raise self.error("actions", "an MCP connection's actions are its tool names (gateway.mcp); remove it")
         return Connection(
             id=ident, upstream=str(self.url(t, "upstream")), service=self.text(t, "service"), kind=kind,
             credentials=self.credentials(t.get("credentials")), actions=self.actions(t.get("actions", {})),
@@ -358,6 +380,19 @@ class _Reader:
                 raise self.error(f"actions.{method}", "must map an HTTP method to a non-empty action name")
             pairs.append((method.upper(), action))
         return tuple(pairs)
+
+    # --- action records (gateway.actions) -------------------------------------------------------------
+
+    def action_records(self, value: object, base: Path) -> ActionRecordsConfig:
+        t = self.table(value, "action_records", {"enabled", "key_file", "batch", "concurrency", "max_backoff"})
+        key_file = t.get("key_file")
+        return ActionRecordsConfig(
+            enabled=self.boolean(t, "enabled", True),
+            key_file=None if key_file is None else base / self.text(t, "key_file"),
+            batch=self.integer(t, "batch", 64, 1, 1000),
+            concurrency=self.integer(t, "concurrency", 8, 1, 64),
+            max_backoff=self.number(t, "max_backoff", 30.0, 0.0, 3600.0),
+        )
 
     def _read(self, path: Path, key: str) -> str:
         return self._read_bytes(path, key).decode("utf-8", "replace")

@@ -16,7 +16,7 @@ then, outside the snapshot, remembers the nonce (``gateway.replay``: shared SQLi
 replay is refused as such whatever else is wrong with it. ALLOW and WARN return the ``Decision``; a refusal
 raises the error (with its stable ``code`` and, for authority refusals, ``reason_code``). Either way the
 decision is written as one JSON line to the ``gateway.decisions`` logger and handed to the ``DecisionSink``
-(no-op by default; the action-record batcher plugs in there).
+(no-op by default; the app plugs in ``gateway.actions.ActionRecorder``).
 
 ``request_digest`` is ``sha-256:<hex>`` of ``METHOD LF target-uri LF hex(SHA-256(body))``: what was asked,
 computable by anyone who holds the request.
@@ -60,6 +60,9 @@ SENSITIVE_HEADERS: Final = frozenset({
     "authorization", "proxy-authorization", "cookie", "set-cookie", "signature",
 })
 Clock = Callable[[], float]
+Authority = Callable[[IdentityState, str, str, str, str, int], Authorisation]
+"""Decides (state, agent, service, action, resource, now): ``verifier.authority.authorise`` unless a connection
+kind asks otherwise (``gateway.mcp``: session methods need a usable passport only)."""
 
 
 class StateSource(Protocol):
@@ -69,7 +72,7 @@ class StateSource(Protocol):
 
 
 class DecisionSink(Protocol):
-    """Receives every decision, allowed or refused (the action-record batcher, later)."""
+    """Receives every decision, allowed or refused (``gateway.actions.ActionRecorder``)."""
 
     def record(self, decision: Decision) -> None: ...
 
@@ -239,17 +242,19 @@ class Gatekeeper:
         self.log_headers = log_headers
         self._nonce_lock = threading.Lock()  # one SQLite connection, used from the threadpool
 
-    def decide(self, connection: Connection, request: Request, resource: str) -> Decision:
-        """The decision for ``request`` through ``connection``: returned if allowed, else its error raised."""
+    def decide(self, connection: Connection, request: Request, resource: str, *, action: str | None = None,
+               authority: Authority = authorise) -> Decision:
+        """The decision for ``request`` through ``connection``: returned if allowed, else its error raised.
+        ``action`` defaults to the connection's action for the method; ``authority`` to ``authorise``."""
         now = int(self.clock())
         draft = _Draft(Decision(
             at=now, connection=connection.id, service=connection.service, method=request.method,
-            action=connection.action_for(request.method), resource=resource, outcome="refuse", status=0, code="",
-            reason_code="", request_digest=request_digest(request),
+            action=action or connection.action_for(request.method), resource=resource, outcome="refuse", status=0,
+            code="", reason_code="", request_digest=request_digest(request),
             headers=redact_headers(request.headers, _credential_headers(connection)) if self.log_headers else None,
         ))
         try:
-            decision = self._decide(connection, request, draft, now)
+            decision = self._decide(connection, request, draft, now, authority)
         except TabellionError as exc:
             self._record(replace(draft.decision, status=exc.status, code=exc.code,
                                  reason_code=getattr(exc, "reason_code", exc.code), detail=exc.detail))
@@ -257,7 +262,8 @@ class Gatekeeper:
         self._record(decision)
         return decision
 
-    def _decide(self, connection: Connection, request: Request, draft: _Draft, now: int) -> Decision:
+    def _decide(self, connection: Connection, request: Request, draft: _Draft, now: int,
+                authority: Authority = authorise) -> Decision:
         """The allowed decision, or raise the refusal; ``draft`` gathers what is known on the way (the agent,
         the log size) so that a refusal is recorded with it."""
         with self.log.snapshot() as view:
@@ -271,7 +277,7 @@ class Gatekeeper:
             check_identity_headers(request, view.state, agent)
             outcome: Authorisation | AuthorityRefused
             try:
-                outcome = authorise(view.state, agent, connection.service, decision.action, decision.resource, now)
+                outcome = authority(view.state, agent, connection.service, decision.action, decision.resource, now)
             except AuthorityRefused as exc:
                 outcome = exc
         if verified.nonce is None:

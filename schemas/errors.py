@@ -865,3 +865,49 @@ class UpstreamTimeout(UpstreamUnreachable):
     code = "upstream-timeout"
     title = "Upstream timed out"
     status = 504
+
+
+# --- the gateway: MCP connections and action records ------------------------------------------------
+
+
+class McpRequestInvalid(BadInput):
+    """A request on an MCP connection is not one JSON-RPC 2.0 request or notification the gateway relays
+    (not JSON, a batch, a response, a ``tools/call`` without a tool name…); ``rpc_code`` is the JSON-RPC error
+    code it is answered with (-32700 parse error, -32600 invalid request, -32602 invalid params)."""
+
+    code = "mcp-request-invalid"
+    title = "Invalid MCP request"
+
+    def __init__(self, detail: str, rpc_code: int = -32600) -> None:
+        super().__init__(detail)
+        self.rpc_code = rpc_code
+
+
+class McpMethodNotAllowed(McpRequestInvalid):
+    """An MCP connection takes JSON-RPC messages by POST only (no server-sent event stream by GET, no DELETE)."""
+
+    code = "mcp-http-method-not-allowed"
+    title = "HTTP method not allowed on an MCP connection"
+    status = 405
+
+
+class McpUpstreamInvalid(UpstreamUnreachable):
+    """The MCP upstream's answer to ``tools/list`` cannot be filtered (not JSON-RPC, too large, a batch), so
+    it is not passed on."""
+
+    code = "mcp-upstream-invalid"
+    title = "Invalid answer from the MCP upstream"
+
+
+class GatewayKeyInvalid(ConfigurationError):
+    """The gateway's own signing key (the issuer of its action records) cannot be used."""
+
+    code = "gateway-key-invalid"
+    title = "Invalid gateway key"
+
+
+class ActionRecordFailed(GatewayUnavailable):
+    """A decision could not be queued as an action record: nothing is forwarded that is not recorded."""
+
+    code = "action-record-failed"
+    title = "Action record not stored"

@@ -85,8 +85,12 @@ def test_vkey_from_a_file_and_master_key_file(tmp_path: Path) -> None:
     ("", '[[connections]]\nid = "a"\nupstream = "http://u?x=1"\nservice = "s"\n', None,
      "connections[0].upstream: must have no query"),
     ("", '[[connections]]\nid = "a"\nupstream = "http://u"\n', None, "connections[0].service: is required"),
-    ("", '[[connections]]\nid = "a"\nupstream = "http://u"\nservice = "s"\nkind = "mcp"\n', None,
-     "connections[0].kind: 'mcp' is not supported"),
+    ("", '[[connections]]\nid = "a"\nupstream = "http://u"\nservice = "s"\nkind = "grpc"\n', None,
+     "connections[0].kind: 'grpc' is not supported"),
+    ("", '[[connections]]\nid = "a"\nupstream = "http://u"\nservice = "s"\nkind = "mcp"\nactions = { POST = "w" }\n',
+     None, "connections[0].actions: an MCP connection's actions are its tool names"),
+    ("[action_records]\nbatch = 0", None, None, "action_records.batch: must be an integer from 1"),
+    ("[action_records]\nsecret = 1", None, None, "action_records.secret: unknown key"),
     ("", '[[connections]]\nid = "a"\nupstream = "http://u"\nservice = "s"\n'
          'credentials = { type = "basic", secret_ref = "X" }\n', None, "credentials.type: 'basic' is not one of"),
     ("", '[[connections]]\nid = "a"\nupstream = "http://u"\nservice = "s"\n'

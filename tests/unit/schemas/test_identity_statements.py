@@ -42,7 +42,11 @@ GOOD: dict[str, dict[str, Any]] = {
     "registration-policy": {"policy_id": "default", "version": 1, "accepted_content_types": ["application/json"]},
     "trust-anchor": {"anchor": OPERATOR, "kind": "did"},
     "action-record": {"agent": AGENT, "delegation_chain": [ENTRY], "resource": "accounts/1", "action": "read",
-                      "decision": "ALLOW", "policy_id": "p@1", "request_digest": "sha-256=:x:", "at": 1_800_000_000},
+                      "decision": "ALLOW", "policy_id": "p@1", "request_digest": "sha-256=:x:", "at": 1_800_000_000,
+                      # optional, as a gateway writes them (gateway.actions)
+                      "seq": 7, "connection": "crm-api", "service": "crm", "code": "ok", "reason_code": "ok",
+                      "passport": ENTRY, "claim": ENTRY, "root_principal": OPERATOR, "log_size": 42,
+                      "policy_version": "3"},
     "approver-enrolment": {"namespace": "acme", "approver": "did:web:acme.example:people:alice",
                            "credential_id": "A" * 22, "public_key": "pQECAyYgASFY", "rp_id": "acme.example",
                            "origin": "https://acme.example"},
@@ -91,6 +95,9 @@ def test_non_canonical_json_is_refused() -> None:
         ("revocation", "reason", "becauseISaidSo"),
         ("delegation", "max_depth", 99),
         ("action-record", "decision", "MAYBE"),
+        ("action-record", "seq", 0),
+        ("action-record", "code", "Scope Refused"),
+        ("action-record", "passport", "AB" * 32),
     ],
 )
 def test_bad_field_values_are_refused(name: str, field: str, value: Any) -> None:
