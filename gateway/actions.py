@@ -324,10 +324,11 @@ class ActionRecorder:
         self._closers: list[HttpLogClient] = []
 
     @classmethod
-    def from_config(cls, config: GatewayConfig) -> ActionRecorder:
-        """The recorder of a configured gateway: its key, ``<data_dir>/actions.sqlite``, the log of ``[log]``."""
+    def from_config(cls, config: GatewayConfig, key: Ed25519PrivateKey | None = None) -> ActionRecorder:
+        """The recorder of a configured gateway: its key (loaded or created unless given),
+        ``<data_dir>/actions.sqlite``, the log of ``[log]``."""
         settings = config.action_records
-        key = load_or_create_gateway_key(gateway_key_path(config))
+        key = key or load_or_create_gateway_key(gateway_key_path(config))
         queue = ActionQueue(config.data_dir / ACTIONS_FILE)
         client = HttpLogClient(config.log.url, timeout=SUBMIT_WAIT_S)
         recorder = cls(queue, key, client, config.log.receipt_keys, batch=settings.batch,

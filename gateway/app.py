@@ -38,7 +38,7 @@ from schemas.errors import GatewayUnavailable, InvalidParameter, Overloaded, Pay
 from transparency.client.http import HttpLogClient
 
 from . import signatures
-from .actions import ActionRecorder
+from .actions import ActionRecorder, gateway_key_path, load_or_create_gateway_key
 from .config import GatewayConfig
 from .decisions import DecisionSink, Gatekeeper, StateSource, resource_of, split_proxy_path, target_uri
 from .mcp import McpRelay
@@ -182,6 +182,8 @@ def create_app(
     """The gateway app; ``secrets`` are the decrypted provider secrets the connections name. ``followed_log``
     (started here unless given started) and ``transport`` (the upstream's) are for tests."""
     credentials: dict[str, InjectedHeaders] = {c.id: credential_headers(c, secrets) for c in config.connections}
+    recording = sink is None and config.action_records.enabled  # gateway.actions; a bad key stops the start
+    gateway_key = load_or_create_gateway_key(gateway_key_path(config)) if recording else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -199,8 +201,8 @@ def create_app(
         nonces = NonceStore(config.nonces_path)
         actions: ActionRecorder | None = None
         try:
-            if sink is None and config.action_records.enabled:  # gateway.actions: signed records on the log
-                actions = ActionRecorder.from_config(config)
+            if gateway_key is not None:  # gateway.actions: every decision as a signed record on the log
+                actions = ActionRecorder.from_config(config, gateway_key)
                 actions.start()
             async with httpx.AsyncClient(transport=transport, trust_env=False) as upstream:  # no env proxies
                 app.state.gateway = Gateway(
