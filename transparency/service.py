@@ -71,10 +71,12 @@ class TransparencyService:
     async def register(self, body: bytes) -> Submission:
         """Check, then sequence; wait for the batch up to the registration timeout."""
         checked = self.registrar.check(body)
+        looked_up = self.latest_head().tree_size  # read first: the lookup below sees at least these entries
         existing = self.reader.entry_by_id(checked.leaf_data)
         if existing is not None:
             return Submission(checked.leaf_data, self._receipt_for(existing.index, existing.tree_size))
-        future = self.sequencer.submit(checked.leaf_data, checked.logged)
+        # the sequencer's dedupe then checks only the entries logged since (it keeps those in memory)
+        future = self.sequencer.submit(checked.leaf_data, checked.logged, absent_below=looked_up)
         try:
             done: Integrated = await asyncio.wait_for(
                 asyncio.shield(asyncio.wrap_future(future)), self.settings.registration_timeout_s

@@ -5,7 +5,8 @@ most ``batch_max_wait_ms`` for more), and integrates it in ONE SQLite transactio
 nodes, the new tree head with its signed checkpoint and its shared receipt signature. Only after COMMIT
 (WAL, synchronous=FULL) are the submitters told their index, so no receipt is ever issued for an entry
 that is not durably committed. A statement already in the log (or twice in one batch) gets the existing
-entry back.
+entry back: the batch's ids are looked up in the entry-id index (``store.EntryIndexWriter``) inside the same
+transaction, and the new entries are added to it there too, so the index is never behind the log.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from schemas.checkpoint import Checkpoint
 from schemas.errors import ConfigurationError, LogCorrupted, Overloaded, StorageError
 from transparency.keys import LogKey
 from transparency.log.merkle_tree import PersistentMerkleTree
-from transparency.log.store import LogReader, open_database
+from transparency.log.store import MERGE_FANIN, SEAL_ENTRIES, EntryIndexWriter, LogReader, open_database
 from transparency.receipts import sign_checkpoint, sign_tree_head
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class _Pending:
     leaf_data: bytes
     statement: bytes
     future: Future[Integrated]
+    absent_below: int = 0  # the submitter found no entry with this id among the first ``absent_below``
 
 
 _STOP = object()
@@ -53,6 +55,7 @@ class Sequencer:
         self, db_path: Path, key: LogKey, origin: str, *, batch_max_entries: int = 256,
         batch_max_wait_ms: float = 1.0, queue_limit: int = 4096,
         on_integrated: Callable[[list[tuple[int, bytes]]], None] | None = None,
+        index_seal_entries: int = SEAL_ENTRIES, index_fanin: int = MERGE_FANIN,
     ) -> None:
         self.db_path = db_path
         self.key = key
@@ -67,6 +70,7 @@ class Sequencer:
         self._thread: threading.Thread | None = None
         self.db = open_database(db_path)
         self.tree = PersistentMerkleTree(self.db.conn)
+        self.index = EntryIndexWriter(self.db.conn, seal_entries=index_seal_entries, fanin=index_fanin)
         self.size = 0
         self._open_log()
 
@@ -89,6 +93,7 @@ class Sequencer:
                 f"(size {head.tree_size}); refusing to sign anything"
             )
         self.size = head.tree_size
+        self.index.check(self.size)
 
     def _check_meta(self, reader: LogReader) -> None:
         stored = reader.meta("origin")
@@ -112,13 +117,16 @@ class Sequencer:
             self._thread = None
         self.db.close()
 
-    def submit(self, leaf_data: bytes, statement: bytes) -> Future[Integrated]:
+    def submit(self, leaf_data: bytes, statement: bytes, *, absent_below: int = 0) -> Future[Integrated]:
+        """Queue a checked statement. ``absent_below``: the caller looked its id up (``LogReader.entry_by_id``)
+        and it was not among the first ``absent_below`` entries, so the batch's dedupe need not probe those
+        again in the index's large runs (the entries after them, it keeps in memory)."""
         if self._queue.qsize() >= self.queue_limit:
             raise Overloaded(f"{self.queue_limit} statements are waiting to be sequenced; retry shortly", 1)
         future: Future[Integrated] = Future()
         with self._pending_lock:
             self._pending[leaf_data] = self._pending.get(leaf_data, 0) + 1
-        self._queue.put(_Pending(leaf_data, statement, future))
+        self._queue.put(_Pending(leaf_data, statement, future, absent_below))
         return future
 
     def is_pending(self, leaf_data: bytes) -> bool:
@@ -155,16 +163,16 @@ class Sequencer:
         fresh: list[_Pending] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
-            seen: set[bytes] = set()
+            unique: dict[bytes, _Pending] = {}
+            absent_below: dict[bytes, int] = {}
             for p in batch:
-                if p.leaf_data in seen:
-                    continue  # the same statement twice in one batch: one entry
-                seen.add(p.leaf_data)
-                row = self.db.execute(
-                    "SELECT idx, tree_size FROM entries WHERE entry_id = ?", (p.leaf_data,)
-                ).fetchone()
-                if row is not None:
-                    results[p.leaf_data] = Integrated(int(row[0]), int(row[1]), p.leaf_data)
+                unique.setdefault(p.leaf_data, p)  # the same statement twice in one batch: one entry
+                absent_below[p.leaf_data] = min(p.absent_below, absent_below.get(p.leaf_data, p.absent_below))
+            existing = self.index.find(list(unique), absent_below)
+            for p in unique.values():
+                if p.leaf_data in existing:
+                    index, tree_size = existing[p.leaf_data]
+                    results[p.leaf_data] = Integrated(index, tree_size, p.leaf_data)
                 else:
                     fresh.append(p)
             new_size = self.size + len(fresh)
@@ -176,6 +184,7 @@ class Sequencer:
                     "VALUES (?, ?, ?, ?, ?)",
                     [(self.size + i, p.leaf_data, p.statement, new_size, now) for i, p in enumerate(fresh)],
                 )
+                self.index.add(self.size, [p.leaf_data for p in fresh])
                 self._commit_head(new_size, now, [p.leaf_data for p in fresh], in_transaction=True)
             else:
                 self.db.execute("COMMIT")
@@ -184,8 +193,10 @@ class Sequencer:
             if self.db.conn.in_transaction:
                 self.db.execute("ROLLBACK")
             self.tree.forget_uncommitted()
+            self.index.rolled_back()
             self._settle(batch, {}, StorageError(f"the log could not commit this batch: {exc}"))
             return
+        self.index.committed()
         first = self.size
         self.size = new_size
         if fresh and self.on_integrated is not None:

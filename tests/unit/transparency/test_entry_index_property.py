@@ -1,0 +1,61 @@
+"""Hypothesis: over any sequence of appends (with re-submissions, with or without a submitter's pre-check),
+seals, merges and restarts, with any small run size and fan-in, the entry-id index finds exactly the appended
+entries at their indices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.transparency.index_world import check_index, integrate, leaf, open_sequencer
+from transparency.log.store import LogReader, open_database
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 12), st.integers(0, 4)),
+        st.tuples(st.just("restart"), st.just(0), st.just(0)),
+    ),
+    min_size=1, max_size=14,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, seal=st.integers(1, 6), fanin=st.integers(2, 4), data=st.data())
+def test_lookups_find_exactly_the_appended_entries(
+    tmp_path_factory: object, ops: list[tuple[str, int, int]], seal: int, fanin: int, data: st.DataObject
+) -> None:
+    directory = Path(tmp_path_factory.mktemp("index"))  # type: ignore[attr-defined]
+    seq = open_sequencer(directory, seal=seal, fanin=fanin)
+    model: list[bytes] = []  # model[i] is the id of entry i
+    fresh = 0
+    for op, new, resubmitted in ops:
+        if op == "restart":
+            seq.stop()
+            seq = open_sequencer(directory, seal=seal, fanin=fanin)
+            continue
+        items = [leaf(fresh + i) for i in range(new)]
+        fresh += new
+        if model:
+            items += [model[data.draw(st.integers(0, len(model) - 1))] for _ in range(resubmitted)]
+        items += data.draw(st.lists(st.sampled_from(items), max_size=2))  # twice in one batch
+        order = data.draw(st.permutations(items))
+        # what a submitter's pre-check may vouch for: no entry with the id among the first n
+        checks = [data.draw(st.integers(0, model.index(d) if d in model else len(model))) for d in order]
+        expected = {d: model.index(d) for d in order if d in model}
+        for d in order:
+            if d not in expected:
+                expected[d] = len(model)
+                model.append(d)
+        results = integrate(seq, [(d, b"s") for d in order], checks)
+        assert [r.index for r in results] == [expected[d] for d in order]
+        assert seq.size == len(model)
+        reader = LogReader(open_database(directory / "log.sqlite", create=False))
+        for i, d in enumerate(model):
+            row = reader.entry_by_id(d)
+            assert row is not None and row.index == i
+        assert reader.entry_by_id(leaf(fresh)) is None and reader.entry_by_id(leaf(fresh + 1)) is None
+        reader.db.close()
+        assert check_index(directory / "log.sqlite") == len(model)
+    seq.stop()
