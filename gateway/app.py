@@ -8,6 +8,7 @@ Routes (all listed in ``create_app``):
     ANY  /proxy/{connection_id}/{path...}    a signed agent request: decided (``gateway.decisions``), then
                                              forwarded upstream (``gateway.proxy``), or refused with a problem;
                                              on an MCP connection, one JSON-RPC message (``gateway.mcp``)
+    GET  /metrics                            Prometheus text exposition (``gateway.metrics``)
 
 Every refusal is an RFC 9457 ``application/problem+json`` answer from ``problem_response``: ``type``
 (``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``, ``instance`` and, for authority refusals,
@@ -34,7 +35,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from schemas import media_types
-from schemas.errors import GatewayUnavailable, InvalidParameter, Overloaded, PayloadTooLarge, TabellionError
+from schemas.errors import (
+    GatewayUnavailable,
+    InvalidParameter,
+    Overloaded,
+    PayloadTooLarge,
+    PolicyDenied,
+    TabellionError,
+)
 from transparency.client.http import HttpLogClient
 
 from . import signatures
@@ -42,7 +50,10 @@ from .actions import ActionRecorder, gateway_key_path, load_or_create_gateway_ke
 from .config import GatewayConfig
 from .decisions import DecisionSink, Gatekeeper, StateSource, resource_of, split_proxy_path, target_uri
 from .mcp import McpRelay
+from .metrics import DecisionCounter, GatewayMetrics, measured, metrics_endpoint
+from .policies import compile_policies
 from .proxy import InjectedHeaders, UpstreamProxy, credential_headers, response_headers
+from .ratelimit import RateLimiter
 from .replay import NonceStore
 from .secrets import Secret
 from .state import FollowedLog, LogPosition
@@ -83,6 +94,8 @@ def problem_response(request: Request, error: TabellionError) -> Response:
     reason_code = getattr(error, "reason_code", None)
     if isinstance(reason_code, str):
         problem["reason_code"] = reason_code
+    if isinstance(error, PolicyDenied):  # the policy that decided (gateway.policies)
+        problem["policy_id"], problem["policy_version"] = error.policy_id, error.policy_version
     return Response(json.dumps(problem), error.status, headers, media_types.PROBLEM_JSON)
 
 
@@ -182,6 +195,9 @@ def create_app(
     """The gateway app; ``secrets`` are the decrypted provider secrets the connections name. ``followed_log``
     (started here unless given started) and ``transport`` (the upstream's) are for tests."""
     credentials: dict[str, InjectedHeaders] = {c.id: credential_headers(c, secrets) for c in config.connections}
+    policies = compile_policies(config.connections)  # a bad policy stops the start, in one line, creating nothing
+    limiter = RateLimiter.for_connections(config.connections)
+    metrics = GatewayMetrics(c.id for c in config.connections)
     recording = sink is None and config.action_records.enabled  # gateway.actions; a bad key stops the start
     gateway_key = load_or_create_gateway_key(gateway_key_path(config)) if recording else None
 
@@ -205,10 +221,12 @@ def create_app(
                 actions = ActionRecorder.from_config(config, gateway_key)
                 actions.start()
             async with httpx.AsyncClient(transport=transport, trust_env=False) as upstream:  # no env proxies
+                app.state.metrics = metrics
                 app.state.gateway = Gateway(
                     config, followed,
-                    Gatekeeper(followed, nonces, max_skew=config.max_skew, max_age=config.max_age, sink=sink or actions,
-                               log_headers=config.log_headers),
+                    Gatekeeper(followed, nonces, max_skew=config.max_skew, max_age=config.max_age,
+                               sink=DecisionCounter(sink or actions),
+                               log_headers=config.log_headers, policies=policies, limiter=limiter),
                     UpstreamProxy(upstream, credentials),
                 )
                 yield
@@ -223,8 +241,9 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/proxy/{connection_id}", proxy, methods=list(PROXY_METHODS)),
-        Route("/proxy/{connection_id}/{rest:path}", proxy, methods=list(PROXY_METHODS)),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/proxy/{connection_id}", measured(proxy), methods=list(PROXY_METHODS)),
+        Route("/proxy/{connection_id}/{rest:path}", measured(proxy), methods=list(PROXY_METHODS)),
     ]
     return Starlette(
         routes=routes,

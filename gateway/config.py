@@ -33,6 +33,9 @@
     actions = { GET = "read", POST = "write" }   # optional; default: the method lower-cased
     lowercase_method_compat = false    # accept signatures over the lower-cased method (Sigilum SDKs)
     timeout = 30                       # seconds for the upstream to answer
+    policy = { file = "mail.rego", query = "data.tabellion.allow", id = "mail", version = "3" }
+                                       # optional Rego policy (gateway.policies): must be true to allow
+    rate = { per_second = 5, burst = 20 }   # optional token bucket per agent (gateway.ratelimit): 429 beyond
 
     [action_records]                   # gateway.actions: every decision about an authenticated agent, signed
     enabled = true                     # by the gateway's key and appended to the log (default true)
@@ -47,10 +50,12 @@ Unknown keys are refused, so a typo is an error and not a silently ignored setti
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -71,6 +76,8 @@ MASTER_KEY_FILE: Final = "master.key"
 NONCES_FILE: Final = "nonces.sqlite"
 SECRETS_FILE: Final = "secrets.json"
 KINDS: Final = ("http", "mcp")
+DEFAULT_POLICY_QUERY: Final = "data.tabellion.allow"
+POLICY_QUERY: Final = re.compile(r"data(\.[A-Za-z_][A-Za-z0-9_]*)+", re.ASCII)
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 SECRET_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
@@ -101,6 +108,27 @@ Credentials = BearerCredentials | HeaderCredentials
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """A connection's Rego policy (``gateway.policies``): the module read from ``file`` at start-up, the rule
+    ``query`` names (it must be ``true`` to allow), and the ``id`` and ``version`` every decision records."""
+
+    file: Path
+    source: str = field(repr=False)
+    query: str
+    id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class RateConfig:
+    """A token bucket per agent on a connection (``gateway.ratelimit``): ``burst`` requests at once, refilled at
+    ``per_second``."""
+
+    per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class Connection:
     id: str
     upstream: str
@@ -110,6 +138,8 @@ class Connection:
     actions: tuple[tuple[str, str], ...] = ()  # (METHOD, action)
     lowercase_method_compat: bool = False
     timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    policy: PolicyConfig | None = None  # gateway.policies
+    rate: RateConfig | None = None  # gateway.ratelimit
 
     def action_for(self, method: str) -> str:
         """The action a request with ``method`` asks for: the configured mapping, else the method lower-cased."""
@@ -323,7 +353,7 @@ class _Reader:
 
     def connection(self, value: object, i: int) -> Connection:
         t = self.table(value, f"connections[{i}]", {"id", "upstream", "service", "kind", "credentials", "actions",
-                                                    "lowercase_method_compat", "timeout"})
+                                                    "lowercase_method_compat", "timeout", "policy", "rate"})
         ident = self.text(t, "id")
         if not _ID.fullmatch(ident):
             raise self.error("id", "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
@@ -337,6 +367,8 @@ class _Reader:
             credentials=self.credentials(t.get("credentials")), actions=self.actions(t.get("actions", {})),
             lowercase_method_compat=self.boolean(t, "lowercase_method_compat", False),
             timeout=self.number(t, "timeout", DEFAULT_UPSTREAM_TIMEOUT, 0.0, 3600.0),
+            policy=self.policy(t.get("policy"), f"connections[{i}]"),
+            rate=self.rate(t.get("rate"), f"connections[{i}]"),
         )
 
     def credentials(self, value: object) -> Credentials | None:
@@ -380,6 +412,44 @@ class _Reader:
                 raise self.error(f"actions.{method}", "must map an HTTP method to a non-empty action name")
             pairs.append((method.upper(), action))
         return tuple(pairs)
+
+    # --- operations: a connection's Rego policy and rate limit (gateway.policies, gateway.ratelimit) -------
+
+    def policy(self, value: object, where: str) -> PolicyConfig | None:
+        """``policy = { file = "mail.rego", query = "data.tabellion.allow", id = "mail", version = "3" }``:
+        ``query`` defaults to ``data.tabellion.allow``, ``id`` to the file's stem, ``version`` to ``sha256:``
+        and the first 16 hex digits of the file's digest. The module is compiled by ``gateway.policies``."""
+        if value is None:
+            return None
+        self.where = where
+        if not isinstance(value, dict):
+            raise self.error("policy", "must be an inline table with a file")
+        t = self.table(value, f"{where}.policy", {"file", "query", "id", "version"})
+        file = self.path.parent / self.text(t, "file")
+        source = self._read(file, "file")
+        query = self.text(t, "query", default=DEFAULT_POLICY_QUERY)
+        if not POLICY_QUERY.fullmatch(query):
+            raise self.error("query", "must name a rule, as data.<package>.<rule> (e.g. data.tabellion.allow)")
+        digest = "sha256:" + hashlib.sha256(source.encode()).hexdigest()[:16]
+        policy = PolicyConfig(file=file, source=source, query=query, id=self.text(t, "id", default=file.stem),
+                              version=self.text(t, "version", default=digest))
+        self.where = where
+        return policy
+
+    def rate(self, value: object, where: str) -> RateConfig | None:
+        """``rate = { per_second = 5, burst = 20 }``; ``burst`` defaults to ``per_second`` rounded up (at least 1)."""
+        if value is None:
+            return None
+        self.where = where
+        if not isinstance(value, dict):
+            raise self.error("rate", "must be an inline table with per_second")
+        t = self.table(value, f"{where}.rate", {"per_second", "burst"})
+        if "per_second" not in t:
+            raise self.error("per_second", "is required")
+        per_second = self.number(t, "per_second", 0.0, 0.0, 1e6)
+        rate = RateConfig(per_second, self.integer(t, "burst", max(1, math.ceil(per_second)), 1, 10**6))
+        self.where = where
+        return rate
 
     # --- action records (gateway.actions) -------------------------------------------------------------
 

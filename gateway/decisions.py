@@ -9,11 +9,16 @@ of the followed log (``gateway.state``):
 2. checks the identity headers against the log: ``Tabellion-Subject`` is that agent, ``Tabellion-Agent-Key``
    names that key, ``Tabellion-Agent-Passport`` is its current passport entry and ``Tabellion-Namespace`` the
    namespace of the operator that issued it (``agent-identity-mismatch`` otherwise);
-3. asks ``verifier.authority.authorise`` whether the agent may do ``action`` (the method lower-cased, or the
+3. takes a token from the agent's bucket on a connection with a ``rate`` (``gateway.ratelimit``: else
+   ``rate-limited``, 429), now that the agent is proven and before any authority work;
+4. asks ``verifier.authority.authorise`` whether the agent may do ``action`` (the method lower-cased, or the
    connection's mapping) on ``resource`` (the path after the connection id) of the connection's service;
 
 then, outside the snapshot, remembers the nonce (``gateway.replay``: shared SQLite, survives restarts), so a
-replay is refused as such whatever else is wrong with it. ALLOW and WARN return the ``Decision``; a refusal
+replay is refused as such whatever else is wrong with it (and gives its token back). On a connection with a
+Rego policy (``gateway.policies``), a request the log authorises must then also satisfy the policy
+(``policy-denied``, 403); every decision of such a connection records the policy's id and version.
+ALLOW and WARN return the ``Decision``; a refusal
 raises the error (with its stable ``code`` and, for authority refusals, ``reason_code``). Either way the
 decision is written as one JSON line to the ``gateway.decisions`` logger and handed to the ``DecisionSink``
 (no-op by default; the app plugs in ``gateway.actions.ActionRecorder``).
@@ -29,11 +34,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Protocol
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -41,6 +46,8 @@ from schemas.errors import (
     AgentIdentityMismatch,
     AuthorityRefused,
     BadInput,
+    RateLimited,
+    ReplayDetected,
     ResourceInvalid,
     SignatureParameterMissing,
     TabellionError,
@@ -49,6 +56,8 @@ from verifier.authority import Authorisation, authorise
 from verifier.identity_state import DID_KEY, IdentityState, multikey_key
 
 from .config import Connection, HeaderCredentials
+from .policies import CompiledPolicy, policy_input
+from .ratelimit import RateLimiter
 from .replay import NonceStore
 from .signatures import KeyResolver, Request, verify_request
 from .state import View
@@ -106,6 +115,7 @@ class Decision:
     claim: str | None = None
     log_size: int | None = None
     policy_id: str | None = None
+    policy_version: str | None = None
     detail: str = ""
     headers: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
 
@@ -232,6 +242,8 @@ class Gatekeeper:
         sink: DecisionSink | None = None,
         clock: Clock = time.time,
         log_headers: bool = False,
+        policies: Mapping[str, CompiledPolicy] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.log = log
         self.nonces = nonces
@@ -241,6 +253,8 @@ class Gatekeeper:
         self.clock = clock
         self.log_headers = log_headers
         self._nonce_lock = threading.Lock()  # one SQLite connection, used from the threadpool
+        self.policies: Mapping[str, CompiledPolicy] = policies or {}  # by connection id (gateway.policies)
+        self.limiter = limiter if limiter is not None else RateLimiter({})  # gateway.ratelimit
 
     def decide(self, connection: Connection, request: Request, resource: str, *, action: str | None = None,
                authority: Authority = authorise) -> Decision:
@@ -252,6 +266,8 @@ class Gatekeeper:
             action=action or connection.action_for(request.method), resource=resource, outcome="refuse", status=0,
             code="", reason_code="", request_digest=request_digest(request),
             headers=redact_headers(request.headers, _credential_headers(connection)) if self.log_headers else None,
+            policy_id=connection.policy.id if connection.policy else None,
+            policy_version=connection.policy.version if connection.policy else None,
         ))
         try:
             decision = self._decide(connection, request, draft, now, authority)
@@ -275,24 +291,45 @@ class Gatekeeper:
             decision = draft.decision = replace(draft.decision, agent=agent, keyid=verified.keyid,
                                                 log_size=view.state.size, passport=view.state.passports[agent].entry)
             check_identity_headers(request, view.state, agent)
-            outcome: Authorisation | AuthorityRefused
+            outcome: Authorisation | AuthorityRefused | RateLimited
             try:
+                self.limiter.take(connection.id, agent)  # the agent is proven; the authority's work is still to do
                 outcome = authority(view.state, agent, connection.service, decision.action, decision.resource, now)
-            except AuthorityRefused as exc:
+            except (AuthorityRefused, RateLimited) as exc:
                 outcome = exc
+            policy_document = self._policy_input(connection, request, verified.keyid, outcome, view, now)
         if verified.nonce is None:
             raise SignatureParameterMissing("the signature has no nonce parameter")
-        with self._nonce_lock:
-            self.nonces.remember(agent, verified.nonce, verified.valid_until, now)
-        if isinstance(outcome, AuthorityRefused):
+        try:
+            with self._nonce_lock:
+                self.nonces.remember(agent, verified.nonce, verified.valid_until, now)
+        except ReplayDetected:
+            if not isinstance(outcome, RateLimited):
+                self.limiter.refund(connection.id, agent)  # a replay is not served: its token goes back
+            raise
+        if isinstance(outcome, AuthorityRefused | RateLimited):
             raise outcome
         authorisation = outcome
-        return replace(
+        allowed = replace(
             decision, outcome=authorisation.verdict.value, status=200, code="ok",
             reason_code=authorisation.reason_code, chain=authorisation.chain,
             root_principal=authorisation.root_principal, claim=authorisation.claim,
             detail=f"{decision.action} on {decision.resource[:200]!r} of {connection.service!r}",
         )
+        if policy_document is not None:  # gateway.policies: the log allows; the connection's policy must too
+            draft.decision = replace(allowed, outcome="refuse")
+            self.policies[connection.id].check(policy_document)
+        return allowed
+
+    def _policy_input(self, connection: Connection, request: Request, keyid: str,
+                      outcome: Authorisation | TabellionError, view: View, now: int) -> dict[str, Any] | None:
+        """The policy's input document for an authorised request on a connection with a policy, else None."""
+        if connection.id not in self.policies or not isinstance(outcome, Authorisation):
+            return None
+        target = urlsplit(request.target_uri)
+        return policy_input(now=now, connection=connection, method=request.method, path=target.path,
+                            query=target.query, authorisation=outcome, keyid=keyid, state=view.state,
+                            position=view.position)
 
     def _record(self, decision: Decision) -> None:
         decision_log.info(json.dumps(decision.to_json(), sort_keys=True, separators=(",", ":")))

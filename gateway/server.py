@@ -62,11 +62,11 @@ def serve(config: GatewayConfig, *, secrets: Mapping[str, Secret] | None = None,
     """Run until SIGINT/SIGTERM."""
     loaded = dict(secrets) if secrets is not None else load_connection_secrets(config)
     configure_logging(loaded.values(), verbose=verbose)
+    app = create_app(config, loaded)  # compiles the connections' policies: a mistake stops here, in one line
     logging.getLogger("gateway").info(
         "gateway on http://%s:%d following %s (%d connections: %s)", config.host, config.port, config.log.url,
         len(config.connections), ", ".join(c.id for c in config.connections),
     )
-    app = create_app(config, loaded)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -855,6 +855,29 @@ class ResourceInvalid(BadInput):
     title = "Invalid resource path"
 
 
+class PolicyDenied(PolicyRefused):
+    """A connection's Rego policy did not evaluate to ``true`` for a request the log authorises. ``reason_code``
+    is ``false``, ``undefined``, ``not_true`` (another value) or ``evaluation_failed``; the policy's id and
+    version name the policy that decided."""
+
+    code = "policy-denied"
+    title = "Denied by the connection's policy"
+
+    def __init__(self, detail: str, policy_id: str, policy_version: str, reason_code: str = "undefined") -> None:
+        super().__init__(detail)
+        self.policy_id = policy_id
+        self.policy_version = policy_version
+        self.reason_code = reason_code
+
+
+class RateLimited(Overloaded):
+    """An agent sent more requests through a connection than its token bucket allows; retry after
+    ``retry_after`` seconds."""
+
+    code = "rate-limited"
+    title = "Rate limit exceeded"
+
+
 class UpstreamUnreachable(TabellionError):
     code = "upstream-unreachable"
     title = "Upstream unreachable"
