@@ -138,7 +138,7 @@ def record_payload(decision: Decision) -> dict[str, Any] | None:
         "passport": decision.passport,
         "claim": decision.claim,
         "root_principal": decision.root_principal,
-        "policy_version": getattr(decision, "policy_version", None),
+        "policy_version": decision.policy_version,
     }
     return {k: v for k, v in payload.items() if v is not None and v != ""}
 

@@ -82,7 +82,9 @@ def test_a_decision_becomes_a_payload_naming_agent_chain_and_decision() -> None:
     assert refused is not None and refused["decision"] == "BLOCK" and refused["delegation_chain"] == []
     assert refused["reason_code"] == "resource_out_of_scope" and "claim" not in refused
     assert record_payload(replace(ALLOWED, outcome="warn"))["decision"] == "WARN"  # type: ignore[index]
-    assert record_payload(replace(ALLOWED, policy_id="mail-policy"))["policy_id"] == "mail-policy"  # type: ignore[index]
+    with_policy = record_payload(replace(ALLOWED, policy_id="mail-eu", policy_version="2026.1"))
+    assert with_policy is not None
+    assert (with_policy["policy_id"], with_policy["policy_version"]) == ("mail-eu", "2026.1")
     long = record_payload(replace(ALLOWED, resource="x" * 5000))
     assert long is not None and len(long["resource"]) == 2048
 
