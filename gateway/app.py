@@ -28,10 +28,9 @@ from typing import Protocol
 
 import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from schemas import media_types
@@ -39,11 +38,11 @@ from schemas.errors import (
     GatewayUnavailable,
     InvalidParameter,
     Overloaded,
-    PayloadTooLarge,
     PolicyDenied,
     TabellionError,
 )
 from transparency.client.http import HttpLogClient
+from transparency.request_bodies import read_limited_body
 
 from . import signatures
 from .actions import ActionRecorder, gateway_key_path, load_or_create_gateway_key
@@ -52,7 +51,7 @@ from .decisions import DecisionSink, Gatekeeper, StateSource, resource_of, split
 from .mcp import McpRelay
 from .metrics import DecisionCounter, GatewayMetrics, measured, metrics_endpoint
 from .policies import compile_policies
-from .proxy import InjectedHeaders, UpstreamProxy, credential_headers, response_headers
+from .proxy import InjectedHeaders, UpstreamProxy, credential_headers, streamed
 from .ratelimit import RateLimiter
 from .replay import NonceStore
 from .secrets import Secret
@@ -132,7 +131,7 @@ async def proxy(request: Request) -> Response:
     resource = resource_of(rest)
     query = request.scope.get("query_string", b"").decode("latin-1")
     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
-    body = await _read_body(request, gateway.config.max_body_bytes)
+    body = await read_limited_body(request, gateway.config.max_body_bytes)
     signed = signatures.Request(
         request.method,
         target_uri(request.url.scheme, request.headers.get("host"), raw_path, query, gateway.config.public_url),
@@ -143,17 +142,7 @@ async def proxy(request: Request) -> Response:
         return await relay.answer(connection, signed, rest, query, request.url.path)
     await run_in_threadpool(gateway.gatekeeper.decide, connection, signed, resource)
     upstream = await gateway.proxy.forward(connection, request.method, rest, query, headers, body)
-    return _streamed(upstream)
-
-
-def _streamed(upstream: httpx.Response) -> Response:
-    """The upstream's answer passed back as it arrives; the upstream connection is released at the end."""
-    response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
-                                 background=BackgroundTask(upstream.aclose))
-    response.raw_headers = [
-        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response_headers(upstream.headers.multi_items())
-    ]
-    return response
+    return streamed(upstream)
 
 
 def _raw_path(request: Request) -> str:
@@ -165,20 +154,6 @@ def _raw_path(request: Request) -> str:
         return raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise InvalidParameter("the request path must be ASCII (percent-encode anything else)") from exc
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body of {declared} bytes is over the gateway's limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the gateway's limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # --- the application ----------------------------------------------------------------------------------

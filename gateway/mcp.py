@@ -44,9 +44,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from schemas.errors import (
     AuthorityRefused,
@@ -56,7 +55,6 @@ from schemas.errors import (
     McpUpstreamInvalid,
     Overloaded,
     TabellionError,
-    UpstreamTimeout,
     UpstreamUnreachable,
 )
 from verifier.authority import Authorisation, authorise
@@ -65,7 +63,7 @@ from verifier.passports import require_passport
 
 from .config import Connection
 from .decisions import Authority, Gatekeeper, StateSource
-from .proxy import UpstreamProxy, response_headers, upstream_headers
+from .proxy import UpstreamProxy, response_headers, streamed
 from .signatures import Request
 
 JSONRPC: Final = "2.0"
@@ -268,15 +266,6 @@ def rpc_error(error: TabellionError, ident: RequestId, instance: str) -> Respons
     return Response(_dump(body), error.status, headers, JSON)
 
 
-def _streamed(upstream: httpx.Response) -> Response:
-    response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
-                                 background=BackgroundTask(upstream.aclose))
-    response.raw_headers = [
-        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response_headers(upstream.headers.multi_items())
-    ]
-    return response
-
-
 async def _read_capped(upstream: httpx.Response, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in upstream.aiter_bytes():  # decoded: the filtered answer goes back uncompressed
@@ -309,26 +298,14 @@ class McpRelay:
                                                action=ask.action, authority=ask.authority)
             upstream = await self._send(connection, request, query)
             if not ask.lists_tools:
-                return _streamed(upstream)
+                return streamed(upstream)
             return await self._filtered(connection, upstream, decision.agent or "")  # no agent: no tool
         except TabellionError as exc:
             return rpc_error(exc, ident, instance)
 
     async def _send(self, connection: Connection, request: Request, query: str) -> httpx.Response:
-        client = self.proxy.client
-        outgoing = client.build_request(
-            "POST", httpx.URL(connection.upstream + (f"?{query}" if query else "")),
-            headers=upstream_headers(request.headers, self.proxy.credentials.get(connection.id, ())),
-            content=request.body, timeout=connection.timeout,
-        )
-        try:
-            return await client.send(outgoing, stream=True, follow_redirects=False)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"connection {connection.id!r}: the upstream did not answer in {connection.timeout:g} s"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(f"connection {connection.id!r}: {type(exc).__name__}: {exc}") from exc
+        url = connection.upstream + (f"?{query}" if query else "")
+        return await self.proxy.send(connection, "POST", url, request.headers, request.body)
 
     async def _filtered(self, connection: Connection, upstream: httpx.Response, agent: str) -> Response:
         try:

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 import httpx
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
 
 from schemas.errors import SecretMissing, UpstreamTimeout, UpstreamUnreachable
 
@@ -88,10 +90,15 @@ class UpstreamProxy:
         self, connection: Connection, method: str, rest: str, query: str, headers: Headers, body: bytes
     ) -> httpx.Response:
         """Send the request; the answer's body is still to be read (``aiter_raw``) and closed (``aclose``)."""
+        return await self.send(connection, method, upstream_url(connection, rest, query), headers, body)
+
+    async def send(
+        self, connection: Connection, method: str, url: str, headers: Headers, body: bytes
+    ) -> httpx.Response:
+        """Send to ``url`` with the agent's headers stripped and the connection's credentials injected."""
         request = self.client.build_request(
-            method, httpx.URL(upstream_url(connection, rest, query)),
-            headers=upstream_headers(headers, self.credentials.get(connection.id, ())), content=body,
-            timeout=connection.timeout,
+            method, httpx.URL(url), headers=upstream_headers(headers, self.credentials.get(connection.id, ())),
+            content=body, timeout=connection.timeout,
         )
         try:
             return await self.client.send(request, stream=True, follow_redirects=False)
@@ -101,3 +108,13 @@ class UpstreamProxy:
             ) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(f"connection {connection.id!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def streamed(upstream: httpx.Response) -> Response:
+    """The upstream's answer passed back as it arrives; the upstream connection is released at the end."""
+    response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
+                                 background=BackgroundTask(upstream.aclose))
+    response.raw_headers = [
+        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response_headers(upstream.headers.multi_items())
+    ]
+    return response
