@@ -15,7 +15,6 @@ the entry id and index the log gave it; ``--receipt FILE`` also keeps the receip
 from __future__ import annotations
 
 import argparse
-import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from issuer import statements as st
+from schemas.base64url import b64url_decode
 from schemas.errors import InvalidParameter, LogUnreachable
 from schemas.identity_statements import REVOCATION_REASONS
 from transparency.client import load_private_key, refusal
@@ -58,8 +58,7 @@ def post(url: str, path: str, statement: bytes, receipt_out: str | None) -> list
         raise refusal(answer)
     body = answer.json()
     if receipt_out:
-        receipt = body["receipt"]
-        Path(receipt_out).write_bytes(base64.urlsafe_b64decode(receipt + "=" * (-len(receipt) % 4)))
+        Path(receipt_out).write_bytes(b64url_decode(body["receipt"], "the receipt in the issuer's answer"))
     return [f"OK: {body['statement_type']} registered as entry {body['entry']} (index {body['index']})"]
 
 

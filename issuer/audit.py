@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from issuer.log_state import LogState
+from schemas.base64url import b64url
 from schemas.errors import NotFound
 from schemas.receipt import parse_receipt
-from verifier.bundles import BUNDLE_TYPE, BUNDLE_VERSION, b64url
+from verifier.bundles import BUNDLE_TYPE, BUNDLE_VERSION
 from verifier.delegation import chain_of
 from verifier.fold import IdentityState
 

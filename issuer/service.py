@@ -10,7 +10,6 @@ follower verified.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from issuer.log_state import LogState
 from issuer.passkeys import verify_approval
 from issuer.registry_keys import RegistryKeys
 from issuer.tokens import MintedToken, NonceCache, mint_token
+from schemas.base64url import b64url
 from schemas.errors import (
     ConfigurationError,
     InvalidParameter,
@@ -41,10 +41,6 @@ Submit = Callable[[bytes], Awaitable[Submitted]]
 Clock = Callable[[], float]
 FOLLOW_ATTEMPTS = 50
 FOLLOW_PAUSE_S = 0.02
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)

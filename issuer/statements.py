@@ -8,7 +8,6 @@ rotations (for an operator, the did:key of its first key), so ``Signer`` carries
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas import cose_labels as L
+from schemas.base64url import b64url
 from schemas.errors import InvalidParameter
 from schemas.identity_statements import content_type, encode_payload
 from transparency.client.signing import did_of, sign_statement
@@ -30,10 +30,6 @@ from verifier.passports import TIER_CAPS, format_timestamp, passport_verificatio
 
 def multikey_of(key: Ed25519PrivateKey) -> str:
     return multibase_of(key.public_key())
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)

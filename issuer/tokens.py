@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from issuer.registry_keys import RegistryKey
+from schemas.base64url import b64url
 from schemas.errors import (
     DelegationRefused,
     InvalidParameter,
@@ -47,7 +48,7 @@ from verifier.delegation import check_chain
 from verifier.identity_state import IdentityState
 from verifier.passports import require_passport
 from verifier.scopes import check_request
-from verifier.tokens import ALG, MAX_TTL, SCOPE_TOKEN, TYP, actor_claim, b64url_decode, b64url_encode
+from verifier.tokens import ALG, MAX_TTL, SCOPE_TOKEN, TYP, actor_claim, b64url_decode
 
 CREATED_SKEW: Final = 60
 NONCE_WINDOW: Final = 300
@@ -128,7 +129,7 @@ def parse_request(body: Mapping[str, Any]) -> TokenRequest:
 def sign_request(key: Ed25519PrivateKey, request: Mapping[str, Any]) -> dict[str, Any]:
     """The request with its ``signature`` (what the agent sends): over the canonical JSON of the rest."""
     unsigned = {name: value for name, value in request.items() if name != "signature"}
-    return {**unsigned, "signature": b64url_encode(key.sign(canonical_json(unsigned)))}
+    return {**unsigned, "signature": b64url(key.sign(canonical_json(unsigned)))}
 
 
 def new_nonce() -> str:
@@ -191,9 +192,9 @@ class MintedToken:
 
 def sign_jws(header: Mapping[str, Any], claims: Mapping[str, Any], key: Ed25519PrivateKey) -> str:
     """JWS compact serialization (RFC 7515 §7.1) of ``claims`` (compact JSON) under ``header``, Ed25519-signed."""
-    parts = [b64url_encode(canonical_json(dict(value))) for value in (header, claims)]
+    parts = [b64url(canonical_json(dict(value))) for value in (header, claims)]
     signing_input = ".".join(parts)
-    return f"{signing_input}.{b64url_encode(key.sign(signing_input.encode('ascii')))}"
+    return f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii')))}"
 
 
 def token_claims(request: TokenRequest, principals: Sequence[str], chain: Sequence[str], *, issuer: str, now: int,

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
+from schemas.base64url import b64url
 from schemas.errors import MalformedStatusList, StatusIndexOutOfRange
 
 MIN_LENGTH: Final = 131_072
@@ -59,7 +60,7 @@ def encode_status_list(revoked_indices: Iterable[int], length: int = MIN_LENGTH)
     for index in revoked_indices:
         _check_index(index, length)
         bits[index // 8] |= 0x80 >> (index % 8)
-    return MULTIBASE_BASE64URL + base64.urlsafe_b64encode(_gzip(bytes(bits))).rstrip(b"=").decode("ascii")
+    return MULTIBASE_BASE64URL + b64url(_gzip(bytes(bits)))
 
 
 def decode_status_list(encoded: str) -> bytes:

@@ -19,14 +19,13 @@ prove: that the log holds no other entry about the agent (a later revocation, sa
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from schemas.base64url import b64url_decode
 from schemas.checkpoint import Checkpoint, parse_checkpoint
 from schemas.errors import (
     CheckpointInconsistent,
@@ -48,19 +47,6 @@ from verifier.receipts import verify_receipt
 
 BUNDLE_TYPE: Final = "tabellion-audit-bundle"
 BUNDLE_VERSION: Final = 1
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise PayloadInvalid(f"{what} is not a base64url string")
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise PayloadInvalid(f"{what} is not base64url: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -130,8 +116,9 @@ def verify_bundle(bundle: Any, keys: KeySet) -> BundleReport:
         if not isinstance(item, dict) or not isinstance(item.get("index"), int) or item["index"] <= last:
             raise PayloadInvalid(f"bundle entry {i} has no index above the previous one")
         last = item["index"]
-        statement = _unb64(item.get("statement"), f"entry {last} statement")
-        _check_receipt(_unb64(item.get("receipt"), f"entry {last} receipt"), statement, last, keys, checkpoint, proofs)
+        statement = b64url_decode(item.get("statement"), f"entry {last} statement")
+        receipt = b64url_decode(item.get("receipt"), f"entry {last} receipt")
+        _check_receipt(receipt, statement, last, keys, checkpoint, proofs)
         fold.apply(FoldEntry(last, statement))
     return _report(subject, checkpoint, fold.state, len(entries))
 
@@ -161,7 +148,7 @@ def _consistency_proofs(value: object) -> dict[int, Sequence[bytes]]:
             item.get("path"), list
         ):
             raise PayloadInvalid("a consistency proof is not {tree_size, path}")
-        proofs[item["tree_size"]] = [_unb64(h, "a consistency proof hash") for h in item["path"]]
+        proofs[item["tree_size"]] = [b64url_decode(h, "a consistency proof hash") for h in item["path"]]
     return proofs
 
 

@@ -25,6 +25,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any, Final
 
+from schemas.base64url import b64url
 from schemas.errors import (
     AssertionApproverMismatch,
     AssertionCredentialRevoked,
@@ -43,7 +44,7 @@ from verifier.identity_state import (
     LoggedStatement,
     Scope,
 )
-from verifier.webauthn import Assertion, b64url, b64url_decode, check_rp_origin, credential_key, verify_assertion
+from verifier.webauthn import Assertion, b64url_decode, check_rp_origin, credential_key, verify_assertion
 
 WEBAUTHN: Final = "webauthn"
 _STATUS_AFTER: Final[dict[DecisionKind, tuple[ClaimStatus, ClaimStatus]]] = {

@@ -6,11 +6,11 @@ hex ``leaf_data`` of ``schemas.leaf``; times are whole seconds since the Unix ep
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from schemas.base64url import b64url
 from schemas.errors import TransitionInvalid
 from schemas.statement import SignedStatement
 from verifier.did_key import resolve_did_key
@@ -21,7 +21,7 @@ DID_KEY = "did:key:"
 
 def key_digest(multikey: str) -> str:
     """The pre-rotation commitment to a key: base64url(SHA-256(UTF-8 multikey)), unpadded."""
-    return base64.urlsafe_b64encode(hashlib.sha256(multikey.encode()).digest()).rstrip(b"=").decode()
+    return b64url(hashlib.sha256(multikey.encode()).digest())
 
 
 def multikey_key(multikey: str) -> PublicKey:

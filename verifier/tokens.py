@@ -49,8 +49,6 @@ Token defects raise the ``TokenInvalid`` family; authority failures the ``Author
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -62,6 +60,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from schemas.base64url import b64url
+from schemas.base64url import b64url_decode as _b64url_decode
 from schemas.errors import (
     MalformedKey,
     TokenAlgorithmRefused,
@@ -94,7 +94,6 @@ JWK_REQUIRED: Final = {"kty": "OKP", "crv": "Ed25519"}
 ED25519_SIZE: Final = 32
 SIGNATURE_SIZE: Final = 64
 
-_B64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 _ENTRY = re.compile(r"[0-9a-f]{64}", re.ASCII)
 SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+", re.ASCII)
 """RFC 6749 §3.3 scope-token: what one tool name may be (no spaces, quotes or backslashes)."""
@@ -108,33 +107,21 @@ TokenKeys = Mapping[str, Ed25519PublicKey] | JwkSet
 # --- base64url and JWK ------------------------------------------------------------------------------------
 
 
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def b64url_decode(text: str, what: str) -> bytes:
-    """Strict base64url without padding (RFC 7515 §2): other characters, padding or stray bits are refused."""
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise TokenMalformed(f"{what} is not base64url without padding")
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise TokenMalformed(f"{what} is not base64url: {exc}") from exc
-    if b64url_encode(data) != text:
-        raise TokenMalformed(f"{what} is not the canonical base64url of its bytes")
-    return data
+    """Strict, canonical base64url without padding (RFC 7515 §2); ``TokenMalformed`` otherwise."""
+    return _b64url_decode(text, what, TokenMalformed, canonical=True)
 
 
 def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
     """The required members of the OKP JWK of an Ed25519 key (RFC 8037 §2)."""
-    return {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw))}
+    return {"crv": "Ed25519", "kty": "OKP", "x": b64url(key.public_bytes(Encoding.Raw, PublicFormat.Raw))}
 
 
 def jwk_thumbprint(key: Ed25519PublicKey) -> str:
     """RFC 7638 JWK thumbprint (SHA-256) of the key's OKP JWK, base64url: the kid of a registry key."""
     members = public_jwk(key)  # RFC 7638 §3.2: required members only, in lexicographic order, no whitespace
     text = json.dumps(members, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return b64url_encode(hashlib.sha256(text.encode("ascii")).digest())
+    return b64url(hashlib.sha256(text.encode("ascii")).digest())
 
 
 def key_from_jwk(jwk: object) -> tuple[str, Ed25519PublicKey]:

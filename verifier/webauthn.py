@@ -15,11 +15,8 @@ not judged: an approval's challenge is bound to a one-time decision, and synced 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas import cbor
+from schemas.base64url import b64url
+from schemas.base64url import b64url_decode as _b64url_decode
 from schemas.errors import (
     AssertionChallengeMismatch,
     AssertionKeyUnsupported,
@@ -57,24 +56,14 @@ AUTH_DATA_MIN: Final = 37  # rpIdHash (32) || flags (1) || signCount (4)
 RSA_MIN_BITS: Final = 2048
 _KTY_RSA: Final = 3
 _RSA_N, _RSA_E = -1, -2
-_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 _ES256: Final = ec.ECDSA(hashes.SHA256())
 
 CredentialPublicKey = Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def b64url_decode(text: object, what: str) -> bytes:
-    """Strict unpadded base64url (RFC 4648 §5): any other character, or an impossible length, is refused."""
-    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise AssertionMalformed(f"{what} is not unpadded base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise AssertionMalformed(f"{what} is not unpadded base64url: {exc}") from exc
+    """Strict unpadded base64url (RFC 4648 §5); ``AssertionMalformed`` otherwise."""
+    return _b64url_decode(text, what, AssertionMalformed)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from issuer.statements import (
     revocation,
 )
 from schemas import cbor
+from schemas.base64url import b64url
 from schemas.cose_sign1 import decode_sign1
 from schemas.identity_statements import parse_payload
 from schemas.leaf import entry_id, leaf_data
@@ -40,7 +41,7 @@ from verifier.claims import check_human_approval, decision_digest
 from verifier.fold import Fold, FoldEntry
 from verifier.keys import parse_key_set
 from verifier.receipts import verify_receipt
-from verifier.webauthn import b64url, b64url_decode
+from verifier.webauthn import b64url_decode
 
 COSE = {"content-type": "application/cose"}
 SCOPE = {"services": ["mail"], "actions": ["read"], "resources": ["mail/inbox/*"]}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from schemas import cbor, media_types
+from schemas.base64url import b64url_decode
 from schemas.errors import (
     InvalidParameter,
     NotFound,
@@ -85,10 +83,7 @@ async def get_keys(request: Request) -> Response:
 
 async def get_key(request: Request) -> Response:
     text = request.path_params["kid"]
-    try:
-        kid = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidParameter(f"kid {text[:60]!r} is not base64url") from exc
+    kid = b64url_decode(text, f"kid {text[:60]!r}", InvalidParameter)
     key = _service(request).key_set.get(kid)
     return Response(cbor.encode(cose_key(key, kid)), 200, media_type="application/cose-key")
 

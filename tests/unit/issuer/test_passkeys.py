@@ -19,6 +19,7 @@ from issuer.passkeys import (
     verify_registration,
 )
 from issuer.statements import Signer, approver_enrolment
+from schemas.base64url import b64url
 from schemas.errors import (
     AssertionCredentialRevoked,
     AssertionCredentialUnknown,
@@ -32,7 +33,7 @@ from tests.webauthn_authenticator import ORIGIN, RP_ID, SoftwareAuthenticator
 from verifier.claims import decision_challenge, decision_digest
 from verifier.fold import FoldEntry
 from verifier.identity_state import IdentityState
-from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, Assertion, b64url, b64url_decode
+from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, Assertion, b64url_decode
 
 
 @pytest.fixture(params=[ALG_ES256, ALG_EDDSA], ids=["ES256", "EdDSA"])

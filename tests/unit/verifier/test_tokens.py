@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from issuer.registry_keys import RegistryKey, RegistryKeys
 from issuer.tokens import MintedToken, NonceCache, mint_token, new_nonce, sign_jws, sign_request
+from schemas.base64url import b64url
 from schemas.errors import (
     DelegationRefused,
     InvalidParameter,
@@ -42,7 +43,6 @@ from tests.unit.verifier.identity_world import HOUR, T0, World
 from verifier.fold import Fold, IdentityState
 from verifier.tokens import (
     actor_claim,
-    b64url_encode,
     jwk_thumbprint,
     key_from_jwk,
     parse_jws,
@@ -115,7 +115,7 @@ def _parts(token: str) -> list[str]:
 
 
 def _b64json(value: dict[str, Any]) -> str:
-    return b64url_encode(json.dumps(value, separators=(",", ":")).encode())
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
 # --- the positive path ----------------------------------------------------------------------------------------
@@ -182,8 +182,8 @@ def test_jws_signature_rfc8037_a4() -> None:
     d = base64.urlsafe_b64decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=")
     signing_input = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
     expected = "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
-    assert b64url_encode(json.dumps({"alg": "EdDSA"}, separators=(",", ":")).encode()) == signing_input.split(".")[0]
-    assert b64url_encode(Ed25519PrivateKey.from_private_bytes(d).sign(signing_input.encode())) == expected
+    assert b64url(json.dumps({"alg": "EdDSA"}, separators=(",", ":")).encode()) == signing_input.split(".")[0]
+    assert b64url(Ed25519PrivateKey.from_private_bytes(d).sign(signing_input.encode())) == expected
 
 
 def test_pyjwt_verifies_our_token_with_our_jwk_set(setup: Setup) -> None:
@@ -219,7 +219,7 @@ def test_alg_hs256_with_the_public_key_as_secret_is_refused(setup: Setup) -> Non
     secret = json.dumps(setup.keys.jwk_set()["keys"][0]).encode()
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     with pytest.raises(TokenAlgorithmRefused, match="HS256"):
-        setup.verify(f"{signing_input}.{b64url_encode(mac)}")
+        setup.verify(f"{signing_input}.{b64url(mac)}")
 
 
 def test_unknown_kid_is_refused(setup: Setup) -> None:
@@ -235,7 +235,7 @@ def test_bad_signature_is_refused(setup: Setup) -> None:
     raw = bytearray(base64.urlsafe_b64decode(signature + "=="))
     raw[0] ^= 1
     with pytest.raises(TokenSignatureInvalid):
-        setup.verify(f"{head}.{body}.{b64url_encode(bytes(raw))}")
+        setup.verify(f"{head}.{body}.{b64url(bytes(raw))}")
 
 
 def test_signature_by_another_key_under_the_registry_kid_is_refused(setup: Setup) -> None:
@@ -288,7 +288,7 @@ def test_headers_outside_the_format_are_refused(setup: Setup, header: dict[str, 
 @pytest.mark.parametrize("alg", ["ES256", "RS256", "HS512", "Ed25519", "eddsa", None])
 def test_every_alg_but_eddsa_is_refused(setup: Setup, alg: str | None) -> None:
     head = {"alg": alg, "kid": setup.key.kid, "typ": "JWT"}
-    token = f"{_b64json(head)}.{_b64json(setup.mint().claims)}.{b64url_encode(bytes(64))}"
+    token = f"{_b64json(head)}.{_b64json(setup.mint().claims)}.{b64url(bytes(64))}"
     with pytest.raises(TokenAlgorithmRefused):
         setup.verify(token)
 
@@ -296,7 +296,7 @@ def test_every_alg_but_eddsa_is_refused(setup: Setup, alg: str | None) -> None:
 def test_duplicate_json_members_are_refused(setup: Setup) -> None:
     minted = setup.mint()
     payload = json.dumps(minted.claims, separators=(",", ":"))[:-1] + ',"aud":"files"}'
-    token = f"{_parts(minted.token)[0]}.{b64url_encode(payload.encode())}.{b64url_encode(bytes(64))}"
+    token = f"{_parts(minted.token)[0]}.{b64url(payload.encode())}.{b64url(bytes(64))}"
     with pytest.raises(TokenMalformed, match="repeats"):
         parse_jws(token)
 
