@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -88,18 +88,27 @@ def start_server(tmp_path: Path, **settings: Any) -> ServerUrl:
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = ServerUrl(f"http://{host}:{port}", process, data_dir, log_path)
+    wait_until_answering(process, f"{url}/checkpoint", "the server", url.log, url.terminate)
+    return url
+
+
+def wait_until_answering(
+    process: subprocess.Popen[bytes], probe: str, name: str, log: Callable[[], str], stop: Callable[[], object]
+) -> None:
+    """Wait until GET ``probe`` answers 200; if ``process`` exits first, or ``START_TIMEOUT_S`` passes (then
+    ``stop`` is called), raise with ``name`` and its log."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before answering:\n{url.log()}")
+            raise RuntimeError(f"{name} exited with {process.returncode} before answering:\n{log()}")
         try:
-            if httpx.get(f"{url}/checkpoint", timeout=1.0).status_code == 200:
-                return url
+            if httpx.get(probe, timeout=1.0).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            url.terminate()
-            raise RuntimeError(f"no answer to GET /checkpoint in {START_TIMEOUT_S}s:\n{url.log()}")
+            stop()
+            raise RuntimeError(f"{name}: no answer to GET {probe} in {START_TIMEOUT_S}s:\n{log()}")
         time.sleep(0.05)
 
 

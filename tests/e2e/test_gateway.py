@@ -26,14 +26,13 @@ from gateway.signatures import Request, sign_request
 from issuer.statements import Signer, revocation
 from schemas.checkpoint import parse_checkpoint
 from schemas.note import parse_note
-from tests.server import REPO, ServerUrl, free_port, running_server
+from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
 from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client import HttpLogClient, generate_key, sign_statement
 from transparency.keys import load_or_create_log_key
 from transparency.receipts import sign_checkpoint
 
 TOKEN = "upstream-token-5b1f0c7e"
-START_TIMEOUT_S = 20.0
 PATHS = ["/registry/operators", *["/api/agent/issue"] * 3, *["/v1/delegations"] * 3, "/v1/claims"]
 
 
@@ -99,19 +98,8 @@ class GatewayProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "gateway", "--config", str(self.config)],
                                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the gateway exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the gateway was not healthy in {START_TIMEOUT_S} s:\n{self.log()}")
-            time.sleep(0.05)
+        wait_until_answering(self.process, f"{self.url}/healthz", "the gateway", self.log, self.stop)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from schemas.media_types import COSE
+from tools.bench.processes import free_port, start, stop
 from transparency.client.signing import did_of, sign_statement
 from transparency.server import serve
 from transparency.settings import load_settings
@@ -121,20 +119,6 @@ async def measure(url: str, args: argparse.Namespace) -> None:
     print(f"receipts verified offline after the run: {len(samples)}")
 
 
-def wait_until_ready(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
-        try:
-            if httpx.get(f"{url}/checkpoint", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("the server did not answer GET /checkpoint within 30 s")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
@@ -147,21 +131,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_server(args.serve, args.port)
         return
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="tabellion-bench-") as tmp:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tools.bench.registrations", "--serve", tmp, "--port", str(port)],
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        url = f"http://127.0.0.1:{port}"
+        server = start([sys.executable, "-m", "tools.bench.registrations", "--serve", tmp, "--port", str(port)],
+                       Path(tmp) / "server.log", f"{url}/checkpoint")
         try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_ready(url, server)
             asyncio.run(measure(url, args))
         finally:
-            server.terminate()
-            server.wait(10)
+            stop(server)
 
 
 if __name__ == "__main__":
