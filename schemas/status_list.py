@@ -14,16 +14,13 @@ at ``MAX_BITSTRING_BYTES``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import struct
 import zlib
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any, Final
 
-from schemas.base64url import b64url
+from schemas.base64url import b64url, b64url_decode
+from schemas.datetimes import check_date_time_stamp
 from schemas.errors import MalformedStatusList, StatusIndexOutOfRange
 
 MIN_LENGTH: Final = 131_072
@@ -37,11 +34,6 @@ STATUS_PURPOSES: Final = ("revocation", "suspension")
 
 # RFC 1952 §2.3 member header: ID1 ID2, CM 8 (deflate), FLG 0, MTIME 0, XFL 2 (maximum compression), OS 3 (Unix).
 _GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03"
-_BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
-# XML Schema 1.1 Part 2 dateTimeStamp (VC Data Model 2.0 validFrom): a dateTime with a mandatory time zone.
-_DATE_TIME_STAMP: Final = re.compile(
-    r"-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})", re.ASCII
-)
 
 
 def encode_status_list(revoked_indices: Iterable[int], length: int = MIN_LENGTH) -> str:
@@ -67,13 +59,7 @@ def decode_status_list(encoded: str) -> bytes:
     """The uncompressed bitstring of an ``encodedList``; anything but a conforming list is refused."""
     if not isinstance(encoded, str) or not encoded.startswith(MULTIBASE_BASE64URL):
         raise MalformedStatusList("encodedList must be a multibase base64url string (prefix 'u')")
-    text = encoded[1:]
-    if not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise MalformedStatusList("encodedList is not base64url without padding")
-    try:
-        compressed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedStatusList(f"encodedList is not base64url: {exc}") from exc
+    compressed = b64url_decode(encoded[1:], "encodedList", MalformedStatusList)
     bits = _gunzip(compressed)
     if len(bits) * 8 < MIN_LENGTH:
         raise MalformedStatusList(
@@ -105,7 +91,7 @@ def status_list_credential(
         raise MalformedStatusList(f"status list credential id {id[:120]!r} must not have a fragment")
     if purpose not in STATUS_PURPOSES:
         raise MalformedStatusList(f"status purpose {purpose!r} is not one of {', '.join(STATUS_PURPOSES)}")
-    _check_date_time_stamp(valid_from)
+    check_date_time_stamp(valid_from, "validFrom", MalformedStatusList)
     decode_status_list(encoded_list)
     return {
         "@context": [VC_V2_CONTEXT],
@@ -127,15 +113,6 @@ def _check_index(index: Any, size: int) -> None:
         raise StatusIndexOutOfRange(f"a status list index must be an integer, not {type(index).__name__}")
     if not 0 <= index < size:
         raise StatusIndexOutOfRange(f"status list index {index} is outside the list of {size} entries")
-
-
-def _check_date_time_stamp(value: str) -> None:
-    if not _DATE_TIME_STAMP.fullmatch(value):
-        raise MalformedStatusList(f"validFrom {value[:80]!r} is not a dateTimeStamp (e.g. 2021-04-05T14:27:40Z)")
-    try:
-        datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise MalformedStatusList(f"validFrom {value[:80]!r} is not a valid date and time: {exc}") from exc
 
 
 def _gzip(data: bytes) -> bytes:

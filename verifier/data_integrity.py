@@ -20,23 +20,21 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from schemas.datetimes import check_date_time_stamp
 from schemas.errors import (
     MalformedKey,
     ProofInvalid,
     ProofOptionsInvalid,
     ProofSignatureInvalid,
     SignerUnresolvable,
-    TabellionError,
     UnsupportedCryptosuite,
 )
 from verifier.did_key import MULTIBASE_BASE58BTC, b58decode, b58encode, resolve_did_key
@@ -51,10 +49,6 @@ _NEEDS_RDF_CANONICALIZATION: Final = frozenset(
     {"eddsa-rdfc-2022", "ecdsa-rdfc-2019", "Ed25519Signature2020", "Ed25519Signature2018"}
 )
 _REQUIRED_PROOF_FIELDS: Final = ("type", "cryptosuite", "verificationMethod", "proofPurpose", "proofValue")
-# XML Schema 1.1 Part 2 dateTimeStamp: a dateTime with a mandatory time zone.
-_DATE_TIME_STAMP: Final = re.compile(
-    r"-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})", re.ASCII
-)
 
 KeyResolver = Callable[[str], Ed25519PublicKey]
 """Maps a proof's ``verificationMethod`` to the Ed25519 key it names, raising when it cannot."""
@@ -106,7 +100,7 @@ def proof_configuration(options: Mapping[str, Any]) -> bytes:
     if "proofValue" in options:
         raise ProofOptionsInvalid("proof options must not carry a proofValue")
     if "created" in options:
-        _check_date_time_stamp(options["created"], "created", ProofOptionsInvalid)
+        check_date_time_stamp(options["created"], "proof created", ProofOptionsInvalid)
     return canonicalize(options)
 
 
@@ -136,7 +130,7 @@ def create_proof(
     for name, value in (("verificationMethod", verification_method), ("proofPurpose", proof_purpose)):
         if not isinstance(value, str) or not value:
             raise ProofOptionsInvalid(f"proof {name} must be a non-empty string")
-    _check_date_time_stamp(created, "created", ProofOptionsInvalid)
+    check_date_time_stamp(created, "proof created", ProofOptionsInvalid)
     unsecured = copy.deepcopy(dict(document))
     proof: dict[str, Any] = {
         "type": PROOF_TYPE,
@@ -191,7 +185,7 @@ def verify_proof(
         )
     for name in ("created", "expires"):
         if name in proof:
-            _check_date_time_stamp(proof[name], name, ProofInvalid)
+            check_date_time_stamp(proof[name], f"proof {name}", ProofInvalid)
     signature = _decode_proof_value(proof["proofValue"])
 
     unsecured = copy.deepcopy({k: v for k, v in secured.items() if k != "proof"})
@@ -269,15 +263,6 @@ def _resolve_did_key(method: str) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise ProofInvalid(f"verification method {method[:120]} is a P-256 key; eddsa-jcs-2022 needs Ed25519")
     return key
-
-
-def _check_date_time_stamp(value: Any, name: str, error: type[TabellionError]) -> None:
-    if not isinstance(value, str) or not _DATE_TIME_STAMP.fullmatch(value):
-        raise error(f"proof {name} {_show(value)} is not an XML Schema dateTimeStamp (e.g. 2023-02-24T23:36:38Z)")
-    try:
-        datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise error(f"proof {name} {_show(value)} is not a valid date and time: {exc}") from exc
 
 
 def _show(value: Any) -> str:
