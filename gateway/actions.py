@@ -53,6 +53,7 @@ from schemas.errors import (
 )
 from schemas.identity_statements import content_type, encode_payload
 from transparency.client import HttpLogClient, Submitted, did_of, load_private_key, save_private_key, sign_statement
+from transparency.sqlite_files import connect
 from verifier.keys import KeySet
 from verifier.receipts import verify_receipt
 
@@ -188,12 +189,9 @@ class ActionQueue:
     """The durable queue of action records, one SQLite file (WAL) shared by the request path and the submitter."""
 
     def __init__(self, path: Path | str, *, timeout: float = 30.0) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=timeout)
+        # WAL + NORMAL: a committed row survives a process crash
+        self._db = connect(path, synchronous="NORMAL", timeout=timeout)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed row survives a process crash
         self._db.executescript(_SCHEMA)
 
     def enqueue(self, at: int, payload: dict[str, Any]) -> int:

@@ -10,13 +10,13 @@ Expired rows are purged opportunistically, a bounded number per call, so no swee
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from types import TracebackType
 
 import sqlite_utils
 
 from schemas.errors import ReplayDetected
+from transparency.sqlite_files import connect
 
 TABLE = "nonces"
 PURGE_BATCH = 256  # expired rows removed per remember(), at most
@@ -38,12 +38,8 @@ class NonceStore:
     """The nonces seen by this gateway, in the SQLite file at ``path`` (created on first use)."""
 
     def __init__(self, path: Path | str, *, timeout: float = 30.0) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=timeout)
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
+        # WAL + NORMAL: durable against process crashes
+        self.db = sqlite_utils.Database(connect(path, synchronous="NORMAL", timeout=timeout))
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE} (keyid TEXT NOT NULL, nonce TEXT NOT NULL, "
             "expires_at INTEGER NOT NULL, PRIMARY KEY (keyid, nonce))"

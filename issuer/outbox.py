@@ -45,6 +45,7 @@ from schemas.errors import (
     WebhookSubscriptionInvalid,
     WebhookSubscriptionNotFound,
 )
+from transparency.sqlite_files import connect
 
 EVENT_TYPES: Final = (
     "statement.submitted",
@@ -120,11 +121,7 @@ def log_event_id(entry_id: str, event_type: str) -> str:
 
 def open_outbox(path: Path) -> Outbox:
     """Open (and on first use create) the outbox tables in the database file at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
-    db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db = sqlite_utils.Database(connect(path))
     db.execute("PRAGMA foreign_keys=ON")
     outbox = Outbox(db)
     outbox.create_tables()

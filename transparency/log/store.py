@@ -50,6 +50,7 @@ from pathlib import Path
 import sqlite_utils
 
 from schemas.errors import LogCorrupted
+from transparency.sqlite_files import connect
 
 APPEND_ONLY_TABLES = ("entries", "tree_nodes", "tree_heads", "meta")
 
@@ -115,11 +116,7 @@ def index_key(leaf_data: bytes) -> bytes:
 
 def open_database(path: Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open (and on first use create, or bring up to date) the log database with durable WAL settings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
-    db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db = sqlite_utils.Database(connect(path))
     db.execute("PRAGMA foreign_keys=ON")
     if create:
         _create_schema(db)
