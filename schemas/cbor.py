@@ -164,6 +164,16 @@ def read_bstr(data: bytes, i: int) -> tuple[int, int]:
     return start, end
 
 
+def read_shortest_bstr(data: bytes, i: int) -> tuple[int, int]:
+    """``read_bstr``, and ``(-1, -1)`` also when the head is not in its shortest form (RFC 8949 §4.2.1), so
+    that ``data[i:end]`` is the byte string's deterministic encoding."""
+    start, end = read_bstr(data, i)
+    n = end - start
+    if start - i != (1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9):
+        return -1, -1
+    return start, end
+
+
 _ARGUMENT_SIZE = bytes([0] * 24 + [1, 2, 4, 8])  # bytes after the initial byte, by additional info 0..27
 
 

@@ -72,20 +72,32 @@ def sign1_from_elements(
         raise NotCoseSign1(f"{what}: the payload is neither a byte string nor nil")
     if not isinstance(signature, bytes):
         raise NotCoseSign1(f"{what}: the signature is not a byte string")
-    if protected_bytes:
-        try:
-            protected = cbor.decode(protected_bytes, f"{what} protected header")
-        except MalformedCbor as exc:
-            raise NotCoseSign1(exc.detail) from exc
-        if not isinstance(protected, dict):
-            raise NotCoseSign1(f"{what}: the protected header does not encode a map")
-    else:
-        protected = {}
-    if not (_LABEL_TYPES.issuperset(map(type, protected)) and _LABEL_TYPES.issuperset(map(type, unprotected))):
-        for label in (*protected, *unprotected):
-            if not isinstance(label, int | str):
-                raise NotCoseSign1(f"{what}: header label {label!r} is neither an integer nor a text string")
+    protected = decode_protected_header(protected_bytes, what)
+    if not _LABEL_TYPES.issuperset(map(type, unprotected)):
+        _refuse_labels(unprotected, what)
     return CoseSign1(protected_bytes, protected, unprotected, payload, signature)
+
+
+def decode_protected_header(protected_bytes: bytes, what: str = "statement") -> Header:
+    """The protected header of a COSE_Sign1 (its byte string's contents): empty, or a strictly decoded map
+    whose labels are integers or text strings (RFC 9052 §3)."""
+    if not protected_bytes:
+        return {}
+    try:
+        protected = cbor.decode(protected_bytes, f"{what} protected header")
+    except MalformedCbor as exc:
+        raise NotCoseSign1(exc.detail) from exc
+    if not isinstance(protected, dict):
+        raise NotCoseSign1(f"{what}: the protected header does not encode a map")
+    if not _LABEL_TYPES.issuperset(map(type, protected)):
+        _refuse_labels(protected, what)
+    return protected
+
+
+def _refuse_labels(header: Header, what: str) -> None:
+    for label in header:
+        if not isinstance(label, int | str):
+            raise NotCoseSign1(f"{what}: header label {label!r} is neither an integer nor a text string")
 
 
 _LABEL_TYPES = frozenset({int, bool, str})

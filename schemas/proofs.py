@@ -91,23 +91,26 @@ _PATHS = tuple(Struct(f"{len(_HASH_HEAD)}x{HASH_SIZE}s" * n) for n in range(65))
 
 
 def _shortest_form_triple(data: bytes) -> ProofFields | None:
-    """``[uint, uint, [* bstr .size 32]]`` read straight from ``data`` when it is exactly that with definite
-    lengths, every hash in its shortest form (``58 20``) and nothing after it, as the log writes it; ``None``
-    for anything else, which the strict decoder then reads (or refuses).
+    return shortest_form_triple_at(data, 0, len(data))
+
+
+def shortest_form_triple_at(data: bytes, start: int, end: int) -> ProofFields | None:
+    """``[uint, uint, [* bstr .size 32]]`` read straight from ``data[start:end]`` (without copying it) when it
+    is exactly that with definite lengths, every hash in its shortest form (``58 20``) and nothing after it,
+    as the log writes it; ``None`` for anything else, which the strict decoder then reads (or refuses).
 
     What this accepts is a subset of what the strict decoder accepts, read the same way (a property test
     checks both, on encodings and on arbitrary bytes); it only skips building a decoder and walking the
     result, which is most of the cost of a receipt's proof.
     """
-    if data[:1] != b"\x83":
+    if data[start : start + 1] != b"\x83":
         return None
-    tree_size, i = cbor.read_head(data, 1, 0x00)
+    tree_size, i = cbor.read_head(data, start + 1, 0x00)
     leaf_index, i = cbor.read_head(data, i, 0x00)
     count, i = cbor.read_head(data, i, 0x80)
-    end = len(data)
-    if i < 0 or end - i != _HASH_ITEM * count:
+    if i < 0 or end - i != _HASH_ITEM * count:  # the heads ran past ``end`` when ``end - i`` is negative
         return None
-    if data[i::_HASH_ITEM] != _HASH_HEAD[:1] * count or data[i + 1 :: _HASH_ITEM] != _HASH_HEAD[1:] * count:
+    if data[i:end:_HASH_ITEM] != _HASH_HEAD[:1] * count or data[i + 1 : end : _HASH_ITEM] != _HASH_HEAD[1:] * count:
         return None
     if count < len(_PATHS):
         path: tuple[bytes, ...] = _PATHS[count].unpack_from(data, i)

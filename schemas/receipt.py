@@ -12,9 +12,16 @@ from typing import Any, NamedTuple
 
 from schemas import cbor
 from schemas import cose_labels as L
-from schemas.cose_sign1 import CoseSign1, Header, decode_sign1, sign1_from_elements
+from schemas.cose_sign1 import CoseSign1, Header, decode_sign1
 from schemas.errors import MalformedReceipt, NotCoseSign1, UnsupportedAlgorithm
-from schemas.proofs import ConsistencyProof, InclusionProof, ProofFields, read_consistency_proof, read_inclusion_proof
+from schemas.proofs import (
+    ConsistencyProof,
+    InclusionProof,
+    ProofFields,
+    read_consistency_proof,
+    read_inclusion_proof,
+    shortest_form_triple_at,
+)
 
 
 def receipt_protected_header(alg: int, kid: bytes, issuer: str, issued_at: int) -> dict[int, Any]:
@@ -64,15 +71,18 @@ def parse_receipt(data: bytes) -> Receipt:
 
 def read_receipt(data: bytes) -> ReceiptFields:
     """``parse_receipt`` without building the values: every check, every proof decoded."""
+    fields = _log_receipt(data)
+    return fields if fields is not None else _read_receipt_strictly(data)
+
+
+def _read_receipt_strictly(data: bytes) -> ReceiptFields:
     try:
-        elements = _shortest_form_receipt(data) if type(data) is bytes else None
-        if elements is None:
-            elements = _elements(decode_sign1(data, "receipt"))
+        message = decode_sign1(data, "receipt")
     except NotCoseSign1 as exc:
         raise MalformedReceipt(exc.detail) from exc
-    protected_bytes, hdr, unprotected, payload, signature = elements
-    if payload is not None:
+    if message.payload is not None:
         raise MalformedReceipt("a receipt's payload must be detached (nil)")
+    hdr = message.protected
     alg = hdr.get(L.ALG)
     if alg not in L.SIGNING_ALGORITHMS:
         raise UnsupportedAlgorithm(f"receipt alg {alg!r} is not EdDSA (-8) or ES256 (-7)")
@@ -88,99 +98,86 @@ def read_receipt(data: bytes) -> ReceiptFields:
     iat = claims.get(L.CWT_IAT, 0)
     if not isinstance(iat, int):
         raise MalformedReceipt("the receipt's CWT iat (6) is not an integer")
-    vdp = unprotected.get(L.VDP)
+    vdp = message.unprotected.get(L.VDP)
     if not isinstance(vdp, dict):
         raise MalformedReceipt("the receipt has no vdp (396) map in its unprotected header")
     inclusion = tuple(map(read_inclusion_proof, _proof_list(vdp, L.VDP_INCLUSION)))
     consistency = tuple(map(read_consistency_proof, _proof_list(vdp, L.VDP_CONSISTENCY)))
     if not inclusion and not consistency:
         raise MalformedReceipt("the receipt's vdp (396) holds neither inclusion (-1) nor consistency (-2) proofs")
-    return ReceiptFields(protected_bytes, hdr, unprotected, signature, alg, kid, claims[L.CWT_ISS], iat, inclusion,
-                         consistency)
+    return ReceiptFields(message.protected_bytes, hdr, message.unprotected, message.signature, alg, kid,
+                         claims[L.CWT_ISS], iat, inclusion, consistency)
 
 
-_Elements = tuple[bytes, Header, Header, bytes | None, bytes]  # a COSE_Sign1's, its protected header decoded
+def _log_receipt(data: bytes) -> ReceiptFields | None:
+    """A receipt laid out as the log writes it, read straight from ``data``; ``None`` for anything else,
+    which ``_read_receipt_strictly`` then reads (or refuses).
 
+    The layout: ``d2 84`` (tag 18, an array of 4); the protected header as a byte string holding
+    ``{1: alg, 4: kid, 15: {1: iss, 6: iat}, 395: 1}`` (``receipt_protected_header``, deterministically
+    encoded) with alg -8 or -7, kid a 32-byte string (an RFC 9679 thumbprint), iss a text string, iat an
+    unsigned integer; ``{396: {-1: [proof]}}`` with the proof as ``shortest_form_triple_at`` reads it; nil;
+    a 64-byte signature. Definite lengths, the protected header, proof, iss and iat with heads of any
+    width, nothing after. Everything ``_read_receipt_strictly`` checks holds for this layout, so only the
+    layout is checked.
 
-def _elements(msg: CoseSign1) -> _Elements:
-    return msg.protected_bytes, msg.protected, msg.unprotected, msg.payload, msg.signature
-
-
-def _shortest_form_receipt(data: bytes) -> _Elements | None:
-    """The elements of a receipt laid out as the log writes it, read straight from ``data``: ``d2 84``, the
-    protected header as a byte string, ``{396: {-1: [proof]}}`` in its deterministic encoding, nil, the
-    signature, with definite lengths (heads of any width) and nothing after. ``None`` for anything else,
-    which ``decode_sign1`` then reads (or refuses).
-
-    What this accepts is a subset of what ``decode_sign1`` accepts, read and checked the same way (the
-    protected header by ``_shortest_form_protected_header`` or else as ``decode_sign1`` does, with
-    ``sign1_from_elements``), and given as the elements of the COSE_Sign1 ``decode_sign1`` would build;
-    property tests compare the two on receipts and on arbitrary bytes. It saves decoding the receipt and
-    its header with cbor2 and walking them for stray breaks, which receipts nearly always need: their
-    hashes hold some 0xFF byte.
+    What this accepts is a subset of what the strict reader accepts, read the same way (text as strict
+    UTF-8, as cbor2 reads it), and gives the fields that reader gives; property tests compare the two on
+    receipts, their mutations and arbitrary bytes. It saves decoding the receipt and its header with cbor2
+    and walking them for stray breaks, which receipts nearly always need: their hashes hold some 0xFF byte.
     """
-    if data[:2] != _TAG18_ARRAY4:
+    if type(data) is not bytes or data[:2] != _TAG18_ARRAY4:
         return None
     p_start, p_end = cbor.read_bstr(data, 2)
-    if p_start < 0 or data[p_end : p_end + len(_ONE_INCLUSION_PROOF)] != _ONE_INCLUSION_PROOF:
+    if p_start < 0 or data[p_start : p_start + 2] != _HEADER_START:
         return None
-    q_start, q_end = cbor.read_bstr(data, p_end + len(_ONE_INCLUSION_PROOF))
-    if q_start < 0 or data[q_end : q_end + 1] != _NIL:
-        return None
-    s_start, s_end = cbor.read_bstr(data, q_end + 1)
-    if s_end != len(data):
-        return None
-    protected_bytes = data[p_start:p_end]
-    unprotected: dict[int | str, Any] = {L.VDP: {L.VDP_INCLUSION: [data[q_start:q_end]]}}
-    protected = _shortest_form_protected_header(protected_bytes)
-    if protected is None:
-        return _elements(sign1_from_elements(protected_bytes, unprotected, None, data[s_start:s_end], "receipt"))
-    return protected_bytes, protected, unprotected, None, data[s_start:s_end]
-
-
-def _shortest_form_protected_header(data: bytes) -> dict[int | str, Any] | None:
-    """A receipt's protected header laid out as the log writes it (``receipt_protected_header``,
-    deterministically encoded), read straight from ``data``: ``{1: alg, 4: kid, 15: {1: iss, 6: iat},
-    395: 1}`` with alg -8 or -7, kid a byte string, iss a text string, iat an unsigned integer, definite
-    lengths (heads of any width), nothing after. ``None`` for anything else, which the strict decoder
-    then reads.
-
-    A subset of what ``cbor.decode`` accepts, read the same way (text as strict UTF-8, as cbor2 reads it);
-    a property test compares the two. Its labels are integers, so the label check has nothing to refuse.
-    """
-    if data[:2] != _HEADER_START:
-        return None
-    alg = _SHORT_ALGS.get(data[2:4])
-    if alg is None:
-        return None
-    kid_start, kid_end = cbor.read_bstr(data, 4)
-    if kid_start < 0 or data[kid_end : kid_end + 3] != _CLAIMS_ISS:
+    alg = _ALG_KID_HEAD.get(data[p_start + 2 : p_start + 6])
+    kid_start = p_start + 6
+    kid_end = kid_start + KID_SIZE
+    if alg is None or data[kid_end : kid_end + 3] != _CLAIMS_ISS:
         return None
     length, iss_start = cbor.read_head(data, kid_end + 3, 0x60)
     iss_end = iss_start + length
     if iss_start < 0 or data[iss_end : iss_end + 1] != _IAT:
         return None
-    iat, end = cbor.read_head(data, iss_end + 1, 0x00)
-    if end < 0 or data[end:] != _VDS_RFC9162:
+    iat, vds_start = cbor.read_head(data, iss_end + 1, 0x00)
+    # Each read starts where the one before ended, so ending exactly at p_end keeps them all inside the header.
+    if vds_start < 0 or vds_start + len(_VDS_RFC9162) != p_end or data[vds_start:p_end] != _VDS_RFC9162:
+        return None
+    if data[p_end : p_end + len(_ONE_INCLUSION_PROOF)] != _ONE_INCLUSION_PROOF:
+        return None
+    q_start, q_end = cbor.read_bstr(data, p_end + len(_ONE_INCLUSION_PROOF))
+    s_start = q_end + len(_NIL_SIGNATURE_HEAD)
+    if q_start < 0 or s_start + SIGNATURE_SIZE != len(data) or data[q_end:s_start] != _NIL_SIGNATURE_HEAD:
+        return None
+    proof = shortest_form_triple_at(data, q_start, q_end)
+    if proof is None:
         return None
     try:
         issuer = data[iss_start:iss_end].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return {L.ALG: alg, L.KID: data[kid_start:kid_end], L.CWT_CLAIMS: {L.CWT_ISS: issuer, L.CWT_IAT: iat},
-            L.VDS: L.VDS_RFC9162_SHA256}
-
-
-_HEADER_START = b"\xa4\x01"  # a map of 4; label 1 (alg)
-_SHORT_ALGS = {b"\x27\x04": L.ALG_EDDSA, b"\x26\x04": L.ALG_ES256}  # alg -8 or -7, then label 4 (kid)
-_CLAIMS_ISS = b"\x0f\xa2\x01"  # label 15 (CWT claims): a map of 2; label 1 (iss)
-_IAT = b"\x06"  # label 6 (iat)
-_VDS_RFC9162 = b"\x19\x01\x8b\x01"  # label 395 (vds): 1 (RFC9162_SHA256)
+    kid = data[kid_start:kid_end]
+    protected: Header = {L.ALG: alg, L.KID: kid, L.CWT_CLAIMS: {L.CWT_ISS: issuer, L.CWT_IAT: iat},
+                 L.VDS: L.VDS_RFC9162_SHA256}
+    unprotected: Header = {L.VDP: {L.VDP_INCLUSION: [data[q_start:q_end]]}}
+    return ReceiptFields(data[p_start:p_end], protected, unprotected, data[s_start:], alg, kid, issuer, iat,
+                         (proof,), ())
 
 
 _TAG18_ARRAY4 = b"\xd2\x84"  # tag 18 (COSE_Sign1), array of 4
+_HEADER_START = b"\xa4\x01"  # a map of 4; label 1 (alg)
+# alg -8 or -7, then label 4 (kid) and the head of a byte string of 32
+_ALG_KID_HEAD = {b"\x27\x04\x58\x20": L.ALG_EDDSA, b"\x26\x04\x58\x20": L.ALG_ES256}
+_CLAIMS_ISS = b"\x0f\xa2\x01"  # label 15 (CWT claims): a map of 2; label 1 (iss)
+_IAT = b"\x06"  # label 6 (iat)
+_VDS_RFC9162 = b"\x19\x01\x8b\x01"  # label 395 (vds): 1 (RFC9162_SHA256)
 _ONE_INCLUSION_PROOF = b"\xa1\x19\x01\x8c\xa1\x20\x81"  # {396: {-1: [ (one byte string follows)
-_NIL = b"\xf6"
+_NIL_SIGNATURE_HEAD = b"\xf6\x58\x40"  # nil (the detached payload); a byte string of 64 (the signature)
+KID_SIZE = 32
+"""The log's kid: an RFC 9679 thumbprint, a SHA-256 hash."""
+SIGNATURE_SIZE = 64
+"""An Ed25519 signature, or an ES256 one as r || s (RFC 9053 §2.1)."""
 
 
 def _proof_list(vdp: dict[Any, Any], label: int) -> list[Any] | tuple[Any, ...]:

@@ -8,11 +8,11 @@ binds the leaf to the log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from schemas.cose_sign1 import CoseSign1, decode_sign1
 from schemas.errors import MalformedReceipt, ReceiptSignatureInvalid, SignatureInvalid
-from schemas.leaf import leaf_data, leaf_hash
+from schemas.leaf import leaf_data, leaf_hash, statement_leaf_data
 from schemas.receipt import read_receipt, receipts_of
 from verifier.cose import verify_signature
 from verifier.keys import KeySet
@@ -20,8 +20,7 @@ from verifier.merkle import root_from_inclusion_proof
 from verifier.statements import KeyResolver, verify_statement
 
 
-@dataclass(frozen=True)
-class VerifiedReceipt:
+class VerifiedReceipt(NamedTuple):
     """What a verified receipt proves: the statement is leaf ``leaf_index`` of the tree (``tree_size``,
     ``root``) that the log ``issuer`` signed with key ``kid`` at ``issued_at`` (seconds since the epoch)."""
 
@@ -45,9 +44,9 @@ def verify_receipt(receipt: bytes, statement: bytes | CoseSign1, keys: KeySet) -
     if not fields.inclusion:
         raise MalformedReceipt("the receipt carries no inclusion proof (vdp -1); it cannot prove inclusion")
     key = keys.get(fields.kid)
-    message = statement if isinstance(statement, CoseSign1) else decode_sign1(statement, "signed statement")
+    data = leaf_data(statement) if isinstance(statement, CoseSign1) else statement_leaf_data(statement)
     tree_size, leaf_index, path = fields.inclusion[0]
-    root = root_from_inclusion_proof(leaf_index, tree_size, leaf_hash(leaf_data(message)), path)
+    root = root_from_inclusion_proof(leaf_index, tree_size, leaf_hash(data), path)
     try:
         verify_signature(fields.protected, fields.protected_bytes, fields.signature, fields.alg, key, root)
     except SignatureInvalid as exc:

@@ -3,10 +3,12 @@
 - ``schemas.leaf.logged_statement`` (the leaf's encoding) equals cbor2's deterministic encoding of
   ``tag18([protected, {}, payload, signature])`` for arbitrary byte strings, every length boundary included.
 - ``cbor.bstr_head``, ``cbor.read_head`` and ``cbor.read_bstr`` agree with cbor2 on heads of every width.
-- The shortest-form readers of an inclusion proof, a receipt and a receipt's protected header accept
-  only what the strict decoder accepts, and read it the same way: on canonical encodings (which they
-  must take), on other valid encodings, and on arbitrary mutations of both (where they must either
-  decline or agree).
+- ``cbor.read_shortest_bstr`` takes exactly the shortest-form heads.
+- The readers of an inclusion proof and of a receipt in the log's own layout accept only what the strict
+  readers accept, and read it the same way: on canonical encodings (which they must take), on other valid
+  encodings, and on arbitrary mutations of both (where they must either decline or agree).
+- ``statement_leaf_data`` gives the leaf of the decoded statement, or the same refusal, for statements,
+  their mutations and arbitrary bytes.
 - The strict decoder's stray-break check agrees with a plain recursive reference on mutated items.
 """
 
@@ -23,15 +25,10 @@ from hypothesis import strategies as st
 from schemas import cbor
 from schemas import cose_labels as L
 from schemas.cose_sign1 import CoseSign1, decode_sign1
-from schemas.errors import MalformedCbor, MalformedReceipt, NotCoseSign1
-from schemas.leaf import logged_statement
+from schemas.errors import MalformedCbor, MalformedReceipt, TabellionError
+from schemas.leaf import leaf_data, logged_statement, statement_leaf_data
 from schemas.proofs import _decode_triple_strictly, _shortest_form_triple
-from schemas.receipt import (
-    _elements,
-    _shortest_form_protected_header,
-    _shortest_form_receipt,
-    receipt_protected_header,
-)
+from schemas.receipt import _log_receipt, _read_receipt_strictly, read_receipt, receipt_protected_header
 
 _BREAK = cbor2.loads(b"\xff")  # cbor2 5.x returns its break marker for a lone 0xFF
 LENGTHS = [0, 1, 23, 24, 25, 255, 256, 257, 65535, 65536, 65537]
@@ -69,7 +66,7 @@ def _mutated(draw: st.DrawFn, data: bytes) -> bytes:
 def _outcome(fn: Any, *args: Any) -> tuple[str, Any]:
     try:
         return "ok", fn(*args)
-    except (MalformedCbor, MalformedReceipt, NotCoseSign1) as exc:
+    except TabellionError as exc:  # MalformedCbor, MalformedReceipt, NotCoseSign1, UnsupportedAlgorithm ...
         return type(exc).__name__, str(exc)
 
 
@@ -138,6 +135,21 @@ def test_read_bstr_on_arbitrary_bytes(data: bytes, i: int) -> None:
     assert i + decoder.fp.tell() == end
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.sampled_from(LENGTHS), st.integers(0, 70000)), st.sampled_from([0, 1, 2, 4, 8]),
+       st.binary(max_size=3))
+def test_read_shortest_bstr_takes_only_the_shortest_head(n: int, width: int, tail: bytes) -> None:
+    content = b"\x07" * n
+    fits = (width == 0 and n < 24) or (width > 0 and n < 1 << (8 * width))
+    if not fits:
+        return
+    encoded = _head(0x40, n, width) + content
+    shortest = encoded == cbor2.dumps(content)
+    expected = (len(encoded) - n, len(encoded)) if shortest else (-1, -1)
+    assert cbor.read_shortest_bstr(encoded + tail, 0) == expected
+    assert cbor.read_bstr(encoded + tail, 0) == (len(encoded) - n, len(encoded))
+
+
 # --- the inclusion proof's shortest-form reader --------------------------------------------------------
 
 
@@ -200,15 +212,47 @@ def test_shortest_form_triple_on_arbitrary_bytes(data: bytes) -> None:
             assert _outcome(_decode_triple_strictly, candidate, "inclusion proof") == ("ok", fast)
 
 
-# --- the receipt's shortest-form reader ----------------------------------------------------------------
+# --- the receipt's log-layout reader ---------------------------------------------------------------------
+
+
+@st.composite
+def _receipt_headers(draw: st.DrawFn) -> bytes:
+    """Receipt protected headers as the log writes them, sometimes with heads of other widths, sometimes with
+    another alg or a kid of another length (which the log-layout reader leaves to the strict one)."""
+    alg = draw(st.sampled_from([L.ALG_EDDSA, L.ALG_ES256, L.ALG_EDDSA, 0, -65536]))
+    kid = draw(st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=300)))
+    issuer, iat = draw(st.text(max_size=300)), draw(st.one_of(_uint64, st.integers(-(2**40), -1)))
+    canonical = cbor.encode(receipt_protected_header(alg, kid, issuer, iat))
+    if draw(st.booleans()) or iat < 0:
+        return canonical
+    text = issuer.encode()
+    return (b"\xa4\x01" + cbor.encode(alg) + b"\x04" + _head(0x40, len(kid), draw(st.sampled_from([1, 8]))) + kid
+            + b"\x0f\xa2\x01" + _head(0x60, len(text), 4) + text + b"\x06" + _head(0x00, iat, 8)
+            + b"\x19\x01\x8b\x01")
+
+
+@st.composite
+def _log_layout_receipts(draw: st.DrawFn) -> bytes:
+    """Receipts as the log writes them (EdDSA or ES256, a 32-byte kid, an unsigned iat, a 64-byte
+    signature), sometimes with heads of other widths in the header and the proof."""
+    alg = draw(st.sampled_from([L.ALG_EDDSA, L.ALG_ES256]))
+    issuer, iat = draw(st.text(max_size=300)), draw(_uint64)
+    protected = cbor.encode(receipt_protected_header(alg, draw(st.binary(min_size=32, max_size=32)), issuer, iat))
+    if draw(st.booleans()):
+        text = issuer.encode()
+        protected = (protected[: 38] + b"\x0f\xa2\x01" + _head(0x60, len(text), 4) + text + b"\x06"
+                     + _head(0x00, iat, 8) + b"\x19\x01\x8b\x01")
+    proof = draw(_triple_encodings().map(lambda c: c[1]))
+    signature = draw(st.binary(min_size=64, max_size=64))
+    return cbor.encode(cbor.tag(18, [protected, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature]))
 
 
 @st.composite
 def _receipts(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
-        protected = cbor.encode(receipt_protected_header(
-            draw(st.sampled_from([L.ALG_EDDSA, L.ALG_ES256, 0, -65536])), draw(st.binary(max_size=40)),
-            draw(st.text(max_size=30)), draw(st.integers(-(2**40), 2**64 - 1))))
+        return draw(_log_layout_receipts())
+    if draw(st.integers(0, 2)):
+        protected = draw(_receipt_headers())
     else:  # anything at all in the protected bstr, including what is not a header
         protected = draw(st.one_of(st.binary(max_size=60), st.builds(cbor.encode, st.dictionaries(
             st.one_of(st.integers(-30, 400), st.text(max_size=3)), st.one_of(st.integers(), st.binary(max_size=8),
@@ -218,75 +262,108 @@ def _receipts(draw: st.DrawFn) -> bytes:
     return cbor.encode(cbor.tag(18, [protected, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature]))
 
 
-def _strict_receipt(data: bytes) -> Any:
-    return _elements(decode_sign1(data, "receipt"))
-
-
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(_receipts())
-def test_shortest_form_receipt_reads_what_decode_sign1_reads(receipt: bytes) -> None:
-    assert _outcome(_shortest_form_receipt, receipt) == _outcome(_strict_receipt, receipt)
+def test_log_receipt_reads_what_the_strict_reader_reads(receipt: bytes) -> None:
+    fast = _outcome(_log_receipt, receipt)
+    assert fast == ("ok", None) or fast == _outcome(_read_receipt_strictly, receipt)
+    assert _outcome(read_receipt, receipt) == _outcome(_read_receipt_strictly, receipt)
+
+
+def test_log_receipt_takes_the_logs_own_layout() -> None:
+    """The strategy's canonical receipts, as the log writes them, do take the log-layout reader."""
+    header = cbor.encode(receipt_protected_header(L.ALG_EDDSA, b"k" * 32, "log.example", 1_700_000_000))
+    proof = cbor.encode([10, 3, [b"\x01" * 32, b"\xff" * 32]])
+    receipt = cbor.encode(cbor.tag(18, [header, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, b"s" * 64]))
+    fields = _log_receipt(receipt)
+    assert fields is not None
+    assert fields == _read_receipt_strictly(receipt)
+    assert fields.inclusion == ((10, 3, (b"\x01" * 32, b"\xff" * 32)),)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_shortest_form_receipt_declines_or_agrees_on_mutations(data: st.DataObject) -> None:
+def test_log_receipt_declines_or_agrees_on_mutations(data: st.DataObject) -> None:
     mutated = data.draw(_mutated(data.draw(_receipts())))
-    fast = _outcome(_shortest_form_receipt, mutated)
+    fast = _outcome(_log_receipt, mutated)
     if fast != ("ok", None):
-        assert fast == _outcome(_strict_receipt, mutated)
+        assert fast == _outcome(_read_receipt_strictly, mutated)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=60), st.binary(max_size=40), st.binary(max_size=70))
-def test_shortest_form_receipt_on_arbitrary_bytes(a: bytes, b: bytes, c: bytes) -> None:
+def test_log_receipt_on_arbitrary_bytes(a: bytes, b: bytes, c: bytes) -> None:
     shaped = b"\xd2\x84" + cbor.bstr_head(len(a)) + a + b"\xa1\x19\x01\x8c\xa1\x20\x81" + b + c
     for candidate in (a + b + c, shaped):
-        fast = _outcome(_shortest_form_receipt, candidate)
+        fast = _outcome(_log_receipt, candidate)
         if fast != ("ok", None):
-            assert fast == _outcome(_strict_receipt, candidate)
+            assert fast == _outcome(_read_receipt_strictly, candidate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.text(max_size=20), st.binary(max_size=12))
+def test_log_receipt_declines_what_is_not_utf8(kid: bytes, issuer: str, junk: bytes) -> None:
+    text = issuer.encode() + junk  # often not UTF-8 any more: cbor2 refuses it, so the reader must decline
+    header = (b"\xa4\x01\x27\x04" + cbor.bstr_head(len(kid)) + kid + b"\x0f\xa2\x01" + _head(0x60, len(text), 1)
+              + text + b"\x06\x01\x19\x01\x8b\x01")
+    receipt = cbor.encode(cbor.tag(18, [header, {L.VDP: {L.VDP_INCLUSION: [cbor.encode([1, 0, []])]}}, None,
+                                        b"s" * 64]))
+    fast = _outcome(_log_receipt, receipt)
+    if fast != ("ok", None):
+        assert fast == _outcome(_read_receipt_strictly, receipt)
+    else:
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            with pytest.raises(MalformedReceipt):
+                _read_receipt_strictly(receipt)
+
+
+# --- the statement's leaf, read straight from its bytes ----------------------------------------------------
 
 
 @st.composite
-def _receipt_headers(draw: st.DrawFn) -> bytes:
-    """Receipt protected headers as the log writes them, sometimes with heads of other widths."""
-    alg = draw(st.sampled_from([L.ALG_EDDSA, L.ALG_ES256]))
-    kid, issuer, iat = draw(st.binary(max_size=300)), draw(st.text(max_size=300)), draw(_uint64)
-    canonical = cbor.encode(receipt_protected_header(alg, kid, issuer, iat))
-    if draw(st.booleans()):
-        return canonical
-    text = issuer.encode()
-    return (b"\xa4\x01" + cbor.encode(alg) + b"\x04" + _head(0x40, len(kid), 8) + kid + b"\x0f\xa2\x01"
-            + _head(0x60, len(text), 4) + text + b"\x06" + _head(0x00, iat, 8) + b"\x19\x01\x8b\x01")
+def _statements(draw: st.DrawFn) -> bytes:
+    """Signed statements: mostly laid out as logged (their own logged form), sometimes with an unprotected
+    header, wide heads, another signature length, or a protected header that is not one."""
+    protected = draw(st.one_of(
+        st.builds(cbor.encode, st.dictionaries(st.one_of(st.integers(-30, 400), st.text(max_size=3)), st.one_of(
+            st.integers(), st.binary(max_size=40), st.text(max_size=40),
+            st.dictionaries(st.integers(0, 10), st.text(max_size=20), max_size=3)), max_size=5)),
+        st.just(b""), st.binary(max_size=40)))
+    payload = draw(st.one_of(st.none(), _byte_strings))
+    signature = draw(st.one_of(st.binary(min_size=64, max_size=64), st.binary(max_size=100)))
+    unprotected = draw(st.one_of(st.just({}), st.dictionaries(st.integers(0, 400), st.binary(max_size=8), max_size=2)))
+    statement = cbor.encode(cbor.tag(18, [protected, unprotected, payload, signature]))
+    if draw(st.integers(0, 4)) == 0:  # the protected header's byte string with a wide head
+        head = cbor.bstr_head(len(protected))
+        statement = statement.replace(b"\xd2\x84" + head, b"\xd2\x84" + _head(0x40, len(protected), 8), 1)
+    return statement
 
 
-@settings(max_examples=400, deadline=None)
-@given(_receipt_headers())
-def test_shortest_form_protected_header_reads_what_cbor2_reads(header: bytes) -> None:
-    assert _shortest_form_protected_header(header) == cbor.decode(header)
+def _strict_leaf(data: bytes) -> bytes:
+    return leaf_data(decode_sign1(data, "signed statement"))
+
+
+@settings(max_examples=600, deadline=None)
+@given(_statements())
+def test_statement_leaf_data_is_the_leaf_of_the_decoded_statement(statement: bytes) -> None:
+    assert _outcome(statement_leaf_data, statement) == _outcome(_strict_leaf, statement)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_shortest_form_protected_header_declines_or_agrees_on_mutations(data: st.DataObject) -> None:
-    mutated = data.draw(_mutated(data.draw(_receipt_headers())))
-    fast = _shortest_form_protected_header(mutated)
-    if fast is not None:
-        assert _outcome(cbor.decode, mutated) == ("ok", fast)
+def test_statement_leaf_data_on_mutations(data: st.DataObject) -> None:
+    mutated = data.draw(_mutated(data.draw(_statements())))
+    assert _outcome(statement_leaf_data, mutated) == _outcome(_strict_leaf, mutated)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=40), st.text(max_size=20), st.binary(max_size=12))
-def test_shortest_form_protected_header_refuses_what_is_not_utf8(kid: bytes, issuer: str, junk: bytes) -> None:
-    text = issuer.encode() + junk  # often not UTF-8 any more: cbor2 refuses it, so the reader must decline
-    header = (b"\xa4\x01\x27\x04" + cbor.bstr_head(len(kid)) + kid + b"\x0f\xa2\x01" + _head(0x60, len(text), 1)
-              + text + b"\x06\x01\x19\x01\x8b\x01")
-    fast = _shortest_form_protected_header(header)
-    if fast is not None:
-        assert cbor.decode(header) == fast
-    else:
-        with pytest.raises(MalformedCbor):
-            cbor.decode(header)
+@given(st.binary(max_size=80), st.binary(max_size=80))
+def test_statement_leaf_data_on_arbitrary_bytes(a: bytes, b: bytes) -> None:
+    shaped = b"\xd2\x84" + cbor.bstr_head(len(a)) + a + b"\xa0" + b
+    for candidate in (a + b, shaped):
+        assert _outcome(statement_leaf_data, candidate) == _outcome(_strict_leaf, candidate)
 
 
 # --- stray breaks, against a plain recursive reference ---------------------------------------------------

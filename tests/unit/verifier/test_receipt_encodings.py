@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from hashlib import sha256
 
 import pytest
 
@@ -15,9 +16,9 @@ from schemas import cbor
 from schemas import cose_labels as L
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import InclusionProofInvalid, MalformedCbor, MalformedReceipt, NotCoseSign1
-from schemas.leaf import leaf_data
+from schemas.leaf import leaf_data, logged_statement, statement_leaf_data
 from schemas.proofs import InclusionProof
-from schemas.receipt import _elements, _shortest_form_protected_header, _shortest_form_receipt, parse_receipt
+from schemas.receipt import _log_receipt, _read_receipt_strictly, parse_receipt
 from tests.unit.verifier.test_receipts import Log
 from tests.vectors import vectors_dir
 from verifier.receipts import verify_receipt
@@ -105,18 +106,24 @@ def _other_encodings(log: Log, index: int) -> dict[str, bytes]:
     }
 
 
-def test_the_logs_own_receipt_takes_the_shortest_form_readers(log: Log) -> None:
+def test_the_logs_own_receipt_takes_the_log_layout_reader(log: Log) -> None:
     receipt = log.receipt(5)
-    assert _shortest_form_receipt(receipt) == _elements(decode_sign1(receipt, "receipt"))
-    protected, _, _ = _parts(log, 5)
-    assert _shortest_form_protected_header(protected) == cbor.decode(protected)
+    fields = _log_receipt(receipt)
+    assert fields is not None
+    assert fields == _read_receipt_strictly(receipt)
+
+
+def test_the_logs_own_statement_is_its_own_logged_form(log: Log) -> None:
+    statement = log.statements[5]
+    assert logged_statement(decode_sign1(statement)) == statement  # so its leaf is the hash of the bytes
+    assert statement_leaf_data(statement) == leaf_data(decode_sign1(statement)) == sha256(statement).digest()
 
 
 @pytest.mark.parametrize("index", [0, 5, 10])
 def test_other_encodings_verify_as_the_logs_own(log: Log, index: int) -> None:
     expected = verify_receipt(log.receipt(index), log.statements[index], log.keys)
     for name, receipt in _other_encodings(log, index).items():
-        assert _shortest_form_receipt(receipt) in (None, _elements(decode_sign1(receipt, "receipt"))), name
+        assert _log_receipt(receipt) in (None, _read_receipt_strictly(receipt)), name
         assert verify_receipt(receipt, log.statements[index], log.keys) == expected, name
 
 
