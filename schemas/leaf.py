@@ -59,7 +59,11 @@ def statement_leaf_data(data: bytes, what: str = "signed statement") -> bytes:
     statements, their mutations and arbitrary bytes.
     """
     if type(data) is bytes and data[:2] == _TAG18_ARRAY4:
-        p_start, p_end = read_shortest_bstr(data, 2)
+        if data[2:3] == b"\x58" and len(data) > 3 and data[3] >= 24:  # the usual head, read in line
+            p_start = 4
+            p_end = p_start + data[3]
+        else:
+            p_start, p_end = read_shortest_bstr(data, 2)
         if p_start > 0 and data[p_end : p_end + 1] == _EMPTY_MAP:
             payload_end = p_end + 2 if data[p_end + 1 : p_end + 2] == _NIL else read_shortest_bstr(data, p_end + 1)[1]
             if payload_end > 0 and payload_end + _SIGNATURE_ITEM == len(data) and (

@@ -24,6 +24,7 @@ ED25519_SIGNATURE_SIZE = 64
 ES256_SIGNATURE_SIZE = 64  # r || s, each 32 bytes big-endian (RFC 9053 §2.1)
 _ES256 = ec.ECDSA(hashes.SHA256())
 _SIGNATURE1_PREFIX = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
+_EMPTY_BSTR = b"\x40"  # external_aad, when there is none
 
 
 def verify_sign1(
@@ -96,8 +97,9 @@ def _sig_structure(protected: Header, protected_bytes: bytes, payload: bytes | N
     body_protected = protected_bytes if protected else b""
     # Written out by hand (it is on the receipt hot path); equal to schemas.cose_sign1.sig_structure, which
     # a property test checks. Each element is a definite-length byte string in its shortest form.
-    return b"".join((_SIGNATURE1_PREFIX, bstr_head(len(body_protected)), body_protected,
-                     bstr_head(len(external_aad)), external_aad, bstr_head(len(payload)), payload))
+    aad = bstr_head(len(external_aad)) + external_aad if external_aad else _EMPTY_BSTR
+    return b"".join((_SIGNATURE1_PREFIX, bstr_head(len(body_protected)), body_protected, aad,
+                     bstr_head(len(payload)), payload))
 
 
 def _as_ed25519(key: PublicKey) -> Ed25519PublicKey:

@@ -110,8 +110,9 @@ def root_from_inclusion_proof(
     # are set.
     left = leaf_index | -(1 << inner)
     r = leaf_hash
+    copy_node_state = _NODE_STATE.copy
     for p in path:
-        h = _NODE_STATE.copy()  # written out, not ``_node``: a call per path hash shows on the hot path
+        h = copy_node_state()  # written out, not ``_node``: a call per path hash shows on the hot path
         h.update(p + r if left & 1 else r + p)
         r = h.digest()
         left >>= 1
