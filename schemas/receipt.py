@@ -24,7 +24,7 @@ from schemas.proofs import (
 )
 
 
-def receipt_protected_header(alg: int, kid: bytes, issuer: str, issued_at: int) -> dict[int, Any]:
+def receipt_protected_header(alg: int, kid: bytes, issuer: str, issued_at: int) -> dict[int | str, Any]:
     return {
         L.ALG: alg,
         L.KID: kid,
@@ -61,6 +61,19 @@ class ReceiptFields(NamedTuple):
     consistency: tuple[ProofFields, ...]  # (size1, size2, path) each
 
 
+class InclusionReceipt(NamedTuple):
+    """What verifying a receipt's inclusion proof needs (``receipt_to_verify``): the protected header's bytes
+    (the signature covers them), its alg, kid, issuer and iat, the first inclusion proof and the signature."""
+
+    protected_bytes: bytes
+    alg: int
+    kid: bytes
+    issuer: str
+    issued_at: int
+    inclusion: ProofFields  # (tree_size, leaf_index, path)
+    signature: bytes
+
+
 def parse_receipt(data: bytes) -> Receipt:
     f = read_receipt(data)
     message = CoseSign1(f.protected_bytes, f.protected, f.unprotected, None, f.signature)
@@ -71,8 +84,25 @@ def parse_receipt(data: bytes) -> Receipt:
 
 def read_receipt(data: bytes) -> ReceiptFields:
     """``parse_receipt`` without building the values: every check, every proof decoded."""
-    fields = _log_receipt(data)
-    return fields if fields is not None else _read_receipt_strictly(data)
+    logged = _log_receipt(data)
+    if logged is None:
+        return _read_receipt_strictly(data)
+    r, proof = logged
+    protected = receipt_protected_header(r.alg, r.kid, r.issuer, r.issued_at)
+    return ReceiptFields(r.protected_bytes, protected, {L.VDP: {L.VDP_INCLUSION: [proof]}}, r.signature, r.alg,
+                         r.kid, r.issuer, r.issued_at, (r.inclusion,), ())
+
+
+def receipt_to_verify(data: bytes) -> InclusionReceipt:
+    """What ``read_receipt`` checks and reads, as verifying the receipt's (first) inclusion proof needs it; a
+    receipt without one is refused. A receipt in the log's own layout is read without building its headers."""
+    logged = _log_receipt(data)
+    if logged is not None:
+        return logged[0]
+    f = _read_receipt_strictly(data)
+    if not f.inclusion:
+        raise MalformedReceipt("the receipt carries no inclusion proof (vdp -1); it cannot prove inclusion")
+    return InclusionReceipt(f.protected_bytes, f.alg, f.kid, f.issuer, f.issued_at, f.inclusion[0], f.signature)
 
 
 def _read_receipt_strictly(data: bytes) -> ReceiptFields:
@@ -109,9 +139,9 @@ def _read_receipt_strictly(data: bytes) -> ReceiptFields:
                          claims[L.CWT_ISS], iat, inclusion, consistency)
 
 
-def _log_receipt(data: bytes) -> ReceiptFields | None:
-    """A receipt laid out as the log writes it, read straight from ``data``; ``None`` for anything else,
-    which ``_read_receipt_strictly`` then reads (or refuses).
+def _log_receipt(data: bytes) -> tuple[InclusionReceipt, bytes] | None:
+    """A receipt laid out as the log writes it, read straight from ``data``, and its encoded inclusion proof;
+    ``None`` for anything else, which ``_read_receipt_strictly`` then reads (or refuses).
 
     The layout: ``d2 84`` (tag 18, an array of 4); the protected header as a byte string holding
     ``{1: alg, 4: kid, 15: {1: iss, 6: iat}, 395: 1}`` (``receipt_protected_header``, deterministically
@@ -122,9 +152,11 @@ def _log_receipt(data: bytes) -> ReceiptFields | None:
     layout is checked.
 
     What this accepts is a subset of what the strict reader accepts, read the same way (text as strict
-    UTF-8, as cbor2 reads it), and gives the fields that reader gives; property tests compare the two on
-    receipts, their mutations and arbitrary bytes. It saves decoding the receipt and its header with cbor2
-    and walking them for stray breaks, which receipts nearly always need: their hashes hold some 0xFF byte.
+    UTF-8, as cbor2 reads it), and gives the fields that reader gives; property tests compare the two
+    (through ``read_receipt`` and ``receipt_to_verify``) on receipts, their mutations and arbitrary bytes.
+    It saves decoding the receipt and its header with cbor2 and walking them for stray breaks, which
+    receipts nearly always need (their hashes hold some 0xFF byte), and, for verification, building the
+    headers at all.
     """
     if type(data) is not bytes or data[:2] != _TAG18_ARRAY4:
         return None
@@ -171,12 +203,8 @@ def _log_receipt(data: bytes) -> ReceiptFields | None:
         issuer = data[iss_start:iss_end].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    kid = data[kid_start:kid_end]
-    protected: Header = {L.ALG: alg, L.KID: kid, L.CWT_CLAIMS: {L.CWT_ISS: issuer, L.CWT_IAT: iat},
-                 L.VDS: L.VDS_RFC9162_SHA256}
-    unprotected: Header = {L.VDP: {L.VDP_INCLUSION: [data[q_start:q_end]]}}
-    return ReceiptFields(data[p_start:p_end], protected, unprotected, data[s_start:], alg, kid, issuer, iat,
-                         (proof,), ())
+    receipt = InclusionReceipt(data[p_start:p_end], alg, data[kid_start:kid_end], issuer, iat, proof, data[s_start:])
+    return receipt, data[q_start:q_end]
 
 
 _TAG18_ARRAY4 = b"\xd2\x84"  # tag 18 (COSE_Sign1), array of 4

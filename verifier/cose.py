@@ -57,12 +57,18 @@ def verify_signature(
     protected_alg = protected.get(L.ALG, alg)
     if protected_alg != alg:
         raise UnsupportedAlgorithm(f"the protected header names alg {protected_alg!r}, not {alg!r}")
+    verify_over(alg, key, signature, _sig_structure(protected, protected_bytes, payload, external_aad))
+
+
+def verify_over(alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> None:
+    """Verify ``signature`` (COSE's form: 64 bytes for EdDSA, r || s for ES256) over the Sig_structure
+    ``to_be_signed`` under ``key`` with algorithm ``alg``; raise on any failure."""
     if alg == L.ALG_EDDSA:
         ed25519 = _as_ed25519(key)
         if len(signature) != ED25519_SIGNATURE_SIZE:
             raise SignatureInvalid(f"an Ed25519 signature is 64 bytes, this one is {len(signature)}")
         try:
-            ed25519.verify(signature, _sig_structure(protected, protected_bytes, payload, external_aad))
+            ed25519.verify(signature, to_be_signed)
         except InvalidSignature:
             raise SignatureInvalid("the EdDSA signature does not verify under the given key") from None
         return
@@ -73,11 +79,21 @@ def verify_signature(
             raise SignatureInvalid(f"an ES256 signature is 64 bytes (r || s), this one is {len(signature)}")
         der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
         try:
-            key.verify(der, _sig_structure(protected, protected_bytes, payload, external_aad), _ES256)
+            key.verify(der, to_be_signed, _ES256)
         except InvalidSignature:
             raise SignatureInvalid("the ES256 signature does not verify under the given key") from None
         return
     raise UnsupportedAlgorithm(f"alg {alg!r} is not supported; only EdDSA (-8) and ES256 (-7) are")
+
+
+def sig_structure_of(body_protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
+    """The Sig_structure ``["Signature1", body_protected, external_aad, payload]`` (RFC 9052 §4.4), with
+    ``body_protected`` as it goes into it (empty for a header with no parameters). Written out by hand (it is
+    on the receipt hot path); equal to ``schemas.cose_sign1.sig_structure``, which a property test checks.
+    Each element is a definite-length byte string in its shortest form."""
+    aad = bstr_head(len(external_aad)) + external_aad if external_aad else _EMPTY_BSTR
+    return b"".join((_SIGNATURE1_PREFIX, bstr_head(len(body_protected)), body_protected, aad,
+                     bstr_head(len(payload)), payload))
 
 
 def to_be_signed(msg: CoseSign1, detached_payload: bytes | None = None, external_aad: bytes = b"") -> bytes:
@@ -94,12 +110,7 @@ def to_be_signed(msg: CoseSign1, detached_payload: bytes | None = None, external
 def _sig_structure(protected: Header, protected_bytes: bytes, payload: bytes | None, external_aad: bytes) -> bytes:
     if payload is None:
         raise NotCoseSign1("the payload is detached and none was supplied")
-    body_protected = protected_bytes if protected else b""
-    # Written out by hand (it is on the receipt hot path); equal to schemas.cose_sign1.sig_structure, which
-    # a property test checks. Each element is a definite-length byte string in its shortest form.
-    aad = bstr_head(len(external_aad)) + external_aad if external_aad else _EMPTY_BSTR
-    return b"".join((_SIGNATURE1_PREFIX, bstr_head(len(body_protected)), body_protected, aad,
-                     bstr_head(len(payload)), payload))
+    return sig_structure_of(protected_bytes if protected else b"", payload, external_aad)
 
 
 def _as_ed25519(key: PublicKey) -> Ed25519PublicKey:

@@ -13,8 +13,8 @@ from typing import NamedTuple
 from schemas.cose_sign1 import CoseSign1, decode_sign1
 from schemas.errors import MalformedReceipt, ReceiptSignatureInvalid, SignatureInvalid
 from schemas.leaf import leaf_data, leaf_hash, statement_leaf_data
-from schemas.receipt import read_receipt, receipts_of
-from verifier.cose import verify_signature
+from schemas.receipt import receipt_to_verify, receipts_of
+from verifier.cose import sig_structure_of, verify_over
 from verifier.keys import KeySet
 from verifier.merkle import root_from_inclusion_proof
 from verifier.statements import KeyResolver, verify_statement
@@ -40,21 +40,19 @@ def verify_receipt(receipt: bytes, statement: bytes | CoseSign1, keys: KeySet) -
     ``keys``, ``InclusionProofInvalid`` for a proof of the wrong shape, ``ReceiptSignatureInvalid`` when the
     signature does not cover the recomputed root.
     """
-    fields = read_receipt(receipt)  # what parse_receipt checks, without building its values
-    if not fields.inclusion:
-        raise MalformedReceipt("the receipt carries no inclusion proof (vdp -1); it cannot prove inclusion")
-    key = keys.get(fields.kid)
+    r = receipt_to_verify(receipt)  # what parse_receipt checks, without building its values
+    key = keys.get(r.kid)
     data = leaf_data(statement) if isinstance(statement, CoseSign1) else statement_leaf_data(statement)
-    tree_size, leaf_index, path = fields.inclusion[0]
+    tree_size, leaf_index, path = r.inclusion
     root = root_from_inclusion_proof(leaf_index, tree_size, leaf_hash(data), path)
     try:
-        verify_signature(fields.protected, fields.protected_bytes, fields.signature, fields.alg, key, root)
+        verify_over(r.alg, key, r.signature, sig_structure_of(r.protected_bytes, root))
     except SignatureInvalid as exc:
         raise ReceiptSignatureInvalid(
             f"the receipt signature does not cover the root that its inclusion proof of leaf "
             f"{leaf_index} in a tree of {tree_size} recomputes for this statement ({exc.detail})"
         ) from exc
-    return VerifiedReceipt(tree_size, leaf_index, root, fields.issuer, fields.issued_at, fields.kid)
+    return VerifiedReceipt(tree_size, leaf_index, root, r.issuer, r.issued_at, r.kid)
 
 
 def verify_transparent_statement(

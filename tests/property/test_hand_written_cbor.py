@@ -28,7 +28,13 @@ from schemas.cose_sign1 import CoseSign1, decode_sign1
 from schemas.errors import MalformedCbor, MalformedReceipt, TabellionError
 from schemas.leaf import leaf_data, logged_statement, statement_leaf_data
 from schemas.proofs import _decode_triple_strictly, _shortest_form_triple
-from schemas.receipt import _log_receipt, _read_receipt_strictly, read_receipt, receipt_protected_header
+from schemas.receipt import (
+    _log_receipt,
+    _read_receipt_strictly,
+    read_receipt,
+    receipt_protected_header,
+    receipt_to_verify,
+)
 
 _BREAK = cbor2.loads(b"\xff")  # cbor2 5.x returns its break marker for a lone 0xFF
 LENGTHS = [0, 1, 23, 24, 25, 255, 256, 257, 65535, 65536, 65537]
@@ -262,12 +268,35 @@ def _receipts(draw: st.DrawFn) -> bytes:
     return cbor.encode(cbor.tag(18, [protected, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature]))
 
 
+def _via_log_layout(data: bytes) -> Any:
+    """``read_receipt(data)`` when the log-layout reader takes ``data``, else ``None``."""
+    return read_receipt(data) if _log_receipt(data) is not None else None
+
+
+def _to_verify_strictly(data: bytes) -> Any:
+    """What ``receipt_to_verify`` must give, from the strict reader: the fields verification needs."""
+    f = _read_receipt_strictly(data)
+    if not f.inclusion:
+        return "no inclusion proof"
+    return f.protected_bytes, f.alg, f.kid, f.issuer, f.issued_at, f.inclusion[0], f.signature
+
+
+def _check_to_verify(data: bytes) -> None:
+    expected = _outcome(_to_verify_strictly, data)
+    got = _outcome(lambda d: tuple(receipt_to_verify(d)), data)
+    if expected == ("ok", "no inclusion proof"):
+        assert got[0] == "MalformedReceipt" and "no inclusion proof" in got[1]
+    else:
+        assert got == expected
+
+
 @settings(max_examples=600, deadline=None)
 @given(_receipts())
 def test_log_receipt_reads_what_the_strict_reader_reads(receipt: bytes) -> None:
-    fast = _outcome(_log_receipt, receipt)
+    fast = _outcome(_via_log_layout, receipt)
     assert fast == ("ok", None) or fast == _outcome(_read_receipt_strictly, receipt)
     assert _outcome(read_receipt, receipt) == _outcome(_read_receipt_strictly, receipt)
+    _check_to_verify(receipt)
 
 
 def test_log_receipt_takes_the_logs_own_layout() -> None:
@@ -275,19 +304,22 @@ def test_log_receipt_takes_the_logs_own_layout() -> None:
     header = cbor.encode(receipt_protected_header(L.ALG_EDDSA, b"k" * 32, "log.example", 1_700_000_000))
     proof = cbor.encode([10, 3, [b"\x01" * 32, b"\xff" * 32]])
     receipt = cbor.encode(cbor.tag(18, [header, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, b"s" * 64]))
-    fields = _log_receipt(receipt)
-    assert fields is not None
+    assert _log_receipt(receipt) is not None
+    fields = read_receipt(receipt)
     assert fields == _read_receipt_strictly(receipt)
     assert fields.inclusion == ((10, 3, (b"\x01" * 32, b"\xff" * 32)),)
+    assert receipt_to_verify(receipt) == (header, L.ALG_EDDSA, b"k" * 32, "log.example", 1_700_000_000,
+                                          fields.inclusion[0], b"s" * 64)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_log_receipt_declines_or_agrees_on_mutations(data: st.DataObject) -> None:
     mutated = data.draw(_mutated(data.draw(_receipts())))
-    fast = _outcome(_log_receipt, mutated)
+    fast = _outcome(_via_log_layout, mutated)
     if fast != ("ok", None):
         assert fast == _outcome(_read_receipt_strictly, mutated)
+    _check_to_verify(mutated)
 
 
 @settings(max_examples=300, deadline=None)
@@ -295,9 +327,10 @@ def test_log_receipt_declines_or_agrees_on_mutations(data: st.DataObject) -> Non
 def test_log_receipt_on_arbitrary_bytes(a: bytes, b: bytes, c: bytes) -> None:
     shaped = b"\xd2\x84" + cbor.bstr_head(len(a)) + a + b"\xa1\x19\x01\x8c\xa1\x20\x81" + b + c
     for candidate in (a + b + c, shaped):
-        fast = _outcome(_log_receipt, candidate)
+        fast = _outcome(_via_log_layout, candidate)
         if fast != ("ok", None):
             assert fast == _outcome(_read_receipt_strictly, candidate)
+        _check_to_verify(candidate)
 
 
 @settings(max_examples=300, deadline=None)
@@ -308,7 +341,7 @@ def test_log_receipt_declines_what_is_not_utf8(kid: bytes, issuer: str, junk: by
               + text + b"\x06\x01\x19\x01\x8b\x01")
     receipt = cbor.encode(cbor.tag(18, [header, {L.VDP: {L.VDP_INCLUSION: [cbor.encode([1, 0, []])]}}, None,
                                         b"s" * 64]))
-    fast = _outcome(_log_receipt, receipt)
+    fast = _outcome(_via_log_layout, receipt)
     if fast != ("ok", None):
         assert fast == _outcome(_read_receipt_strictly, receipt)
     else:
