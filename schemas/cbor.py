@@ -96,6 +96,84 @@ def _refuse_stray_breaks_in_graph(item: Any, what: str) -> None:
 _CONTAINERS: frozenset[type] = frozenset({list, tuple, dict, set, frozenset, FrozenDict, CBORTag, type(_BREAK)})
 
 
+def refuse_repeated_keys(data: bytes, decoded: Any, what: str) -> None:
+    """Refuse (``MalformedCbor``) when a map in ``data``, one CBOR item that ``decode`` has already accepted,
+    repeats a key: cbor2 keeps the last value, so ``decoded`` (what ``decode`` built from ``data``, or the part
+    of it that holds the maps) then has fewer map entries than the map heads in ``data`` declare.
+
+    Maps inside byte strings are not looked at (a COSE protected header is checked on its own bytes). Value
+    sharing (tags 28/29) is refused here: a shared map would count once in ``data`` and twice in ``decoded``.
+    """
+    if _declared_map_entries(data, what) != _decoded_map_entries(decoded):
+        raise MalformedCbor(f"{what} holds a map that repeats a key (each key may occur only once)")
+
+
+def _declared_map_entries(data: bytes, what: str) -> int:
+    """The entries that the map heads of the item in ``data`` declare (indefinite maps counted as read)."""
+    total = 0
+    i = 0
+    # Open containers, innermost last: [items still to read (-1: until a break), 1 if it is a map else 0].
+    stack = [[1, 0]]
+    while stack:
+        frame = stack[-1]
+        if frame[0] == 0:
+            stack.pop()
+            continue
+        initial = data[i]
+        i += 1
+        if initial == 0xFF:  # the break closing an indefinite container
+            stack.pop()
+            continue
+        if frame[0] > 0:
+            frame[0] -= 1
+        elif frame[1]:
+            total += 1  # an item of an indefinite map: keys and values, halved below
+        major, info = initial >> 5, initial & 0x1F
+        if info < 24:
+            argument: int | None = info
+        elif info < 28:
+            size = _ARGUMENT_SIZE[info]
+            argument = int.from_bytes(data[i : i + size], "big")
+            i += size
+        else:
+            argument = None  # indefinite length
+        if major in (2, 3):
+            if argument is None:
+                stack.append([-1, 0])  # chunks until a break
+            else:
+                i += argument
+        elif major == 4:
+            stack.append([-1 if argument is None else argument, 0])
+        elif major == 5:
+            if argument is None:
+                stack.append([-1, 1])
+            else:
+                total += 2 * argument
+                stack.append([2 * argument, 0])
+        elif major == 6:
+            if argument in (28, 29):
+                raise MalformedCbor(f"{what} uses value sharing (tags 28/29), which is not accepted here")
+            stack.append([1, 0])
+    return total // 2
+
+
+def _decoded_map_entries(item: Any) -> int:
+    total = 0
+    stack = [item]
+    while stack:
+        x = stack.pop()
+        kind = type(x)
+        if kind is dict or kind is FrozenDict:
+            total += len(x)
+            stack.extend(x)
+            stack.extend(x.values())
+        elif kind is CBORTag:
+            stack.append(x.value)
+        elif kind is list or kind is tuple or kind is set or kind is frozenset:
+            stack.extend(x)
+    return total
+
+
 def encode(value: Any) -> bytes:
     """Deterministic encoding (RFC 8949 §4.2.1: shortest forms, map keys sorted bytewise)."""
     return bytes(cbor2.dumps(value, canonical=True))

@@ -78,6 +78,16 @@ def sign1_from_elements(
     return CoseSign1(protected_bytes, protected, unprotected, payload, signature)
 
 
+def refuse_repeated_labels(data: bytes, message: CoseSign1, what: str = "statement") -> None:
+    """Refuse ``message``, decoded from ``data``, when a map in its protected or unprotected header repeats a
+    key: RFC 9052 §3 requires the labels of each header map to be unique and a message repeating one to be
+    rejected as malformed; cbor2 would keep the last. Not part of ``decode_sign1``: it reads the raw bytes
+    again, which the receipt-verification path, whose statement is already logged, does not pay."""
+    cbor.refuse_repeated_keys(data, message.unprotected, what)
+    if message.protected_bytes:
+        cbor.refuse_repeated_keys(message.protected_bytes, message.protected, f"{what} protected header")
+
+
 def decode_protected_header(protected_bytes: bytes, what: str = "statement") -> Header:
     """The protected header of a COSE_Sign1 (its byte string's contents): empty, or a strictly decoded map
     whose labels are integers or text strings (RFC 9052 §3)."""

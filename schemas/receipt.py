@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from schemas import cbor
 from schemas import cose_labels as L
-from schemas.cose_sign1 import CoseSign1, Header, decode_sign1
+from schemas.cose_sign1 import CoseSign1, Header, decode_sign1, refuse_repeated_labels
 from schemas.errors import MalformedReceipt, NotCoseSign1, UnsupportedAlgorithm
 from schemas.proofs import (
     ConsistencyProof,
@@ -110,6 +110,7 @@ def _read_receipt_strictly(data: bytes) -> ReceiptFields:
         message = decode_sign1(data, "receipt")
     except NotCoseSign1 as exc:
         raise MalformedReceipt(exc.detail) from exc
+    refuse_repeated_labels(data, message, "receipt")
     if message.payload is not None:
         raise MalformedReceipt("a receipt's payload must be detached (nil)")
     hdr = message.protected

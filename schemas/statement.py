@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import cose_labels as L
-from schemas.cose_sign1 import CoseSign1, decode_sign1
+from schemas.cose_sign1 import CoseSign1, decode_sign1, refuse_repeated_labels
 from schemas.errors import (
     InvalidHashEnvelope,
     InvalidHeader,
@@ -62,6 +62,7 @@ class SignedStatement:
 def parse_statement(data: bytes) -> SignedStatement:
     """Parse and structurally check a signed statement; raise a precise ``BadInput`` on any defect."""
     msg = decode_sign1(data, "signed statement")
+    refuse_repeated_labels(data, msg, "signed statement")
     hdr = msg.protected
     if msg.payload is None:
         raise NotCoseSign1("signed statement: detached payloads are not accepted; attach the payload")

@@ -193,3 +193,46 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
         assert codes[:2] == [201, 201]
         assert 429 in codes[2:]
         assert _size(url) == 2
+
+
+def _map(pairs: list[tuple[Any, Any]]) -> bytes:
+    """A CBOR map of these key/value pairs, in this order, repeated keys and all (cbor2 would merge them)."""
+    assert len(pairs) < 24
+    return bytes((0xA0 | len(pairs),)) + b"".join(cbor2.dumps(k) + _encoded(v) for k, v in pairs)
+
+
+def _encoded(value: Any) -> bytes:
+    return value.encoded if isinstance(value, _Raw) else bytes(cbor2.dumps(value))
+
+
+def _signed_raw(key: Ed25519PrivateKey, protected: bytes, unprotected: bytes = b"\xa0") -> bytes:
+    """A tagged COSE_Sign1 with these header bytes and a valid signature over them."""
+    payload = b'{"hello":"world"}'
+    signature = key.sign(cbor2.dumps(["Signature1", protected, b"", payload]))
+    return b"\xd2\x84" + cbor2.dumps(protected) + unprotected + cbor2.dumps(payload) + cbor2.dumps(signature)
+
+
+def test_repeated_header_labels(base_url: str, key: Ed25519PrivateKey) -> None:
+    """RFC 9052 §3: a label repeated in a header map makes the message malformed, wherever the map is."""
+    hdr = _hdr(key)
+    pairs = list(hdr.items())
+    other_did = default_protected(Ed25519PrivateKey.generate())[15][1]
+    cases = {
+        "alg twice": _signed_raw(key, _map([(1, -7), *pairs])),
+        "iss twice in the CWT claims": _signed_raw(key, _map([
+            (label, _Raw(_map([(1, other_did), *value.items()])) if label == 15 else value)
+            for label, value in pairs])),
+        "a label twice in the unprotected header": _signed_raw(key, cbor2.dumps(hdr), _map([(99, 1), (99, 2)])),
+    }
+    unique = _signed_raw(key, cbor2.dumps(hdr))
+    assert httpx.post(f"{base_url}/entries", content=unique, headers=COSE).status_code in (200, 201, 202)
+    for name, body in cases.items():
+        p = _refused(base_url, body, 400, "Malformed CBOR")
+        assert "repeats a key" in p[-2], name
+
+
+class _Raw:
+    """Bytes that ``_map`` puts in as they are (an already encoded item)."""
+
+    def __init__(self, encoded: bytes) -> None:
+        self.encoded = encoded

@@ -134,6 +134,9 @@ def _malformed(log: Log, index: int) -> dict[str, tuple[bytes, type[Exception], 
     receipt = log.receipt(index)
     size, leaf, path = cbor.decode(proof)
 
+    def with_protected(h: bytes) -> bytes:
+        return cbor.encode(cbor.tag(18, [h, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature]))
+
     def with_proof(p: bytes) -> bytes:
         return cbor.encode(cbor.tag(18, [protected, {L.VDP: {L.VDP_INCLUSION: [p]}}, None, signature]))
 
@@ -162,6 +165,12 @@ def _malformed(log: Log, index: int) -> dict[str, tuple[bytes, type[Exception], 
         "a protected header that is not a map": (
             cbor.encode(cbor.tag(18, [cbor.encode([1]), {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature])),
             MalformedReceipt, "does not encode a map"),
+        "a repeated label": (  # RFC 9052 §3: each label once per header map; cbor2 would keep the last
+            b"\xd2\x84" + cbor.encode(protected) + b"\xa2" + 2 * (cbor.encode(L.VDP) + cbor.encode(
+                {L.VDP_INCLUSION: [proof]})) + b"\xf6" + cbor.encode(signature),
+            MalformedCbor, "repeats a key"),
+        "a repeated label in the protected header": (
+            with_protected(b"\xa5\x01\x26" + protected[1:]), MalformedCbor, "repeats a key"),
         "a protected header with trailing bytes": (
             cbor.encode(cbor.tag(18, [protected + b"\x00", {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature])),
             MalformedReceipt, "trailing"),
@@ -172,7 +181,8 @@ def _malformed(log: Log, index: int) -> dict[str, tuple[bytes, type[Exception], 
     "a trailing byte", "a trailing break", "one byte short", "a stray break in another label",
     "a trailing byte in the proof", "a stray break in the proof path", "a 31-byte hash",
     "a proof one hash short", "a text-string proof", "an attached payload",
-    "a protected header that is not a map", "a protected header with trailing bytes",
+    "a protected header that is not a map", "a protected header with trailing bytes", "a repeated label",
+    "a repeated label in the protected header",
 ])
 def test_malformed_receipts_are_refused(log: Log, case: str) -> None:
     receipt, error, message = _malformed(log, 3)[case]
