@@ -71,7 +71,8 @@ def verify_approval(
         return verify_authentication_response(
             credential=credential, expected_challenge=decision_digest(payload), expected_rp_id=approver.rp_id,
             expected_origin=approver.origin, credential_public_key=b64url_decode(approver.public_key, "public_key"),
-            credential_current_sign_count=0, require_user_verification=require_user_verification,
+            credential_current_sign_count=state.sign_counts.get(approver.entry, 0),
+            require_user_verification=require_user_verification,
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:  # py_webauthn raises these on bad input
         raise AssertionInvalid(f"py_webauthn refuses the assertion: {str(exc)[:300]}") from exc

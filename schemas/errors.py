@@ -738,6 +738,14 @@ class AssertionSignatureInvalid(AssertionInvalid):
     title = "WebAuthn signature invalid"
 
 
+class AssertionSignCountNotIncreasing(AssertionInvalid):
+    """WebAuthn §7.2 step 22: the authenticator's signature counter did not grow past the one last logged for
+    this credential, a sign that the authenticator may have been cloned. Refused (relying-party policy)."""
+
+    code = "webauthn-sign-count-not-increasing"
+    title = "WebAuthn signature counter did not increase"
+
+
 class AssertionKeyUnsupported(AssertionInvalid):
     """The credential public key is not a COSE_Key of ES256 (P-256), EdDSA (Ed25519) or RS256 (RSA >= 2048)."""
 

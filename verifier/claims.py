@@ -87,7 +87,8 @@ def check_decision(state: IdentityState, s: LoggedStatement, kind: DecisionKind)
     decision = ClaimDecision(kind, s.entry, s.index, s.issuer, p["decided_by"], s.issued_at, text, p.get(WEBAUTHN))
     claim = decide(state, p["claim"], decision)
     if kind == "approval" and WEBAUTHN in p:
-        human = replace(decision, enrolment=check_human_approval(state, claim.namespace, p).entry)
+        approver, sign_count = check_human_approval(state, claim.namespace, p)
+        human = replace(decision, enrolment=approver.entry, sign_count=sign_count)
         claim = replace(claim, decisions=(*claim.decisions[:-1], human))
     return claim
 
@@ -170,11 +171,13 @@ def enrolled_approver(state: IdentityState, namespace: str, payload: dict[str, A
     return approver
 
 
-def check_human_approval(state: IdentityState, namespace: str, payload: dict[str, Any]) -> Approver:
-    """Verify an approval's passkey assertion offline against its enrolment on the log (WebAuthn §7.2, UV required)."""
+def check_human_approval(state: IdentityState, namespace: str, payload: dict[str, Any]) -> tuple[Approver, int]:
+    """Verify an approval's passkey assertion offline against its enrolment on the log (WebAuthn §7.2, UV required,
+    the signature counter above the one of the credential's last logged approval); the approver and the counter."""
     approver = enrolled_approver(state, namespace, payload)
-    verify_assertion(
+    verified = verify_assertion(
         Assertion.from_json(payload[WEBAUTHN]), credential_public_key=b64url_decode(approver.public_key, "public_key"),
         challenge=decision_digest(payload), rp_id=approver.rp_id, origin=approver.origin,
+        stored_sign_count=state.sign_counts.get(approver.entry, 0),
     )
-    return approver
+    return approver, verified.sign_count

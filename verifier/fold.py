@@ -233,6 +233,9 @@ class Fold:
 
         def commit() -> None:
             self.state.claims[claim.entry] = claim
+            decision = claim.decisions[-1]
+            if decision.enrolment is not None:
+                self.state.sign_counts[decision.enrolment] = decision.sign_count
             if kind == "revocation":
                 self.state.revoked[claim.entry] = Revocation(s.index, s.entry, s.payload["reason"], s.issuer)
 

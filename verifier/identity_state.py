@@ -168,6 +168,7 @@ class ClaimDecision:
     text: str | None  # the approval's note, or the rejection's / revocation's reason
     webauthn: dict[str, Any] | None = None
     enrolment: str | None = None  # a human approval: the entry id of the approver-enrolment its passkey verified by
+    sign_count: int = 0  # a human approval: the authenticator's signature counter in its assertion
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ class IdentityState:
     claim_ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, claim_id) -> entry
     approvers: dict[str, Approver] = field(default_factory=dict)  # by entry id of the enrolment
     approver_credentials: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, credential) -> entry
+    sign_counts: dict[str, int] = field(default_factory=dict)  # enrolment entry -> counter of its last approval
     delegations_to: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its delegations, log order
     claims_of: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its claim submissions, log order
 

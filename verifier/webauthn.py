@@ -37,6 +37,7 @@ from schemas.errors import (
     AssertionOriginMismatch,
     AssertionRpIdMismatch,
     AssertionSignatureInvalid,
+    AssertionSignCountNotIncreasing,
     AssertionTypeMismatch,
     AssertionUserNotPresent,
     AssertionUserNotVerified,
@@ -234,12 +235,15 @@ def verify_assertion(
     rp_id: str,
     origin: str,
     require_user_verification: bool = True,
+    stored_sign_count: int = 0,
 ) -> VerifiedAssertion:
     """Verify ``assertion`` per WebAuthn §7.2 against an enrolled credential; raise the first check that fails.
 
     ``challenge`` is the raw challenge (the client data carries its base64url); ``rp_id`` and ``origin`` are the
     ones the credential was enrolled for. Whether ``assertion.credential_id`` is that credential is the caller's
-    lookup (step 5-6).
+    lookup (step 5-6). ``stored_sign_count`` is the credential's counter as last accepted (step 22): when it or
+    the assertion's counter is nonzero, the assertion's must be greater, else the authenticator may be a clone
+    and the assertion is refused. Authenticators without a counter (most synced passkeys) always send 0.
     """
     key = credential_key(credential_public_key)
     data = client_data(assertion)
@@ -264,4 +268,9 @@ def verify_assertion(
     if require_user_verification and not auth.user_verified:
         raise AssertionUserNotVerified("authenticatorData does not set UV: the user was not verified (PIN/biometric)")
     key.verify(assertion.signature, assertion.authenticator_data + hashlib.sha256(assertion.client_data_json).digest())
+    if (auth.sign_count or stored_sign_count) and auth.sign_count <= stored_sign_count:
+        raise AssertionSignCountNotIncreasing(
+            f"the authenticator's signature counter is {auth.sign_count}, not above {stored_sign_count}, the last one "
+            "accepted for this credential: the authenticator may have been cloned"
+        )
     return VerifiedAssertion(assertion.credential_id, auth.sign_count, auth.user_verified, auth.backed_up)

@@ -165,5 +165,5 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
     logged = parse_payload("claim-approval", parse_statement(log.statements[approval["index"]]).payload)
     assert logged["webauthn"]["credential_id"] == b64url(key.credential_id)
     before_revocation = Fold().apply_all(FoldEntry(i, log.statements[i]) for i in range(approval["index"]))
-    assert check_human_approval(before_revocation, "acme", logged).entry == enrolment
+    assert check_human_approval(before_revocation, "acme", logged)[0].entry == enrolment
     assert verify_approval(before_revocation, logged) is not None  # and py_webauthn agrees

@@ -11,6 +11,7 @@ import pytest
 from tests.unit.verifier.identity_world import World, accepted, assert_last_refused
 from tests.webauthn_authenticator import SoftwareAuthenticator
 from verifier.claims import check_human_approval
+from verifier.fold import Fold
 from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, FLAG_UV
 
 
@@ -50,8 +51,11 @@ def test_an_enrolled_passkey_approves_offline(alg: int) -> None:
     decision = state.claims[claim].decision("approval")
     assert decision is not None and decision.entry == approval and decision.decided_by == world.did("human")
     assert decision.webauthn is not None and decision.enrolment == enrolment
+    assert decision.sign_count == 1 and state.sign_counts == {enrolment: 1}
     payload = {"claim": claim, "decided_by": world.did("human"), "note": "ok", "webauthn": decision.webauthn}
-    assert check_human_approval(state, "acme", payload) == approver  # what a regulator re-checks from the log
+    # what a regulator re-checks from the log: against the state the approval met (its counter is then new)
+    before = Fold().apply_all(world.entries[: state.claims[claim].decisions[-1].index])
+    assert check_human_approval(before, "acme", payload) == (approver, 1)
 
 
 def test_an_approval_without_webauthn_is_the_owners_decision(world: World) -> None:
@@ -162,6 +166,43 @@ def test_the_decision_changed_after_the_human_signed_is_refused(world: World) ->
     payload["note"] = "not what the human saw"
     world.add("op", "claim-approval", payload)
     assert_last_refused(world, "WebAuthn challenge mismatch")
+
+
+# --- the signature counter (WebAuthn §7.2 step 22) -----------------------------------------------------------------
+
+
+def test_the_counter_must_grow_from_one_approval_to_the_next(world: World) -> None:
+    enrolment = _enrolment(world)
+    world.approve(_claim(world))
+    world.approve(world.submit("a1", claim_id="c2"))
+    state = world.fold()
+    assert accepted(state)[-1] and state.sign_counts == {enrolment: 2}
+    clone = SoftwareAuthenticator(credential_id=world.passkey().credential_id, key=world.passkey().key,
+                                  sign_count=1)  # a copy of the authenticator, made when its counter was 1
+    world.passkeys["human"] = clone
+    world.approve(world.submit("a1", claim_id="c3"))  # the clone's counter: 2, not above the logged 2
+    assert_last_refused(world, "WebAuthn signature counter did not increase")
+    world.entries.pop()
+    clone.sign_count = 2
+    world.approve(world.submit("a1", claim_id="c4"))  # 3: above 2, accepted (the log cannot tell it is a clone)
+    assert world.fold().sign_counts == {enrolment: 3}
+
+
+def test_passkeys_without_a_counter_always_send_zero(world: World) -> None:
+    world.passkey().counter = False
+    enrolment = _enrolment(world)
+    for n in range(2, 5):
+        world.approve(world.submit("a1", claim_id=f"c{n}"))
+    state = world.fold()
+    assert all(accepted(state)) and state.sign_counts == {enrolment: 0}
+
+
+def test_a_counter_that_starts_again_from_zero_is_refused(world: World) -> None:
+    world.approve(_claim(world))  # counter 1
+    world.passkey().counter = False
+    world.passkey().sign_count = 0
+    world.approve(world.submit("a1", claim_id="c2"))
+    assert_last_refused(world, "counter is 0, not above 1")
 
 
 # --- revocation ----------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from schemas.errors import (
     AssertionOriginMismatch,
     AssertionRpIdMismatch,
     AssertionSignatureInvalid,
+    AssertionSignCountNotIncreasing,
     AssertionTypeMismatch,
     AssertionUserNotPresent,
     AssertionUserNotVerified,
@@ -157,15 +158,15 @@ def test_known_answer_bound_to_challenge_origin_and_rp(change: str) -> None:
 # --- cross tests: the software authenticator, this verifier and py_webauthn -------------------------------------
 
 
-def _ours(key: SoftwareAuthenticator, assertion: Assertion, *, uv: bool = True) -> Any:
+def _ours(key: SoftwareAuthenticator, assertion: Assertion, *, uv: bool = True, stored: int = 0) -> Any:
     return verify_assertion(assertion, credential_public_key=key.cose_public_key(), challenge=CHALLENGE, rp_id=RP_ID,
-                            origin=ORIGIN, require_user_verification=uv)
+                            origin=ORIGIN, require_user_verification=uv, stored_sign_count=stored)
 
 
-def _theirs(key: SoftwareAuthenticator, assertion: Assertion, *, uv: bool = True) -> Any:
+def _theirs(key: SoftwareAuthenticator, assertion: Assertion, *, uv: bool = True, stored: int = 0) -> Any:
     return webauthn.verify_authentication_response(
         credential=authentication_response(assertion), expected_challenge=CHALLENGE, expected_rp_id=RP_ID,
-        expected_origin=ORIGIN, credential_public_key=key.cose_public_key(), credential_current_sign_count=0,
+        expected_origin=ORIGIN, credential_public_key=key.cose_public_key(), credential_current_sign_count=stored,
         require_user_verification=uv)
 
 
@@ -185,6 +186,21 @@ def test_software_assertions_verify_with_both(key: SoftwareAuthenticator) -> Non
     assert ours.sign_count == theirs.new_sign_count == key.sign_count
     assert ours.user_verified and theirs.user_verified
     assert Assertion.from_json(assertion.to_json()) == assertion
+
+
+@pytest.mark.parametrize(("stored", "sent", "ok"), [
+    (0, 0, True), (0, 7, True), (6, 7, True), (7, 7, False), (8, 7, False), (7, 0, False)])
+def test_the_signature_counter_must_grow(stored: int, sent: int, ok: bool) -> None:
+    """WebAuthn §7.2 step 22, as py_webauthn also applies it: above the stored counter when either is nonzero."""
+    key = SoftwareAuthenticator(ALG_EDDSA, counter=False, sign_count=sent)
+    assertion = key.get(CHALLENGE)
+    if ok:
+        assert _ours(key, assertion, stored=stored).sign_count == _theirs(key, assertion, stored=stored).new_sign_count
+        return
+    with pytest.raises(AssertionSignCountNotIncreasing, match=f"counter is {sent}, not above {stored}"):
+        _ours(key, assertion, stored=stored)
+    with pytest.raises(InvalidAuthenticationResponse):
+        _theirs(key, assertion, stored=stored)
 
 
 def test_user_presence_only_verifies_when_uv_is_not_required(key: SoftwareAuthenticator) -> None:
