@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +50,7 @@ from schemas.errors import (
     TabellionError,
 )
 from schemas.identity_statements import content_type, encode_payload
-from transparency.client import HttpLogClient, Submitted, did_of, load_private_key, save_private_key, sign_statement
+from transparency.client import HttpLogClient, Submitted, did_of, load_ed25519_key, save_private_key, sign_statement
 from transparency.sqlite_files import connect
 from verifier.keys import KeySet
 from verifier.receipts import verify_receipt
@@ -95,23 +93,9 @@ def load_or_create_gateway_key(path: Path) -> Ed25519PrivateKey:
         except KeyFileExists:
             pass  # another worker made it first: use theirs
     try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise GatewayKeyInvalid(f"cannot read the gateway key {path}: {exc.strerror or exc}") from exc
-    if not stat.S_ISREG(mode) or mode & 0o077:
-        raise GatewayKeyInvalid(
-            f"the gateway key {path} must be a regular file readable by its owner only "
-            f"(mode {stat.S_IMODE(mode):04o}); chmod 600 it"
-        )
-    try:
-        key = load_private_key(path)
+        return load_ed25519_key(path, "gateway key")
     except ConfigurationError as exc:
         raise GatewayKeyInvalid(exc.detail) from exc
-    except TabellionError as exc:
-        raise GatewayKeyInvalid(f"{path}: {exc.detail}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise GatewayKeyInvalid(f"the gateway key {path} is not an Ed25519 key")
-    return key
 
 
 # --- records ------------------------------------------------------------------------------------------

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from schemas.errors import ConfigurationError, KeyFileExists, MalformedKey
-from transparency.client.signing import load_private_key, save_private_key
+from schemas.errors import ConfigurationError, KeyFileExists
+from transparency.client.signing import load_ed25519_key, save_private_key
 from verifier.tokens import ALG, jwk_thumbprint, public_jwk
 
 FOLDER_NAME: Final = "registry-keys"
@@ -53,17 +52,7 @@ def _registry_key(generation: int, private: Ed25519PrivateKey) -> RegistryKey:
 
 
 def _load(path: Path, generation: int) -> RegistryKey:
-    mode = path.stat().st_mode
-    if stat.S_IMODE(mode) & 0o077:
-        raise ConfigurationError(f"registry key {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
-                                 "make it 0600")
-    try:
-        private = load_private_key(path)
-    except MalformedKey as exc:
-        raise ConfigurationError(f"registry key {path}: {exc.detail}") from exc
-    if not isinstance(private, Ed25519PrivateKey):
-        raise ConfigurationError(f"registry key {path} is not an Ed25519 key")
-    return _registry_key(generation, private)
+    return _registry_key(generation, load_ed25519_key(path, "registry key"))
 
 
 def _write_exclusive(path: Path, key: Ed25519PrivateKey) -> bool:

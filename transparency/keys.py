@@ -13,9 +13,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from schemas.errors import ConfigurationError, MalformedKey
+from schemas.errors import ConfigurationError
 from schemas.note import VerifierKey, ed25519_vkey
-from transparency.client.signing import load_private_key, save_private_key
+from transparency.client.signing import load_ed25519_key, save_private_key
 from verifier.keys import KeySet, PublicKey, thumbprint
 
 
@@ -44,13 +44,8 @@ def load_or_create_log_key(path: Path) -> LogKey:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         save_private_key(Ed25519PrivateKey.generate(), path)
-    try:
-        private = load_private_key(path)
-    except MalformedKey as exc:
-        raise ConfigurationError(f"log key {path}: {exc.detail}") from exc
-    if not isinstance(private, Ed25519PrivateKey):
-        raise ConfigurationError(f"log key {path} is not an Ed25519 key")
-    return log_key_from_private(private)
+    # owner_only=False keeps this key's old acceptance of a file others can read (see the closing note)
+    return log_key_from_private(load_ed25519_key(path, "log key", owner_only=False))
 
 
 def retired_public_keys(folder: Path) -> list[PublicKey]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,6 +115,29 @@ def load_private_key(path: str | Path) -> PrivateKey:
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
         return key
     raise MalformedKey(f"{source} holds a {_key_name(key)}; only Ed25519 and P-256 keys sign statements")
+
+
+def load_ed25519_key(path: str | Path, what: str, *, owner_only: bool = True) -> Ed25519PrivateKey:
+    """The service key ``what`` (e.g. "registry key") at ``path``: an unencrypted PEM Ed25519 private key in a
+    regular file that only its owner can read (``owner_only``). Anything else is a ``ConfigurationError`` that
+    names the key and the file, which stops the start in one line."""
+    if owner_only:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(mode) or mode & 0o077:
+            raise ConfigurationError(
+                f"the {what} {path} must be a regular file readable by its owner only "
+                f"(mode {stat.S_IMODE(mode):04o}, not 0600); chmod 600 it"
+            )
+    try:
+        key = load_private_key(path)
+    except MalformedKey as exc:
+        raise ConfigurationError(f"the {what} {path}: {exc.detail}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigurationError(f"the {what} {path} is not an Ed25519 key")
+    return key
 
 
 def public_key(key: PrivateKey) -> PublicKey:
