@@ -11,21 +11,15 @@ from hypothesis import strategies as st
 
 from schemas import cbor
 from schemas.errors import MalformedCbor
+from tests.property.test_hand_written_cbor import _head
 
 Built = tuple[bytes, bool]  # an encoded item, and whether a map in it repeats a key
-
-
-def _head(major: int, value: int, width: int) -> bytes:
-    if width == 0:
-        return bytes((major << 5 | value,))
-    info = {1: 24, 2: 25, 4: 26, 8: 27}[width]
-    return bytes((major << 5 | info,)) + value.to_bytes(width, "big")
 
 
 @st.composite
 def _counted_head(draw: st.DrawFn, major: int, n: int) -> bytes:
     widths = [w for w in (0, 1, 2, 4, 8) if (w == 0 and n < 24) or (w and n < 1 << (8 * w))]
-    return _head(major, n, draw(st.sampled_from(widths)))
+    return _head(major << 5, n, draw(st.sampled_from(widths)))
 
 
 _keys = st.one_of(st.integers(-5, 30), st.sampled_from(["a", "b", "kid", "1"]))
