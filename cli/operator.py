@@ -73,6 +73,10 @@ def _rotate(a: argparse.Namespace) -> list[str]:
     return post(a.url, "/registry/rotate", statement, a.receipt)
 
 
+def _consent(a: argparse.Namespace) -> list[str]:
+    return post(a.url, "/registry/consents", st.agent_consent(_signer(a), a.operator), a.receipt)
+
+
 def _passport(a: argparse.Namespace) -> list[str]:
     request = st.PassportRequest(a.agent, a.tier, a.fingerprint, a.jurisdiction, a.policy_bundle, a.status_list,
                                  a.status_index, a.lifetime)
@@ -129,6 +133,9 @@ def add_operator_commands(commands: Any, command: Command, show: Callable[[list[
     p.add_argument("--sequence", required=True, type=int)
     p.add_argument("--witness-key", action="append", default=[], metavar="KEYFILE")
     p.set_defaults(as_did=None)
+
+    p = signed("consent", _consent, "an agent accepts an operator as its controller (signed with the agent's key)")
+    p.add_argument("--operator", required=True, metavar="DID", help="the operator the agent binds itself to")
 
     p = signed("passport", _passport, "issue an agent passport (W3C VC 2.0, eddsa-jcs-2022)")
     p.add_argument("--agent", required=True, metavar="DID")

@@ -1,7 +1,8 @@
 """Audit bundles: "who authorised this agent", with everything needed to check the answer offline.
 
 A bundle (JSON, format in ``verifier.bundles``) holds, for one agent DID, every log entry the answer
-rests on — its passports, every delegation to it and each delegation's ancestors, its claims and the
+rests on — its passports, every delegation to it and each delegation's ancestors, the consents of the agents
+in them to their operators, its claims and the
 decisions on them (with the passkey enrolment behind a human approval), the key history (registration
 and rotations) of every principal, passport issuer and namespace owner involved, and every revocation
 of any of these — each with its receipt, plus the latest verified checkpoint and the consistency
@@ -56,6 +57,12 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
             if decision.enrolment is not None:  # the passkey enrolment a human approval was checked against
                 indices.add(state.approvers[decision.enrolment].index)
                 subjects.update((decision.enrolment, decision.decided_by))
+    agents = {did} | {link.agent for d in state.delegations_to.get(did, ()) for link in chain_of(state, d).delegations}
+    for consent in state.consent_entries.values():
+        if consent.agent in agents:
+            indices.add(consent.index)
+            subjects.add(consent.entry)
+            principals.add(consent.operator)
     for principal in principals - {did}:
         controller = state.controllers.get(principal)
         if controller is not None:
@@ -73,7 +80,7 @@ def audit_bundle(log: LogState, did: str) -> dict[str, Any]:
     log.refresh()
     indices = sorted(relevant_entries(log.state, did))
     if not indices:
-        raise AuditSubjectUnknown(f"no passport, delegation or claim of {did[:200]} is on the log")
+        raise AuditSubjectUnknown(f"no passport, delegation, consent or claim of {did[:200]} is on the log")
     checkpoint = log.checkpoint
     entries = []
     sizes: set[int] = set()

@@ -7,8 +7,10 @@ origin, RP ID and public key from the credential's enrolment on the log, user ve
 an ``AssertionInvalid`` (403) and the log is unchanged.
 
 For the browser flow: ``authentication_options`` (PublicKeyCredentialRequestOptions JSON whose challenge is the
-decision's) and ``registration_options`` / ``verify_registration`` (enrolling a passkey, which yields the
-``approver-enrolment`` payload for the namespace owner to sign).
+decision's), and the enrolment of a passkey with the human's consent (``verifier.claims``), in two ceremonies:
+``enrolment_registration_options`` / ``verify_registration`` (the passkey is created over the enrolment request)
+give the enrolment without its consent; ``consent_options`` / ``add_consent`` (the new passkey signs the
+whole enrolment) complete the ``approver-enrolment`` payload for the namespace owner to sign.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from webauthn.helpers.structs import (
 
 from issuer.statements import enrolment_payload
 from schemas.errors import AssertionCredentialUnknown, AssertionInvalid, PasskeyRegistrationInvalid, TabellionError
-from verifier.claims import WEBAUTHN, decision_digest, enrolled_approver
+from verifier.claims import REGISTRATION, WEBAUTHN, decision_digest, enrolled_approver, enrolment_request_digest
 from verifier.identity_state import IdentityState
 from verifier.webauthn import b64url_decode, check_rp_origin, credential_key
 
@@ -48,30 +50,38 @@ ALGORITHMS: Final = [COSEAlgorithmIdentifier.EDDSA, COSEAlgorithmIdentifier.ECDS
 TIMEOUT_MS: Final = 120_000
 
 
-def verify_approval(
+def verify_decision(
     state: IdentityState, payload: dict[str, Any], *, require_user_verification: bool = True
 ) -> VerifiedAuthentication | None:
-    """Verify a claim approval's passkey assertion with py_webauthn against its enrolment in ``state``.
+    """Verify a claim decision's passkey assertion with py_webauthn against its enrolment in ``state``.
 
     ``None`` when there is nothing to check here: no ``webauthn`` (an operator's decision), or a claim the state
-    does not know (the log refuses that approval with its own reason).
+    does not know (the log refuses that decision with its own reason).
     """
     claim = state.claims.get(payload["claim"])
     if WEBAUTHN not in payload or claim is None:
         return None
     approver = enrolled_approver(state, claim.namespace, payload)
+    return _verify_assertion(payload, approver.credential_id, b64url_decode(approver.public_key, "public_key"),
+                             rp_id=approver.rp_id, origin=approver.origin,
+                             sign_count=state.sign_counts.get(approver.entry, 0),
+                             require_user_verification=require_user_verification)
+
+
+def _verify_assertion(payload: dict[str, Any], credential_id: str, public_key: bytes, *, rp_id: str, origin: str,
+                      sign_count: int, require_user_verification: bool) -> VerifiedAuthentication:
+    """py_webauthn's check of ``payload[webauthn]``, an assertion over ``decision_digest(payload)``."""
     assertion = payload[WEBAUTHN]
     response = {"authenticatorData": assertion["authenticator_data"], "clientDataJSON": assertion["client_data_json"],
                 "signature": assertion["signature"]}
     if "user_handle" in assertion:
         response["userHandle"] = assertion["user_handle"]
-    credential = {"id": approver.credential_id, "rawId": approver.credential_id, "type": "public-key",
+    credential = {"id": credential_id, "rawId": credential_id, "type": "public-key",
                   "response": response, "clientExtensionResults": {}}
     try:
         return verify_authentication_response(
-            credential=credential, expected_challenge=decision_digest(payload), expected_rp_id=approver.rp_id,
-            expected_origin=approver.origin, credential_public_key=b64url_decode(approver.public_key, "public_key"),
-            credential_current_sign_count=state.sign_counts.get(approver.entry, 0),
+            credential=credential, expected_challenge=decision_digest(payload), expected_rp_id=rp_id,
+            expected_origin=origin, credential_public_key=public_key, credential_current_sign_count=sign_count,
             require_user_verification=require_user_verification,
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:  # py_webauthn raises these on bad input
@@ -131,29 +141,65 @@ def registration_options(
     return value
 
 
+def enrolment_registration_options(
+    *, namespace: str, approver: str, rp_id: str, origin: str, rp_name: str, user_name: str,
+    exclude_credential_ids: Sequence[bytes] = (),
+) -> dict[str, Any]:
+    """``registration_options`` whose challenge is the enrolment request's (``verifier.claims``): the passkey is
+    created for ``approver`` in ``namespace`` at ``origin``, and its registration says so."""
+    request = {"namespace": namespace, "approver": approver, "rp_id": rp_id, "origin": origin}
+    return registration_options(rp_id=rp_id, rp_name=rp_name, approver=approver, user_name=user_name,
+                                challenge=enrolment_request_digest(request),
+                                exclude_credential_ids=exclude_credential_ids)
+
+
 def verify_registration(
-    credential: Mapping[str, Any] | str, *, expected_challenge: bytes, namespace: str, approver: str, rp_id: str,
-    origin: str, require_user_verification: bool = True,
-) -> dict[str, str]:
-    """Verify a navigator.credentials.create() response with py_webauthn; answer the ``approver-enrolment``
-    payload that enrols the new passkey for ``approver`` in ``namespace`` (the owner signs and submits it)."""
+    credential: Mapping[str, Any], *, namespace: str, approver: str, rp_id: str, origin: str,
+    require_user_verification: bool = True,
+) -> dict[str, Any]:
+    """Verify a navigator.credentials.create() response (RegistrationResponseJSON) made with
+    ``enrolment_registration_options``; answer the ``approver-enrolment`` payload with its ``registration``, still
+    without the consent assertion (``consent_options``, ``add_consent``)."""
+    request = {"namespace": namespace, "approver": approver, "rp_id": rp_id, "origin": origin}
     try:
         check_rp_origin(rp_id, origin)
         verified = verify_registration_response(
-            credential=dict(credential) if isinstance(credential, Mapping) else credential,
-            expected_challenge=expected_challenge, expected_rp_id=rp_id, expected_origin=origin,
-            require_user_verification=require_user_verification, supported_pub_key_algs=ALGORITHMS,
+            credential=dict(credential), expected_challenge=enrolment_request_digest(request), expected_rp_id=rp_id,
+            expected_origin=origin, require_user_verification=require_user_verification,
+            supported_pub_key_algs=ALGORITHMS,
         )
         credential_key(verified.credential_public_key)  # what the fold will need to verify its assertions
+        response = credential["response"]
+        registration = {"client_data_json": str(response["clientDataJSON"]),
+                        "attestation_object": str(response["attestationObject"])}
     except TabellionError as exc:
         raise PasskeyRegistrationInvalid(exc.detail) from exc
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyRegistrationInvalid(f"py_webauthn refuses the registration: {str(exc)[:300]}") from exc
-    return enrolment_payload(namespace, approver, verified.credential_id, verified.credential_public_key,
-                             rp_id=rp_id, origin=origin)
+    payload: dict[str, Any] = enrolment_payload(namespace, approver, verified.credential_id,
+                                                verified.credential_public_key, rp_id=rp_id, origin=origin)
+    payload[REGISTRATION] = registration
+    return payload
+
+
+def consent_options(enrolment: Mapping[str, Any]) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptions for the new passkey to sign the whole enrolment (its consent)."""
+    return authentication_options(enrolment, str(enrolment["rp_id"]),
+                                  [b64url_decode(enrolment["credential_id"], "credential_id")])
+
+
+def add_consent(enrolment: Mapping[str, Any], assertion: Mapping[str, str],
+                *, require_user_verification: bool = True) -> dict[str, Any]:
+    """The enrolment with ``webauthn``, the new passkey's assertion over it (``{credential_id, authenticator_data,
+    client_data_json, signature[, user_handle]}``), checked with py_webauthn before the owner signs it."""
+    payload = {**enrolment, WEBAUTHN: dict(assertion)}
+    _verify_assertion(payload, str(enrolment["credential_id"]), b64url_decode(enrolment["public_key"], "public_key"),
+                      rp_id=str(enrolment["rp_id"]), origin=str(enrolment["origin"]), sign_count=0,
+                      require_user_verification=require_user_verification)
+    return payload
 
 
 __all__ = [
-    "ALGORITHMS", "approval_options", "authentication_options", "registration_options", "user_id",
-    "verify_approval", "verify_registration",
+    "ALGORITHMS", "add_consent", "approval_options", "authentication_options", "consent_options",
+    "enrolment_registration_options", "registration_options", "user_id", "verify_decision", "verify_registration",
 ]

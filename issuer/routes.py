@@ -165,6 +165,7 @@ ROUTES: list[BaseRoute] = [
     Route("/registry/operators", _submitting("operator-registration"), methods=["POST"]),
     Route("/registry/rotate", _submitting("key-rotation"), methods=["POST"]),
     Route("/registry/approvers", _submitting("approver-enrolment"), methods=["POST"]),
+    Route("/registry/consents", _submitting("agent-consent"), methods=["POST"]),
     Route("/registry/revoke", _submitting("revocation"), methods=["POST"]),
     Route("/registry/keys", registry_keys, methods=["GET"]),
     Route("/v1/delegations", _submitting("delegation"), methods=["POST"]),

@@ -17,7 +17,7 @@ from typing import Any
 
 from issuer.dids import did_web
 from issuer.log_state import LogState
-from issuer.passkeys import verify_approval
+from issuer.passkeys import verify_decision
 from issuer.registry_keys import RegistryKeys
 from issuer.tokens import MintedToken, NonceCache, mint_token
 from schemas.base64url import b64url
@@ -26,7 +26,6 @@ from schemas.errors import (
     InvalidParameter,
     RegistrationPending,
     StatementTypeMismatch,
-    TransitionInvalid,
 )
 from schemas.identity_statements import parse_payload, statement_type_of
 from schemas.receipt import parse_receipt
@@ -36,6 +35,7 @@ from verifier.authority import authorise
 from verifier.fold import IdentityState
 from verifier.keys import KeySet
 from verifier.passports import passport_status
+from verifier.refusals import Refused
 
 Submit = Callable[[bytes], Awaitable[Submitted]]
 Clock = Callable[[], float]
@@ -98,7 +98,7 @@ class Issuer:
             field, value = must_name
             if parse_payload(stype, signed.payload).get(field) != value:
                 raise StatementTypeMismatch(f"the {stype} statement does not name {field} {value[:80]} of the path")
-        self.check_human_approval(stype, signed)
+        self.check_human_decision(stype, signed)
         submitted = await self._submit(statement)
         if submitted.receipt is None:
             raise RegistrationPending(f"entry {submitted.entry_id} is still being registered")
@@ -106,7 +106,8 @@ class Issuer:
         await self.follow_to(index + 1)
         outcome = self.log.outcome(index)
         if not outcome.accepted:
-            raise TransitionInvalid(f"entry {outcome.entry} (index {index}) was logged but rejected: {outcome.reason}")
+            raise Refused(outcome.code,
+                          f"entry {outcome.entry} (index {index}) was logged but rejected: {outcome.reason}")
         return Logged(outcome.entry, index, stype, submitted.receipt, self.log.checkpoint_text)
 
     async def follow_to(self, size: int) -> None:
@@ -207,10 +208,10 @@ class Issuer:
 
     # --- human approvals: the passkey assertion, verified online before anything is logged ----------------------
 
-    def check_human_approval(self, stype: str, statement: SignedStatement) -> None:
-        """A claim approval that carries a passkey assertion is verified with py_webauthn against the credential's
+    def check_human_decision(self, stype: str, statement: SignedStatement) -> None:
+        """A claim decision that carries a passkey assertion is verified with py_webauthn against the credential's
         enrolment on the log (``issuer.passkeys``) before it is submitted; the log's fold verifies it again,
         offline. A failure raises ``AssertionInvalid`` (403) and nothing is logged."""
-        if stype == "claim-approval":
+        if stype in ("claim-approval", "claim-rejection", "claim-revocation"):
             self.log.refresh()
-            verify_approval(self.state, parse_payload(stype, statement.payload))
+            verify_decision(self.state, parse_payload(stype, statement.payload))

@@ -142,6 +142,12 @@ def claim_revocation(owner: Signer, claim: str, reason: str = "privilegeWithdraw
     return owner.sign("claim-revocation", {"claim": claim, "decided_by": owner.identity, "reason": reason})
 
 
+def agent_consent(agent: Signer, operator: str) -> bytes:
+    """The agent (signing with its own did:key) accepts ``operator`` as its controller: only that operator may then
+    issue it passports, grant it root delegations or revoke its DID."""
+    return agent.sign("agent-consent", {"agent": agent.identity, "operator": operator})
+
+
 def revocation(signer: Signer, target: str, reason: str) -> bytes:
     return signer.sign("revocation", {"target": target, "reason": reason})
 
@@ -160,7 +166,7 @@ def approver_enrolment(owner: Signer, enrolment: dict[str, str]) -> bytes:
 
 
 __all__ = [
-    "PassportRequest", "Signer", "agent_passport", "approval_payload", "approver_enrolment", "claim_approval",
-    "claim_rejection", "claim_revocation", "claim_submission", "decision_challenge", "delegation", "enrolment_payload",
-    "key_rotation", "multikey_of", "operator_registration", "revocation",
+    "PassportRequest", "Signer", "agent_consent", "agent_passport", "approval_payload", "approver_enrolment",
+    "claim_approval", "claim_rejection", "claim_revocation", "claim_submission", "decision_challenge", "delegation",
+    "enrolment_payload", "key_rotation", "multikey_of", "operator_registration", "revocation",
 ]

@@ -38,6 +38,19 @@ def decode(data: bytes, what: str = "body") -> Any:
     return item
 
 
+def first_item(data: bytes, what: str) -> bytes:
+    """The bytes of the first well-formed CBOR item at the start of ``data`` (more may follow): for a value
+    embedded in a byte layout, such as the credential key inside WebAuthn authenticator data."""
+    stream = BytesIO(data)
+    try:
+        CBORDecoder(stream).decode()
+    except _DECODE_ERRORS as exc:
+        raise MalformedCbor(f"{what} is not well-formed CBOR: {exc}") from exc
+    item = data[: stream.tell()]
+    decode(item, what)  # the strict checks of one item (stray breaks)
+    return item
+
+
 def _refuse_stray_breaks(item: Any, what: str, budget: int) -> None:
     """cbor2 5.x returns a lone 0xFF "break" as a value; RFC 8949 §3.2.1 makes it not well-formed.
 

@@ -15,7 +15,7 @@ PROBLEM_TYPE_BASE = "urn:tabellion:error:"
 class TabellionError(Exception):
     """Base of every error Tabellion raises on purpose."""
 
-    code: ClassVar[str] = "internal-error"
+    code: str = "internal-error"  # an instance may carry a finer code (verifier.refusals.Refused)
     title: ClassVar[str] = "Internal error"
     status: ClassVar[int] = 500
 

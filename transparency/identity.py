@@ -17,13 +17,14 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from schemas.errors import SignerUnresolvable, TransitionInvalid
+from schemas.errors import SignerUnresolvable
 from schemas.identity_statements import statement_type_of
 from schemas.statement import SignedStatement
 from transparency.log.store import LogReader
 from verifier.did_key import resolve_did_key
-from verifier.fold import Fold, FoldEntry, IdentityState, KeyState
+from verifier.fold import Fold, FoldEntry, IdentityState, KeyState, key_digest, kid_multikey
 from verifier.keys import PublicKey
+from verifier.refusals import Refusal, Refused
 
 log = logging.getLogger(__name__)
 DID_KEY = "did:key:"
@@ -66,7 +67,8 @@ class IdentityFollower:
             signer = statement.issuer
             revoked = state.revoked.get(signer)
             if revoked is not None:
-                raise TransitionInvalid(
+                raise Refused(
+                    Refusal.SIGNER_REVOKED,
                     f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason}); "
                     "it can no longer register statements"
                 )
@@ -75,12 +77,16 @@ class IdentityFollower:
             if controller is None and stype == "operator-registration" and not signer.startswith(DID_KEY):
                 # self-certifying: signed by the key it registers (the policy checks that); this is how a
                 # did:web operator binds its DID to a key on the log (its domain's did.json is not fetched)
-                return resolve_did_key(DID_KEY + _kid_multikey(statement))
+                return resolve_did_key(DID_KEY + kid_multikey(statement))
             if controller is None:
                 raise SignerUnresolvable(f"{signer[:200]} is not a controller registered on this log")
             if stype == "key-rotation":
                 # signed by the key it reveals; the policy (the fold) checks that it is the committed one
-                return resolve_did_key(DID_KEY + _kid_multikey(statement))
+                return resolve_did_key(DID_KEY + kid_multikey(statement))
+            if stype == "revocation" and key_digest(kid_multikey(statement)) == controller.next_key_digest:
+                # recovery: a controller revokes itself with the next key it committed to (the fold checks the
+                # target is the signer itself)
+                return resolve_did_key(DID_KEY + kid_multikey(statement))
             _refuse_retired_key(statement, controller, state)
             return state.current_key(signer)
 
@@ -91,27 +97,24 @@ class IdentityFollower:
             self._fold.check(statement)
 
 
-def _kid_multikey(statement: SignedStatement) -> str:
-    """The multikey a ``did:key:z…#z…`` (or bare did:key) kid names."""
-    return (statement.kid_text or "").partition("#")[0].removeprefix(DID_KEY)
-
-
 def _refuse_retired_key(statement: SignedStatement, controller: KeyState, state: IdentityState) -> None:
     """A kid naming another key than the controller's current one gets a precise refusal (an earlier key, or
     one that was never its key) instead of a bad signature."""
-    multikey = _kid_multikey(statement)
+    multikey = kid_multikey(statement)
     if multikey == controller.key:
         return
     for event in controller.history:
         if event.key == multikey:
             revoked = state.revoked.get(multikey)
             why = f"revoked at entry {revoked.index} ({revoked.reason})" if revoked else "no longer current"
-            raise TransitionInvalid(
+            raise Refused(
+                Refusal.SIGNER_KEY_MISMATCH,
                 f"{statement.issuer[:200]} signed with key {multikey[:60]}, which was rotated out "
                 f"(current since entry {controller.history[-1].index}) and is {why}"
             )
     if (statement.kid_text or "").startswith(DID_KEY):
-        raise TransitionInvalid(
+        raise Refused(
+            Refusal.SIGNER_KEY_MISMATCH,
             f"{statement.issuer[:200]} is registered on this log with key {controller.key[:60]}; the statement's "
             f"kid names {multikey[:60]}, which was never one of its keys"
         )

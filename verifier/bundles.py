@@ -32,6 +32,7 @@ from schemas.errors import (
     CheckpointSignatureInvalid,
     InclusionProofInvalid,
     MalformedReceipt,
+    PassportRefused,
     PayloadInvalid,
     TabellionError,
 )
@@ -42,7 +43,7 @@ from verifier.fold import Fold, FoldEntry, IdentityState
 from verifier.identity_state import Passport
 from verifier.keys import KeySet, public_key_bytes
 from verifier.merkle import verify_consistency
-from verifier.passports import format_timestamp
+from verifier.passports import check_standing, format_timestamp
 from verifier.receipts import verify_receipt
 
 BUNDLE_TYPE: Final = "tabellion-audit-bundle"
@@ -196,15 +197,21 @@ def _report(subject: str, checkpoint: Checkpoint, state: IdentityState, count: i
     revocation = state.revocation_of(subject)
     return BundleReport(
         subject, checkpoint.origin, checkpoint.size, count,
-        tuple(f"{o.entry}: {o.reason}" for o in state.outcomes if not o.accepted),
-        _passport_line(passport),
+        tuple(f"{o.entry}: [{o.code}] {o.reason}" for o in state.outcomes if not o.accepted),
+        _passport_line(state, passport),
         tuple(chains), tuple(claims),
         f"at entry {revocation.index} by {revocation.by} ({revocation.reason})" if revocation else None,
     )
 
 
-def _passport_line(passport: Passport | None) -> str | None:
+def _passport_line(state: IdentityState, passport: Passport | None) -> str | None:
+    """The agent's newest passport in the bundle and whether anything in the bundle took it away."""
     if passport is None:
         return None
+    try:
+        check_standing(state, passport)
+        standing = "not revoked in this bundle"
+    except PassportRefused as exc:
+        standing = f"REVOKED: {exc.detail}"
     return (f"entry {passport.entry} by {passport.operator}, {passport.tier}, "
-            f"valid until {format_timestamp(passport.valid_until)}")
+            f"valid until {format_timestamp(passport.valid_until)}; {standing}")

@@ -2,21 +2,23 @@
 
 - ``claim-submission`` is signed by the agent itself (iss == ``agent``) for a namespace registered on the log;
   its ``claim_id`` is unique within the namespace, so a replay (same claim_id, new signature) is refused.
-- ``claim-approval`` / ``claim-rejection`` are signed by the namespace's owner with its current key and name
-  the submission's entry id in ``claim``; only a claim still ``submitted`` can be decided (a second decision
-  is refused as replayed / not pending). ``decided_by`` (the human or operator DID) is recorded and must not be
-  revoked; an approval of a revoked agent's claim is refused.
-- An approval by a human carries ``webauthn``, the passkey assertion (kept as logged), verified offline here
-  (``verifier.webauthn``): its credential must be enrolled for the claim's namespace (``approver-enrolment``) and
-  not revoked, ``decided_by`` must be the enrolled approver, and the assertion must be a ``webauthn.get`` from the
-  enrolled origin and RP ID, user present and verified, whose ``challenge`` is ``decision_challenge`` of the
-  payload: base64url(SHA-256(RFC 8785 JSON of the payload without ``webauthn``)), unpadded. An approval without
-  ``webauthn`` is the owner's own decision.
-- ``approver-enrolment`` is signed by a namespace's owner: it enrols a human's passkey (credential id, COSE public
-  key, RP ID, origin) as an approver for that namespace, once per credential. It is revoked by a ``revocation``
-  naming its entry id (by the owner or the approver), or with every credential of the approver by one naming the
-  approver's DID (by the approver, or the owner of a namespace that enrolled it).
-- ``claim-revocation`` (or a ``revocation`` naming the claim's entry id) is by the owner, of an approved claim.
+- ``claim-approval`` / ``claim-rejection`` / ``claim-revocation`` are signed by the namespace's owner with its
+  current key and name the submission's entry id in ``claim``; only a claim still ``submitted`` can be approved
+  or rejected, only an ``approved`` one revoked. ``decided_by`` says whose decision it is: the owner itself
+  (``decided_by`` == iss), or a human approver, whose decision carries ``webauthn``, the passkey assertion (kept as
+  logged). A decision naming anyone but the signer without that human's assertion is refused
+  (``human-assertion-missing``): the namespace key alone never speaks for a human.
+- The assertion is verified offline here (``verifier.webauthn``): its credential must be enrolled for the claim's
+  namespace (``approver-enrolment``) and not revoked, ``decided_by`` must be the enrolled approver, and it must be
+  a ``webauthn.get`` from the enrolled origin and RP ID, user present and verified, whose ``challenge`` is
+  ``decision_digest`` of the payload: SHA-256(RFC 8785 JSON of the payload without ``webauthn``), and whose
+  signature counter is above the one of the credential's last logged use.
+- ``approver-enrolment`` is signed by a namespace's owner and carries the human's consent, made with the passkey
+  being enrolled: ``registration``, the passkey's creation (``webauthn.create``) whose challenge is
+  ``enrolment_request_digest`` (SHA-256 of the RFC 8785 JSON of ``{namespace, approver, rp_id, origin}``) and whose
+  attested credential is the one enrolled; and ``webauthn``, an assertion by that credential over
+  ``decision_digest`` of the whole enrolment (registration included). Nobody can enrol someone else's passkey.
+  An enrolment is revoked by a ``revocation`` naming its entry id (by the owner or the approver).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from schemas.errors import (
     AssertionCredentialRevoked,
     AssertionCredentialUnknown,
     TabellionError,
-    TransitionInvalid,
 )
 from schemas.identity_statements import canonical_json
 from verifier.identity_state import (
@@ -44,9 +45,20 @@ from verifier.identity_state import (
     LoggedStatement,
     Scope,
 )
-from verifier.webauthn import Assertion, b64url_decode, check_rp_origin, credential_key, verify_assertion
+from verifier.refusals import Refusal, Refused
+from verifier.webauthn import (
+    Assertion,
+    Registration,
+    b64url_decode,
+    check_rp_origin,
+    credential_key,
+    verify_assertion,
+    verify_registration,
+)
 
 WEBAUTHN: Final = "webauthn"
+REGISTRATION: Final = "registration"
+ENROLMENT_REQUEST: Final = ("namespace", "approver", "rp_id", "origin")
 _STATUS_AFTER: Final[dict[DecisionKind, tuple[ClaimStatus, ClaimStatus]]] = {
     "approval": ("submitted", "approved"),
     "rejection": ("submitted", "rejected"),
@@ -55,8 +67,15 @@ _STATUS_AFTER: Final[dict[DecisionKind, tuple[ClaimStatus, ClaimStatus]]] = {
 
 
 def decision_digest(payload: dict[str, Any]) -> bytes:
-    """SHA-256 of the RFC 8785 JSON of the decision (the payload without ``webauthn``): the raw challenge."""
+    """SHA-256 of the RFC 8785 JSON of the payload without ``webauthn``: the raw challenge a human's assertion
+    signs, for a claim decision or an approver enrolment."""
     return hashlib.sha256(canonical_json({k: v for k, v in payload.items() if k != WEBAUTHN})).digest()
+
+
+def enrolment_request_digest(payload: dict[str, Any]) -> bytes:
+    """SHA-256 of the RFC 8785 JSON of ``{namespace, approver, rp_id, origin}``: the challenge of the passkey's
+    registration (made before its credential id and key exist, so it binds who is enrolled where)."""
+    return hashlib.sha256(canonical_json({k: payload[k] for k in ENROLMENT_REQUEST})).digest()
 
 
 def decision_challenge(payload: dict[str, Any]) -> str:
@@ -68,15 +87,17 @@ def check_submission(state: IdentityState, s: LoggedStatement) -> Claim:
     p = s.payload
     agent, namespace, claim_id = p["agent"], p["namespace"], p["claim_id"]
     if s.issuer != agent:
-        raise TransitionInvalid(f"iss {s.issuer[:200]} is not the claiming agent {agent[:200]}")
+        raise Refused(Refusal.CLAIM_ISSUER_MISMATCH, f"iss {s.issuer[:200]} is not the claiming agent {agent[:200]}")
     revoked = state.revocation_of(agent)
     if revoked is not None:
-        raise TransitionInvalid(f"the agent {agent[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+        raise Refused(Refusal.AGENT_REVOKED,
+                      f"the agent {agent[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
     if namespace not in state.namespaces:
-        raise TransitionInvalid(f"namespace {namespace!r} is not registered on this log")
+        raise Refused(Refusal.NAMESPACE_UNKNOWN, f"namespace {namespace!r} is not registered on this log")
     used = state.claim_ids.get((namespace, claim_id))
     if used is not None:
-        raise TransitionInvalid(f"claim_id {claim_id!r} was already submitted in {namespace!r} (entry {used})")
+        raise Refused(Refusal.CLAIM_ID_USED,
+                      f"claim_id {claim_id!r} was already submitted in {namespace!r} (entry {used})")
     return Claim(s.entry, s.index, claim_id, agent, namespace, p["service"], Scope.from_json(p["scope"]), s.issued_at)
 
 
@@ -86,10 +107,16 @@ def check_decision(state: IdentityState, s: LoggedStatement, kind: DecisionKind)
     text = p.get("note") if kind == "approval" else p["reason"]
     decision = ClaimDecision(kind, s.entry, s.index, s.issuer, p["decided_by"], s.issued_at, text, p.get(WEBAUTHN))
     claim = decide(state, p["claim"], decision)
-    if kind == "approval" and WEBAUTHN in p:
-        approver, sign_count = check_human_approval(state, claim.namespace, p)
+    if WEBAUTHN in p:
+        approver, sign_count = check_human_decision(state, claim.namespace, p)
         human = replace(decision, enrolment=approver.entry, sign_count=sign_count)
         claim = replace(claim, decisions=(*claim.decisions[:-1], human))
+    elif p["decided_by"] != s.issuer:
+        raise Refused(
+            Refusal.HUMAN_ASSERTION_MISSING,
+            f"decided_by {p['decided_by'][:200]} is not the signer {s.issuer[:200]}: a decision in another's name "
+            "carries that human's passkey assertion (webauthn)",
+        )
     return claim
 
 
@@ -97,57 +124,84 @@ def decide(state: IdentityState, claim_entry: str, decision: ClaimDecision) -> C
     """The claim with ``decision`` applied; only the namespace owner decides, and only from the right status."""
     claim = state.claims.get(claim_entry)
     if claim is None:
-        raise TransitionInvalid(f"{claim_entry[:80]} is not an accepted claim submission on this log")
+        raise Refused(Refusal.CLAIM_UNKNOWN, f"{claim_entry[:80]} is not an accepted claim submission on this log")
     owner = state.namespaces[claim.namespace]
     if decision.signer != owner:
-        raise TransitionInvalid(
-            f"{decision.signer[:200]} is not the owner of namespace {claim.namespace!r}; only {owner[:200]} decides"
+        raise Refused(
+            Refusal.NOT_NAMESPACE_OWNER,
+            f"{decision.signer[:200]} is not the owner of namespace {claim.namespace!r}; only {owner[:200]} decides",
         )
     before, after = _STATUS_AFTER[decision.kind]
     if claim.status != before:
-        raise TransitionInvalid(
-            f"claim {claim.entry} is {claim.status}, not {before}: a {decision.kind} of it is replayed or out of turn"
+        raise Refused(
+            Refusal.CLAIM_NOT_PENDING,
+            f"claim {claim.entry} is {claim.status}, not {before}: a {decision.kind} of it is replayed or out of turn",
         )
     revoked = state.revocation_of(decision.decided_by)
     if revoked is not None:
-        raise TransitionInvalid(
-            f"decided_by {decision.decided_by[:200]} was revoked at entry {revoked.index} ({revoked.reason})"
+        raise Refused(
+            Refusal.DECIDER_REVOKED,
+            f"decided_by {decision.decided_by[:200]} was revoked at entry {revoked.index} ({revoked.reason})",
         )
     if decision.kind == "approval":
         revoked = state.revocation_of(claim.agent)
         if revoked is not None:
-            raise TransitionInvalid(f"the claiming agent was revoked at entry {revoked.index} ({revoked.reason})")
+            raise Refused(Refusal.AGENT_REVOKED,
+                          f"the claiming agent was revoked at entry {revoked.index} ({revoked.reason})")
     return replace(claim, status=after, decisions=(*claim.decisions, decision))
 
 
 # --- human approvers: passkeys enrolled on the log, assertions verified offline ---------------------------
 
 
-def check_enrolment(state: IdentityState, s: LoggedStatement) -> Approver:
-    """The approver an ``approver-enrolment`` enrols; raise why it cannot be."""
+def check_enrolment(state: IdentityState, s: LoggedStatement) -> tuple[Approver, int]:
+    """The approver an ``approver-enrolment`` enrols, with its passkey's signature counter; raise why it cannot be."""
     p = s.payload
     namespace, approver = p["namespace"], p["approver"]
     owner = state.namespaces.get(namespace)
     if owner is None:
-        raise TransitionInvalid(f"namespace {namespace!r} is not registered on this log")
+        raise Refused(Refusal.NAMESPACE_UNKNOWN, f"namespace {namespace!r} is not registered on this log")
     if s.issuer != owner:
-        raise TransitionInvalid(
-            f"{s.issuer[:200]} is not the owner of namespace {namespace!r}; only {owner[:200]} enrols its approvers"
+        raise Refused(
+            Refusal.NOT_NAMESPACE_OWNER,
+            f"{s.issuer[:200]} is not the owner of namespace {namespace!r}; only {owner[:200]} enrols its approvers",
         )
     revoked = state.revocation_of(approver)
     if revoked is not None:
-        raise TransitionInvalid(f"approver {approver[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+        raise Refused(Refusal.APPROVER_REVOKED,
+                      f"approver {approver[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
     try:
-        credential = b64url(b64url_decode(p["credential_id"], "credential_id"))
-        credential_key(b64url_decode(p["public_key"], "public_key"))
+        credential_id = b64url_decode(p["credential_id"], "credential_id")
+        public_key = b64url_decode(p["public_key"], "public_key")
+        credential_key(public_key)
         check_rp_origin(p["rp_id"], p["origin"])
     except TabellionError as exc:
-        raise TransitionInvalid(f"the enrolment cannot verify assertions: {exc.detail}") from exc
+        raise Refused(Refusal.ENROLMENT_UNUSABLE, f"the enrolment cannot verify assertions: {exc.detail}") from exc
+    credential = b64url(credential_id)
     used = state.approver_credentials.get((namespace, credential))
     if used is not None:
-        raise TransitionInvalid(f"credential {credential[:60]} is already enrolled in {namespace!r} (entry {used})")
+        raise Refused(Refusal.CREDENTIAL_ALREADY_ENROLLED,
+                      f"credential {credential[:60]} is already enrolled in {namespace!r} (entry {used})")
+    sign_count = _check_consent(p, credential_id, public_key)
     return Approver(s.entry, s.index, namespace, approver, credential, p["public_key"], p["rp_id"], p["origin"],
-                    s.issuer)
+                    s.issuer), sign_count
+
+
+def _check_consent(p: dict[str, Any], credential_id: bytes, public_key: bytes) -> int:
+    """The human's consent to an enrolment: the passkey was created for this enrolment request, and signed the
+    whole enrolment. Returns the passkey's signature counter."""
+    registered = verify_registration(Registration.from_json(p[REGISTRATION]), challenge=enrolment_request_digest(p),
+                                     rp_id=p["rp_id"], origin=p["origin"])
+    if registered.credential_id != credential_id or registered.public_key != public_key:
+        raise Refused(Refusal.ENROLMENT_REGISTRATION_INVALID,
+                      "the registration attests another credential than the one the enrolment names")
+    assertion = Assertion.from_json(p[WEBAUTHN])
+    if assertion.credential_id != credential_id:
+        raise Refused(Refusal.ENROLMENT_REGISTRATION_INVALID,
+                      "the enrolment's assertion is made by another credential than the one enrolled")
+    verified = verify_assertion(assertion, credential_public_key=public_key, challenge=decision_digest(p),
+                                rp_id=p["rp_id"], origin=p["origin"])
+    return verified.sign_count
 
 
 def enrolled_approver(state: IdentityState, namespace: str, payload: dict[str, Any]) -> Approver:
@@ -171,8 +225,8 @@ def enrolled_approver(state: IdentityState, namespace: str, payload: dict[str, A
     return approver
 
 
-def check_human_approval(state: IdentityState, namespace: str, payload: dict[str, Any]) -> tuple[Approver, int]:
-    """Verify an approval's passkey assertion offline against its enrolment on the log (WebAuthn §7.2, UV required,
+def check_human_decision(state: IdentityState, namespace: str, payload: dict[str, Any]) -> tuple[Approver, int]:
+    """Verify a decision's passkey assertion offline against its enrolment on the log (WebAuthn §7.2, UV required,
     the signature counter above the one of the credential's last logged approval); the approver and the counter."""
     approver = enrolled_approver(state, namespace, payload)
     verified = verify_assertion(

@@ -1,7 +1,8 @@
 """Delegations: authority passed from a principal to an agent, narrowing at every hop.
 
 A ``delegation`` statement is signed by its ``principal`` (CWT iss == principal). A root delegation
-(``parent`` null) is granted by an operator registered on the log; a child delegation is granted by the agent
+(``parent`` null) is granted by an operator registered on the log, to an agent that consented to that operator
+(``agent-consent``); a child delegation is granted by the agent
 of its parent, an accepted delegation whose whole chain is still valid. At each hop the scope narrows
 (``verifier.scopes``), ``not_after`` does not move later, and ``max_depth`` (how many further hops are
 allowed) shrinks: a parent with ``max_depth`` 0 cannot be delegated further. A delegation cannot be made once
@@ -16,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from schemas.errors import DelegationRefused, EntryNotFound, TransitionInvalid
+from schemas.errors import DelegationRefused, EntryNotFound
 from verifier.identity_state import Delegation, IdentityState, LoggedStatement, Scope
+from verifier.refusals import Refusal, Refused
 from verifier.scopes import check_narrower
 
 MAX_DEPTH: Final = 16
@@ -81,42 +83,54 @@ def check_chain(state: IdentityState, entry: str, now: int | None) -> Chain:
 
 
 def check_delegation(state: IdentityState, s: LoggedStatement) -> Delegation:
-    """The delegation a statement grants; raise ``TransitionInvalid`` with the reason it cannot."""
+    """The delegation a statement grants; raise ``Refused`` with the reason it cannot."""
     p = s.payload
     principal, agent, not_after, max_depth = p["principal"], p["agent"], p["not_after"], p["max_depth"]
     if s.issuer != principal:
-        raise TransitionInvalid(f"iss {s.issuer[:200]} is not the delegation's principal {principal[:200]}")
-    for role, did in (("principal", principal), ("agent", agent)):
+        raise Refused(Refusal.DELEGATION_ISSUER_MISMATCH,
+                      f"iss {s.issuer[:200]} is not the delegation's principal {principal[:200]}")
+    for role, did, refusal in (("principal", principal, Refusal.DELEGATION_PRINCIPAL_REVOKED),
+                               ("agent", agent, Refusal.AGENT_REVOKED)):
         revoked = state.revocation_of(did)
         if revoked is not None:
-            raise TransitionInvalid(f"the {role} {did[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+            raise Refused(refusal, f"the {role} {did[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
     if max_depth > MAX_DEPTH:
-        raise TransitionInvalid(f"too deep: max_depth {max_depth} is over the limit of {MAX_DEPTH}")
+        raise Refused(Refusal.DELEGATION_TOO_DEEP, f"too deep: max_depth {max_depth} is over the limit of {MAX_DEPTH}")
     scope = Scope.from_json(p["scope"])
     if p["parent"] is None:
         if principal not in state.controllers:
-            raise TransitionInvalid(
-                f"a root delegation must be granted by an operator registered on this log; {principal[:200]} is not"
+            raise Refused(
+                Refusal.DELEGATION_ROOT_NOT_OPERATOR,
+                f"a root delegation must be granted by an operator registered on this log; {principal[:200]} is not",
             )
+        if state.bound_operator(agent) != principal:
+            raise Refused(Refusal.CONSENT_MISSING,
+                          f"the agent {agent[:200]} has not consented to operator {principal[:200]} (agent-consent)")
         _check_not_expired(s)
         return Delegation(s.entry, s.index, principal, agent, None, scope, not_after, max_depth, 0, principal)
     parent = state.delegations.get(p["parent"])
     if parent is None:
-        raise TransitionInvalid(f"parent {p['parent']} is not an accepted delegation on this log")
+        raise Refused(Refusal.DELEGATION_PARENT_UNKNOWN,
+                      f"parent {p['parent']} is not an accepted delegation on this log")
     if parent.agent != principal:
-        raise TransitionInvalid(
+        raise Refused(
+            Refusal.DELEGATION_PARENT_AGENT_MISMATCH,
             f"parent {parent.entry} delegates to {parent.agent[:200]}, not to the principal {principal[:200]}"
         )
     try:
         check_chain(state, parent.entry, s.issued_at)
     except DelegationRefused as exc:
-        raise TransitionInvalid(f"the parent delegation no longer holds: {exc.detail}") from exc
+        raise Refused(Refusal.DELEGATION_PARENT_INVALID,
+                      f"the parent delegation no longer holds: {exc.detail}") from exc
     if parent.max_depth == 0:
-        raise TransitionInvalid(f"too deep: parent {parent.entry} has max_depth 0 and cannot be delegated further")
+        raise Refused(Refusal.DELEGATION_TOO_DEEP,
+                      f"too deep: parent {parent.entry} has max_depth 0 and cannot be delegated further")
     if max_depth >= parent.max_depth:
-        raise TransitionInvalid(f"too deep: max_depth {max_depth} must be below the parent's {parent.max_depth}")
+        raise Refused(Refusal.DELEGATION_TOO_DEEP,
+                      f"too deep: max_depth {max_depth} must be below the parent's {parent.max_depth}")
     if not_after > parent.not_after:
-        raise TransitionInvalid(f"not_after {not_after} is later than the parent's {parent.not_after}")
+        raise Refused(Refusal.DELEGATION_OUTLIVES_PARENT,
+                      f"not_after {not_after} is later than the parent's {parent.not_after}")
     check_narrower(scope, parent.scope)
     _check_not_expired(s)
     return Delegation(
@@ -128,4 +142,5 @@ def check_delegation(state: IdentityState, s: LoggedStatement) -> Delegation:
 def _check_not_expired(s: LoggedStatement) -> None:
     not_after = s.payload["not_after"]
     if s.issued_at is not None and s.issued_at >= not_after:
-        raise TransitionInvalid(f"the delegation had already expired (not_after {not_after}) at iat {s.issued_at}")
+        raise Refused(Refusal.DELEGATION_EXPIRED_AT_ISSUE,
+                      f"the delegation had already expired (not_after {not_after}) at iat {s.issued_at}")

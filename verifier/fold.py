@@ -12,13 +12,12 @@ key current for its signer at that log position, and nothing acts after its revo
 (``verifier.claims``, with passkey assertions verified by ``verifier.webauthn``) are checked in
 their own modules; ``verifier.authority`` answers what the state allows.
 
-Revocation (``revocation``: target and RFC 5280 reason) may name
-- a DID: by itself; an agent also by the operator that issued its current passport, or by the owner of a
-  namespace it submitted a claim to; a human approver also by the owner of a namespace that enrolled it;
-- the entry id of a passport (by its operator), a delegation (by its principal or the principal of any
-  delegation above it; it voids every delegation below), an approved claim (by the namespace owner) or an
-  approver enrolment, i.e. one passkey credential (by the namespace owner or the approver);
-- a key (multikey): by the controller it belongs or belonged to, or by the did:key it is the key of.
+Who may sign what, and whose consent it needs, is the authority matrix of ``docs/authority.md``; this module
+and the ones it calls enforce it, and every refusal carries one stable code (``verifier.refusals``). In short:
+an identity as a whole (a DID) is revoked only by itself (its current key, or its pre-committed next key as
+recovery) or by the operator it consented to (``agent-consent``, signed by the agent); every other party revokes
+only its own grants. Statements of the log service itself (``registration-policy``, ``trust-anchor``) count only
+when signed by one of the ``service_signers`` the fold is given.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from schemas.errors import BadInput, PolicyRefused, TabellionError, TransitionInvalid, VerificationError
+from schemas.errors import BadInput, PolicyRefused, TabellionError, VerificationError
 from schemas.identity_statements import canonical_json, parse_payload, statement_type_of
 from schemas.leaf import entry_id, leaf_data
 from schemas.statement import SignedStatement, parse_statement
@@ -42,6 +41,7 @@ from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
 from verifier.identity_state import (
     DID_KEY,
+    AgentConsent,
     ClaimDecision,
     DecisionKind,
     IdentityState,
@@ -56,13 +56,16 @@ from verifier.identity_state import (
 )
 from verifier.keys import PublicKey
 from verifier.passports import check_issuance
+from verifier.refusals import Refusal, Refused
 
 __all__ = [
-    "DID_KEY", "Fold", "FoldEntry", "IdentityState", "KeyEvent", "KeyState", "Outcome", "Revocation", "key_digest",
-    "witness_message",
+    "DID_KEY", "Fold", "FoldEntry", "IdentityState", "KeyEvent", "KeyState", "Outcome", "Refusal", "Refused",
+    "Revocation", "key_digest", "kid_multikey", "witness_message",
 ]
 
 _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}", re.ASCII)
+SERVICE_STATEMENTS: Final = frozenset({"registration-policy", "trust-anchor"})
+"""Statements only the log service itself may make: accepted from ``Fold.service_signers`` alone."""
 Commit = Callable[[], None]
 
 
@@ -75,11 +78,15 @@ class FoldEntry:
 class Fold:
     """Applies entries one at a time (a follower) or all at once (a rebuild); both give the same state."""
 
-    def __init__(self, state: IdentityState | None = None, *, sparse: bool = False) -> None:
+    def __init__(
+        self, state: IdentityState | None = None, *, sparse: bool = False, service_signers: frozenset[str] = frozenset()
+    ) -> None:
         """``sparse``: entries need only come in increasing log order, not every one of them (an audit
-        bundle holds the entries about one identity); the state is then that of those entries alone."""
+        bundle holds the entries about one identity); the state is then that of those entries alone.
+        ``service_signers``: the DIDs of the log service, whose own statements the fold trusts."""
         self.state = state or IdentityState()
         self.sparse = sparse
+        self.service_signers = service_signers
 
     def apply_all(self, entries: Iterable[FoldEntry]) -> IdentityState:
         for entry in entries:
@@ -88,7 +95,8 @@ class Fold:
 
     def apply(self, entry: FoldEntry) -> Outcome:
         if entry.index != self.state.size and not (self.sparse and entry.index > self.state.size):
-            raise TransitionInvalid(f"entry {entry.index} arrived, the fold expected entry {self.state.size}")
+            raise Refused(Refusal.ENTRY_OUT_OF_ORDER,
+                          f"entry {entry.index} arrived, the fold expected entry {self.state.size}")
         statement = parse_statement(entry.statement)
         ident = entry_id(leaf_data(statement.message))
         stype: str | None = None
@@ -98,7 +106,7 @@ class Fold:
                 self._transition(stype, statement, ident, entry.index)()
             outcome = Outcome(entry.index, ident, stype, True)
         except (PolicyRefused, BadInput, VerificationError) as exc:
-            outcome = Outcome(entry.index, ident, stype, False, f"{exc.title}: {exc.detail}")
+            outcome = Outcome(entry.index, ident, stype, False, f"{exc.title}: {exc.detail}", exc.code)
         self.state.outcomes.append(outcome)
         self.state.size = entry.index + 1
         return outcome
@@ -118,7 +126,15 @@ class Fold:
             return self._register(s)
         if stype == "key-rotation":
             return self._rotate(s)
-        self._check_signer(statement, index)
+        recovery = stype == "revocation" and s.payload["target"] == s.issuer
+        self._check_signer(statement, index, recovery=recovery)
+        if stype in SERVICE_STATEMENTS:
+            if s.issuer not in self.service_signers:
+                raise Refused(Refusal.SERVICE_STATEMENT_UNTRUSTED,
+                              f"a {stype} statement counts only from the log service, not from {s.issuer[:200]}")
+            return _nothing
+        if stype == "agent-consent":
+            return self._consent(s)
         if stype == "agent-passport":
             return self._issue_passport(s)
         if stype == "delegation":
@@ -133,34 +149,50 @@ class Fold:
             return self._enrol_approver(s)
         return _nothing
 
-    def _check_signer(self, statement: SignedStatement, index: int) -> None:
-        signer = statement.issuer
-        revoked = self.state.revoked.get(signer)
+    def _check_signer(self, statement: SignedStatement, index: int, *, recovery: bool = False) -> None:
+        """The signer is not revoked, nor is its current key, and the statement is signed by that key; with
+        ``recovery`` (a controller revoking itself) also by the next key it committed to."""
+        signer, state = statement.issuer, self.state
+        revoked = state.revoked.get(signer)
         if revoked is not None:
-            raise TransitionInvalid(f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
-        multikey = self.state.current_multikey(signer)
-        revoked = self.state.revoked.get(multikey) if multikey is not None else None
+            raise Refused(Refusal.SIGNER_REVOKED,
+                          f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+        multikey = state.current_multikey(signer)
+        revoked = state.revoked.get(multikey) if multikey is not None else None
+        controller = state.controllers.get(signer)
+        committed = kid_multikey(statement)
+        if recovery and controller is not None and key_digest(committed) == controller.next_key_digest:
+            _verify(statement, multikey_key(committed), f"the next key {signer[:200]} committed to",
+                    Refusal.SIGNER_KEY_MISMATCH)
+            return
         if revoked is not None:
-            raise TransitionInvalid(
-                f"the key current for signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})"
+            raise Refused(
+                Refusal.SIGNER_KEY_REVOKED,
+                f"the key current for signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})",
             )
-        _verify(statement, self.state.current_key(signer), f"the key current for {signer[:200]} at entry {index}")
+        _verify(statement, state.current_key(signer), f"the key current for {signer[:200]} at entry {index}",
+                Refusal.SIGNER_KEY_MISMATCH)
 
     def _register(self, s: LoggedStatement) -> Commit:
         p = s.payload
         operator, namespace = p["operator"], p["namespace"]
         if s.issuer != operator:
-            raise TransitionInvalid(f"iss {s.issuer[:200]} does not match the registered operator")
+            raise Refused(Refusal.REGISTRATION_ISSUER_MISMATCH,
+                          f"iss {s.issuer[:200]} does not match the registered operator")
         if operator in self.state.controllers:
-            raise TransitionInvalid(f"{operator[:200]} is already registered; rotate its key instead")
+            raise Refused(Refusal.OPERATOR_ALREADY_REGISTERED,
+                          f"{operator[:200]} is already registered; rotate its key instead")
         if operator in self.state.revoked:
-            raise TransitionInvalid(f"{operator[:200]} was revoked at entry {self.state.revoked[operator].index}")
+            raise Refused(Refusal.OPERATOR_REVOKED,
+                          f"{operator[:200]} was revoked at entry {self.state.revoked[operator].index}")
         owner = self.state.namespaces.get(namespace)
         if owner is not None:
-            raise TransitionInvalid(f"namespace {namespace!r} already belongs to {owner[:200]}")
+            raise Refused(Refusal.NAMESPACE_TAKEN, f"namespace {namespace!r} already belongs to {owner[:200]}")
         if p["witness_threshold"] > len(p["witnesses"]):
-            raise TransitionInvalid("witness_threshold is larger than the number of witnesses")
-        _verify(s.statement, multikey_key(p["key"]), "the key it registers")
+            raise Refused(Refusal.WITNESS_THRESHOLD_TOO_HIGH,
+                          "witness_threshold is larger than the number of witnesses")
+        self._check_operator_did(operator, p["key"], s)
+        _verify(s.statement, multikey_key(p["key"]), "the key it registers", Refusal.REGISTRATION_NOT_SELF_SIGNED)
         registered = KeyState(
             operator, namespace, p["key"], p["next_key_digest"], tuple(p["witnesses"]), p["witness_threshold"],
             (KeyEvent(0, p["key"], s.entry, s.index),),
@@ -172,31 +204,72 @@ class Fold:
 
         return commit
 
+    def _check_operator_did(self, operator: str, key: str, s: LoggedStatement) -> None:
+        """Whose DID this is: a did:key registers its own key; a did:web needs evidence that its domain lists
+        the key (``verifier.did_web``); no other DID method can prove control here."""
+        if operator.startswith(DID_KEY):
+            if did_key_multikey(operator) != key:
+                raise Refused(Refusal.REGISTRATION_KEY_NOT_DID_KEY,
+                              f"the did:key operator {operator[:200]} can only register its own key, not {key[:60]}")
+            return
+        if operator.startswith("did:web:"):
+            return
+        raise Refused(Refusal.REGISTRATION_DID_METHOD_UNSUPPORTED,
+                      f"{operator[:200]}: only did:key and did:web operators can prove control of their DID here")
+
     def _rotate(self, s: LoggedStatement) -> Commit:
         p = s.payload
         controller = p["controller"]
         current = self.state.controllers.get(controller)
         if current is None:
-            raise TransitionInvalid(f"{controller[:200]} is not registered on this log")
+            raise Refused(Refusal.CONTROLLER_UNKNOWN, f"{controller[:200]} is not registered on this log")
         if s.issuer != controller:
-            raise TransitionInvalid(f"iss {s.issuer[:200]} does not match the rotating controller")
+            raise Refused(Refusal.ROTATION_ISSUER_MISMATCH,
+                          f"iss {s.issuer[:200]} does not match the rotating controller")
         if controller in self.state.revoked:
-            raise TransitionInvalid(f"{controller[:200]} was revoked at entry {self.state.revoked[controller].index}")
+            raise Refused(Refusal.CONTROLLER_REVOKED,
+                          f"{controller[:200]} was revoked at entry {self.state.revoked[controller].index}")
         if p["sequence"] != current.sequence + 1:
-            raise TransitionInvalid(f"rotation sequence {p['sequence']} does not follow {current.sequence}")
+            raise Refused(Refusal.ROTATION_SEQUENCE_INVALID,
+                          f"rotation sequence {p['sequence']} does not follow {current.sequence}")
         if p["previous"] != current.last_event:
-            raise TransitionInvalid(f"rotation names previous event {p['previous']}, not {current.last_event}")
+            raise Refused(Refusal.ROTATION_PREVIOUS_MISMATCH,
+                          f"rotation names previous event {p['previous']}, not {current.last_event}")
         if key_digest(p["key"]) != current.next_key_digest:
-            raise TransitionInvalid("the rotation reveals a key that was not committed to by the previous event")
+            raise Refused(Refusal.ROTATION_KEY_NOT_COMMITTED,
+                          "the rotation reveals a key that was not committed to by the previous event")
         if p["key"] in self.state.revoked:
-            raise TransitionInvalid("the revealed key was revoked")
-        _verify(s.statement, multikey_key(p["key"]), "the revealed (pre-committed) key")
+            raise Refused(Refusal.ROTATION_KEY_REVOKED, "the revealed key was revoked")
+        _verify(s.statement, multikey_key(p["key"]), "the revealed (pre-committed) key",
+                Refusal.ROTATION_NOT_SIGNED_BY_REVEALED_KEY)
         _check_witnesses(p, current)
         rotated = replace(
             current, key=p["key"], next_key_digest=p["next_key_digest"],
             history=(*current.history, KeyEvent(p["sequence"], p["key"], s.entry, s.index)),
         )
         return lambda: self.state.controllers.__setitem__(controller, rotated)
+
+    def _consent(self, s: LoggedStatement) -> Commit:
+        agent, operator = s.payload["agent"], s.payload["operator"]
+        if s.issuer != agent:
+            raise Refused(Refusal.CONSENT_ISSUER_MISMATCH,
+                          f"iss {s.issuer[:200]} is not the consenting agent {agent[:200]}: only the agent consents")
+        if did_key_multikey(agent) is None:
+            raise Refused(Refusal.CONSENT_AGENT_NOT_DID_KEY, f"the agent {agent[:200]} is not a bare did:key")
+        if operator not in self.state.controllers:
+            raise Refused(Refusal.CONSENT_OPERATOR_UNKNOWN,
+                          f"{operator[:200]} is not an operator registered on this log")
+        revoked = self.state.revocation_of(operator)
+        if revoked is not None:
+            raise Refused(Refusal.CONSENT_OPERATOR_REVOKED,
+                          f"the operator {operator[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+        consent = AgentConsent(s.entry, s.index, agent, operator)
+
+        def commit() -> None:
+            self.state.consents[agent] = consent
+            self.state.consent_entries[consent.entry] = consent
+
+        return commit
 
     def _issue_passport(self, s: LoggedStatement) -> Commit:
         passport = check_issuance(self.state, s)
@@ -242,11 +315,12 @@ class Fold:
         return commit
 
     def _enrol_approver(self, s: LoggedStatement) -> Commit:
-        approver = check_enrolment(self.state, s)
+        approver, sign_count = check_enrolment(self.state, s)
 
         def commit() -> None:
             self.state.approvers[approver.entry] = approver
             self.state.approver_credentials[(approver.namespace, approver.credential_id)] = approver.entry
+            self.state.sign_counts[approver.entry] = sign_count
 
         return commit
 
@@ -254,7 +328,8 @@ class Fold:
         target, signer, reason = s.payload["target"], s.issuer, s.payload["reason"]
         state = self.state
         if target in state.revoked:
-            raise TransitionInvalid(f"{target[:200]} is already revoked (entry {state.revoked[target].index})")
+            raise Refused(Refusal.ALREADY_REVOKED,
+                          f"{target[:200]} is already revoked (entry {state.revoked[target].index})")
         revocation = Revocation(s.index, s.entry, reason, signer)
         change: Commit = _nothing
         if target.startswith("did:"):
@@ -265,7 +340,8 @@ class Fold:
             any(target == e.key for e in state.controllers.get(signer, _NO_KEYS).history)
             or (signer not in state.controllers and target == did_key_multikey(signer))
         ):
-            raise TransitionInvalid("a key can only be revoked by the controller it belonged to")
+            raise Refused(Refusal.KEY_REVOCATION_NOT_ENTITLED,
+                          "a key can only be revoked by the controller it belonged to, or by its own did:key")
 
         def commit() -> None:
             change()
@@ -274,18 +350,13 @@ class Fold:
         return commit
 
     def _check_identity_revoker(self, target: str, signer: str) -> None:
-        if target == signer:
+        """A DID is revoked by itself, or by the operator it consented to; by nobody else."""
+        if target == signer or self.state.bound_operator(target) == signer:
             return
-        passport = self.state.passports.get(target)
-        if passport is not None and passport.operator == signer:
-            return
-        if any(c.agent == target and self.state.namespaces[c.namespace] == signer for c in self.state.claims.values()):
-            return
-        if any(a.approver == target and a.enrolled_by == signer for a in self.state.approvers.values()):
-            return
-        raise TransitionInvalid(
-            "an identity can only be revoked by itself here, or an agent by the operator of its current passport "
-            "or the owner of a namespace it submitted a claim to, or an approver by the owner who enrolled it"
+        raise Refused(
+            Refusal.DID_REVOCATION_NOT_ENTITLED,
+            f"{signer[:200]} cannot revoke the identity {target[:200]}: a DID is revoked only by itself or by the "
+            "operator it consented to; revoke your own grants (passports, delegations, claims, enrolments) instead",
         )
 
     def _revoke_entry(self, target: str, s: LoggedStatement) -> Commit:
@@ -293,14 +364,16 @@ class Fold:
         passport = state.passport_entries.get(target)
         if passport is not None:
             if signer != passport.operator:
-                raise TransitionInvalid(f"passport {target} can be revoked only by its operator {passport.operator}")
+                raise Refused(Refusal.PASSPORT_REVOCATION_NOT_ENTITLED,
+                              f"passport {target} can be revoked only by its operator {passport.operator[:200]}")
             return _nothing
         delegation = state.delegations.get(target)
         if delegation is not None:
             grantors = [d.principal for d in chain_of(state, target).delegations]
             if signer not in grantors:
-                raise TransitionInvalid(
-                    f"delegation {target} can only be revoked by its principal or a principal above it in its chain"
+                raise Refused(
+                    Refusal.DELEGATION_REVOCATION_NOT_ENTITLED,
+                    f"delegation {target} can only be revoked by its principal or a principal above it in its chain",
                 )
             revoked = replace(delegation, revoked=s.entry)
             return lambda: state.delegations.__setitem__(target, revoked)
@@ -311,11 +384,19 @@ class Fold:
         approver = state.approvers.get(target)
         if approver is not None:
             if signer not in (approver.enrolled_by, approver.approver):
-                raise TransitionInvalid(f"approver enrolment {target} can be revoked only by its namespace's owner "
-                                        "or the approver")
+                raise Refused(Refusal.ENROLMENT_REVOCATION_NOT_ENTITLED,
+                              f"approver enrolment {target} can be revoked only by its namespace's owner or the "
+                              "approver")
             return _nothing
-        raise TransitionInvalid(f"entry {target} is not a passport, delegation or claim on this log, nor an approver "
-                                "enrolment")
+        consent = state.consent_entries.get(target)
+        if consent is not None:
+            if signer != consent.agent:
+                raise Refused(Refusal.CONSENT_REVOCATION_NOT_ENTITLED,
+                              f"consent {target} can be withdrawn only by the agent that gave it")
+            return _nothing
+        raise Refused(Refusal.REVOCATION_TARGET_UNKNOWN,
+                      f"entry {target} is not a passport, delegation, claim, approver enrolment or agent consent on "
+                      "this log")
 
 
 _NO_KEYS = KeyState("", "", "", "", (), 0, ())
@@ -335,11 +416,16 @@ def _statement_type(statement: SignedStatement) -> str | None:
     return statement_type_of(statement.content_type)
 
 
-def _verify(statement: SignedStatement, key: PublicKey, what: str) -> None:
+def _verify(statement: SignedStatement, key: PublicKey, what: str, refusal: Refusal) -> None:
     try:
         verify_sign1(statement.message, statement.alg, key)
     except TabellionError as exc:
-        raise TransitionInvalid(f"the statement is not signed by {what}: {exc.detail}") from exc
+        raise Refused(refusal, f"the statement is not signed by {what}: {exc.detail}") from exc
+
+
+def kid_multikey(statement: SignedStatement) -> str:
+    """The multikey a ``did:key:z…#z…`` (or bare did:key) kid names; empty for any other kid."""
+    return (statement.kid_text or "").partition("#")[0].removeprefix(DID_KEY)
 
 
 def witness_message(payload: dict[str, Any]) -> bytes:
@@ -353,18 +439,20 @@ def _check_witnesses(p: dict[str, Any], current: KeyState) -> None:
     for item in p["witness_signatures"]:
         witness = item["witness"]
         if witness not in current.witnesses:
-            raise TransitionInvalid(f"{witness[:200]} is not a witness of this controller")
+            raise Refused(Refusal.WITNESS_UNKNOWN, f"{witness[:200]} is not a witness of this controller")
         key = resolve_did_key(witness)
         signature = base64.urlsafe_b64decode(item["signature"] + "==")
         if not isinstance(key, Ed25519PublicKey):
-            raise TransitionInvalid(f"witness {witness[:200]} is not an Ed25519 did:key")
+            raise Refused(Refusal.WITNESS_KEY_UNSUPPORTED, f"witness {witness[:200]} is not an Ed25519 did:key")
         try:
             key.verify(signature, message)
         except InvalidSignature as exc:
-            raise TransitionInvalid(f"the signature of witness {witness[:200]} does not verify") from exc
+            raise Refused(Refusal.WITNESS_SIGNATURE_INVALID,
+                          f"the signature of witness {witness[:200]} does not verify") from exc
         valid.add(witness)
     if len(valid) < current.witness_threshold:
-        raise TransitionInvalid(
+        raise Refused(
+            Refusal.WITNESS_QUORUM_NOT_MET,
             f"{len(valid)} witness signatures; the controller requires {current.witness_threshold} of "
             f"{len(current.witnesses)}"
         )

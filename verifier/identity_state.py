@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from schemas.base64url import b64url
-from schemas.errors import TransitionInvalid
 from schemas.statement import SignedStatement
 from verifier.did_key import resolve_did_key
 from verifier.keys import PublicKey
+from verifier.refusals import Refusal, Refused
 
 DID_KEY = "did:key:"
 
@@ -98,6 +98,7 @@ class Outcome:
     statement_type: str | None  # None: a general SCITT statement, not interpreted
     accepted: bool
     reason: str = ""
+    code: str = ""  # a refusal's stable code (verifier.refusals, or the code of the check that failed)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,16 @@ class Scope:
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Scope:
         return cls(tuple(value["services"]), tuple(value["actions"]), tuple(value["resources"]))
+
+
+@dataclass(frozen=True)
+class AgentConsent:
+    """An agent's signed acceptance of an operator as its controller (``agent-consent``)."""
+
+    entry: str
+    index: int
+    agent: str
+    operator: str
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,8 @@ class IdentityState:
     sign_counts: dict[str, int] = field(default_factory=dict)  # enrolment entry -> counter of its last approval
     delegations_to: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its delegations, log order
     claims_of: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its claim submissions, log order
+    consents: dict[str, AgentConsent] = field(default_factory=dict)  # agent DID -> its newest consent
+    consent_entries: dict[str, AgentConsent] = field(default_factory=dict)  # every accepted consent, by entry
 
     def current_key(self, did: str) -> PublicKey:
         """The key that must sign for ``did`` now: its registered current key, else its did:key."""
@@ -231,12 +244,19 @@ class IdentityState:
             return multikey_key(state.key)
         if did.startswith(DID_KEY):
             return resolve_did_key(did)
-        raise TransitionInvalid(f"{did[:200]} is neither registered on this log nor a did:key")
+        raise Refused(Refusal.SIGNER_UNKNOWN, f"{did[:200]} is neither registered on this log nor a did:key")
 
     def current_multikey(self, did: str) -> str | None:
         """The multikey that signs for ``did`` now (registered key, else the did:key's own), if known."""
         state = self.controllers.get(did)
         return state.key if state is not None else did_key_multikey(did)
+
+    def bound_operator(self, agent: str) -> str | None:
+        """The operator ``agent`` consented to (its newest ``agent-consent``), unless it withdrew that consent."""
+        consent = self.consents.get(agent)
+        if consent is None or consent.entry in self.revoked:
+            return None
+        return consent.operator
 
     def revocation_of(self, did: str) -> Revocation | None:
         """Why ``did`` can no longer act: the DID was revoked or, for a did:key, its only key was."""

@@ -51,7 +51,8 @@ A passport is refused when the credential breaks the format above; when issuer, 
 and the statement's iss differ; when the operator is not a registered controller or is revoked; when the agent
 (its DID or its key) is revoked; when the validity is empty or longer than the tier's cap; when it had already
 expired at the statement's ``iat``; when the operator already used that ``statusListIndex`` for an accepted
-passport; when the agent holds an unexpired, unrevoked passport from *another* operator; and when the proof
+passport; when the agent has not consented to this operator (its newest ``agent-consent`` names another, or none, or was
+withdrawn); when the agent holds an unexpired, unrevoked passport from *another* operator; and when the proof
 does not verify against the operator's current key (a key the operator rotated out is refused by name). A newer
 passport for the same agent supersedes the older one, which stays in ``IdentityState.passport_entries``.
 """
@@ -66,9 +67,10 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from schemas.errors import PassportRefused, PayloadInvalid, ProofInvalid, TabellionError, TransitionInvalid
+from schemas.errors import PassportRefused, PayloadInvalid, ProofInvalid, TabellionError
 from verifier.data_integrity import KeyResolver, verify_proof
 from verifier.identity_state import DID_KEY, IdentityState, LoggedStatement, Passport, multikey_key
+from verifier.refusals import Refusal, Refused
 
 PASSPORT_CONTEXT: Final = ("https://www.w3.org/ns/credentials/v2", "https://tabellion.dev/ns/agent-passport/v1")
 PASSPORT_TYPE: Final = ("VerifiableCredential", "AgentPassport")
@@ -235,27 +237,36 @@ def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
     passport = parse_passport(s.payload["credential"], s.entry, s.index)
     operator, agent = passport.operator, passport.agent
     if operator != s.issuer:
-        raise TransitionInvalid(f"iss {s.issuer[:200]} is not the passport's issuer {operator[:200]}")
+        raise Refused(Refusal.PASSPORT_ISSUER_MISMATCH,
+                      f"iss {s.issuer[:200]} is not the passport's issuer {operator[:200]}")
     controller = state.controllers.get(operator)
     if controller is None:
-        raise TransitionInvalid(f"passport issuer {operator[:200]} is not an operator registered on this log")
-    for who, did in (("operator", operator), ("agent", agent)):
+        raise Refused(Refusal.PASSPORT_OPERATOR_UNKNOWN,
+                      f"passport issuer {operator[:200]} is not an operator registered on this log")
+    for who, did, refusal in (("operator", operator, Refusal.OPERATOR_REVOKED),
+                              ("agent", agent, Refusal.AGENT_REVOKED)):
         revoked = state.revocation_of(did)
         if revoked is not None:
-            raise TransitionInvalid(f"the {who} {did[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+            raise Refused(refusal, f"the {who} {did[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+    if state.bound_operator(agent) != operator:
+        raise Refused(Refusal.CONSENT_MISSING,
+                      f"the agent {agent[:200]} has not consented to operator {operator[:200]} (agent-consent)")
     cap = TIER_CAPS[passport.tier]
     if passport.valid_until <= passport.valid_from:
-        raise TransitionInvalid("passport validUntil is not after validFrom")
+        raise Refused(Refusal.PASSPORT_VALIDITY_EMPTY, "passport validUntil is not after validFrom")
     if passport.valid_until - passport.valid_from > cap:
-        raise TransitionInvalid(
+        raise Refused(
+            Refusal.PASSPORT_VALIDITY_OVER_CAP,
             f"passport validity of {passport.valid_until - passport.valid_from} s is over the {passport.tier} "
             f"tier cap of {cap} s"
         )
     if s.issued_at is not None and s.issued_at >= passport.valid_until:
-        raise TransitionInvalid(f"the passport had already expired when it was issued (iat {s.issued_at})")
+        raise Refused(Refusal.PASSPORT_EXPIRED_AT_ISSUE,
+                      f"the passport had already expired when it was issued (iat {s.issued_at})")
     used = state.status_indices.get((operator, passport.status_index))
     if used is not None:
-        raise TransitionInvalid(
+        raise Refused(
+            Refusal.PASSPORT_STATUS_INDEX_USED,
             f"statusListIndex {passport.status_index} is already used by this operator's passport entry {used}"
         )
     held = state.passports.get(agent)
@@ -266,14 +277,15 @@ def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
         except PassportRefused:
             valid = False
         if valid:
-            raise TransitionInvalid(
+            raise Refused(
+                Refusal.PASSPORT_HELD_BY_OTHER_OPERATOR,
                 f"the agent holds passport entry {held.entry} from operator {held.operator[:200]}; it must expire "
                 "or be revoked before another operator issues one"
             )
     try:
         verify_proof(passport.credential, _current_key_of(state, operator), PROOF_PURPOSE)
     except TabellionError as exc:
-        raise TransitionInvalid(f"the passport's proof does not verify: {exc}") from exc
+        raise Refused(Refusal.PASSPORT_PROOF_INVALID, f"the passport's proof does not verify: {exc}") from exc
     return replace(passport, signing_key=controller.key)
 
 

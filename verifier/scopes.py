@@ -8,8 +8,9 @@ services and actions is one of the parent's and each of its resources is covered
 
 from __future__ import annotations
 
-from schemas.errors import ScopeRefused, TransitionInvalid
+from schemas.errors import ScopeRefused
 from verifier.identity_state import Scope
+from verifier.refusals import Refusal, Refused
 
 WILDCARD = "*"
 
@@ -25,16 +26,20 @@ def _covered(patterns: tuple[str, ...], resource: str) -> bool:
 
 
 def check_narrower(child: Scope, parent: Scope) -> None:
-    """Raise ``TransitionInvalid`` naming the first service, action or resource that widens ``parent``."""
+    """Raise ``Refused`` (delegation-scope-widened) naming the first service, action or resource that widens
+    ``parent``."""
     for service in child.services:
         if service not in parent.services:
-            raise TransitionInvalid(f"scope widens the parent's: service {service[:100]!r} is not delegated to it")
+            raise Refused(Refusal.DELEGATION_SCOPE_WIDENED,
+                          f"scope widens the parent's: service {service[:100]!r} is not delegated to it")
     for action in child.actions:
         if action not in parent.actions:
-            raise TransitionInvalid(f"scope widens the parent's: action {action[:100]!r} is not delegated to it")
+            raise Refused(Refusal.DELEGATION_SCOPE_WIDENED,
+                          f"scope widens the parent's: action {action[:100]!r} is not delegated to it")
     for resource in child.resources:
         if not _covered(parent.resources, resource):
-            raise TransitionInvalid(
+            raise Refused(
+                Refusal.DELEGATION_SCOPE_WIDENED,
                 f"scope widens the parent's: resource {resource[:200]!r} is not covered by the parent's resources"
             )
 

@@ -216,10 +216,11 @@ class VerifiedAssertion:
     backed_up: bool
 
 
-def client_data(assertion: Assertion) -> dict[str, Any]:
-    """The assertion's clientDataJSON, decoded (WebAuthn §7.2 steps 9-10)."""
+def client_data(assertion: Assertion | bytes) -> dict[str, Any]:
+    """The clientDataJSON of an assertion (or given as bytes), decoded (WebAuthn §7.2 steps 9-10)."""
+    raw = assertion.client_data_json if isinstance(assertion, Assertion) else assertion
     try:
-        value = json.loads(assertion.client_data_json.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise AssertionMalformed(f"webauthn client_data_json is not base64url JSON: {str(exc)[:200]}") from exc
     if not isinstance(value, dict):
@@ -246,10 +247,23 @@ def verify_assertion(
     and the assertion is refused. Authenticators without a counter (most synced passkeys) always send 0.
     """
     key = credential_key(credential_public_key)
-    data = client_data(assertion)
-    kind = data.get("type")
-    if kind != WEBAUTHN_GET:
-        raise AssertionTypeMismatch(f"the webauthn client data type is {str(kind)[:40]!r}, not webauthn.get")
+    _check_client_data(client_data(assertion), WEBAUTHN_GET, challenge, origin)
+    auth = AuthenticatorData.parse(assertion.authenticator_data)
+    _check_authenticator(auth, rp_id, require_user_verification)
+    key.verify(assertion.signature, assertion.authenticator_data + hashlib.sha256(assertion.client_data_json).digest())
+    if (auth.sign_count or stored_sign_count) and auth.sign_count <= stored_sign_count:
+        raise AssertionSignCountNotIncreasing(
+            f"the authenticator's signature counter is {auth.sign_count}, not above {stored_sign_count}, the last one "
+            "accepted for this credential: the authenticator may have been cloned"
+        )
+    return VerifiedAssertion(assertion.credential_id, auth.sign_count, auth.user_verified, auth.backed_up)
+
+
+def _check_client_data(data: dict[str, Any], kind: str, challenge: bytes, origin: str) -> None:
+    """WebAuthn §7.1 steps 7-9 / §7.2 steps 11-13: the ceremony type, the challenge, the origin, same-origin."""
+    got_kind = data.get("type")
+    if got_kind != kind:
+        raise AssertionTypeMismatch(f"the webauthn client data type is {str(got_kind)[:40]!r}, not {kind}")
     got = data.get("challenge")
     if got != b64url(challenge):
         raise AssertionChallengeMismatch(
@@ -259,18 +273,87 @@ def verify_assertion(
     if data.get("origin") != origin:
         raise AssertionOriginMismatch(f"the client data origin is {str(data.get('origin'))[:200]!r}, not {origin!r}")
     if data.get("crossOrigin") is True or "topOrigin" in data:
-        raise AssertionOriginMismatch("a cross-origin assertion (made in a frame of another origin) is not accepted")
-    auth = AuthenticatorData.parse(assertion.authenticator_data)
+        raise AssertionOriginMismatch("a cross-origin ceremony (made in a frame of another origin) is not accepted")
+
+
+def _check_authenticator(auth: AuthenticatorData, rp_id: str, require_user_verification: bool) -> None:
+    """The RP ID hash and the user present / verified flags (§7.1 steps 13-15, §7.2 steps 15-17)."""
     if auth.rp_id_hash != hashlib.sha256(rp_id.encode()).digest():
         raise AssertionRpIdMismatch(f"authenticatorData's rpIdHash is not SHA-256 of the RP ID {rp_id[:200]!r}")
     if not auth.user_present:
         raise AssertionUserNotPresent("authenticatorData does not set UP: the user was not present")
     if require_user_verification and not auth.user_verified:
         raise AssertionUserNotVerified("authenticatorData does not set UV: the user was not verified (PIN/biometric)")
-    key.verify(assertion.signature, assertion.authenticator_data + hashlib.sha256(assertion.client_data_json).digest())
-    if (auth.sign_count or stored_sign_count) and auth.sign_count <= stored_sign_count:
-        raise AssertionSignCountNotIncreasing(
-            f"the authenticator's signature counter is {auth.sign_count}, not above {stored_sign_count}, the last one "
-            "accepted for this credential: the authenticator may have been cloned"
+
+
+# --- registration (navigator.credentials.create), W3C WebAuthn Level 3 §7.1 ----------------------------------
+
+WEBAUTHN_CREATE: Final = "webauthn.create"
+FLAG_AT: Final = 0x40
+_AAGUID_LEN: Final = 16
+
+
+@dataclass(frozen=True)
+class Registration:
+    """An AuthenticatorAttestationResponse as an approver-enrolment's ``registration`` carries it."""
+
+    client_data_json: bytes
+    attestation_object: bytes
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Registration:
+        """From ``{client_data_json, attestation_object}``, base64url."""
+        return cls(
+            b64url_decode(value.get("client_data_json"), "registration client_data_json"),
+            b64url_decode(value.get("attestation_object"), "registration attestation_object"),
         )
-    return VerifiedAssertion(assertion.credential_id, auth.sign_count, auth.user_verified, auth.backed_up)
+
+    def to_json(self) -> dict[str, str]:
+        return {"client_data_json": b64url(self.client_data_json),
+                "attestation_object": b64url(self.attestation_object)}
+
+
+@dataclass(frozen=True)
+class RegisteredCredential:
+    credential_id: bytes
+    public_key: bytes  # the CBOR COSE_Key exactly as the authenticator data carries it
+    attestation_format: str
+
+
+def verify_registration(
+    registration: Registration, *, challenge: bytes, rp_id: str, origin: str, require_user_verification: bool = True
+) -> RegisteredCredential:
+    """Check a passkey registration per WebAuthn §7.1 steps 5-16 and return the credential it created.
+
+    The client data must be a ``webauthn.create`` over ``challenge`` from ``origin``; the authenticator data must
+    hash ``rp_id``, set UP, UV (by default) and AT, and carry the attested credential (id and COSE key). The
+    attestation statement (step 19-21: the authenticator's provenance) is not evaluated; Tabellion takes the
+    credential holder's consent from a signature by the credential itself (an assertion), not from attestation.
+    """
+    _check_client_data(client_data(registration.client_data_json), WEBAUTHN_CREATE, challenge, origin)
+    try:
+        attestation = cbor.decode(registration.attestation_object, "the attestation object")
+    except TabellionError as exc:
+        raise AssertionMalformed(exc.detail) from exc
+    if not isinstance(attestation, dict) or not isinstance(attestation.get("authData"), bytes) or not isinstance(
+        attestation.get("fmt"), str
+    ):
+        raise AssertionMalformed("the attestation object is not a map with text fmt and byte string authData")
+    data: bytes = attestation["authData"]
+    auth = AuthenticatorData.parse(data)
+    _check_authenticator(auth, rp_id, require_user_verification)
+    if not auth.flags & FLAG_AT:
+        raise AssertionMalformed("the registration's authenticatorData does not set AT: it attests no credential")
+    start = AUTH_DATA_MIN + _AAGUID_LEN
+    if len(data) < start + 2:
+        raise AssertionMalformed("the attested credential data is truncated")
+    length = int.from_bytes(data[start : start + 2], "big")
+    credential_id = data[start + 2 : start + 2 + length]
+    if len(credential_id) != length or not 16 <= length <= 1023:
+        raise AssertionMalformed(f"the attested credential id is {len(credential_id)} bytes, not 16 to 1023")
+    try:
+        public_key = cbor.first_item(data[start + 2 + length :], "the attested credential public key")
+    except TabellionError as exc:
+        raise AssertionMalformed(exc.detail) from exc
+    credential_key(public_key)
+    return RegisteredCredential(credential_id, public_key, attestation["fmt"])

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from issuer.passkeys import registration_options, verify_approval, verify_registration
+from issuer.passkeys import registration_options, verify_decision, verify_registration
 from issuer.statements import (
     Signer,
     approval_payload,
@@ -37,7 +37,7 @@ from schemas.statement import parse_statement
 from tests.server import running_server
 from tests.webauthn_authenticator import ORIGIN, RP_ID, SoftwareAuthenticator
 from verifier.bundles import verify_bundle
-from verifier.claims import check_human_approval, decision_digest
+from verifier.claims import check_human_decision, decision_digest
 from verifier.fold import Fold, FoldEntry
 from verifier.keys import parse_key_set
 from verifier.receipts import verify_receipt
@@ -165,5 +165,5 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
     logged = parse_payload("claim-approval", parse_statement(log.statements[approval["index"]]).payload)
     assert logged["webauthn"]["credential_id"] == b64url(key.credential_id)
     before_revocation = Fold().apply_all(FoldEntry(i, log.statements[i]) for i in range(approval["index"]))
-    assert check_human_approval(before_revocation, "acme", logged)[0].entry == enrolment
-    assert verify_approval(before_revocation, logged) is not None  # and py_webauthn agrees
+    assert check_human_decision(before_revocation, "acme", logged)[0].entry == enrolment
+    assert verify_decision(before_revocation, logged) is not None  # and py_webauthn agrees

@@ -15,7 +15,7 @@ from issuer.passkeys import (
     authentication_options,
     registration_options,
     user_id,
-    verify_approval,
+    verify_decision,
     verify_registration,
 )
 from issuer.statements import Signer, approver_enrolment
@@ -53,15 +53,15 @@ def _claim(world: World) -> str:
 
 def test_an_approval_verifies_with_py_webauthn(world: World) -> None:
     payload = world.approval(_claim(world))
-    verified = verify_approval(world.fold(), payload)
+    verified = verify_decision(world.fold(), payload)
     assert verified is not None and verified.user_verified
     assert verified.credential_id == world.passkey("human").credential_id
 
 
 def test_nothing_to_check_without_an_assertion_or_a_known_claim(world: World) -> None:
     state = world.fold()
-    assert verify_approval(state, {"claim": _claim(world), "decided_by": world.did("op")}) is None
-    assert verify_approval(state, world.approval("ab" * 32)) is None  # the log refuses it, with its own reason
+    assert verify_decision(state, {"claim": _claim(world), "decided_by": world.did("op")}) is None
+    assert verify_decision(state, world.approval("ab" * 32)) is None  # the log refuses it, with its own reason
 
 
 @pytest.mark.parametrize(
@@ -87,17 +87,17 @@ def test_an_assertion_py_webauthn_refuses_is_a_403(world: World, change: str, pr
     if change == "note":
         payload["note"] = "changed after signing"
     with pytest.raises(AssertionInvalid, match=problem) as refused:
-        verify_approval(world.fold(), payload)
+        verify_decision(world.fold(), payload)
     assert refused.value.status == 403
 
 
 def test_the_credential_must_be_enrolled_and_not_revoked(world: World) -> None:
     claim = _claim(world)
     with pytest.raises(AssertionCredentialUnknown):
-        verify_approval(world.fold(), world.approval(claim, human="human2"))
+        verify_decision(world.fold(), world.approval(claim, human="human2"))
     world.revoke("op", world.fold().outcomes[2].entry)
     with pytest.raises(AssertionCredentialRevoked):
-        verify_approval(world.fold(), world.approval(claim))
+        verify_decision(world.fold(), world.approval(claim))
 
 
 # --- options for the browser -------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_authentication_options_carry_the_decision_challenge(world: World) -> No
     # what the browser would sign with these options is the approval the fold and py_webauthn accept
     assertion = key.get(b64url_decode(options["challenge"], "challenge"))
     payload = {**decision, "webauthn": assertion.to_json()}
-    assert verify_approval(world.fold(), payload) is not None
+    assert verify_decision(world.fold(), payload) is not None
     world.add("op", "claim-approval", payload)
     assert all(accepted(world.fold()))
 

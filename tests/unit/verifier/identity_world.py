@@ -20,7 +20,7 @@ from schemas.leaf import entry_id, leaf_data
 from schemas.statement import parse_statement
 from tests.webauthn_authenticator import SoftwareAuthenticator
 from transparency.client import sign_statement
-from verifier.claims import decision_digest
+from verifier.claims import decision_digest, enrolment_request_digest
 from verifier.data_integrity import create_proof
 from verifier.did_key import did_key_from_public, multibase_of
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome, key_digest, witness_message
@@ -35,7 +35,7 @@ STATUS_LIST = "https://status.example/lists/1"
 SCOPE = {"services": ["mail", "files"], "actions": ["read", "write"], "resources": ["mail/*", "files/a/*"]}
 STATE_FIELDS = ("controllers", "namespaces", "revoked", "passports", "passport_entries", "status_indices",
                 "delegations", "claims", "claim_ids", "delegations_to", "claims_of", "approvers",
-                "approver_credentials")
+                "approver_credentials", "sign_counts", "consents", "consent_entries")
 
 
 def mk(key: Ed25519PrivateKey) -> str:
@@ -70,6 +70,7 @@ class World:
     owners: dict[str, str] = field(default_factory=dict)  # namespace -> the operator name that registered it first
     claim_namespaces: dict[str, str] = field(default_factory=dict)  # claim entry id -> namespace
     enrolled: set[tuple[str, str]] = field(default_factory=set)  # (namespace, human) enrolled by ``enrol``
+    bound: dict[str, str] = field(default_factory=dict)  # agent name -> the operator name it consented to last
 
     def key(self, name: str) -> Ed25519PrivateKey:
         if name not in self.keys:
@@ -120,7 +121,17 @@ class World:
                                          for w in ("w1", "w2")]
         return self.add(name + "+1", "key-rotation", payload, iss=self.did(name))
 
-    # --- passports ----------------------------------------------------------------------------------------
+    # --- agents: consent to an operator, passports -------------------------------------------------------
+
+    def consent(self, agent: str, operator: str = "op", *, signer: str | None = None) -> str:
+        """``agent`` (signing with its own key unless ``signer``) accepts ``operator`` as its controller."""
+        self.bound[agent] = operator
+        return self.add(signer or agent, "agent-consent", {"agent": self.did(agent), "operator": self.did(operator)},
+                        iss=self.did(agent))
+
+    def _bind(self, agent: str, operator: str, consent: bool) -> None:
+        if consent and self.bound.get(agent) != operator:
+            self.consent(agent, operator)
 
     def credential(self, agent: str, operator: str = "op", *, proof_key: str | None = None, tier: str = "software",
                    valid_from: int = T0, lifetime: int = 24 * HOUR, index: int | None = None) -> dict[str, Any]:
@@ -137,7 +148,9 @@ class World:
         return create_proof(unsigned, self.key(signer), method, format_timestamp(valid_from))
 
     def passport(self, agent: str, operator: str = "op", *, signer: str | None = None, iat: int | None = T0,
-                 **kwargs: Any) -> str:
+                 consent: bool = True, **kwargs: Any) -> str:
+        """A passport; the agent first consents to ``operator`` unless it did last, or ``consent=False``."""
+        self._bind(agent, operator, consent)
         credential = self.credential(agent, operator, **kwargs)
         return self.add(signer or operator, "agent-passport", {"credential": credential}, iss=self.did(operator),
                         iat=iat)
@@ -146,8 +159,11 @@ class World:
 
     def delegate(self, principal: str, agent: str, parent: str | None = None, *, scope: dict[str, Any] | None = None,
                  not_after: int = T0 + 10 * HOUR, max_depth: int | None = None, iat: int | None = T0,
-                 signer: str | None = None) -> str:
-        """A delegation; ``max_depth`` defaults to 3 for a root and 0 for a child."""
+                 signer: str | None = None, consent: bool = True) -> str:
+        """A delegation; ``max_depth`` defaults to 3 for a root and 0 for a child. Before a root, the agent consents
+        to the principal unless it did last, or ``consent=False``."""
+        if parent is None:
+            self._bind(agent, principal, consent)
         depth = max_depth if max_depth is not None else (3 if parent is None else 0)
         payload = {"principal": self.did(principal), "agent": self.did(agent), "parent": parent,
                    "scope": scope or SCOPE, "not_after": not_after, "max_depth": depth}
@@ -169,12 +185,24 @@ class World:
             self.passkeys[human] = SoftwareAuthenticator(**kwargs)
         return self.passkeys[human]
 
-    def enrolment(self, human: str = "human", namespace: str = "acme", **changes: Any) -> dict[str, Any]:
-        """An approver-enrolment payload for ``human``'s passkey; ``changes`` replace fields."""
+    def enrolment(self, human: str = "human", namespace: str = "acme", *, consent: bool = True,
+                  **changes: Any) -> dict[str, Any]:
+        """An approver-enrolment payload for ``human``'s passkey, with the human's consent (the passkey's
+        registration over the enrolment request, then its assertion over the whole enrolment) made after
+        ``changes`` replaced fields; ``consent=False``: without the consent's fields."""
         key = self.passkey(human)
-        payload = {"namespace": namespace, "approver": self.did(human), "credential_id": b64url(key.credential_id),
-                   "public_key": b64url(key.cose_public_key()), "rp_id": key.rp_id, "origin": key.origin}
-        return {**payload, **changes}
+        payload: dict[str, Any] = {
+            "namespace": namespace, "approver": self.did(human), "credential_id": b64url(key.credential_id),
+            "public_key": b64url(key.cose_public_key()), "rp_id": key.rp_id, "origin": key.origin,
+        }
+        payload.update(changes)
+        if not consent:
+            return payload
+        created = key.create(enrolment_request_digest(payload))["response"]
+        payload["registration"] = {"client_data_json": created["clientDataJSON"],
+                                   "attestation_object": created["attestationObject"]}
+        payload["webauthn"] = key.get(decision_digest(payload)).to_json()
+        return payload
 
     def enrol(self, human: str = "human", namespace: str = "acme", owner: str | None = None, **changes: Any) -> str:
         """Enrol ``human``'s passkey as an approver of ``namespace``, signed by ``owner`` (default: its owner)."""
@@ -204,6 +232,7 @@ class World:
         return self.add(signer, "claim-approval", self.approval(claim, **kwargs))
 
     def reject(self, claim: str, signer: str = "op") -> str:
+        """The owner's own rejection (decided_by: the signer)."""
         return self.add(signer, "claim-rejection", {"claim": claim, "decided_by": self.did(signer), "reason": "no"})
 
     def revoke_claim(self, claim: str, signer: str = "op") -> str:

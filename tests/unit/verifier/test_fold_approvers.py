@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.verifier.identity_world import World, accepted, assert_last_refused
 from tests.webauthn_authenticator import SoftwareAuthenticator
-from verifier.claims import check_human_approval
+from verifier.claims import check_human_decision
 from verifier.fold import Fold
 from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, FLAG_UV
 
@@ -55,7 +55,7 @@ def test_an_enrolled_passkey_approves_offline(alg: int) -> None:
     payload = {"claim": claim, "decided_by": world.did("human"), "note": "ok", "webauthn": decision.webauthn}
     # what a regulator re-checks from the log: against the state the approval met (its counter is then new)
     before = Fold().apply_all(world.entries[: state.claims[claim].decisions[-1].index])
-    assert check_human_approval(before, "acme", payload) == (approver, 1)
+    assert check_human_decision(before, "acme", payload) == (approver, 1)
 
 
 def test_an_approval_without_webauthn_is_the_owners_decision(world: World) -> None:
