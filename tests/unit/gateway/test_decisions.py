@@ -34,6 +34,7 @@ from gateway.state import LogPosition, View
 from issuer.statements import (
     PassportRequest,
     Signer,
+    agent_consent,
     agent_passport,
     claim_approval,
     claim_submission,
@@ -73,7 +74,8 @@ def ident(statement: bytes) -> str:
 
 @dataclass
 class World:
-    """operator (namespace acme) -> A -> B -> C, passports for all, C's claim on ``mail`` approved."""
+    """operator (namespace acme) -> A -> B -> C, each agent consented to the operator and holds its passport, C's
+    claim on ``mail`` approved."""
 
     operator: Signer
     a: Signer
@@ -122,6 +124,7 @@ def build_world(now: int | None = None) -> World:
     add = world.statements.append
     add(operator_registration(world.operator, NAMESPACE, op1))
     for i, agent in enumerate((world.a, world.b, world.c)):
+        add(agent_consent(agent, world.operator.identity))  # each agent accepts the operator first
         passport = agent_passport(world.operator, PassportRequest(
             agent.identity, "software", "sha256:" + "ab" * 32, "EU", "sha256:" + "cd" * 32,
             "https://issuer.example/status/1", i), now=now - 60)

@@ -33,6 +33,7 @@ from gateway.secrets import Secret
 from issuer.statements import (
     PassportRequest,
     Signer,
+    agent_consent,
     agent_passport,
     claim_approval,
     claim_submission,
@@ -65,6 +66,7 @@ def build_mcp_world(now: int | None = None) -> World:
     add = world.statements.append
     add(operator_registration(operator, NAMESPACE, Ed25519PrivateKey.generate()))
     for i, agent in enumerate((a, c)):
+        add(agent_consent(agent, operator.identity))
         passport = agent_passport(operator, PassportRequest(
             agent.identity, "software", "sha256:" + "ab" * 32, "EU", "sha256:" + "cd" * 32,
             "https://issuer.example/status/1", i), now=now - 60)

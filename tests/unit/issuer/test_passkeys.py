@@ -4,15 +4,17 @@ options a browser needs, and passkey registration that yields the approver-enrol
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from issuer.passkeys import (
+    add_consent,
     approval_options,
     authentication_options,
+    consent_options,
+    enrolment_registration_options,
     registration_options,
     user_id,
     verify_decision,
@@ -25,12 +27,13 @@ from schemas.errors import (
     AssertionCredentialUnknown,
     AssertionInvalid,
     PasskeyRegistrationInvalid,
+    PayloadInvalid,
 )
 from schemas.identity_statements import parse_payload
 from schemas.statement import parse_statement
 from tests.unit.verifier.identity_world import World, accepted, statement_id
 from tests.webauthn_authenticator import ORIGIN, RP_ID, SoftwareAuthenticator
-from verifier.claims import decision_challenge, decision_digest
+from verifier.claims import decision_challenge, decision_digest, enrolment_request_digest
 from verifier.fold import FoldEntry
 from verifier.identity_state import IdentityState
 from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, Assertion, b64url_decode
@@ -48,7 +51,8 @@ def world(request: pytest.FixtureRequest) -> World:
 
 
 def _claim(world: World) -> str:
-    return world.fold().outcomes[1].entry
+    """The entry id of claim c1, the fixture's submission."""
+    return next(iter(world.claim_namespaces))
 
 
 def test_an_approval_verifies_with_py_webauthn(world: World) -> None:
@@ -56,6 +60,19 @@ def test_an_approval_verifies_with_py_webauthn(world: World) -> None:
     verified = verify_decision(world.fold(), payload)
     assert verified is not None and verified.user_verified
     assert verified.credential_id == world.passkey("human").credential_id
+
+
+@pytest.mark.parametrize("kind", ["rejection", "revocation"])
+def test_a_human_rejection_or_revocation_verifies_with_py_webauthn(world: World, kind: str) -> None:
+    claim = _claim(world)
+    if kind == "revocation":
+        world.approve(claim)
+    payload = world.decision(claim, kind)
+    verified = verify_decision(world.fold(), payload)
+    assert verified is not None and verified.credential_id == world.passkey("human").credential_id
+    payload["reason"] = "not what the human saw"
+    with pytest.raises(AssertionInvalid, match="challenge"):
+        verify_decision(world.fold(), payload)
 
 
 def test_nothing_to_check_without_an_assertion_or_a_known_claim(world: World) -> None:
@@ -95,7 +112,7 @@ def test_the_credential_must_be_enrolled_and_not_revoked(world: World) -> None:
     claim = _claim(world)
     with pytest.raises(AssertionCredentialUnknown):
         verify_decision(world.fold(), world.approval(claim, human="human2"))
-    world.revoke("op", world.fold().outcomes[2].entry)
+    world.revoke("op", next(iter(world.fold().approvers)))  # the enrolment
     with pytest.raises(AssertionCredentialRevoked):
         verify_decision(world.fold(), world.approval(claim))
 
@@ -141,26 +158,60 @@ def test_registration_options() -> None:
     assert len(b64url_decode(random["challenge"], "challenge")) >= 16
 
 
-# --- registration: the new passkey's enrolment is what the fold accepts -------------------------------------------
+# --- registration: the new passkey's enrolment, with the human's consent, is what the fold accepts ------------------
+
+ALICE = "did:web:acme.example:people:alice"
+REQUEST = {"namespace": "acme", "approver": ALICE, "rp_id": RP_ID, "origin": ORIGIN}
 
 
-def _registered(alg: int, **kwargs: Any) -> tuple[SoftwareAuthenticator, dict[str, str]]:
+def _options(request: dict[str, str], rp_name: str = "Acme approvals", **kwargs: Any) -> dict[str, Any]:
+    return enrolment_registration_options(namespace=request["namespace"], approver=request["approver"],
+                                          rp_id=request["rp_id"], origin=request["origin"], rp_name=rp_name,
+                                          user_name="alice", **kwargs)
+
+
+def _verify(response: dict[str, Any], request: dict[str, str]) -> dict[str, Any]:
+    return verify_registration(response, namespace=request["namespace"], approver=request["approver"],
+                               rp_id=request["rp_id"], origin=request["origin"])
+
+
+def _registered(alg: int = ALG_ES256, *, created_for: dict[str, str] | None = None,
+                verified_for: dict[str, str] | None = None) -> tuple[SoftwareAuthenticator, dict[str, Any]]:
+    """A passkey made with ``enrolment_registration_options`` (for ``REQUEST`` with ``created_for`` replacing
+    fields) and its registration verified for ``REQUEST`` with ``verified_for`` replacing fields."""
     key = SoftwareAuthenticator(alg)
-    challenge = b"\x07" * 32
-    response = key.create(challenge)
-    enrolment = verify_registration(json.dumps(response) if alg == ALG_RS256 else response,
-                                    **{"expected_challenge": challenge, "namespace": "acme",
-                                       "approver": "did:web:acme.example:people:alice", "rp_id": RP_ID,
-                                       "origin": ORIGIN, **kwargs})
-    return key, enrolment
+    options = _options(REQUEST | (created_for or {}))
+    response = key.create(b64url_decode(options["challenge"], "challenge"))
+    return key, _verify(response, REQUEST | (verified_for or {}))
+
+
+def _consented(key: SoftwareAuthenticator, enrolment: dict[str, Any]) -> dict[str, Any]:
+    """The enrolment with the new passkey's assertion over it, made with ``consent_options``."""
+    options = consent_options(enrolment)
+    return add_consent(enrolment, key.get(b64url_decode(options["challenge"], "challenge")).to_json())
+
+
+def test_enrolment_registration_options_carry_the_enrolment_request() -> None:
+    options = _options(REQUEST, exclude_credential_ids=[b"\x02" * 16])
+    assert options["challenge"] == b64url(enrolment_request_digest(REQUEST))
+    assert options["rp"] == {"id": RP_ID, "name": "Acme approvals"} and options["user"]["id"] == b64url(user_id(ALICE))
+    assert options["excludeCredentials"][0]["id"] == b64url(b"\x02" * 16)
+    other = _options(REQUEST | {"namespace": "beta"})
+    assert other["challenge"] != options["challenge"]
 
 
 @pytest.mark.parametrize("alg", [ALG_ES256, ALG_EDDSA, ALG_RS256], ids=["ES256", "EdDSA", "RS256"])
 def test_a_registered_passkey_is_enrolled_and_approves(alg: int) -> None:
-    key, enrolment = _registered(alg)
-    assert enrolment == {"namespace": "acme", "approver": "did:web:acme.example:people:alice",
-                         "credential_id": b64url(key.credential_id), "public_key": b64url(key.cose_public_key()),
-                         "rp_id": RP_ID, "origin": ORIGIN}
+    key, registered = _registered(alg)
+    assert {k: v for k, v in registered.items() if k != "registration"} == {
+        "namespace": "acme", "approver": ALICE, "credential_id": b64url(key.credential_id),
+        "public_key": b64url(key.cose_public_key()), "rp_id": RP_ID, "origin": ORIGIN}
+    assert set(registered["registration"]) == {"client_data_json", "attestation_object"}
+    options = consent_options(registered)
+    assert options["challenge"] == decision_challenge(registered) and options["rpId"] == RP_ID
+    assert [c["id"] for c in options["allowCredentials"]] == [b64url(key.credential_id)]
+    enrolment = _consented(key, registered)
+    assert set(enrolment) == set(registered) | {"webauthn"}
     world = World()
     world.register("op")
     claim = world.submit("a1")
@@ -177,30 +228,52 @@ def test_a_registered_passkey_is_enrolled_and_approves(alg: int) -> None:
     assert parse_payload("approver-enrolment", parse_statement(statement).payload) == enrolment
 
 
+def test_an_enrolment_without_the_consent_assertion_is_not_signed() -> None:
+    _, registered = _registered()
+    with pytest.raises(PayloadInvalid) as refused:
+        approver_enrolment(Signer(Ed25519PrivateKey.generate()), registered)
+    assert refused.value.code == "payload-invalid"
+
+
 @pytest.mark.parametrize(
-    ("changes", "problem"),
+    ("created_for", "changes", "problem"),
     [
-        ({"expected_challenge": b"\x08" * 32}, "challenge"),
-        ({"origin": "https://app.issuer.example"}, "origin"),
-        ({"rp_id": "other.example", "origin": "https://other.example"}, "origin"),
-        ({"origin": "https://evil.example"}, "is not the host of origin"),
+        ({"namespace": "beta"}, {}, "challenge"),  # the passkey was made to be enrolled elsewhere
+        ({"approver": "did:web:acme.example:people:mallory"}, {}, "challenge"),
+        ({"origin": "https://app.issuer.example"}, {"origin": "https://app.issuer.example"}, "origin"),
+        ({"rp_id": "other.example", "origin": "https://other.example"},
+         {"rp_id": "other.example", "origin": "https://other.example"}, "origin"),
+        ({}, {"origin": "https://evil.example"}, "is not the host of origin"),
     ],
 )
-def test_a_registration_that_does_not_hold_is_refused(changes: dict[str, Any], problem: str) -> None:
-    with pytest.raises(PasskeyRegistrationInvalid, match=problem):
-        _registered(ALG_ES256, **changes)
+def test_a_registration_that_does_not_hold_is_refused(created_for: dict[str, str], changes: dict[str, str],
+                                                      problem: str) -> None:
+    with pytest.raises(PasskeyRegistrationInvalid, match=problem) as refused:
+        _registered(created_for=created_for, verified_for=changes)
+    assert refused.value.code == "webauthn-registration-invalid"
 
 
 def test_a_registration_without_user_verification_is_refused() -> None:
     key = SoftwareAuthenticator()
+    response = key.create(enrolment_request_digest(REQUEST), flags=FLAG_UP)
     with pytest.raises(PasskeyRegistrationInvalid, match="verif"):
-        verify_registration(key.create(b"\x07" * 32, flags=FLAG_UP), expected_challenge=b"\x07" * 32,
-                            namespace="acme", approver="did:web:a.example", rp_id=RP_ID, origin=ORIGIN)
+        _verify(response, REQUEST)
+
+
+def test_a_consent_that_does_not_hold_is_refused() -> None:
+    key, registered = _registered()
+    with pytest.raises(AssertionInvalid, match="challenge"):  # an assertion over something else
+        add_consent(registered, key.get(b"\x09" * 32).to_json())
+    other = SoftwareAuthenticator(credential_id=key.credential_id)  # another key posing as the credential
+    with pytest.raises(AssertionInvalid, match="signature"):
+        add_consent(registered, other.get(decision_digest(registered)).to_json())
+    with pytest.raises(AssertionInvalid, match="User verification is required"):
+        add_consent(registered, key.get(decision_digest(registered), flags=FLAG_UP).to_json())
 
 
 def test_an_owner_signer_identity_is_kept() -> None:
     """approver_enrolment signs as the owner's identity (its DID across rotations), not its current key's did:key."""
     first, current = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     owner = Signer(current, Signer(first).identity)
-    _, enrolment = _registered(ALG_ES256)
-    assert parse_statement(approver_enrolment(owner, enrolment)).issuer == Signer(first).identity
+    key, registered = _registered()
+    assert parse_statement(approver_enrolment(owner, _consented(key, registered))).issuer == Signer(first).identity

@@ -24,6 +24,7 @@ KEY = "z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
 DIGEST = "A" * 43
 ENTRY = "ab" * 32
 SCOPE = {"services": ["crm"], "actions": ["read"], "resources": ["accounts/*"]}
+WEBAUTHN = {"credential_id": "A" * 22, "authenticator_data": "AAAA", "client_data_json": "eyJ9", "signature": "MEUC"}
 
 GOOD: dict[str, dict[str, Any]] = {
     "operator-registration": {"operator": OPERATOR, "namespace": "acme", "key": KEY, "next_key_digest": DIGEST,
@@ -49,7 +50,11 @@ GOOD: dict[str, dict[str, Any]] = {
                       "policy_version": "3"},
     "approver-enrolment": {"namespace": "acme", "approver": "did:web:acme.example:people:alice",
                            "credential_id": "A" * 22, "public_key": "pQECAyYgASFY", "rp_id": "acme.example",
-                           "origin": "https://acme.example"},
+                           "origin": "https://acme.example",
+                           # the human's consent: the passkey's registration, then its assertion over the enrolment
+                           "registration": {"client_data_json": "eyJ9", "attestation_object": "o2Nm"},
+                           "webauthn": WEBAUTHN},
+    "agent-consent": {"agent": AGENT, "operator": OPERATOR},
 }
 
 
@@ -98,11 +103,23 @@ def test_non_canonical_json_is_refused() -> None:
         ("action-record", "seq", 0),
         ("action-record", "code", "Scope Refused"),
         ("action-record", "passport", "AB" * 32),
+        ("agent-consent", "agent", "did:web:agents.example:a1"),  # an agent consents with its own did:key
+        ("agent-consent", "operator", "not-a-did"),
+        ("approver-enrolment", "registration", {"client_data_json": "eyJ9"}),
+        ("approver-enrolment", "webauthn", {**WEBAUTHN, "signature": "not base64url!"}),
+        ("claim-rejection", "webauthn", {"credential_id": "A" * 22}),
+        ("claim-revocation", "webauthn", {**WEBAUTHN, "extra": "x"}),
     ],
 )
 def test_bad_field_values_are_refused(name: str, field: str, value: Any) -> None:
     with pytest.raises(PayloadInvalid, match=field):
         parse_payload(name, canonical_json({**GOOD[name], field: value}))
+
+
+@pytest.mark.parametrize("name", ["claim-approval", "claim-rejection", "claim-revocation"])
+def test_every_claim_decision_may_carry_a_humans_assertion(name: str) -> None:
+    payload = {**GOOD[name], "decided_by": "did:web:acme.example:people:alice", "webauthn": WEBAUTHN}
+    assert parse_payload(name, canonical_json(payload)) == payload
 
 
 def test_not_json_and_unknown_types() -> None:

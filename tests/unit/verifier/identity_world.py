@@ -123,11 +123,12 @@ class World:
 
     # --- agents: consent to an operator, passports -------------------------------------------------------
 
-    def consent(self, agent: str, operator: str = "op", *, signer: str | None = None) -> str:
-        """``agent`` (signing with its own key unless ``signer``) accepts ``operator`` as its controller."""
+    def consent(self, agent: str, operator: str = "op", *, signer: str | None = None, iat: int | None = T0) -> str:
+        """``agent`` (signing with its own key unless ``signer``) accepts ``operator`` as its controller. The same
+        consent signed again with the same ``iat`` is the same statement, with the same entry id."""
         self.bound[agent] = operator
         return self.add(signer or agent, "agent-consent", {"agent": self.did(agent), "operator": self.did(operator)},
-                        iss=self.did(agent))
+                        iss=self.did(agent), iat=iat)
 
     def _bind(self, agent: str, operator: str, consent: bool) -> None:
         if consent and self.bound.get(agent) != operator:
@@ -231,6 +232,17 @@ class World:
             self.enrol(human, namespace)
         return self.add(signer, "claim-approval", self.approval(claim, **kwargs))
 
+    def decision(self, claim: str, kind: str = "rejection", human: str = "human", *,
+                 assertion: bool = True) -> dict[str, Any]:
+        """A ``claim-<kind>`` payload decided by ``human``, with the assertion of ``human``'s passkey over it unless
+        ``assertion=False`` (a decision in the human's name that the human did not sign)."""
+        payload: dict[str, Any] = {"claim": claim, "decided_by": self.did(human)}
+        payload.update({"note": "ok"} if kind == "approval"
+                       else {"reason": "no" if kind == "rejection" else "privilegeWithdrawn"})
+        if assertion:
+            payload["webauthn"] = self.passkey(human).get(decision_digest(payload)).to_json()
+        return payload
+
     def reject(self, claim: str, signer: str = "op") -> str:
         """The owner's own rejection (decided_by: the signer)."""
         return self.add(signer, "claim-rejection", {"claim": claim, "decided_by": self.did(signer), "reason": "no"})
@@ -243,18 +255,19 @@ class World:
         return self.add(signer, "revocation", {"target": target, "reason": reason}, iss=iss)
 
 
-def assert_last_refused(world: World, reason: str) -> Outcome:
-    """Fold all but the last entry, then check (must raise) and apply the last: rejected with ``reason`` and the
-    state left exactly as it was."""
+def assert_last_refused(world: World, code: str) -> Outcome:
+    """Fold all but the last entry, then check (must raise) and apply the last: refused with the stable ``code``
+    (``verifier.refusals``, or the code of the check that failed), both by ``check`` and as the kept outcome, and
+    the state left exactly as it was."""
     fold = Fold().apply_all(world.entries[:-1])
     before = snapshot(fold)
     last = world.entries[-1]
     with pytest.raises(TabellionError) as refused:
         Fold(fold).check(parse_statement(last.statement))
-    assert reason in str(refused.value)
+    assert refused.value.code == code, f"refused with {refused.value.code}, expected {code}: {refused.value}"
     outcome = Fold(fold).apply(last)
-    assert not outcome.accepted, f"accepted, expected refusal: {reason}"
-    assert reason in outcome.reason, outcome.reason
+    assert not outcome.accepted, f"accepted, expected refusal: {code}"
+    assert outcome.code == code, f"kept as {outcome.code}, expected {code}: {outcome.reason}"
     assert snapshot(fold) == before, "a refused transition changed the state"
     return outcome
 

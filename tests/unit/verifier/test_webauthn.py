@@ -20,6 +20,7 @@ import webauthn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse
 
+from schemas.base64url import b64url
 from schemas.errors import (
     AssertionChallengeMismatch,
     AssertionInvalid,
@@ -38,15 +39,18 @@ from verifier.webauthn import (
     ALG_EDDSA,
     ALG_ES256,
     ALG_RS256,
+    FLAG_AT,
     FLAG_BS,
     FLAG_UP,
     FLAG_UV,
     Assertion,
     AuthenticatorData,
+    Registration,
     b64url_decode,
     check_rp_origin,
     credential_key,
     verify_assertion,
+    verify_registration,
 )
 
 CHALLENGE = hashlib.sha256(b"the decision").digest()
@@ -338,3 +342,87 @@ def test_origins_that_fit_their_rp_id(rp_id: str, origin: str) -> None:
 def test_origins_that_do_not_fit(origin: str) -> None:
     with pytest.raises(AssertionOriginMismatch):
         check_rp_origin("issuer.example", origin)
+
+
+# --- registration (navigator.credentials.create), as an approver-enrolment carries it (§7.1) ----------------------
+
+
+def _attested(key: SoftwareAuthenticator, credential_id: bytes | None = None, public_key: bytes | None = None) -> bytes:
+    """Attested credential data: AAGUID, credential id length and id, COSE key."""
+    cid = key.credential_id if credential_id is None else credential_id
+    return bytes(16) + len(cid).to_bytes(2, "big") + cid + (key.cose_public_key() if public_key is None else public_key)
+
+
+def _registration(key: SoftwareAuthenticator, *, flags: int = FLAG_UP | FLAG_UV | FLAG_AT, rp_id: str | None = None,
+                  attested: bytes | None = None, kind: str = "webauthn.create", origin: str = ORIGIN,
+                  attestation: object = None) -> Registration:
+    """A registration by ``key`` over ``CHALLENGE``, each keyword making it wrong in one way."""
+    auth = key.authenticator_data(flags, rp_id, _attested(key) if attested is None else attested)
+    obj = {"fmt": "none", "attStmt": {}, "authData": auth} if attestation is None else attestation
+    return Registration(key.client_data(kind, b64url(CHALLENGE), origin), bytes(cbor2.dumps(obj)))
+
+
+def test_software_registrations_verify_with_both(key: SoftwareAuthenticator) -> None:
+    response = key.create(CHALLENGE)
+    registration = Registration(b64url_decode(response["response"]["clientDataJSON"], "c"),
+                                b64url_decode(response["response"]["attestationObject"], "a"))
+    assert Registration.from_json(registration.to_json()) == registration
+    ours = verify_registration(registration, challenge=CHALLENGE, rp_id=RP_ID, origin=ORIGIN)
+    theirs = webauthn.verify_registration_response(credential=response, expected_challenge=CHALLENGE,
+                                                   expected_rp_id=RP_ID, expected_origin=ORIGIN,
+                                                   require_user_verification=True)
+    assert ours.credential_id == theirs.credential_id == key.credential_id
+    assert ours.public_key == theirs.credential_public_key == key.cose_public_key()
+    assert ours.attestation_format == "none"
+    assert verify_registration(_registration(key), challenge=CHALLENGE, rp_id=RP_ID, origin=ORIGIN) == ours
+
+
+def test_a_registration_with_extensions_after_the_key_yields_the_key_alone() -> None:
+    key = SoftwareAuthenticator(ALG_EDDSA)
+    extensions = bytes(cbor2.dumps({"credProtect": 2}))
+    registration = _registration(key, flags=FLAG_UP | FLAG_UV | FLAG_AT | 0x80, attested=_attested(key) + extensions)
+    assert verify_registration(registration, challenge=CHALLENGE, rp_id=RP_ID,
+                               origin=ORIGIN).public_key == key.cose_public_key()
+
+
+def test_user_verification_may_be_waived_for_a_registration() -> None:
+    key = SoftwareAuthenticator()
+    registration = _registration(key, flags=FLAG_UP | FLAG_AT)
+    with pytest.raises(AssertionUserNotVerified):
+        verify_registration(registration, challenge=CHALLENGE, rp_id=RP_ID, origin=ORIGIN)
+    verify_registration(registration, challenge=CHALLENGE, rp_id=RP_ID, origin=ORIGIN, require_user_verification=False)
+
+
+_KEY = SoftwareAuthenticator()
+
+
+@pytest.mark.parametrize(
+    ("registration", "error"),
+    [
+        (_registration(_KEY, kind="webauthn.get"), AssertionTypeMismatch),
+        (_registration(_KEY, origin="https://evil.example"), AssertionOriginMismatch),
+        (_registration(_KEY, rp_id="evil.example"), AssertionRpIdMismatch),
+        (_registration(_KEY, flags=FLAG_UV | FLAG_AT), AssertionUserNotPresent),
+        (_registration(_KEY, flags=FLAG_UP | FLAG_AT), AssertionUserNotVerified),
+        (_registration(_KEY, flags=FLAG_UP | FLAG_UV), AssertionMalformed),  # no AT: no credential attested
+        (_registration(_KEY, attested=bytes(17)), AssertionMalformed),  # truncated before the id's length
+        (_registration(_KEY, attested=_attested(_KEY, credential_id=b"\x01" * 8)), AssertionMalformed),  # id too short
+        (_registration(_KEY, attested=_attested(_KEY)[:-3]), AssertionMalformed),  # the key cut short
+        (_registration(_KEY, attested=_attested(_KEY, public_key=bytes(cbor2.dumps({1: 1})))), AssertionKeyUnsupported),
+        (_registration(_KEY, attestation=[1, 2]), AssertionMalformed),
+        (_registration(_KEY, attestation={"fmt": "none", "attStmt": {}}), AssertionMalformed),
+        (Registration(SoftwareAuthenticator.client_data("webauthn.create", b64url(CHALLENGE), ORIGIN), b"\xff"),
+         AssertionMalformed),
+    ],
+    ids=["type", "origin", "rp-id", "no-up", "no-uv", "no-at", "truncated", "short-id", "short-key", "key-alg",
+         "not-a-map", "no-auth-data", "not-cbor"],
+)
+def test_a_registration_that_does_not_hold_is_refused(registration: Registration,
+                                                      error: type[AssertionInvalid]) -> None:
+    with pytest.raises(error):
+        verify_registration(registration, challenge=CHALLENGE, rp_id=RP_ID, origin=ORIGIN)
+
+
+def test_a_registration_over_another_challenge_is_refused() -> None:
+    with pytest.raises(AssertionChallengeMismatch):
+        verify_registration(_registration(_KEY), challenge=b"\x00" * 32, rp_id=RP_ID, origin=ORIGIN)
