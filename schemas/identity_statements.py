@@ -35,6 +35,7 @@ STATEMENT_TYPES: Final = (
     "trust-anchor",
     "action-record",
     "approver-enrolment",
+    "did-web-evidence",
 )
 
 # RFC 5280 §5.3.1 CRLReason names, by code (7 is unused).

@@ -40,6 +40,7 @@ from verifier.claims import check_decision, check_enrolment, check_submission, d
 from verifier.cose import verify_sign1
 from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
+from verifier.did_web import accept_evidence, check_did_web_registration
 from verifier.identity_state import (
     DID_KEY,
     ClaimDecision,
@@ -75,11 +76,17 @@ class FoldEntry:
 class Fold:
     """Applies entries one at a time (a follower) or all at once (a rebuild); both give the same state."""
 
-    def __init__(self, state: IdentityState | None = None, *, sparse: bool = False) -> None:
+    def __init__(
+        self, state: IdentityState | None = None, *, sparse: bool = False,
+        evidence_signers: frozenset[str] = frozenset(),
+    ) -> None:
         """``sparse``: entries need only come in increasing log order, not every one of them (an audit
-        bundle holds the entries about one identity); the state is then that of those entries alone."""
+        bundle holds the entries about one identity); the state is then that of those entries alone.
+        ``evidence_signers``: the DIDs whose ``did-web-evidence`` this fold trusts (``verifier.did_web``); with
+        none, every did:web operator registration is rejected."""
         self.state = state or IdentityState()
         self.sparse = sparse
+        self.evidence_signers = evidence_signers
 
     def apply_all(self, entries: Iterable[FoldEntry]) -> IdentityState:
         for entry in entries:
@@ -131,6 +138,8 @@ class Fold:
             return self._revoke(s)
         if stype == "approver-enrolment":
             return self._enrol_approver(s)
+        if stype == "did-web-evidence":
+            return accept_evidence(self.state, s, self.evidence_signers)
         return _nothing
 
     def _check_signer(self, statement: SignedStatement, index: int) -> None:
@@ -161,6 +170,7 @@ class Fold:
         if p["witness_threshold"] > len(p["witnesses"]):
             raise TransitionInvalid("witness_threshold is larger than the number of witnesses")
         _verify(s.statement, multikey_key(p["key"]), "the key it registers")
+        check_did_web_registration(self.state, s)
         registered = KeyState(
             operator, namespace, p["key"], p["next_key_digest"], tuple(p["witnesses"]), p["witness_threshold"],
             (KeyEvent(0, p["key"], s.entry, s.index),),
