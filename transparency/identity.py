@@ -32,8 +32,10 @@ PAGE = 1000
 
 
 class IdentityFollower:
-    def __init__(self) -> None:
-        self._fold = Fold()
+    def __init__(self, evidence_signers: frozenset[str] = frozenset()) -> None:
+        """``evidence_signers``: whose did:web evidence the fold trusts (the log's own did:key, see
+        ``verifier.did_web.evidence_signers``)."""
+        self._fold = Fold(evidence_signers=evidence_signers)
         self._lock = threading.Lock()
 
     @property
@@ -73,8 +75,9 @@ class IdentityFollower:
             controller = state.controllers.get(signer)
             stype = statement_type_of(statement.content_type)
             if controller is None and stype == "operator-registration" and not signer.startswith(DID_KEY):
-                # self-certifying: signed by the key it registers (the policy checks that); this is how a
-                # did:web operator binds its DID to a key on the log (its domain's did.json is not fetched)
+                # self-certifying: signed by the key it registers (the policy checks that); a did:web operator
+                # also needs evidence that its domain's did.json lists that key (verifier.did_web,
+                # transparency.did_web)
                 return resolve_did_key(DID_KEY + _kid_multikey(statement))
             if controller is None:
                 raise SignerUnresolvable(f"{signer[:200]} is not a controller registered on this log")
