@@ -94,7 +94,7 @@ class DidWebClock:
 class DidWebProver:
     """Fetches did:web DID documents and signs what they list as ``did-web-evidence`` with the log's key."""
 
-    key: Ed25519PrivateKey
+    key: Ed25519PrivateKey = field(repr=False)
     ca_file: Path | None = None
     timeout_s: float = 5.0
     allow_private: bool = False
