@@ -36,6 +36,7 @@ STATEMENT_TYPES: Final = (
     "action-record",
     "approver-enrolment",
     "agent-consent",
+    "did-web-evidence",
 )
 
 # RFC 5280 §5.3.1 CRLReason names, by code (7 is unused).

@@ -50,6 +50,9 @@ GOOD: dict[str, dict[str, Any]] = {
     "approver-enrolment": {"namespace": "acme", "approver": "did:web:acme.example:people:alice",
                            "credential_id": "A" * 22, "public_key": "pQECAyYgASFY", "rp_id": "acme.example",
                            "origin": "https://acme.example"},
+    "did-web-evidence": {"did": "did:web:acme.example", "url": "https://acme.example/.well-known/did.json",
+                         "document_sha256": "ab" * 32, "fetched_at": 1_800_000_000, "key": KEY,
+                         "method": "did:web:acme.example#key-1", "relationship": "assertionMethod"},
 }
 
 
@@ -98,6 +101,9 @@ def test_non_canonical_json_is_refused() -> None:
         ("action-record", "seq", 0),
         ("action-record", "code", "Scope Refused"),
         ("action-record", "passport", "AB" * 32),
+        ("did-web-evidence", "relationship", "authentication"),
+        ("did-web-evidence", "url", "http://acme.example/.well-known/did.json"),
+        ("did-web-evidence", "did", "did:key:" + KEY),
     ],
 )
 def test_bad_field_values_are_refused(name: str, field: str, value: Any) -> None:
