@@ -13,7 +13,14 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from issuer.statements import PassportRequest, Signer, agent_passport, multikey_of, operator_registration
+from issuer.statements import (
+    PassportRequest,
+    Signer,
+    agent_consent,
+    agent_passport,
+    multikey_of,
+    operator_registration,
+)
 from schemas import cbor
 from schemas import cose_labels as L
 from schemas.errors import (
@@ -108,6 +115,7 @@ def test_a_did_web_operator_whose_did_json_lists_its_key_registers(url: ServerUr
     document = log.http.get(f"/1.0/identifiers/{quote(operator.identity)}").json()["didDocument"]  # %3A -> %253A
     assert document["verificationMethod"][0]["publicKeyMultibase"] == multikey_of(operator.key)
     agent = Signer(Ed25519PrivateKey.generate())
+    log.ok("/registry/consents", agent_consent(agent, operator.identity))
     log.ok("/api/agent/issue", _passport(operator, agent.identity, 0))
 
     # an audit bundle carries the evidence, and verifies offline with the log's keys alone

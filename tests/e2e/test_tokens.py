@@ -20,6 +20,7 @@ from issuer.registry_keys import rotate_registry_key
 from issuer.statements import (
     PassportRequest,
     Signer,
+    agent_consent,
     agent_passport,
     claim_approval,
     claim_submission,
@@ -60,6 +61,7 @@ def test_token_minted_verified_offline_rotated_and_revoked(tmp_path: Path) -> No
         log = Log(url)
         log.ok("/registry/operators", operator_registration(operator, "acme", Ed25519PrivateKey.generate()))
         for i, agent in enumerate((a, b, c)):
+            log.ok("/registry/consents", agent_consent(agent, operator.identity))
             log.ok("/api/agent/issue", agent_passport(operator, PassportRequest(
                 agent.identity, "software", FINGERPRINT, "EU", BUNDLE, STATUS_LIST, i)))
         wide = {"services": ["mail", "files"], "actions": ["read", "list", "write"], "resources": ["mail/*"]}
