@@ -94,8 +94,8 @@ def test_token_minted_verified_offline_rotated_and_revoked(tmp_path: Path) -> No
                                 resource="mail/inbox/42", issuer=did_web(url))
         assert verified.agent == c.identity and list(verified.chain) == chain
         assert verified.principals == (operator.identity, a.identity, b.identity)
-        assert verified.claims["act"] == {"sub": b.identity, "act": {"sub": a.identity,
-                                                                     "act": {"sub": operator.identity}}}
+        assert verified.claims["sub"] == operator.identity  # RFC 8693 §4.1: acted for; c acts now, a acted first
+        assert verified.claims["act"] == {"sub": c.identity, "act": {"sub": b.identity, "act": {"sub": a.identity}}}
 
         # refusals over HTTP: a replay, a tool outside the leaf's scope, the delegation of someone else
         replayed = log.http.post("/v1/tokens", json=body)

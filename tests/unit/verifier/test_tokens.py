@@ -40,9 +40,13 @@ from schemas.errors import (
     TokenSignatureInvalid,
 )
 from tests.unit.verifier.identity_world import HOUR, T0, World
+from verifier.delegation import Chain
 from verifier.fold import Fold, IdentityState
+from verifier.identity_state import Delegation, Scope
 from verifier.tokens import (
     actor_claim,
+    actors_of,
+    delegation_claims,
     jwk_thumbprint,
     key_from_jwk,
     parse_jws,
@@ -127,11 +131,11 @@ def test_minted_token_verifies_offline_with_the_chain_and_act_nesting(setup: Set
     assert header == {"alg": "EdDSA", "kid": setup.key.kid, "typ": "JWT"}
     w = setup.world
     claims = minted.claims
-    assert (claims["iss"], claims["sub"], claims["aud"], claims["scope"]) == (ISS, w.did("c"), "mail", "read list")
+    assert (claims["iss"], claims["sub"], claims["aud"], claims["scope"]) == (ISS, w.did("op"), "mail", "read list")
     assert claims["exp"] - claims["iat"] == 120 and claims["nbf"] == claims["iat"] == NOW
     assert claims["delegation_chain"] == list(setup.chain)
-    # RFC 8693 §4.1: the current (most recent) actor outermost -- c's immediate principal b -- the root deepest
-    assert claims["act"] == {"sub": w.did("b"), "act": {"sub": w.did("a"), "act": {"sub": w.did("op")}}}
+    # RFC 8693 §4.1: sub is acted for (the root principal); the current actor c outermost, the least recent a deepest
+    assert claims["act"] == {"sub": w.did("c"), "act": {"sub": w.did("b"), "act": {"sub": w.did("a")}}}
     assert minted.json()["expires_at"] == NOW + 120 and minted.json()["chain"] == list(setup.chain)
 
     verified = setup.verify(minted.token, tool="list")
@@ -159,10 +163,79 @@ def test_a_resource_pattern_covers_resources_under_it(setup: Setup) -> None:
         setup.verify(token, resource="mail/sent/1")
 
 
-def test_actor_claim_nests_the_most_recent_principal_outermost() -> None:
-    assert actor_claim(["root", "mid", "leaf"]) == {"sub": "leaf", "act": {"sub": "mid", "act": {"sub": "root"}}}
+# RFC 8693 §4.1, Figure 4 ("Actor Claim") and Figure 5 ("Nested Actor Claim"), verbatim
+RFC8693_FIGURE_4 = json.loads("""
+    {
+      "aud":"https://consumer.example.com",
+      "iss":"https://issuer.example.com",
+      "exp":1443904177,
+      "nbf":1443904077,
+      "sub":"user@example.com",
+      "act":
+      {
+        "sub":"admin@example.com"
+      }
+    }""")
+RFC8693_FIGURE_5 = json.loads("""
+    {
+      "aud":"https://service16.example.com",
+      "iss":"https://issuer.example.com",
+      "exp":1443904100,
+      "nbf":1443904000,
+      "sub":"user@example.com",
+      "act":
+      {
+        "sub":"https://service16.example.com",
+        "act":
+        {
+          "sub":"https://service77.example.com"
+        }
+      }
+    }""")
+
+
+def _chain(*hops: tuple[str, str]) -> Chain:
+    """A chain of (principal, agent) hops, root first, as the fold would link them (only the names matter here)."""
+    links, parent = [], None
+    for depth, (principal, agent) in enumerate(hops):
+        entry = f"{depth:064x}"
+        links.append(Delegation(entry=entry, index=depth, principal=principal, agent=agent, parent=parent,
+                                scope=Scope(("s",), ("a",), ("r",)), not_after=T0 + HOUR, max_depth=8, depth=depth,
+                                root_principal=hops[0][0]))
+        parent = entry
+    return Chain(tuple(links))
+
+
+def test_rfc8693_figure_4_one_delegation() -> None:
+    """user@example.com delegates to admin@example.com, who acts: sub is the user, act the admin."""
+    claims = delegation_claims(_chain(("user@example.com", "admin@example.com")))
+    assert claims == {"sub": RFC8693_FIGURE_4["sub"], "act": RFC8693_FIGURE_4["act"]}
+    assert actors_of(RFC8693_FIGURE_4["act"]) == ("admin@example.com",)
+
+
+def test_rfc8693_figure_5_nested_actors() -> None:
+    """"the current actor is service16, and service77 was a prior actor": user -> service77 -> service16."""
+    chain = _chain(("user@example.com", "https://service77.example.com"),
+                   ("https://service77.example.com", "https://service16.example.com"))
+    assert delegation_claims(chain) == {"sub": RFC8693_FIGURE_5["sub"], "act": RFC8693_FIGURE_5["act"]}
+    assert actors_of(RFC8693_FIGURE_5["act"]) == ("https://service77.example.com", "https://service16.example.com")
+    assert actor_claim(actors_of(RFC8693_FIGURE_5["act"])) == RFC8693_FIGURE_5["act"]
+
+
+def test_actor_claim_nests_the_least_recent_actor_deepest() -> None:
+    assert actor_claim(["first", "then", "now"]) == {"sub": "now", "act": {"sub": "then", "act": {"sub": "first"}}}
     with pytest.raises(TokenChainMismatch):
         actor_claim([])
+
+
+@pytest.mark.parametrize(
+    "act",
+    [[], "did:key:z", {}, {"sub": ""}, {"sub": 7}, {"sub": "a", "iss": "x"}, {"sub": "a", "act": None},
+     {"sub": "a", "act": {"act": {"sub": "b"}}}, {"sub": "a", "act": ["b"]}],
+)
+def test_act_claims_outside_the_nesting_form_are_malformed(act: Any) -> None:
+    with pytest.raises(TokenMalformed, match="act"):
+        actors_of(act)
 
 
 # --- JOSE known answers and an independent implementation ---------------------------------------------------
@@ -398,10 +471,19 @@ def test_expired_delegation_in_the_chain_is_refused(setup: Setup) -> None:
     assert refused.value.reason_code == "delegation_expired"
 
 
-def test_chain_not_ending_at_sub_is_refused(setup: Setup) -> None:
+def test_chain_not_ending_at_the_current_actor_is_refused(setup: Setup) -> None:
     claims = setup.mint().claims
+    w = setup.world
+    act = actor_claim([w.did("a"), w.did("b"), w.did("x")])  # x has a passport, but the chain is to c
     with pytest.raises(TokenChainMismatch, match="ends at"):
-        setup.verify(setup.forge({**claims, "sub": setup.world.did("x")}))
+        setup.verify(setup.forge({**claims, "act": act}))
+
+
+def test_chain_not_granted_by_sub_is_refused(setup: Setup) -> None:
+    claims = setup.mint().claims
+    for sub in (setup.world.did("a"), setup.world.did("x")):
+        with pytest.raises(TokenChainMismatch, match="granted by"):
+            setup.verify(setup.forge({**claims, "sub": sub}))
 
 
 def test_chain_with_a_gap_or_out_of_order_is_refused(setup: Setup) -> None:
@@ -414,12 +496,24 @@ def test_chain_with_a_gap_or_out_of_order_is_refused(setup: Setup) -> None:
         setup.verify(setup.forge({**claims, "delegation_chain": [root, ab, "ab" * 32]}))
 
 
+def test_inverted_act_nesting_is_refused(setup: Setup) -> None:
+    """The encoding before RFC 8693 §4.1 was read right: sub the agent, act its principals (the leaf's principal
+    outermost, the root deepest). Correctly signed, such a token is refused."""
+    claims = setup.mint().claims
+    w = setup.world
+    inverted = {**claims, "sub": w.did("c"),
+                "act": {"sub": w.did("b"), "act": {"sub": w.did("a"), "act": {"sub": w.did("op")}}}}
+    with pytest.raises(TokenChainMismatch, match="current actor"):
+        setup.verify(setup.forge(inverted))
+
+
 def test_act_nesting_not_matching_the_chain_is_refused(setup: Setup) -> None:
     claims = setup.mint().claims
     w = setup.world
-    reversed_act = actor_claim([w.did("b"), w.did("a"), w.did("op")])  # root outermost: the wrong order
-    flat = {"sub": w.did("b")}
-    for act in (reversed_act, flat, actor_claim([w.did("op"), w.did("x"), w.did("b")])):
+    reversed_act = actor_claim([w.did("c"), w.did("b"), w.did("a")])  # the least recent outermost
+    flat = {"sub": w.did("c")}
+    with_root = actor_claim([w.did("op"), w.did("a"), w.did("b"), w.did("c")])  # the root principal is no actor
+    for act in (reversed_act, flat, with_root, actor_claim([w.did("a"), w.did("x"), w.did("c")])):
         with pytest.raises(TokenChainMismatch, match="act"):
             setup.verify(setup.forge({**claims, "act": act}))
 
@@ -470,7 +564,7 @@ def test_replayed_nonce_is_refused(setup: Setup) -> None:
     with pytest.raises(TokenRequestReplayed):
         setup.mint(body, now=NOW + 30)
     later = setup.request(created=NOW + 301, nonce=body["nonce"])
-    assert setup.mint(later, now=NOW + 301).claims["sub"] == setup.world.did("c")  # out of the window
+    assert setup.mint(later, now=NOW + 301).claims["act"]["sub"] == setup.world.did("c")  # out of the window
 
 
 @pytest.mark.parametrize(
