@@ -7,12 +7,12 @@ The agent asks with a JSON request signed by its own key::
      "nonce": <16..128 of [A-Za-z0-9._~-]>, "signature": <base64url Ed25519 signature>}
 
 ``signature`` is over the RFC 8785 canonical JSON of the request without ``signature``, by the agent's key current
-on the log (``IdentityState.current_key``). The registry refuses, in this order: a malformed request (400); a
-``created`` more than ``CREATED_SKEW`` s from its clock (``TokenRequestStale``); a bad signature
-(``TokenRequestSignatureInvalid``); a nonce the agent used in the last ``NONCE_WINDOW`` s
-(``TokenRequestReplayed``); then, on the state of the latest verified checkpoint, an agent without a usable
-passport (``PassportRefused``), a delegation chain that does not hold now or whose leaf is not to the agent
-(``DelegationRefused``), and a tool, service or resource outside the leaf's scope (``ScopeRefused``).
+on the log (``IdentityState.current_key``); docs/identity.md spells this out for independent clients. The registry
+refuses, in this order: a malformed request (400); a ``created`` more than ``CREATED_SKEW`` s from its clock
+(``TokenRequestStale``); a bad signature (``TokenRequestSignatureInvalid``); a nonce the agent used in the last
+``NONCE_WINDOW`` s (``TokenRequestReplayed``); then, on the state of the latest verified checkpoint, an agent
+without a usable passport (``PassportRefused``), a delegation chain that does not hold now or whose leaf is not to
+the agent (``DelegationRefused``), and a tool, service or resource outside the leaf's scope (``ScopeRefused``).
 
 Nonces are remembered in memory only (``NonceCache``, per process): a restart forgets them, which the ±60 s window
 on ``created`` bounds to requests created in the last minute before the restart. The token itself is described
