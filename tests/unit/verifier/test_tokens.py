@@ -39,16 +39,10 @@ from schemas.errors import (
     TokenScopeRefused,
     TokenSignatureInvalid,
 )
-from tests import token_request_recipe as recipe
 from tests.unit.verifier.identity_world import HOUR, T0, World
-from verifier.delegation import Chain
-from verifier.did_key import did_key_from_public
 from verifier.fold import Fold, IdentityState
-from verifier.identity_state import Delegation, Scope
 from verifier.tokens import (
     actor_claim,
-    actors_of,
-    delegation_claims,
     jwk_thumbprint,
     key_from_jwk,
     parse_jws,
@@ -102,8 +96,7 @@ class Setup:
         return sign_jws(header or {"alg": "EdDSA", "kid": self.key.kid, "typ": "JWT"}, claims, self.key.private)
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Setup:
+def make_setup(tmp_path: Path) -> Setup:
     """Operator op; agents a, b, c (and x) with passports; delegations op -> a -> b -> c, the leaf LEAF."""
     w = World()
     w.register("op")
@@ -114,6 +107,11 @@ def setup(tmp_path: Path) -> Setup:
     bc = w.delegate("b", "c", ab, scope=LEAF, max_depth=0, not_after=T0 + 2 * HOUR)
     assert all(o.accepted for o in w.fold().outcomes), [o.reason for o in w.fold().outcomes]
     return Setup(w, RegistryKeys.open(tmp_path / "registry-keys"), (root, ab, bc), NonceCache())
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return make_setup(tmp_path)
 
 
 def _parts(token: str) -> list[str]:
@@ -163,125 +161,6 @@ def test_a_resource_pattern_covers_resources_under_it(setup: Setup) -> None:
     assert setup.verify(token, resource="mail/inbox/9/attachments").resource == "mail/inbox/*"
     with pytest.raises(TokenScopeRefused):
         setup.verify(token, resource="mail/sent/1")
-
-
-# RFC 8693 §4.1, Figure 4 ("Actor Claim") and Figure 5 ("Nested Actor Claim"), verbatim
-RFC8693_FIGURE_4 = json.loads("""
-    {
-      "aud":"https://consumer.example.com",
-      "iss":"https://issuer.example.com",
-      "exp":1443904177,
-      "nbf":1443904077,
-      "sub":"user@example.com",
-      "act":
-      {
-        "sub":"admin@example.com"
-      }
-    }""")
-RFC8693_FIGURE_5 = json.loads("""
-    {
-      "aud":"https://service16.example.com",
-      "iss":"https://issuer.example.com",
-      "exp":1443904100,
-      "nbf":1443904000,
-      "sub":"user@example.com",
-      "act":
-      {
-        "sub":"https://service16.example.com",
-        "act":
-        {
-          "sub":"https://service77.example.com"
-        }
-      }
-    }""")
-
-
-def _chain(*hops: tuple[str, str]) -> Chain:
-    """A chain of (principal, agent) hops, root first, as the fold would link them (only the names matter here)."""
-    links, parent = [], None
-    for depth, (principal, agent) in enumerate(hops):
-        entry = f"{depth:064x}"
-        links.append(Delegation(entry=entry, index=depth, principal=principal, agent=agent, parent=parent,
-                                scope=Scope(("s",), ("a",), ("r",)), not_after=T0 + HOUR, max_depth=8, depth=depth,
-                                root_principal=hops[0][0]))
-        parent = entry
-    return Chain(tuple(links))
-
-
-def test_rfc8693_figure_4_one_delegation() -> None:
-    """user@example.com delegates to admin@example.com, who acts: sub is the user, act the admin."""
-    claims = delegation_claims(_chain(("user@example.com", "admin@example.com")))
-    assert claims == {"sub": RFC8693_FIGURE_4["sub"], "act": RFC8693_FIGURE_4["act"]}
-    assert actors_of(RFC8693_FIGURE_4["act"]) == ("admin@example.com",)
-
-
-def test_rfc8693_figure_5_nested_actors() -> None:
-    """"the current actor is service16, and service77 was a prior actor": user -> service77 -> service16."""
-    chain = _chain(("user@example.com", "https://service77.example.com"),
-                   ("https://service77.example.com", "https://service16.example.com"))
-    assert delegation_claims(chain) == {"sub": RFC8693_FIGURE_5["sub"], "act": RFC8693_FIGURE_5["act"]}
-    assert actors_of(RFC8693_FIGURE_5["act"]) == ("https://service77.example.com", "https://service16.example.com")
-    assert actor_claim(actors_of(RFC8693_FIGURE_5["act"])) == RFC8693_FIGURE_5["act"]
-
-
-def test_actor_claim_nests_the_least_recent_actor_deepest() -> None:
-    assert actor_claim(["first", "then", "now"]) == {"sub": "now", "act": {"sub": "then", "act": {"sub": "first"}}}
-    with pytest.raises(TokenChainMismatch):
-        actor_claim([])
-
-
-@pytest.mark.parametrize(
-    "act",
-    [[], "did:key:z", {}, {"sub": ""}, {"sub": 7}, {"sub": "a", "iss": "x"}, {"sub": "a", "act": None},
-     {"sub": "a", "act": {"act": {"sub": "b"}}}, {"sub": "a", "act": ["b"]}],
-)
-def test_act_claims_outside_the_nesting_form_are_malformed(act: Any) -> None:
-    with pytest.raises(TokenMalformed, match="act"):
-        actors_of(act)
-
-
-# --- the request recipe of docs/identity.md, followed by an independent client ----------------------------------
-
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "identity.md"
-RFC8032_TEST_1 = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
-DOC_AGENT = "did:key:z6MktwupdmLXVVqTzCw4i46r4uGyosGXRnR3XjN4Zq7oMMsw"
-DOC_SIGNING_INPUT = (
-    '{"agent":"did:key:z6MktwupdmLXVVqTzCw4i46r4uGyosGXRnR3XjN4Zq7oMMsw","created":1750000000,'
-    '"delegation":"5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e","nonce":"q7Lr2vX9-kT4_mZ8wN1p",'
-    '"resource":"mail/inbox/*","service":"mail","task_id":"summarise-inbox","tools":["read","list"],"ttl":120}'
-)
-DOC_SIGNATURE = "Ok61snlBlZEeADQaR09TnC6df35K7R3Bi8RxJY-lTBJFzSZhQBOFqkF-IWuhghSBK5gSDpKl-U-4PvPPV6oGAg"
-
-
-def test_the_documented_worked_example() -> None:
-    """The example in docs/identity.md, recomputed by the independent client and by issuer.tokens."""
-    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(RFC8032_TEST_1))
-    request = {"agent": DOC_AGENT, "task_id": "summarise-inbox", "tools": ["read", "list"], "service": "mail",
-               "resource": "mail/inbox/*", "delegation": "5e" * 32, "ttl": 120, "created": 1750000000,
-               "nonce": "q7Lr2vX9-kT4_mZ8wN1p"}
-    assert did_key_from_public(key.public_key()) == DOC_AGENT
-    assert recipe.signing_input(request).decode() == DOC_SIGNING_INPUT
-    assert recipe.signed_request(key, request)["signature"] == DOC_SIGNATURE
-    assert sign_request(key, request) == recipe.signed_request(key, request)
-    docs = DOCS.read_text(encoding="utf-8")
-    for text in (RFC8032_TEST_1, DOC_AGENT, DOC_SIGNING_INPUT, DOC_SIGNATURE):
-        assert text in docs  # the document says what this test checks
-
-
-def test_a_request_built_from_the_documented_recipe_mints(setup: Setup) -> None:
-    """An independent client's request, sent as a non-canonical JSON serialization and parsed as the route parses
-    it, mints a token that verifies; a value changed after signing does not."""
-    w = setup.world
-    request = {"agent": w.did("c"), "task_id": "r\u00e9sum\u00e9 \u2709 of the inbox", "tools": ["list", "read"],
-               "service": "mail", "resource": "mail/inbox/7", "delegation": setup.chain[2], "ttl": 60,
-               "created": NOW - 30, "nonce": "recipe-nonce-0001"}
-    body = json.loads(recipe.wire_body(recipe.signed_request(w.key("c"), request)))
-    minted = setup.mint(body)
-    assert minted.claims["task_id"] == "r\u00e9sum\u00e9 \u2709 of the inbox" and minted.claims["scope"] == "list read"
-    assert setup.verify(minted.token).agent == w.did("c")
-    with pytest.raises(TokenRequestSignatureInvalid):
-        setup.mint({**json.loads(recipe.wire_body(recipe.signed_request(w.key("c"), request))), "ttl": 61,
-                    "nonce": "recipe-nonce-0002"})
 
 
 # --- JOSE known answers and an independent implementation ---------------------------------------------------
