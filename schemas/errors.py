@@ -722,7 +722,8 @@ class TokenScopeRefused(TokenInvalid):
 
 
 class TokenChainMismatch(TokenInvalid):
-    """``delegation_chain`` or ``act`` is not the log's delegation chain ending at the token's ``sub``."""
+    """``delegation_chain``, ``sub`` or ``act`` is not the log's delegation chain: granted by ``sub``, its agents
+    the ``act`` nesting (RFC 8693 §4.1), the current actor ``act.sub`` last."""
 
     code = "token-chain-mismatch"
     title = "Token chain does not match the log"

@@ -1,4 +1,4 @@
-"""The log's own follower of identity state, used by the registration policy (ARCHITECTURE.md §4).
+"""The log's own follower of identity state, used by the registration policy (docs/architecture.md §4).
 
 It folds the log with the verifier's fold — at start-up from the stored entries, then after every
 integrated batch, in the sequencer thread, before any submitter of that batch hears back — so a statement

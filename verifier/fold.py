@@ -1,4 +1,4 @@
-"""The state fold: verified log entries, in log order, -> identity state (ARCHITECTURE.md §4).
+"""The state fold: verified log entries, in log order, -> identity state (docs/architecture.md §4).
 
 Pure, offline and deterministic: every follower that folds the same log computes the same state, and no clock
 is read (a transition's time is its statement's CWT ``iat``; queries take an explicit ``now``). An entry whose
