@@ -30,6 +30,7 @@ from schemas.checkpoint import Checkpoint
 from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUntrusted, TabellionError
 from schemas.note import VerifierKey
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
+from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState
 from verifier.keys import KeySet
 
@@ -74,7 +75,7 @@ class FollowedLog:
         self.long_poll = long_poll
         self.max_staleness = max_staleness
         self._clock = clock
-        self._fold = Fold()
+        self._fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
         self._lock = threading.Lock()
         self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page)
         self._verified: Checkpoint | None = None

@@ -4,7 +4,8 @@ A bundle (JSON, format in ``verifier.bundles``) holds, for one agent DID, every 
 rests on — its passports, every delegation to it and each delegation's ancestors, the consents of the agents
 in them to their operators, its claims and the
 decisions on them (with the passkey enrolment behind a human approval), the key history (registration
-and rotations) of every principal, passport issuer and namespace owner involved, and every revocation
+and rotations) of every principal, passport issuer and namespace owner involved (with the did:web evidence
+a did:web registration rested on), and every revocation
 of any of these — each with its receipt, plus the latest verified checkpoint and the consistency
 proofs from each receipt's tree size to it.
 
@@ -68,6 +69,9 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
         if controller is not None:
             indices.update(event.index for event in controller.history)
             subjects.update(event.key for event in controller.history)
+            evidence = state.did_web_evidence.get((principal, controller.history[0].key))
+            if evidence is not None:  # what a did:web registration rested on (verifier.did_web)
+                indices.add(evidence.index)
         subjects.add(principal)
     for target in subjects:
         revocation = state.revoked.get(target)

@@ -3,8 +3,9 @@
 - A controller registered on the log (operator, namespace owner): its current key, every earlier key of
   its rotation history with the log entry that made it current (a receipt is at ``/entries/{entry}``),
   and ``deactivated`` once the DID is revoked.
-- Any other ``did:key``: the document the method itself defines, plus what the log says about it
-  (revocation, passport).
+- Any other ``did:key``: the document the method itself defines (W3C CCG did:key v0.7, "Document Creation
+  Algorithm", with its defaults: ``publicKeyFormat`` Multikey, ``enableEncryptionKeyDerivation`` false, so no
+  ``keyAgreement``), plus what the log says about it (revocation, passport) in the document metadata.
 - The service itself: a ``did:web`` document whose keys are the log's receipt keys (retired ones kept,
   for verifying what they signed) and whose services point at the transparency API.
 
@@ -27,6 +28,9 @@ from verifier.passports import format_timestamp
 DID_CONTEXT = ("https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1")
 RESOLUTION_CONTEXT = "https://w3id.org/did-resolution/v1"
 DID_MEDIA_TYPE = "application/did+ld+json"
+SIGNATURE_RELATIONSHIPS = ("authentication", "assertionMethod", "capabilityInvocation", "capabilityDelegation")
+"""The verification relationships the did:key method gives its one signature method (Ed25519 or P-256); a
+controller's current key on the log gets the same ones. A revoked (deactivated) DID's are empty."""
 
 
 class DidNotFound(NotFound):
@@ -75,8 +79,7 @@ def did_document(state: IdentityState, did: str) -> tuple[dict[str, Any], dict[s
                             "receipt": f"/entries/{passport.entry}"}
     document = {
         "@context": list(DID_CONTEXT), "id": did, "verificationMethod": methods,
-        "authentication": [current["id"]] if revocation is None else [],
-        "assertionMethod": [current["id"]] if revocation is None else [],
+        **{relationship: [current["id"]] if revocation is None else [] for relationship in SIGNATURE_RELATIONSHIPS},
     }
     return document, meta
 

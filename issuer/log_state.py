@@ -18,6 +18,7 @@ from schemas.note import VerifierKey
 from schemas.statement import parse_statement
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
 from transparency.client.http import LogEntry
+from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome
 from verifier.keys import KeySet
 
@@ -39,7 +40,7 @@ class LogState:
     def __init__(
         self, client: LogReadClient, log_key: VerifierKey, receipt_keys: KeySet, events: EventSink | None = None
     ) -> None:
-        self.fold = Fold()
+        self.fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
         self.events = events
         self.follower = LogFollower(client, log_key, receipt_keys, self._apply)
 

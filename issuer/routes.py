@@ -19,7 +19,7 @@ from issuer.dids import DID_MEDIA_TYPE, did_document, resolution, service_docume
 from issuer.registry_keys import JWK_SET_MEDIA_TYPE
 from issuer.service import Issuer
 from issuer.status_lists import operator_status_list
-from schemas import media_types
+from schemas import jsonld_contexts, media_types
 from schemas.errors import InvalidParameter, NotFound, PayloadInvalid
 from schemas.leaf import parse_entry_id
 from transparency.request_bodies import read_limited_body, require_content_type
@@ -159,6 +159,18 @@ async def mint_token(request: Request) -> Response:
     return JSONResponse(minted.json(), 201, {"Cache-Control": "no-store"})  # RFC 6749 §5.1
 
 
+def _jsonld_context(url: str) -> Any:
+    """A JSON-LD context Tabellion defines, served at its URL's path (``schemas.jsonld_contexts``); immutable, and
+    readable cross-origin, as JSON-LD processors in browsers fetch contexts."""
+    document = jsonld_contexts.context_document(url)
+
+    async def endpoint(request: Request) -> Response:
+        return Response(document, media_type=jsonld_contexts.MEDIA_TYPE,
+                        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=86400"})
+
+    return endpoint
+
+
 ROUTES: list[BaseRoute] = [
     Route("/api/agent/issue", _submitting("agent-passport"), methods=["POST"]),
     Route("/api/agent/verify", verify_agent, methods=["POST"]),
@@ -179,4 +191,5 @@ ROUTES: list[BaseRoute] = [
     Route("/.well-known/did.json", service_did, methods=["GET"]),
     Route("/1.0/identifiers/{did:path}", resolve_did, methods=["GET"]),
     Route("/v1/tokens", mint_token, methods=["POST"]),
+    *(Route(path, _jsonld_context(url), methods=["GET"]) for path, url in jsonld_contexts.served_paths().items()),
 ]

@@ -7,12 +7,12 @@ The agent asks with a JSON request signed by its own key::
      "nonce": <16..128 of [A-Za-z0-9._~-]>, "signature": <base64url Ed25519 signature>}
 
 ``signature`` is over the RFC 8785 canonical JSON of the request without ``signature``, by the agent's key current
-on the log (``IdentityState.current_key``). The registry refuses, in this order: a malformed request (400); a
-``created`` more than ``CREATED_SKEW`` s from its clock (``TokenRequestStale``); a bad signature
-(``TokenRequestSignatureInvalid``); a nonce the agent used in the last ``NONCE_WINDOW`` s
-(``TokenRequestReplayed``); then, on the state of the latest verified checkpoint, an agent without a usable
-passport (``PassportRefused``), a delegation chain that does not hold now or whose leaf is not to the agent
-(``DelegationRefused``), and a tool, service or resource outside the leaf's scope (``ScopeRefused``).
+on the log (``IdentityState.current_key``); docs/identity.md spells this out for independent clients. The registry
+refuses, in this order: a malformed request (400); a ``created`` more than ``CREATED_SKEW`` s from its clock
+(``TokenRequestStale``); a bad signature (``TokenRequestSignatureInvalid``); a nonce the agent used in the last
+``NONCE_WINDOW`` s (``TokenRequestReplayed``); then, on the state of the latest verified checkpoint, an agent
+without a usable passport (``PassportRefused``), a delegation chain that does not hold now or whose leaf is not to
+the agent (``DelegationRefused``), and a tool, service or resource outside the leaf's scope (``ScopeRefused``).
 
 Nonces are remembered in memory only (``NonceCache``, per process): a restart forgets them, which the ±60 s window
 on ``created`` bounds to requests created in the last minute before the restart. The token itself is described
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,11 +44,11 @@ from schemas.errors import (
     TokenRequestStale,
 )
 from schemas.identity_statements import canonical_json
-from verifier.delegation import check_chain
+from verifier.delegation import Chain, check_chain
 from verifier.identity_state import IdentityState
 from verifier.passports import require_passport
 from verifier.scopes import check_request
-from verifier.tokens import ALG, MAX_TTL, SCOPE_TOKEN, TYP, actor_claim, b64url_decode
+from verifier.tokens import ALG, MAX_TTL, SCOPE_TOKEN, TYP, b64url_decode, delegation_claims
 
 CREATED_SKEW: Final = 60
 NONCE_WINDOW: Final = 300
@@ -197,13 +197,14 @@ def sign_jws(header: Mapping[str, Any], claims: Mapping[str, Any], key: Ed25519P
     return f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii')))}"
 
 
-def token_claims(request: TokenRequest, principals: Sequence[str], chain: Sequence[str], *, issuer: str, now: int,
-                 checkpoint: int) -> dict[str, Any]:
+def token_claims(request: TokenRequest, chain: Chain, *, issuer: str, now: int, checkpoint: int) -> dict[str, Any]:
+    """The token's claims (``verifier.tokens``): ``sub`` the chain's root principal, ``act`` its agents with the
+    requesting agent, the leaf's, outermost (RFC 8693 §4.1)."""
     return {
-        "iss": issuer, "sub": request.agent, "aud": request.service, "iat": now, "nbf": now,
+        "iss": issuer, **delegation_claims(chain), "aud": request.service, "iat": now, "nbf": now,
         "exp": now + request.ttl, "jti": secrets.token_urlsafe(16), "task_id": request.task_id,
-        "scope": " ".join(request.tools), "resource": request.resource, "delegation_chain": list(chain),
-        "checkpoint": checkpoint, "act": actor_claim(principals),
+        "scope": " ".join(request.tools), "resource": request.resource, "delegation_chain": list(chain.entries),
+        "checkpoint": checkpoint,
     }
 
 
@@ -223,7 +224,6 @@ def mint_token(body: Mapping[str, Any], *, state: IdentityState, key: RegistryKe
         )
     for tool in request.tools:
         check_request(chain.leaf.scope, request.service, tool, request.resource, f"delegation entry {chain.leaf.entry}")
-    claims = token_claims(request, [d.principal for d in chain.delegations], chain.entries, issuer=issuer, now=now,
-                          checkpoint=checkpoint)
+    claims = token_claims(request, chain, issuer=issuer, now=now, checkpoint=checkpoint)
     header = {"alg": ALG, "kid": key.kid, "typ": TYP}
     return MintedToken(sign_jws(header, claims, key.private), claims)

@@ -324,6 +324,77 @@ class TransitionInvalid(PolicyRefused):
     title = "Invalid identity transition"
 
 
+# --- did:web proof of control (verifier.did_web in the fold, transparency.did_web at registration) ---------
+
+
+class DidWebEvidenceMissing(TransitionInvalid):
+    """A did:web operator registration with no accepted ``did-web-evidence`` earlier in the log naming its DID
+    and the key it registers."""
+
+    code = "did-web-evidence-missing"
+    title = "No did:web evidence for this DID and key"
+
+
+class DidWebEvidenceStale(DidWebEvidenceMissing):
+    """The did:web evidence for the DID and key was fetched too long before or after the registration's ``iat``
+    (or the registration has no ``iat``)."""
+
+    code = "did-web-evidence-stale"
+    title = "did:web evidence too old"
+
+
+class DidWebEvidenceUntrusted(TransitionInvalid):
+    """A ``did-web-evidence`` statement signed by someone other than a configured evidence signer (the log)."""
+
+    code = "did-web-evidence-untrusted"
+    title = "did:web evidence from an untrusted signer"
+
+
+class DidWebInvalid(BadInput):
+    """A DID that the did:web method cannot map to an HTTPS URL."""
+
+    code = "did-web-invalid"
+    title = "Invalid did:web DID"
+
+
+class DidWebRegistrationStale(PolicyRefused):
+    """A did:web operator registration whose ``iat`` is absent or too far from the log's clock for evidence
+    fetched now to vouch for it."""
+
+    code = "did-web-registration-stale"
+    title = "did:web registration too old or in the future"
+
+
+class DidWebUnreachable(PolicyRefused):
+    """The did:web DID document could not be fetched: no connection, a timeout, an answer other than 200, or a
+    redirect to another host."""
+
+    code = "did-web-unreachable"
+    title = "did:web DID document unreachable"
+    status = 502
+
+
+class DidWebCertificateInvalid(PolicyRefused):
+    """The did:web host's TLS certificate does not verify against the configured CA bundle (or the system's)."""
+
+    code = "did-web-certificate-invalid"
+    title = "did:web host certificate not trusted"
+
+
+class DidWebDocumentInvalid(PolicyRefused):
+    """The fetched did:web DID document is too large, not JSON, or not the document of this DID."""
+
+    code = "did-web-document-invalid"
+    title = "Invalid did:web DID document"
+
+
+class DidWebKeyNotListed(PolicyRefused):
+    """The did:web DID document does not list the registering key under ``assertionMethod``."""
+
+    code = "did-web-key-not-listed"
+    title = "Key not listed in the did:web DID document"
+
+
 # --- the gateway: RFC 9421 request signatures, RFC 9530 digests, replay -----------------------------
 
 
@@ -651,7 +722,8 @@ class TokenScopeRefused(TokenInvalid):
 
 
 class TokenChainMismatch(TokenInvalid):
-    """``delegation_chain`` or ``act`` is not the log's delegation chain ending at the token's ``sub``."""
+    """``delegation_chain``, ``sub`` or ``act`` is not the log's delegation chain: granted by ``sub``, its agents
+    the ``act`` nesting (RFC 8693 §4.1), the current actor ``act.sub`` last."""
 
     code = "token-chain-mismatch"
     title = "Token chain does not match the log"

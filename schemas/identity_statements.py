@@ -1,4 +1,4 @@
-"""Tabellion's own statement types (ARCHITECTURE.md §4): one content type and one JSON Schema each.
+"""Tabellion's own statement types (docs/architecture.md §4): one content type and one JSON Schema each.
 
 A payload of one of these types is RFC 8785 canonical JSON (so that every signer, verifier and follower
 hashes the same bytes) and must validate against its schema in ``schemas/json/<name>.schema.json``.
@@ -36,6 +36,7 @@ STATEMENT_TYPES: Final = (
     "action-record",
     "approver-enrolment",
     "agent-consent",
+    "did-web-evidence",
 )
 
 # RFC 5280 §5.3.1 CRLReason names, by code (7 is unused).

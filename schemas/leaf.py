@@ -1,4 +1,4 @@
-"""What a log leaf is — decided here and nowhere else (ARCHITECTURE.md §2).
+"""What a log leaf is — decided here and nowhere else (docs/architecture.md §2).
 
 ``leaf_data = SHA-256(CBOR(tag18([protected_bstr, {}, payload, signature])))``: the statement with its
 unprotected header emptied, deterministically encoded. The RFC 9162 leaf hash is

@@ -1,4 +1,4 @@
-"""Signed statements (RFC 9943) as Tabellion accepts them: the header requirements of ARCHITECTURE.md §2."""
+"""Signed statements (RFC 9943) as Tabellion accepts them: the header requirements of docs/architecture.md §2."""
 
 from __future__ import annotations
 

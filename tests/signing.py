@@ -89,7 +89,7 @@ def sign_statement(
     omit: Iterable[int] = (),
     unprotected: Mapping[Any, Any] | None = None,
 ) -> bytes:
-    """A signed statement as a did:key signer makes it (ARCHITECTURE.md §2), signed by pycose.
+    """A signed statement as a did:key signer makes it (docs/architecture.md §2), signed by pycose.
 
     Defaults: ``iss`` is the key's did:key, ``kid`` its verification method, ``alg`` EdDSA for Ed25519 and
     ES256 for P-256. ``extra_protected`` adds or overrides protected labels, ``omit`` removes labels

@@ -1,4 +1,4 @@
-"""The log's own follower of identity state, used by the registration policy (ARCHITECTURE.md §4).
+"""The log's own follower of identity state, used by the registration policy (docs/architecture.md §4).
 
 It folds the log with the verifier's fold — at start-up from the stored entries, then after every
 integrated batch, in the sequencer thread, before any submitter of that batch hears back — so a statement
@@ -33,8 +33,10 @@ PAGE = 1000
 
 
 class IdentityFollower:
-    def __init__(self) -> None:
-        self._fold = Fold()
+    def __init__(self, service_signers: frozenset[str] = frozenset()) -> None:
+        """``service_signers``: the log service's own DIDs, whose statements the fold trusts (see
+        ``verifier.did_web.service_signers``)."""
+        self._fold = Fold(service_signers=service_signers)
         self._lock = threading.Lock()
 
     @property
@@ -75,8 +77,9 @@ class IdentityFollower:
             controller = state.controllers.get(signer)
             stype = statement_type_of(statement.content_type)
             if controller is None and stype == "operator-registration" and not signer.startswith(DID_KEY):
-                # self-certifying: signed by the key it registers (the policy checks that); this is how a
-                # did:web operator binds its DID to a key on the log (its domain's did.json is not fetched)
+                # self-certifying: signed by the key it registers (the policy checks that); a did:web operator
+                # also needs evidence that its domain's did.json lists that key (verifier.did_web,
+                # transparency.did_web)
                 return resolve_did_key(DID_KEY + kid_multikey(statement))
             if controller is None:
                 raise SignerUnresolvable(f"{signer[:200]} is not a controller registered on this log")

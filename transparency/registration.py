@@ -15,6 +15,7 @@ from schemas import cose_labels as L
 from schemas.errors import PolicyRefused, SignerUnresolvable
 from schemas.leaf import leaf_data, logged_statement
 from schemas.statement import SignedStatement
+from transparency.did_web import DidWebClock
 from transparency.identity import IdentityFollower
 from verifier.keys import PublicKey
 from verifier.statements import DidKeyResolver, KeyResolver, verify_statement
@@ -91,5 +92,5 @@ class Registrar:
 def default_registrar(identity: IdentityFollower) -> Registrar:
     """Signers registered on the log resolve through the log's identity state; others as did:key."""
     return Registrar(
-        ChainResolver([identity, DidKeyResolver()]), AllPolicies([DefaultPolicy(), identity])
+        ChainResolver([identity, DidKeyResolver()]), AllPolicies([DefaultPolicy(), DidWebClock(), identity])
     )

@@ -11,18 +11,29 @@ from dataclasses import dataclass
 
 from schemas import cbor
 from schemas.cose_sign1 import decode_sign1
-from schemas.errors import EntryNotFound, InvalidParameter, LogCorrupted, NotFound
+from schemas.errors import (
+    DidWebEvidenceMissing,
+    EntryNotFound,
+    InvalidParameter,
+    LogCorrupted,
+    NotFound,
+    RegistrationPending,
+)
+from schemas.leaf import entry_id
 from schemas.proofs import ConsistencyProof, InclusionProof
 from schemas.receipt import transparent_statement
+from schemas.statement import parse_statement
 from schemas.tiles import TILE_HEIGHT, TILE_WIDTH
+from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.sequencer import Integrated, Sequencer
 from transparency.log.store import EntryRow, LogReader, TreeHead, open_database
 from transparency.receipts import assemble_receipt
-from transparency.registration import Registrar, default_registrar
+from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
+from verifier.did_web import service_signers
 from verifier.keys import KeySet
 
 
@@ -44,11 +55,12 @@ class LoggedEntry:
 class TransparencyService:
     def __init__(self, settings: Settings, registrar: Registrar | None = None) -> None:
         self.settings = settings
-        self.identity = IdentityFollower()
-        self.registrar = registrar or default_registrar(self.identity)
         self.key: LogKey = load_or_create_log_key(settings.key_path)
         self.key_set: KeySet = published_key_set(self.key, retired_public_keys(settings.data_dir / "retired-keys"))
         self.key_set_cbor = self.key_set.encode()
+        self.identity = IdentityFollower(service_signers(self.key_set))
+        self.registrar = registrar or default_registrar(self.identity)
+        self.did_web = DidWebProver.from_settings(self.key.private, settings)
         self.sequencer = Sequencer(
             settings.db_path, self.key, settings.origin,
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
@@ -70,7 +82,23 @@ class TransparencyService:
 
     async def register(self, body: bytes) -> Submission:
         """Check, then sequence; wait for the batch up to the registration timeout."""
-        checked = self.registrar.check(body)
+        return await self._sequence(await self._check(body))
+
+    async def _check(self, body: bytes) -> Checked:
+        """The registrar's check; a did:web operator registration that lacks evidence gets it first: the log
+        fetches the DID document, registers its signed ``did-web-evidence`` and waits until it is folded
+        (``transparency.did_web``). Any failure to get it refuses the registration and logs nothing."""
+        try:
+            return self.registrar.check(body)
+        except DidWebEvidenceMissing:
+            evidence = await self.did_web.evidence(parse_statement(body))
+        logged = await self._sequence(self.registrar.check(evidence))
+        if logged.receipt is None:
+            raise RegistrationPending(f"the did:web evidence {entry_id(logged.leaf_data)} is still being "
+                                      "registered; submit the registration again")
+        return self.registrar.check(body)
+
+    async def _sequence(self, checked: Checked) -> Submission:
         looked_up = self.latest_head().tree_size  # read first: the lookup below sees at least these entries
         existing = self.reader.entry_by_id(checked.leaf_data)
         if existing is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ class Settings:
     rate_per_second: float = 0.0  # per-client POST /entries budget; 0 = unlimited
     rate_burst: int = 100
     entries_page_limit: int = 1000
+    did_web_ca_file: Path | None = None  # PEM CA bundle for did:web fetches; None: the system's trust store
+    did_web_timeout_s: float = 5.0  # the whole fetch of a did:web DID document
+    did_web_allow_private: bool = False  # may did:web fetches reach loopback/private addresses (tests only)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -38,10 +41,19 @@ class Settings:
         return self.data_dir / "log-key.pem"
 
 
-_CASTS: dict[str, type] = {
+def flag(raw: str) -> bool:
+    """A boolean setting: true/1/yes/on or false/0/no/off (any case)."""
+    value = raw.strip().lower()
+    if value not in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        raise ValueError(raw)
+    return value in ("true", "1", "yes", "on")
+
+
+_CASTS: dict[str, Callable[[str], Any]] = {
     "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
+    "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,
 }
 
 
@@ -60,6 +72,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = replace(Settings(), **values)
     if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
         raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if settings.did_web_timeout_s <= 0:
+        raise ConfigurationError("did_web_timeout_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
     return settings

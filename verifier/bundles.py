@@ -12,9 +12,10 @@ b64url is unpadded base64url. Verification needs only the log's receipt key set 
 network: the checkpoint must be signed by one of those (Ed25519) keys under its own origin; every
 receipt must verify for its statement, name the entry's index, and lead to a root consistent with the
 checkpoint (equal at the same size, else through the bundle's RFC 9162 consistency proof); the
-entries are then folded in log order (a sparse fold: only these entries) and the answer is read off
-the folded state. What it proves: each entry is in the log the checkpoint commits to. What it cannot
-prove: that the log holds no other entry about the agent (a later revocation, say).
+entries are then folded in log order (a sparse fold: only these entries, trusting did:web evidence
+signed by a key of the key set) and the answer is read off the folded state. What it proves: each
+entry is in the log the checkpoint commits to. What it cannot prove: that the log holds no other entry
+about the agent (a later revocation, say).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from schemas.errors import (
 from schemas.note import ed25519_vkey, parse_note
 from verifier.checkpoints import verify_checkpoint
 from verifier.delegation import chain_of, check_chain
+from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState
 from verifier.identity_state import Passport
 from verifier.keys import KeySet, public_key_bytes
@@ -111,7 +113,7 @@ def verify_bundle(bundle: Any, keys: KeySet) -> BundleReport:
     entries = bundle.get("entries")
     if not isinstance(entries, list) or not entries:
         raise PayloadInvalid("the bundle holds no entries")
-    fold = Fold(sparse=True)
+    fold = Fold(sparse=True, service_signers=service_signers(keys))  # the log signs its did:web evidence
     last = -1
     for i, item in enumerate(entries):
         if not isinstance(item, dict) or not isinstance(item.get("index"), int) or item["index"] <= last:

@@ -1,4 +1,4 @@
-"""The state fold: verified log entries, in log order, -> identity state (ARCHITECTURE.md §4).
+"""The state fold: verified log entries, in log order, -> identity state (docs/architecture.md §4).
 
 Pure, offline and deterministic: every follower that folds the same log computes the same state, and no clock
 is read (a transition's time is its statement's CWT ``iat``; queries take an explicit ``now``). An entry whose
@@ -39,6 +39,7 @@ from verifier.claims import check_decision, check_enrolment, check_submission, d
 from verifier.cose import verify_sign1
 from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
+from verifier.did_web import accept_evidence, check_did_web_registration
 from verifier.identity_state import (
     DID_KEY,
     AgentConsent,
@@ -83,7 +84,8 @@ class Fold:
     ) -> None:
         """``sparse``: entries need only come in increasing log order, not every one of them (an audit
         bundle holds the entries about one identity); the state is then that of those entries alone.
-        ``service_signers``: the DIDs of the log service, whose own statements the fold trusts."""
+        ``service_signers``: the DIDs of the log service, whose own statements (``registration-policy``,
+        ``trust-anchor``, ``did-web-evidence``) the fold trusts; with none, every did:web registration is refused."""
         self.state = state or IdentityState()
         self.sparse = sparse
         self.service_signers = service_signers
@@ -147,6 +149,8 @@ class Fold:
             return self._revoke(s)
         if stype == "approver-enrolment":
             return self._enrol_approver(s)
+        if stype == "did-web-evidence":
+            return accept_evidence(self.state, s, self.service_signers)
         return _nothing
 
     def _check_signer(self, statement: SignedStatement, index: int, *, recovery: bool = False) -> None:
@@ -213,6 +217,7 @@ class Fold:
                               f"the did:key operator {operator[:200]} can only register its own key, not {key[:60]}")
             return
         if operator.startswith("did:web:"):
+            check_did_web_registration(self.state, s)
             return
         raise Refused(Refusal.REGISTRATION_DID_METHOD_UNSUPPORTED,
                       f"{operator[:200]}: only did:key and did:web operators can prove control of their DID here")

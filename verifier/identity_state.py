@@ -216,6 +216,23 @@ class Approver:
     enrolled_by: str
 
 
+@dataclass(frozen=True)
+class DidWebEvidence:
+    """An accepted ``did-web-evidence`` entry (``verifier.did_web``): at ``fetched_at`` the DID document at
+    ``url`` (SHA-256 ``document_sha256``) listed ``key`` as ``method`` under ``relationship``; ``signer`` logged it."""
+
+    entry: str
+    index: int
+    did: str
+    key: str
+    url: str
+    document_sha256: str
+    fetched_at: int
+    method: str
+    relationship: str
+    signer: str
+
+
 @dataclass
 class IdentityState:
     controllers: dict[str, KeyState] = field(default_factory=dict)
@@ -236,6 +253,7 @@ class IdentityState:
     claims_of: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its claim submissions, log order
     consents: dict[str, AgentConsent] = field(default_factory=dict)  # agent DID -> its newest consent
     consent_entries: dict[str, AgentConsent] = field(default_factory=dict)  # every accepted consent, by entry
+    did_web_evidence: dict[tuple[str, str], DidWebEvidence] = field(default_factory=dict)  # (DID, key) -> newest
 
     def current_key(self, did: str) -> PublicKey:
         """The key that must sign for ``did`` now: its registered current key, else its did:key."""

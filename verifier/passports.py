@@ -68,11 +68,14 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import PassportRefused, PayloadInvalid, ProofInvalid, TabellionError
+from schemas.jsonld_contexts import AGENT_PASSPORT_CONTEXT
 from verifier.data_integrity import KeyResolver, verify_proof
 from verifier.identity_state import DID_KEY, IdentityState, LoggedStatement, Passport, multikey_key
 from verifier.refusals import Refusal, Refused
 
-PASSPORT_CONTEXT: Final = ("https://www.w3.org/ns/credentials/v2", "https://tabellion.dev/ns/agent-passport/v1")
+PASSPORT_CONTEXT: Final = ("https://www.w3.org/ns/credentials/v2", AGENT_PASSPORT_CONTEXT)
+"""The VC 2.0 context, then Tabellion's (``schemas/contexts/agent-passport-v1.jsonld``, served by the service at
+``/ns/agent-passport/v1``), which defines ``AgentPassport`` and every ``credentialSubject`` term below."""
 PASSPORT_TYPE: Final = ("VerifiableCredential", "AgentPassport")
 STATUS_ENTRY_TYPE: Final = "BitstringStatusListEntry"
 STATUS_PURPOSE: Final = "revocation"

@@ -1,7 +1,7 @@
 """RFC 9942 receipts (vds = RFC9162_SHA256) and transparent statements (RFC 9943), verified offline.
 
 A receipt's signature covers, as its detached payload, the Merkle root that its inclusion proof recomputes
-from the statement's leaf hash (ARCHITECTURE.md §2). The receipt carries no root, so a wrong path or index
+from the statement's leaf hash (docs/architecture.md §2). The receipt carries no root, so a wrong path or index
 of the right shape shows up as a signature that does not verify: the signature, not the proof, is what
 binds the leaf to the log.
 """

@@ -1,7 +1,7 @@
 """Signed statements (RFC 9943): resolve the signer's key, verify the signature.
 
 Who may sign is a policy decision of the consumer; it plugs in a ``KeyResolver``. The offline default,
-``DidKeyResolver``, resolves did:key signers from the statement alone (ARCHITECTURE.md §2): the ``kid`` is
+``DidKeyResolver``, resolves did:key signers from the statement alone (docs/architecture.md §2): the ``kid`` is
 the signer's verification method ``did:key:z…#z…`` (or the bare DID) and must name the CWT ``iss``.
 """
 

@@ -12,36 +12,42 @@ and any other header member (``jku``, ``jwk``, ``x5u``, ``crit``…) is refused:
 given. Claims (all required, nothing else)::
 
     iss               the registry's did:web
-    sub               the agent's DID
+    sub               the root principal's DID: the operator the authority comes from, on whose behalf the agent acts
     aud               the service the token is for
     iat, nbf, exp     seconds; iat <= nbf < exp, exp - iat <= MAX_TTL
     jti               unique token id
     task_id           the task the agent asked for
     scope             the tools (actions of the delegation), space-separated (RFC 8693 §4.2)
     resource          the resource, or a ``…*`` prefix pattern (``verifier.scopes``)
-    delegation_chain  the delegation entry ids, root -> leaf; the leaf's agent is ``sub``
+    delegation_chain  the delegation entry ids, root -> leaf; the root's principal is ``sub``, the leaf's agent
+                      ``act.sub``
     checkpoint        the tree size the registry decided on
-    act               the delegation's principals, nested (RFC 8693 §4.1), see ``actor_claim``
+    act               the actors (RFC 8693 §4.1): the agent holding the token outermost, see ``actor_claim``
 
 The ``act`` order
 -----------------
-RFC 8693 §4.1: "A chain of delegation can be expressed by nesting one act claim within another. The outermost
-act claim represents the current actor while nested act claims represent prior actors. The least recent actor
-is the most deeply nested." Here ``sub`` is the agent that holds the token and the ``act`` chain records who
-passed authority to it, most recent first: the outermost ``act.sub`` is the principal of the leaf delegation
-(the agent's immediate principal), its ``act.sub`` the principal of the delegation above, and the most deeply
-nested ``act.sub`` is the root principal (the operator who granted the root delegation, the least recent
-actor). For operator -> A -> B -> C (``sub`` C) that is ``{"sub": B, "act": {"sub": A, "act": {"sub": op}}}``.
-Each level holds ``sub`` only. Per RFC 8693 the nested acts are informational for access control; this
-verifier nevertheless requires them to equal the chain's principals on the log.
+RFC 8693 §4.1: "The act (actor) claim provides a means within a JWT to express that delegation has occurred and
+identify the acting party to whom authority has been delegated", and "A chain of delegation can be expressed by
+nesting one act claim within another. The outermost act claim represents the current actor while nested act
+claims represent prior actors. The least recent actor is the most deeply nested." The party acted for is the
+token's ``sub``. A delegation chain maps onto this as follows: ``sub`` is the root principal (the operator who
+granted the root delegation: every authority in the chain is its authority); the outermost ``act.sub`` is the
+agent of the leaf delegation, the agent that holds the token and acts now; each nested ``act.sub`` is the agent
+of the delegation above (who acted before by delegating further), and the most deeply nested one is the agent
+of the root delegation, the least recent actor. For operator -> A -> B -> C (C holds the token) that is
+``{"sub": op, "act": {"sub": C, "act": {"sub": B, "act": {"sub": A}}}}``; a single delegation operator -> A is
+``{"sub": op, "act": {"sub": A}}``, the shape of RFC 8693 Figure 4. Each level holds ``sub`` only. Per RFC 8693
+only the outermost ``act`` is for access control and the nested ones are informational; this verifier
+nevertheless requires the whole nesting to equal the chain's agents on the log.
 
 What ``verify_token`` checks
 ----------------------------
-The form (strict base64url without padding, JSON objects without duplicate members, the header above), the
-signature under the key named by ``kid``, the time (``nbf``/``exp`` with ``leeway``, lifetime at most
-``MAX_TTL``), the audience, the tool and resource asked for, and against the log state at ``now``: the chain is
-the accepted delegations root -> leaf ending at ``sub``, the ``act`` nesting is its principals, every link is
-unrevoked and unexpired, the leaf's scope still covers the token, and the agent's passport is usable. A
+The form (strict base64url without padding, JSON objects without duplicate members, the header above, ``act``
+nested objects of ``sub`` and ``act`` only), the signature under the key named by ``kid``, the time
+(``nbf``/``exp`` with ``leeway``, lifetime at most ``MAX_TTL``), the audience, the tool and resource asked for,
+and against the log state at ``now``: the chain is the accepted delegations root -> leaf, granted by ``sub`` and
+ending at the current actor (``act.sub``), the ``act`` nesting is its agents, the agent's passport is usable,
+every link is unrevoked and unexpired, and the leaf's scope still covers the token. A
 revocation on the log therefore voids every token minted before it, as soon as the state is folded past it.
 
 Token defects raise the ``TokenInvalid`` family; authority failures the ``AuthorityRefused`` family.
@@ -252,14 +258,37 @@ class VerifiedToken:
         return self.principals[0]
 
 
-def actor_claim(principals: Sequence[str]) -> dict[str, Any]:
-    """The RFC 8693 ``act`` claim for principals given root -> leaf: the leaf's principal outermost."""
-    if not principals:
-        raise TokenChainMismatch("a delegation chain has at least one principal")
-    act: dict[str, Any] = {"sub": principals[0]}
-    for principal in principals[1:]:
-        act = {"sub": principal, "act": act}
+def actor_claim(actors: Sequence[str]) -> dict[str, Any]:
+    """The RFC 8693 §4.1 ``act`` claim for actors given least recent first: the last (the current actor)
+    outermost, the first most deeply nested."""
+    if not actors:
+        raise TokenChainMismatch("a delegation chain has at least one actor")
+    act: dict[str, Any] = {"sub": actors[0]}
+    for actor in actors[1:]:
+        act = {"sub": actor, "act": act}
     return act
+
+
+def delegation_claims(chain: Chain) -> dict[str, Any]:
+    """``sub`` and ``act`` of a token for the chain: the root principal is acted for; the chain's agents act, the
+    leaf's agent (the token's holder) the current actor."""
+    return {"sub": chain.root_principal, "act": actor_claim([d.agent for d in chain.delegations])}
+
+
+def actors_of(act: object) -> tuple[str, ...]:
+    """The actors an ``act`` claim names, least recent first (the inverse of ``actor_claim``); ``TokenMalformed``
+    unless every level is ``{"sub": <text>}`` or ``{"sub": <text>, "act": <the prior level>}``."""
+    actors: list[str] = []
+    level: object = act
+    while True:
+        if (not isinstance(level, dict) or not level.keys() <= {"sub", "act"} or not isinstance(level.get("sub"), str)
+                or not level["sub"]):
+            raise TokenMalformed('token claim act must nest objects {"sub": <actor>, "act": <prior actor>} '
+                                 "(RFC 8693 §4.1)")
+        actors.append(level["sub"])
+        if "act" not in level:
+            return tuple(reversed(actors))
+        level = level["act"]
 
 
 def _text(claims: dict[str, Any], name: str) -> str:
@@ -290,8 +319,7 @@ def check_claims(claims: dict[str, Any]) -> None:
     chain = claims["delegation_chain"]
     if not isinstance(chain, list) or not chain or not all(isinstance(e, str) and _ENTRY.fullmatch(e) for e in chain):
         raise TokenMalformed("token claim delegation_chain must be a non-empty list of entry ids (64 hex)")
-    if not isinstance(claims["act"], dict):
-        raise TokenMalformed("token claim act must be a JSON object (RFC 8693 §4.1)")
+    actors_of(claims["act"])
 
 
 def _check_time(claims: dict[str, Any], now: int, leeway: int) -> None:
@@ -306,9 +334,10 @@ def _check_time(claims: dict[str, Any], now: int, leeway: int) -> None:
         raise TokenExpired(f"the token expired at {exp} (now {now}, leeway {leeway} s)")
 
 
-def check_chain_claims(state: IdentityState, claims: dict[str, Any], now: int) -> Chain:
-    """The log's chain for the token: ``delegation_chain`` root -> leaf, ending at ``sub``, ``act`` its principals,
-    every link unrevoked and unexpired at ``now`` (``DelegationRefused`` otherwise)."""
+def check_chain_claims(state: IdentityState, claims: dict[str, Any]) -> Chain:
+    """The log's chain for the token, whether or not it still holds: ``delegation_chain`` root -> leaf, granted by
+    ``sub``, its agents the ``act`` nesting (the leaf's agent the current actor); ``TokenChainMismatch`` otherwise.
+    Revocation and expiry are ``check_chain``'s."""
     listed: list[str] = claims["delegation_chain"]
     for entry in listed:
         if entry not in state.delegations:
@@ -317,15 +346,20 @@ def check_chain_claims(state: IdentityState, claims: dict[str, Any], now: int) -
                 f"{entry} in delegation_chain is not an accepted delegation on this log"
                 + (behind if state.size < claims["checkpoint"] else "")
             )
-    chain = chain_of(state, listed[-1])  # the structure first; revocation and expiry last
+    chain = chain_of(state, listed[-1])
     if list(chain.entries) != listed:
         raise TokenChainMismatch("delegation_chain is not the log's chain from its root to its last entry")
-    if chain.leaf.agent != claims["sub"]:
-        raise TokenChainMismatch(f"the chain ends at {chain.leaf.agent[:200]}, not at the token's sub")
-    principals = [d.principal for d in chain.delegations]
-    if claims["act"] != actor_claim(principals):
-        raise TokenChainMismatch("the act claim does not nest the chain's principals (leaf's principal outermost)")
-    return check_chain(state, listed[-1], now)
+    actors = actors_of(claims["act"])
+    if chain.leaf.agent != actors[-1]:
+        raise TokenChainMismatch(f"the chain ends at {chain.leaf.agent[:200]}, not at the token's current actor "
+                                 f"(act.sub {actors[-1][:200]})")
+    if chain.root_principal != claims["sub"]:
+        raise TokenChainMismatch(f"the chain is granted by {chain.root_principal[:200]}, not by the token's sub "
+                                 f"{claims['sub'][:200]}")
+    if claims["act"] != actor_claim([d.agent for d in chain.delegations]):
+        raise TokenChainMismatch("the act claim does not nest the chain's agents (the leaf's agent outermost, the "
+                                 "root's deepest)")
+    return chain
 
 
 def verify_token(
@@ -358,9 +392,10 @@ def verify_token(
         raise TokenScopeRefused(f"tool {tool[:100]!r} is not in the token's scope {claims['scope'][:200]!r}")
     if resource is not None and not resource_covered(claims["resource"], resource):
         raise TokenScopeRefused(f"resource {resource[:200]!r} is not covered by the token's {claims['resource']!r}")
-    agent = claims["sub"]
+    chain = check_chain_claims(state, claims)
+    agent = chain.leaf.agent  # the current actor: the outermost act.sub
     passport = require_passport(state, agent, now)
-    chain = check_chain_claims(state, claims, now)
+    check_chain(state, chain.leaf.entry, now)
     for name in tools:
         check_request(chain.leaf.scope, claims["aud"], name, claims["resource"], f"delegation entry {chain.leaf.entry}")
     return VerifiedToken(

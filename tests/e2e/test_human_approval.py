@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from issuer.passkeys import registration_options, verify_decision, verify_registration
+from issuer.passkeys import (
+    add_consent,
+    consent_options,
+    enrolment_registration_options,
+    verify_decision,
+    verify_registration,
+)
 from issuer.statements import (
     Signer,
     approval_payload,
@@ -113,11 +119,19 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         log = Log(url)
         log.issuer("/registry/operators", operator_registration(owner, "acme", Ed25519PrivateKey.generate()))
 
-        # the registration ceremony (as the browser flow will run it) yields the enrolment the owner signs
-        options = registration_options(rp_id=RP_ID, rp_name="Acme approvals", approver=ALICE, user_name="alice")
-        challenge = b64url_decode(options["challenge"], "challenge")
-        enrolment_payload = verify_registration(key.create(challenge), expected_challenge=challenge,
-                                                namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
+        # the two ceremonies (as the browser flow runs them) yield the enrolment the owner signs: the passkey is
+        # created over the enrolment request, then signs the whole enrolment (the human's consent)
+        options = enrolment_registration_options(namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN,
+                                                 rp_name="Acme approvals", user_name="alice")
+        created = key.create(b64url_decode(options["challenge"], "challenge"))
+        unconsented = verify_registration(created, namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
+        # issue 9: without the passkey's consent the owner cannot enrol it (the fold refuses, log unchanged)
+        problem = log.refused("/registry/approvers", approver_enrolment(owner, {**unconsented, "webauthn": key.get(
+            decision_digest({**unconsented, "approver": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"})
+        ).to_json()}))
+        assert problem["type"] == "urn:tabellion:error:webauthn-challenge-mismatch", problem
+        challenge = b64url_decode(consent_options(unconsented)["challenge"], "challenge")
+        enrolment_payload = add_consent(unconsented, key.get(challenge).to_json())
         enrolment = log.issuer("/registry/approvers", approver_enrolment(owner, enrolment_payload))["entry"]
 
         claim = log.issuer("/v1/claims", claim_submission(agent, "mail-1", "acme", "mail", SCOPE))["entry"]

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from issuer.statements import (
     PassportRequest,
     Signer,
+    agent_consent,
     agent_passport,
     claim_approval,
     claim_submission,
@@ -99,6 +100,7 @@ def test_operator_to_agent_chain_claim_rotation_revocation(tmp_path: Path) -> No
         registration = log.ok("/registry/operators", operator_registration(
             operator, "acme", op1, [did_of(w) for w in witnesses], 2))
         for i, agent in enumerate((a, b, c)):
+            log.ok("/registry/consents", agent_consent(agent, operator.identity))
             log.ok("/api/agent/issue", agent_passport(operator, PassportRequest(
                 agent.identity, "software", FINGERPRINT, "EU", BUNDLE, STATUS_LIST, i)))
 
@@ -120,9 +122,14 @@ def test_operator_to_agent_chain_claim_rotation_revocation(tmp_path: Path) -> No
 
         claim = log.ok("/v1/claims", claim_submission(c, "c-mail-1", "acme", "mail", narrowest))
         assert log.verify(c.identity).status_code == 403  # not approved yet
+        # issue 9 hole 5: the namespace key alone cannot approve in a human's name (no passkey assertion)
         human = did_of(Ed25519PrivateKey.generate())
-        approval = log.ok(f"/v1/claims/{claim['entry']}/approve", claim_approval(operator, claim["entry"],
-                                                                                  decided_by=human, note="ok"))
+        problem = log.refused(f"/v1/claims/{claim['entry']}/approve", claim_approval(operator, claim["entry"],
+                                                                                      decided_by=human, note="ok"))
+        assert problem["type"] == "urn:tabellion:error:human-assertion-missing"
+        assert log.verify(c.identity).status_code == 403  # still not approved
+        approval = log.ok(f"/v1/claims/{claim['entry']}/approve", claim_approval(operator, claim["entry"], note="ok"))
+        human = operator.identity  # the owner's own decision
         # approving twice is a replay of the decision: refused
         log.refused(f"/v1/claims/{claim['entry']}/approve", claim_approval(operator, claim["entry"], note="again"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from issuer.statements import PassportRequest, Signer, agent_passport, operator_registration
+from issuer.statements import PassportRequest, Signer, agent_consent, agent_passport, operator_registration
 from issuer.webhooks import parse_public_key
 from tests.e2e.test_issuer_end_to_end import Log
 from tests.e2e.test_webhooks import Receiver, _wait_for, serving
@@ -34,6 +34,7 @@ def test_every_lifecycle_change_is_delivered_signed(tmp_path: Path) -> None:
             registration = log.ok("/registry/operators", operator_registration(operator, "acme",
                                                                                Ed25519PrivateKey.generate()))
             agent = Signer(Ed25519PrivateKey.generate())
+            log.ok("/registry/consents", agent_consent(agent, operator.identity))
             passport = log.ok("/api/agent/issue", agent_passport(operator, PassportRequest(
                 agent.identity, "software", "sha256:" + "ab" * 32, "EU", "sha256:" + "cd" * 32,
                 "https://issuer.example/status/1", 0)))

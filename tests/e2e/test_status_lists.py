@@ -6,7 +6,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from issuer.statements import PassportRequest, Signer, agent_passport, operator_registration, revocation
+from issuer.statements import (
+    PassportRequest,
+    Signer,
+    agent_consent,
+    agent_passport,
+    operator_registration,
+    revocation,
+)
 from issuer.status_lists import status_list_url
 from schemas.status_list import decode_status_list, is_set
 from tests.e2e.test_issuer_end_to_end import Log
@@ -23,6 +30,7 @@ def test_revoking_an_agent_sets_its_passport_bit(tmp_path: Path) -> None:
         log.ok("/registry/operators", operator_registration(operator, "acme", Ed25519PrivateKey.generate()))
         lists = status_list_url(url, operator.identity)
         for index, agent in zip((5, 9, 131_100), agents, strict=True):
+            log.ok("/registry/consents", agent_consent(agent, operator.identity))
             log.ok("/api/agent/issue", agent_passport(operator, PassportRequest(
                 agent.identity, "software", "sha256:" + "ab" * 32, "EU", "sha256:" + "cd" * 32, lists, index)))
         log.ok("/registry/revoke", revocation(operator, agents[1].identity, "privilegeWithdrawn"))

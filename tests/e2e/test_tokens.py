@@ -1,8 +1,8 @@
-"""Task-bound tokens over real HTTP: operator -> A -> B -> C, C gets a token at POST /v1/tokens and it verifies
-offline against the registry's JWK Set and a state folded by a verifying follower; a registry key rotation made
-while the server runs is served at once and old tokens keep verifying; revocation of C is effective at machine
-speed (the token fails offline on the state folded right after the revocation, /v1/verify and /api/agent/verify
-answer BLOCK right after its 201)."""
+"""Task-bound tokens over real HTTP: operator -> A -> B -> C, C gets a token at POST /v1/tokens (also when it asks
+as an independent client written from docs/identity.md) and it verifies offline against the registry's JWK Set
+and a state folded by a verifying follower; a registry key rotation made while the server runs is served at once
+and old tokens keep verifying; revocation of C is effective at machine speed (the token fails offline on the state
+folded right after the revocation, /v1/verify and /api/agent/verify answer BLOCK right after its 201)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from issuer.registry_keys import rotate_registry_key
 from issuer.statements import (
     PassportRequest,
     Signer,
+    agent_consent,
     agent_passport,
     claim_approval,
     claim_submission,
@@ -32,6 +33,7 @@ from schemas.errors import PassportRefused
 from schemas.note import parse_vkey
 from tests.e2e.test_issuer_end_to_end import BUNDLE, FINGERPRINT, STATUS_LIST, Log
 from tests.server import running_server
+from tests.token_request_recipe import signed_request, wire_body
 from transparency.client import HttpLogClient
 from verifier.keys import parse_key_set
 from verifier.tokens import verify_token
@@ -60,6 +62,7 @@ def test_token_minted_verified_offline_rotated_and_revoked(tmp_path: Path) -> No
         log = Log(url)
         log.ok("/registry/operators", operator_registration(operator, "acme", Ed25519PrivateKey.generate()))
         for i, agent in enumerate((a, b, c)):
+            log.ok("/registry/consents", agent_consent(agent, operator.identity))
             log.ok("/api/agent/issue", agent_passport(operator, PassportRequest(
                 agent.identity, "software", FINGERPRINT, "EU", BUNDLE, STATUS_LIST, i)))
         wide = {"services": ["mail", "files"], "actions": ["read", "list", "write"], "resources": ["mail/*"]}
@@ -94,8 +97,18 @@ def test_token_minted_verified_offline_rotated_and_revoked(tmp_path: Path) -> No
                                 resource="mail/inbox/42", issuer=did_web(url))
         assert verified.agent == c.identity and list(verified.chain) == chain
         assert verified.principals == (operator.identity, a.identity, b.identity)
-        assert verified.claims["act"] == {"sub": b.identity, "act": {"sub": a.identity,
-                                                                     "act": {"sub": operator.identity}}}
+        assert verified.claims["sub"] == operator.identity  # RFC 8693 §4.1: acted for; c acts now, a acted first
+        assert verified.claims["act"] == {"sub": c.identity, "act": {"sub": b.identity, "act": {"sub": a.identity}}}
+
+        # an independent client written from docs/identity.md, its body not in canonical form
+        recipe = {"agent": c.identity, "task_id": "from-the-docs", "tools": ["list"], "service": "mail",
+                  "resource": "mail/inbox/*", "delegation": bc["entry"], "ttl": 60, "created": int(time.time()),
+                  "nonce": new_nonce()}
+        independent = log.http.post("/v1/tokens", content=wire_body(signed_request(c.key, recipe)),
+                                    headers={"Content-Type": "application/json"})
+        assert independent.status_code == 201, independent.text
+        assert verify_token(independent.json()["token"], jwks, state.state, int(time.time()), audience="mail",
+                            tool="list", resource="mail/inbox/3").task_id == "from-the-docs"
 
         # refusals over HTTP: a replay, a tool outside the leaf's scope, the delegation of someone else
         replayed = log.http.post("/v1/tokens", json=body)

@@ -336,7 +336,7 @@ class Run:
                 m.revoked.add(target)
         else:
             _, _, entry_kind, k = step
-            pools = {"passport": m.passports, "delegation": m.delegations, "claim": m.claims,
+            pools: dict[str, dict[str, Any]] = {"passport": m.passports, "delegation": m.delegations, "claim": m.claims,
                      "enrolment": m.enrolments, "consent": m.consent_entries, "unknown": {}}
             target = _nth(list(pools[entry_kind]), k)
             signer = m.grantor(target) if signer == "rightful" else signer

@@ -51,6 +51,7 @@ from gateway.signatures import Request, sign_request
 from issuer.statements import (
     PassportRequest,
     Signer,
+    agent_consent,
     agent_passport,
     claim_approval,
     claim_submission,
@@ -129,6 +130,7 @@ class World:
         return answer
 
     def passport(self, http: httpx.Client, agent: Signer) -> None:
+        self.post(http, "/registry/consents", agent_consent(agent, self.operator.identity))
         statement = agent_passport(self.operator, PassportRequest(
             agent.identity, "software", "sha256:" + "ab" * 32, "EU", "sha256:" + "cd" * 32,
             "https://issuer.example/status/1", self.status_index), now=int(time.time()) - 60)

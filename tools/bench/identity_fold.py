@@ -65,6 +65,7 @@ def generate(target: int, now: int) -> tuple[list[bytes], list[str]]:
             agent, sub = st.Signer(Ed25519PrivateKey.generate()), st.Signer(Ed25519PrivateKey.generate())
             request = st.PassportRequest(agent.identity, "software", "sha256:" + "ab" * 32, "EU",
                                          "sha256:" + "cd" * 32, f"https://issuer.example/status/{op_number}", i)
+            statements.append(st.agent_consent(agent, operator.identity))
             statements.append(st.agent_passport(operator, request, now=now))
             root = st.delegation(operator, agent.identity, SCOPE, not_after=now + 86_400, max_depth=1)
             statements.append(root)

@@ -1,4 +1,4 @@
-"""The transparency log over HTTP (SCRAPI and the log reads of ARCHITECTURE.md §3), synchronous, on httpx.
+"""The transparency log over HTTP (SCRAPI and the log reads of docs/architecture.md §3), synchronous, on httpx.
 
 Every answer that is not the expected success is raised as ``LogRequestRefused`` carrying the answer's
 status and its problem details (RFC 9290 CBOR or RFC 9457 JSON); a log that cannot be reached raises

@@ -1,4 +1,4 @@
-"""Signing statements as a did:key signer does (ARCHITECTURE.md §2), with pycose producing the COSE.
+"""Signing statements as a did:key signer does (docs/architecture.md §2), with pycose producing the COSE.
 
 A statement is a tagged COSE_Sign1 (tag 18) whose protected header carries ``alg`` (EdDSA -8 for Ed25519,
 ES256 -7 for P-256), ``kid`` (the signer's verification method ``did:key:z…#z…`` as UTF-8 bytes), the CWT

@@ -1,4 +1,4 @@
-"""RFC 9421 known answers: the Appendix B.2.6 Ed25519 vector (../shared/vectors/rfc9421) and the §2.1 and
+"""RFC 9421 known answers: the Appendix B.2.6 Ed25519 vector (tests/vectors/rfc9421) and the §2.1 and
 §2.2 examples of field and derived component values."""
 
 from __future__ import annotations

@@ -55,6 +55,9 @@ GOOD: dict[str, dict[str, Any]] = {
                            "registration": {"client_data_json": "eyJ9", "attestation_object": "o2Nm"},
                            "webauthn": WEBAUTHN},
     "agent-consent": {"agent": AGENT, "operator": OPERATOR},
+    "did-web-evidence": {"did": "did:web:acme.example", "url": "https://acme.example/.well-known/did.json",
+                         "document_sha256": "ab" * 32, "fetched_at": 1_800_000_000, "key": KEY,
+                         "method": "did:web:acme.example#key-1", "relationship": "assertionMethod"},
 }
 
 
@@ -109,6 +112,9 @@ def test_non_canonical_json_is_refused() -> None:
         ("approver-enrolment", "webauthn", {**WEBAUTHN, "signature": "not base64url!"}),
         ("claim-rejection", "webauthn", {"credential_id": "A" * 22}),
         ("claim-revocation", "webauthn", {**WEBAUTHN, "extra": "x"}),
+        ("did-web-evidence", "relationship", "authentication"),
+        ("did-web-evidence", "url", "http://acme.example/.well-known/did.json"),
+        ("did-web-evidence", "did", "did:key:" + KEY),
     ],
 )
 def test_bad_field_values_are_refused(name: str, field: str, value: Any) -> None:

@@ -1,4 +1,4 @@
-"""C2SP tlog-tiles paths against the spec's examples (../shared/vectors/c2sp-tiles) and round trips."""
+"""C2SP tlog-tiles paths against the spec's examples (tests/vectors/c2sp-tiles) and round trips."""
 
 from __future__ import annotations
 

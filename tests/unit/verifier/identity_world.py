@@ -35,7 +35,7 @@ STATUS_LIST = "https://status.example/lists/1"
 SCOPE = {"services": ["mail", "files"], "actions": ["read", "write"], "resources": ["mail/*", "files/a/*"]}
 STATE_FIELDS = ("controllers", "namespaces", "revoked", "passports", "passport_entries", "status_indices",
                 "delegations", "claims", "claim_ids", "delegations_to", "claims_of", "approvers",
-                "approver_credentials", "sign_counts", "consents", "consent_entries")
+                "approver_credentials", "sign_counts", "consents", "consent_entries", "did_web_evidence")
 
 
 def mk(key: Ed25519PrivateKey) -> str:

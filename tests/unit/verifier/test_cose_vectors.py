@@ -1,4 +1,4 @@
-"""verify_sign1 over every cose-wg/Examples vector in ../shared/vectors/cose-wg.
+"""verify_sign1 over every cose-wg/Examples vector in tests/vectors/cose-wg.
 
 Each file has an explicit expected outcome below, and a test checks the table covers every file, so a new
 vector cannot be silently ignored. Tabellion verifies EdDSA/Ed25519 and ES256/P-256 COSE_Sign1 only:

@@ -1,4 +1,4 @@
-"""RFC 9162 proof vectors of transparency-dev/merkle (../shared/vectors/merkle-rfc9162, see SOURCE.txt).
+"""RFC 9162 proof vectors of transparency-dev/merkle (tests/vectors/merkle-rfc9162, see SOURCE.txt).
 
 Every file is one test: ``wantErr: false`` must verify, ``wantErr: true`` must be refused with the
 specific error. The subtree vectors (draft-ietf-plants-merkle-tree-certs "subtree" proofs over a

@@ -1,4 +1,4 @@
-"""C2SP signed notes and tlog-cosignature/v1 (../shared/vectors/signed-note, c2sp-tiles).
+"""C2SP signed notes and tlog-cosignature/v1 (tests/vectors/signed-note, c2sp-tiles).
 
 Every vector is accepted with byte-exact key ids and signatures; each is then mutated in every way a
 forger or a broken log could (signature bits, text, name, key id, wrong key) and must be refused.

@@ -96,8 +96,7 @@ class Setup:
         return sign_jws(header or {"alg": "EdDSA", "kid": self.key.kid, "typ": "JWT"}, claims, self.key.private)
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Setup:
+def make_setup(tmp_path: Path) -> Setup:
     """Operator op; agents a, b, c (and x) with passports; delegations op -> a -> b -> c, the leaf LEAF."""
     w = World()
     w.register("op")
@@ -108,6 +107,11 @@ def setup(tmp_path: Path) -> Setup:
     bc = w.delegate("b", "c", ab, scope=LEAF, max_depth=0, not_after=T0 + 2 * HOUR)
     assert all(o.accepted for o in w.fold().outcomes), [o.reason for o in w.fold().outcomes]
     return Setup(w, RegistryKeys.open(tmp_path / "registry-keys"), (root, ab, bc), NonceCache())
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return make_setup(tmp_path)
 
 
 def _parts(token: str) -> list[str]:
@@ -127,11 +131,11 @@ def test_minted_token_verifies_offline_with_the_chain_and_act_nesting(setup: Set
     assert header == {"alg": "EdDSA", "kid": setup.key.kid, "typ": "JWT"}
     w = setup.world
     claims = minted.claims
-    assert (claims["iss"], claims["sub"], claims["aud"], claims["scope"]) == (ISS, w.did("c"), "mail", "read list")
+    assert (claims["iss"], claims["sub"], claims["aud"], claims["scope"]) == (ISS, w.did("op"), "mail", "read list")
     assert claims["exp"] - claims["iat"] == 120 and claims["nbf"] == claims["iat"] == NOW
     assert claims["delegation_chain"] == list(setup.chain)
-    # RFC 8693 §4.1: the current (most recent) actor outermost -- c's immediate principal b -- the root deepest
-    assert claims["act"] == {"sub": w.did("b"), "act": {"sub": w.did("a"), "act": {"sub": w.did("op")}}}
+    # RFC 8693 §4.1: sub is acted for (the root principal); the current actor c outermost, the least recent a deepest
+    assert claims["act"] == {"sub": w.did("c"), "act": {"sub": w.did("b"), "act": {"sub": w.did("a")}}}
     assert minted.json()["expires_at"] == NOW + 120 and minted.json()["chain"] == list(setup.chain)
 
     verified = setup.verify(minted.token, tool="list")
@@ -157,12 +161,6 @@ def test_a_resource_pattern_covers_resources_under_it(setup: Setup) -> None:
     assert setup.verify(token, resource="mail/inbox/9/attachments").resource == "mail/inbox/*"
     with pytest.raises(TokenScopeRefused):
         setup.verify(token, resource="mail/sent/1")
-
-
-def test_actor_claim_nests_the_most_recent_principal_outermost() -> None:
-    assert actor_claim(["root", "mid", "leaf"]) == {"sub": "leaf", "act": {"sub": "mid", "act": {"sub": "root"}}}
-    with pytest.raises(TokenChainMismatch):
-        actor_claim([])
 
 
 # --- JOSE known answers and an independent implementation ---------------------------------------------------
@@ -398,10 +396,19 @@ def test_expired_delegation_in_the_chain_is_refused(setup: Setup) -> None:
     assert refused.value.reason_code == "delegation_expired"
 
 
-def test_chain_not_ending_at_sub_is_refused(setup: Setup) -> None:
+def test_chain_not_ending_at_the_current_actor_is_refused(setup: Setup) -> None:
     claims = setup.mint().claims
+    w = setup.world
+    act = actor_claim([w.did("a"), w.did("b"), w.did("x")])  # x has a passport, but the chain is to c
     with pytest.raises(TokenChainMismatch, match="ends at"):
-        setup.verify(setup.forge({**claims, "sub": setup.world.did("x")}))
+        setup.verify(setup.forge({**claims, "act": act}))
+
+
+def test_chain_not_granted_by_sub_is_refused(setup: Setup) -> None:
+    claims = setup.mint().claims
+    for sub in (setup.world.did("a"), setup.world.did("x")):
+        with pytest.raises(TokenChainMismatch, match="granted by"):
+            setup.verify(setup.forge({**claims, "sub": sub}))
 
 
 def test_chain_with_a_gap_or_out_of_order_is_refused(setup: Setup) -> None:
@@ -414,12 +421,24 @@ def test_chain_with_a_gap_or_out_of_order_is_refused(setup: Setup) -> None:
         setup.verify(setup.forge({**claims, "delegation_chain": [root, ab, "ab" * 32]}))
 
 
+def test_inverted_act_nesting_is_refused(setup: Setup) -> None:
+    """The encoding before RFC 8693 §4.1 was read right: sub the agent, act its principals (the leaf's principal
+    outermost, the root deepest). Correctly signed, such a token is refused."""
+    claims = setup.mint().claims
+    w = setup.world
+    inverted = {**claims, "sub": w.did("c"),
+                "act": {"sub": w.did("b"), "act": {"sub": w.did("a"), "act": {"sub": w.did("op")}}}}
+    with pytest.raises(TokenChainMismatch, match="current actor"):
+        setup.verify(setup.forge(inverted))
+
+
 def test_act_nesting_not_matching_the_chain_is_refused(setup: Setup) -> None:
     claims = setup.mint().claims
     w = setup.world
-    reversed_act = actor_claim([w.did("b"), w.did("a"), w.did("op")])  # root outermost: the wrong order
-    flat = {"sub": w.did("b")}
-    for act in (reversed_act, flat, actor_claim([w.did("op"), w.did("x"), w.did("b")])):
+    reversed_act = actor_claim([w.did("c"), w.did("b"), w.did("a")])  # the least recent outermost
+    flat = {"sub": w.did("c")}
+    with_root = actor_claim([w.did("op"), w.did("a"), w.did("b"), w.did("c")])  # the root principal is no actor
+    for act in (reversed_act, flat, with_root, actor_claim([w.did("a"), w.did("x"), w.did("c")])):
         with pytest.raises(TokenChainMismatch, match="act"):
             setup.verify(setup.forge({**claims, "act": act}))
 
@@ -470,7 +489,7 @@ def test_replayed_nonce_is_refused(setup: Setup) -> None:
     with pytest.raises(TokenRequestReplayed):
         setup.mint(body, now=NOW + 30)
     later = setup.request(created=NOW + 301, nonce=body["nonce"])
-    assert setup.mint(later, now=NOW + 301).claims["sub"] == setup.world.did("c")  # out of the window
+    assert setup.mint(later, now=NOW + 301).claims["act"]["sub"] == setup.world.did("c")  # out of the window
 
 
 @pytest.mark.parametrize(
