@@ -192,6 +192,8 @@ def add_consent(enrolment: Mapping[str, Any], assertion: Mapping[str, str],
                 *, require_user_verification: bool = True) -> dict[str, Any]:
     """The enrolment with ``webauthn``, the new passkey's assertion over it (``{credential_id, authenticator_data,
     client_data_json, signature[, user_handle]}``), checked with py_webauthn before the owner signs it."""
+    if assertion.get("credential_id") != enrolment["credential_id"]:
+        raise AssertionCredentialUnknown("the consent assertion is made by another passkey than the one enrolled")
     payload = {**enrolment, WEBAUTHN: dict(assertion)}
     _verify_assertion(payload, str(enrolment["credential_id"]), b64url_decode(enrolment["public_key"], "public_key"),
                       rp_id=str(enrolment["rp_id"]), origin=str(enrolment["origin"]), sign_count=0,

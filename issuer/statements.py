@@ -159,7 +159,7 @@ def enrolment_payload(namespace: str, approver: str, credential_id: bytes, publi
             "public_key": b64url(public_key), "rp_id": rp_id, "origin": origin}
 
 
-def approver_enrolment(owner: Signer, enrolment: dict[str, str]) -> bytes:
+def approver_enrolment(owner: Signer, enrolment: dict[str, Any]) -> bytes:
     """Enrol a human's passkey as an approver of the owner's namespace (``enrolment_payload``; the subject is the
     approver); its revocation names this statement's entry id."""
     return owner.sign("approver-enrolment", enrolment, subject=enrolment["approver"])

@@ -200,7 +200,7 @@ def _check_consent(p: dict[str, Any], credential_id: bytes, public_key: bytes) -
         raise Refused(Refusal.ENROLMENT_REGISTRATION_INVALID,
                       "the enrolment's assertion is made by another credential than the one enrolled")
     verified = verify_assertion(assertion, credential_public_key=public_key, challenge=decision_digest(p),
-                                rp_id=p["rp_id"], origin=p["origin"])
+                                rp_id=p["rp_id"], origin=p["origin"], stored_sign_count=registered.sign_count)
     return verified.sign_count
 
 

@@ -94,6 +94,9 @@ def check_delegation(state: IdentityState, s: LoggedStatement) -> Delegation:
         revoked = state.revocation_of(did)
         if revoked is not None:
             raise Refused(refusal, f"the {role} {did[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+    if s.signed_content in state.delegation_contents:
+        raise Refused(Refusal.DELEGATION_REPLAYED,
+                      "this delegation was logged before (the same signed content under another signature)")
     if max_depth > MAX_DEPTH:
         raise Refused(Refusal.DELEGATION_TOO_DEEP, f"too deep: max_depth {max_depth} is over the limit of {MAX_DEPTH}")
     scope = Scope.from_json(p["scope"])

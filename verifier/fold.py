@@ -268,7 +268,14 @@ class Fold:
         if revoked is not None:
             raise Refused(Refusal.CONSENT_OPERATOR_REVOKED,
                           f"the operator {operator[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
-        consent = AgentConsent(s.entry, s.index, agent, operator)
+        last = self.state.consents.get(agent)
+        if s.issued_at is None or (last is not None and s.issued_at <= last.issued_at):
+            raise Refused(
+                Refusal.CONSENT_NOT_NEWER,
+                f"a consent needs an iat later than the agent's last consent's ({last.issued_at if last else '-'}); "
+                "an older consent, or the same one signed again, cannot be replayed",
+            )
+        consent = AgentConsent(s.entry, s.index, agent, operator, s.issued_at)
 
         def commit() -> None:
             self.state.consents[agent] = consent
@@ -289,8 +296,11 @@ class Fold:
     def _delegate(self, s: LoggedStatement) -> Commit:
         delegation = check_delegation(self.state, s)
 
+        content = s.signed_content
+
         def commit() -> None:
             self.state.delegations[delegation.entry] = delegation
+            self.state.delegation_contents.add(content)
             self.state.delegations_to.setdefault(delegation.agent, []).append(delegation.entry)
 
         return commit

@@ -51,6 +51,14 @@ class LoggedStatement:
     def issued_at(self) -> int | None:
         return self.statement.issued_at
 
+    @property
+    def signed_content(self) -> bytes:
+        """SHA-256 of what the signature covers (protected header and payload), not of the signature: two entries
+        with the same signed content are one statement signed twice (ECDSA signatures are malleable)."""
+        message = self.statement.message
+        return hashlib.sha256(len(message.protected_bytes).to_bytes(4, "big") + message.protected_bytes
+                              + self.statement.payload).digest()
+
 
 @dataclass(frozen=True)
 class KeyEvent:
@@ -122,6 +130,7 @@ class AgentConsent:
     index: int
     agent: str
     operator: str
+    issued_at: int  # its CWT iat: a later consent must be newer (an old one, replayed, is refused)
 
 
 @dataclass(frozen=True)
@@ -253,6 +262,7 @@ class IdentityState:
     claims_of: dict[str, list[str]] = field(default_factory=dict)  # agent DID -> its claim submissions, log order
     consents: dict[str, AgentConsent] = field(default_factory=dict)  # agent DID -> its newest consent
     consent_entries: dict[str, AgentConsent] = field(default_factory=dict)  # every accepted consent, by entry
+    delegation_contents: set[bytes] = field(default_factory=set)  # what each accepted delegation signed (replays)
     did_web_evidence: dict[tuple[str, str], DidWebEvidence] = field(default_factory=dict)  # (DID, key) -> newest
 
     def current_key(self, did: str) -> PublicKey:

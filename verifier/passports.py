@@ -52,9 +52,10 @@ and the statement's iss differ; when the operator is not a registered controller
 (its DID or its key) is revoked; when the validity is empty or longer than the tier's cap; when it had already
 expired at the statement's ``iat``; when the operator already used that ``statusListIndex`` for an accepted
 passport; when the agent has not consented to this operator (its newest ``agent-consent`` names another, or none, or was
-withdrawn); when the agent holds an unexpired, unrevoked passport from *another* operator; and when the proof
+withdrawn); and when the proof
 does not verify against the operator's current key (a key the operator rotated out is refused by name). A newer
-passport for the same agent supersedes the older one, which stays in ``IdentityState.passport_entries``.
+passport for the same agent supersedes the older one, which stays in ``IdentityState.passport_entries``: an agent
+that consented to another operator can so be issued a passport by it while the old one is still valid.
 """
 
 from __future__ import annotations
@@ -272,19 +273,6 @@ def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
             Refusal.PASSPORT_STATUS_INDEX_USED,
             f"statusListIndex {passport.status_index} is already used by this operator's passport entry {used}"
         )
-    held = state.passports.get(agent)
-    if held is not None and held.operator != operator:
-        try:
-            check_standing(state, held)
-            valid = s.issued_at is None or s.issued_at < held.valid_until
-        except PassportRefused:
-            valid = False
-        if valid:
-            raise Refused(
-                Refusal.PASSPORT_HELD_BY_OTHER_OPERATOR,
-                f"the agent holds passport entry {held.entry} from operator {held.operator[:200]}; it must expire "
-                "or be revoked before another operator issues one"
-            )
     try:
         verify_proof(passport.credential, _current_key_of(state, operator), PROOF_PURPOSE)
     except TabellionError as exc:

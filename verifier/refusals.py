@@ -49,6 +49,7 @@ class Refusal(StrEnum):
     CONSENT_OPERATOR_UNKNOWN = "consent-operator-unknown"
     CONSENT_OPERATOR_REVOKED = "consent-operator-revoked"
     CONSENT_MISSING = "consent-missing"
+    CONSENT_NOT_NEWER = "consent-not-newer"
     AGENT_REVOKED = "agent-revoked"
     # --- agent-passport -----------------------------------------------------------------------------------
     PASSPORT_ISSUER_MISMATCH = "passport-issuer-mismatch"
@@ -57,7 +58,6 @@ class Refusal(StrEnum):
     PASSPORT_VALIDITY_OVER_CAP = "passport-validity-over-cap"
     PASSPORT_EXPIRED_AT_ISSUE = "passport-expired-at-issue"
     PASSPORT_STATUS_INDEX_USED = "passport-status-index-used"
-    PASSPORT_HELD_BY_OTHER_OPERATOR = "passport-held-by-other-operator"
     PASSPORT_PROOF_INVALID = "passport-proof-invalid"
     # --- delegation ---------------------------------------------------------------------------------------
     DELEGATION_ISSUER_MISMATCH = "delegation-issuer-mismatch"
@@ -70,6 +70,7 @@ class Refusal(StrEnum):
     DELEGATION_OUTLIVES_PARENT = "delegation-outlives-parent"
     DELEGATION_SCOPE_WIDENED = "delegation-scope-widened"
     DELEGATION_EXPIRED_AT_ISSUE = "delegation-expired-at-issue"
+    DELEGATION_REPLAYED = "delegation-replayed"
     # --- claims -------------------------------------------------------------------------------------------
     CLAIM_ISSUER_MISMATCH = "claim-issuer-mismatch"
     NAMESPACE_UNKNOWN = "namespace-unknown"

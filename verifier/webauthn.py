@@ -318,6 +318,7 @@ class RegisteredCredential:
     credential_id: bytes
     public_key: bytes  # the CBOR COSE_Key exactly as the authenticator data carries it
     attestation_format: str
+    sign_count: int
 
 
 def verify_registration(
@@ -356,4 +357,4 @@ def verify_registration(
     except TabellionError as exc:
         raise AssertionMalformed(exc.detail) from exc
     credential_key(public_key)
-    return RegisteredCredential(credential_id, public_key, attestation["fmt"])
+    return RegisteredCredential(credential_id, public_key, attestation["fmt"], auth.sign_count)

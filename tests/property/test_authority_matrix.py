@@ -44,11 +44,11 @@ class Matrix:
     consents: dict[str, tuple[str, str]] = field(default_factory=dict)  # agent -> (operator, entry), newest
     consent_entries: dict[str, str] = field(default_factory=dict)  # entry -> agent
     passports: dict[str, tuple[str, str]] = field(default_factory=dict)  # entry -> (operator, agent)
-    newest_passport: dict[str, str] = field(default_factory=dict)  # agent -> entry
     delegations: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry -> principal, agent, parent, depth
     claims: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry -> agent, namespace, status
     enrolments: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # entry -> (namespace, human, owner)
     enrolled: set[tuple[str, str]] = field(default_factory=set)  # (namespace, human): the credential is taken
+    granted: set[tuple[Any, ...]] = field(default_factory=set)  # what accepted delegations said (all else is fixed)
 
     # --- who stands -------------------------------------------------------------------------------------
 
@@ -114,15 +114,12 @@ class Matrix:
             broken.add("agent-revoked")
         if self.bound(agent) != signer:
             broken.add("consent-missing")
-        held = self.newest_passport.get(agent)
-        if held is not None:
-            operator = self.passports[held][0]
-            if operator != signer and held not in self.revoked and operator not in self.revoked:
-                broken.add("passport-held-by-other-operator")
         return broken
 
     def root_delegation(self, signer: str, agent: str) -> set[str]:
         broken = self.signer(signer, signer)
+        if (signer, agent, None, 3) in self.granted:
+            broken.add("delegation-replayed")
         if signer in self.revoked:
             broken.add("delegation-principal-revoked")
         if agent in self.revoked:
@@ -133,8 +130,10 @@ class Matrix:
             broken.add("consent-missing")
         return broken
 
-    def child_delegation(self, signer: str, agent: str, parent: str) -> set[str]:
+    def child_delegation(self, signer: str, agent: str, parent: str, depth: int) -> set[str]:
         broken = self.signer(signer, signer)
+        if (signer, agent, parent, depth) in self.granted:
+            broken.add("delegation-replayed")
         if signer in self.revoked:
             broken.add("delegation-principal-revoked")
         if agent in self.revoked:
@@ -286,8 +285,9 @@ class Run:
             signer = agent if signer == "rightful" else signer
             iss = agent if not forged else signer
             broken = m.consent(signer, iss, agent, operator)
+            w.consent_clock += 1  # each consent newer than the last (replays are a unit test's business)
             entry = w.add(signer, "agent-consent", {"agent": w.did(agent), "operator": w.did(operator)},
-                          iss=w.did(iss))
+                          iss=w.did(iss), iat=w.consent_clock)
             if self.judge(broken):
                 m.consents[agent] = (operator, entry)
                 m.consent_entries[entry] = agent
@@ -298,7 +298,6 @@ class Run:
             entry = w.passport(agent, signer, consent=False)
             if self.judge(broken):
                 m.passports[entry] = (signer, agent)
-                m.newest_passport[agent] = entry
         elif kind == "root":
             agent = step[2]
             signer = m.rightful_operator(agent) if signer == "rightful" else signer
@@ -307,15 +306,17 @@ class Run:
             if self.judge(broken):
                 m.delegations[entry] = {"entry": entry, "principal": signer, "agent": agent, "parent": None,
                                         "max_depth": 3}
+                m.granted.add((signer, agent, None, 3))
         elif kind == "child":
             _, _, agent, k = step
             parent = _nth(list(m.delegations), k)
             depth = max(m.delegations[parent]["max_depth"] - 1, 0) if parent in m.delegations else 0
-            broken = m.child_delegation(signer, agent, parent)
+            broken = m.child_delegation(signer, agent, parent, depth)
             entry = w.delegate(signer, agent, parent, max_depth=depth, consent=False)
             if self.judge(broken):
                 m.delegations[entry] = {"entry": entry, "principal": signer, "agent": agent, "parent": parent,
                                         "max_depth": depth}
+                m.granted.add((signer, agent, parent, depth))
         elif kind == "submit":
             _, _, agent, namespace = step
             signer = agent if signer == "rightful" else signer

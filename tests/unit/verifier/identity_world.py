@@ -28,6 +28,7 @@ from verifier.passports import format_timestamp, passport_verification_method, u
 from verifier.webauthn import FLAG_UP, FLAG_UV
 
 T0 = 1_750_000_000
+AUTO = -1  # World.consent: the next consent time
 HOUR = 3600
 FINGERPRINT = "sha256:" + "ab" * 32
 BUNDLE = "sha256:" + "cd" * 32
@@ -70,6 +71,7 @@ class World:
     owners: dict[str, str] = field(default_factory=dict)  # namespace -> the operator name that registered it first
     claim_namespaces: dict[str, str] = field(default_factory=dict)  # claim entry id -> namespace
     enrolled: set[tuple[str, str]] = field(default_factory=set)  # (namespace, human) enrolled by ``enrol``
+    consent_clock: int = T0 - 1_000  # the iat of the last consent (before T0, so consents precede what they allow)
     bound: dict[str, str] = field(default_factory=dict)  # agent name -> the operator name it consented to last
 
     def key(self, name: str) -> Ed25519PrivateKey:
@@ -123,10 +125,13 @@ class World:
 
     # --- agents: consent to an operator, passports -------------------------------------------------------
 
-    def consent(self, agent: str, operator: str = "op", *, signer: str | None = None, iat: int | None = T0) -> str:
-        """``agent`` (signing with its own key unless ``signer``) accepts ``operator`` as its controller. The same
-        consent signed again with the same ``iat`` is the same statement, with the same entry id."""
+    def consent(self, agent: str, operator: str = "op", *, signer: str | None = None, iat: int | None = AUTO) -> str:
+        """``agent`` (signing with its own key unless ``signer``) accepts ``operator`` as its controller; ``iat``
+        defaults to one second after the world's last consent (a consent must be newer than the agent's last)."""
         self.bound[agent] = operator
+        if iat == AUTO:
+            self.consent_clock += 1
+            iat = self.consent_clock
         return self.add(signer or agent, "agent-consent", {"agent": self.did(agent), "operator": self.did(operator)},
                         iss=self.did(agent), iat=iat)
 

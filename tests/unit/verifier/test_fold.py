@@ -215,12 +215,15 @@ def test_operators_of_other_did_methods_are_refused(keys: dict[str, Ed25519Priva
     assert state.controllers == {} and state.namespaces == {}
 
 
-def test_a_did_web_operator_registers_the_key_it_names(keys: dict[str, Ed25519PrivateKey]) -> None:
+def test_a_did_web_operator_needs_the_services_evidence(keys: dict[str, Ed25519PrivateKey]) -> None:
+    """Without evidence that the domain lists the key, a did:web name cannot be taken (tests/unit/verifier/
+    test_did_web.py has the registrations with evidence)."""
     operator = "did:web:acme.example"
     log = Log()
     log.add(keys["k0"], "operator-registration", _registration(keys, operator), operator)
     state = Fold().apply_all(log.entries)
-    assert state.outcomes[0].accepted and state.controllers[operator].key == _mk(keys["k0"])
+    assert [(o.accepted, o.code) for o in state.outcomes] == [(False, "did-web-evidence-missing")]
+    assert operator not in state.controllers
 
 
 def test_a_controller_recovers_by_revoking_itself_with_its_next_key(keys: dict[str, Ed25519PrivateKey]) -> None:

@@ -38,7 +38,7 @@ def test_the_agent_consents_to_an_operator(world: World) -> None:
     state = world.fold()
     assert all(accepted(state))
     index = next(o.index for o in state.outcomes if o.entry == entry)
-    consent = AgentConsent(entry, index, world.did("a1"), world.did("op"))
+    consent = AgentConsent(entry, index, world.did("a1"), world.did("op"), world.consent_clock)
     assert state.consents == {world.did("a1"): consent} and state.consent_entries == {entry: consent}
     assert state.bound_operator(world.did("a1")) == world.did("op")
 

@@ -154,17 +154,17 @@ def test_passport_by_a_revoked_operator_is_refused(world: World) -> None:
     assert_last_refused(world, "signer-revoked")
 
 
-def test_another_operator_cannot_take_over_a_valid_passport(world: World) -> None:
+def test_another_operator_takes_over_only_with_the_agents_consent(world: World) -> None:
     world.register("op2", "beta")
     first = world.passport("agent")
-    world.passport("agent", operator="op2")  # the agent consents to op2 now: still not while op's passport holds
-    assert_last_refused(world, "passport-held-by-other-operator")
+    world.passport("agent", operator="op2", consent=False)  # without the agent's consent: never
+    assert_last_refused(world, "consent-missing")
     world.entries.pop()
-    world.revoke("op", first)  # once revoked, another operator may issue one
-    world.passport("agent", operator="op2")
+    world.passport("agent", operator="op2")  # the agent consents to op2: its passport supersedes op's
     state = world.fold()
     assert all(accepted(state))
     assert state.passports[world.did("agent")].operator == world.did("op2")
+    assert first in state.passport_entries
 
 
 def _tampered(world: World, change: dict[str, Any]) -> dict[str, Any]:

@@ -373,8 +373,10 @@ def test_software_registrations_verify_with_both(key: SoftwareAuthenticator) -> 
                                                    require_user_verification=True)
     assert ours.credential_id == theirs.credential_id == key.credential_id
     assert ours.public_key == theirs.credential_public_key == key.cose_public_key()
-    assert ours.attestation_format == "none"
-    assert verify_registration(_registration(key), challenge=CHALLENGE, rp_id=RP_ID, origin=ORIGIN) == ours
+    assert ours.attestation_format == "none" and ours.sign_count == theirs.sign_count == key.sign_count
+    again = verify_registration(_registration(key), challenge=CHALLENGE, rp_id=RP_ID, origin=ORIGIN)
+    assert (again.credential_id, again.public_key, again.sign_count) == (ours.credential_id, ours.public_key,
+                                                                         ours.sign_count + 1)
 
 
 def test_a_registration_with_extensions_after_the_key_yields_the_key_alone() -> None:
