@@ -29,6 +29,7 @@ from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     ConsistencyProofInvalid,
     InvalidParameter,
+    LogCorrupted,
     LogUnreachable,
     PayloadInvalid,
     RegistrationPending,
@@ -109,9 +110,16 @@ def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None
     from transparency.settings import load_settings
 
     settings = load_settings(overrides)
-    print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
-          f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
-    serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)])
+
+    def opened() -> None:  # the log passed its start-up checks
+        print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
+              f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
+
+    try:
+        serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)], opened=opened)
+    except LogCorrupted as exc:  # one line (``run``): what is wrong, and what checks the rest
+        raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}' checks all "
+                        "of it)") from exc
 
 
 def keygen(out: str | Path, kind: KeyKind = "ed25519", *, force: bool = False) -> str:

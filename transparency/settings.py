@@ -37,6 +37,10 @@ class Settings:
     def key_path(self) -> Path:
         return self.data_dir / "log-key.pem"
 
+    @property
+    def retired_keys_dir(self) -> Path:
+        return self.data_dir / "retired-keys"
+
 
 _CASTS: dict[str, type] = {
     "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int,
