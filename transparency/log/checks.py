@@ -14,13 +14,12 @@ named (``check_leaf``); the signed heads have the last word (``check_signed_head
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from schemas import cbor
 from schemas import cose_labels as L
 from schemas.cose_sign1 import decode_protected_header
 from schemas.errors import (
@@ -36,7 +35,6 @@ from schemas.errors import (
 )
 from schemas.leaf import leaf_hash, statement_leaf_data
 from schemas.note import VerifierKey, ed25519_vkey, parse_note
-from schemas.receipt import receipt_protected_header
 from transparency.log.store import TreeHead
 from verifier.checkpoints import verify_checkpoint
 from verifier.cose import sig_structure_of, verify_over
@@ -134,8 +132,8 @@ def check_entries_end(head_size: int, entries_end: int) -> None:
 
 def check_signed_head(head: TreeHead, keys: HeadKeys) -> None:
     """The stored head is one the log signed, and says one thing: its checkpoint is signed by a log key
-    (``verifier.checkpoints``) and names its size and root column; its receipt header is the log's (a log kid,
-    the origin, the head's time) and its receipt signature covers its root (``verifier.cose``)."""
+    (``verifier.checkpoints``) and names its size and root column; its receipt header names a log key, RFC 9162
+    proofs, the origin and the head's time, and its receipt signature covers its root (``verifier.cose``)."""
     where = f"tree head {head.tree_size}"
     try:
         vkey = keys.notes[0]
@@ -153,16 +151,22 @@ def check_signed_head(head: TreeHead, keys: HeadKeys) -> None:
             f"{short(checkpoint.root_hash, head.root)}"
         )
     try:
-        kid = decode_protected_header(head.receipt_protected, "receipt protected header").get(L.KID)
-        if not isinstance(kid, bytes):
-            raise TreeHeadCorrupted(f"{where}: its receipt header has no kid")
+        header = decode_protected_header(head.receipt_protected, "receipt protected header")
+    except BadInput as exc:
+        raise TreeHeadCorrupted(f"{where}: its receipt header: {exc.detail}") from exc
+    try:
+        kid, alg, claims = header.get(L.KID), header.get(L.ALG), header.get(L.CWT_CLAIMS)
+        if not isinstance(kid, bytes) or not isinstance(alg, int):
+            raise TreeHeadCorrupted(f"{where}: its receipt header has no kid or alg")
         key = keys.receipts.get(kid)
-        if head.receipt_protected != cbor.encode(receipt_protected_header(L.ALG_EDDSA, kid, keys.origin,
-                                                                          head.timestamp)):
+        if header.get(L.VDS) != L.VDS_RFC9162_SHA256 or not isinstance(claims, Mapping) or (
+            claims.get(L.CWT_ISS), claims.get(L.CWT_IAT)
+        ) != (keys.origin, head.timestamp):
             raise TreeHeadCorrupted(
-                f"{where}: its receipt header is not the log's for origin {keys.origin!r} at time {head.timestamp}"
+                f"{where}: its receipt header is not the log's (RFC 9162 receipts of {keys.origin!r} issued at "
+                f"{head.timestamp})"
             )
-        verify_over(L.ALG_EDDSA, key, head.receipt_signature, sig_structure_of(head.receipt_protected, head.root))
+        verify_over(alg, key, head.receipt_signature, sig_structure_of(head.receipt_protected, head.root))
     except (BadInput, VerificationError) as exc:
         raise TreeHeadCorrupted(f"{where}: its receipt signature: {exc.detail}") from exc
 

@@ -3,11 +3,13 @@ fsck names the class and the place; the start refuses what it loads; a clean log
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from schemas.errors import (
     EntryIdCorrupted,
@@ -36,7 +38,9 @@ from tests.log_tampering import (
     truncate_entries,
 )
 from tests.unit.transparency.index_world import ORIGIN, integrate, open_sequencer
+from transparency.client import generate_key, sign_statement
 from transparency.identity import IdentityFollower
+from transparency.keys import load_or_create_log_key
 from transparency.log.fsck import FsckReport, fsck
 from transparency.log.store import LogReader, open_database
 from transparency.service import TransparencyService
@@ -213,3 +217,25 @@ def test_an_older_head_is_left_to_fsck(pristine: Path, tmp_path: Path) -> None:
     data = _tamper(pristine, tmp_path, lambda db: flip_head_root(db, sizes[7]))
     TransparencyService(Settings(data_dir=data, origin=ORIGIN)).close()
     assert [p.code for p in fsck(data).problems] == ["tree-head-corrupted"]
+
+
+def test_heads_signed_by_a_retired_log_key_still_check_out(pristine: Path, tmp_path: Path) -> None:
+    """After the log key is replaced (the old public key kept in retired-keys/), the start and fsck accept the
+    heads the old key signed, and those the new one signs after."""
+    data = copy_log(pristine, tmp_path / "data")
+    old = load_or_create_log_key(data / "log-key.pem")
+    (data / "retired-keys").mkdir()
+    (data / "retired-keys" / "1.pem").write_bytes(
+        old.public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    (data / "log-key.pem").unlink()
+    load_or_create_log_key(data / "log-key.pem")  # a new current key
+    service = TransparencyService(Settings(data_dir=data, origin=ORIGIN, batch_max_wait_ms=1.0))
+    key = generate_key("ed25519")
+    for n in range(3):
+        asyncio.run(service.register(sign_statement(key, b"{}", subject=f"urn:example:rotated:{n}",
+                                                    content_type="application/json")))
+    service.close()
+    report = fsck(data)
+    assert report.problems == [] and report.size == COUNT + 3
+    (data / "retired-keys" / "1.pem").unlink()
+    assert {p.code for p in fsck(data).problems} == {"tree-head-corrupted"}  # the old heads: no key of the log
