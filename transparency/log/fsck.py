@@ -21,17 +21,19 @@ the verifier's code rather than the writer's:
   first bytes of its entry's id, and every entry has exactly one row; two entries with one id (a statement
   logged twice) are found on the way.
 
-Each problem is a ``LogCorrupted`` subclass (its ``code`` is the class of corruption); the report keeps them
-all in the order found. Memory: 9 bytes per entry (the index keys and row counts) besides O(log n).
+First of all, SQLite's own ``quick_check`` of the file's b-trees (a damaged page: ``log-corrupted``; a read
+that fails on one stops the check there). Each problem is a ``LogCorrupted`` subclass (its ``code`` is the
+class of corruption); the report keeps them all in the order found. Memory: 9 bytes per entry (the index
+keys and row counts) besides O(log n).
 """
 
 from __future__ import annotations
 
 import heapq
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from sqlite3 import Connection
 
 from schemas.errors import (
     BadInput,
@@ -67,6 +69,7 @@ Progress = Callable[[str, int, int], None]
 """Called now and then with what is being checked, how many of them are done, and how many there are."""
 
 PROGRESS_EVERY = 4096
+SQLITE_MESSAGES = 10  # at most this many messages of SQLite's own check of the file
 
 _HEADS = (
     "SELECT tree_size, root, timestamp, checkpoint, receipt_protected, receipt_signature FROM tree_heads "
@@ -119,8 +122,10 @@ def fsck(data_dir: Path, progress: Progress | None = None) -> FsckReport:
         keys = read_published_key_set(settings.key_path, settings.retired_keys_dir)
         conn.execute("BEGIN")  # one snapshot for the whole check
         check = _Check(conn, data_dir, keys, progress or (lambda what, done, total: None))
-        check.run()
-        conn.execute("COMMIT")
+        try:
+            check.run()
+        except sqlite3.DatabaseError as exc:  # a file SQLite cannot read (on): that is corruption too
+            check.problem(LogCorrupted(f"SQLite: {exc} (the check stopped there)"))
     finally:
         conn.close()
     check.report.opened_meanwhile = not was_open and wal.exists()
@@ -130,7 +135,7 @@ def fsck(data_dir: Path, progress: Progress | None = None) -> FsckReport:
 class _StoredLevel:
     """The stored hashes of one tree level, read in index order as the recomputation asks for them."""
 
-    def __init__(self, conn: Connection, level: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, level: int) -> None:
         self.level = level
         self.rows = conn.execute("SELECT idx, hash FROM tree_nodes WHERE level = ? ORDER BY idx", (level,))
         self.ahead = self.rows.fetchone()
@@ -151,7 +156,7 @@ class _StoredLevel:
 
 
 class _Check:
-    def __init__(self, conn: Connection, data_dir: Path, keys: KeySet, progress: Progress) -> None:
+    def __init__(self, conn: sqlite3.Connection, data_dir: Path, keys: KeySet, progress: Progress) -> None:
         self.conn = conn
         self.report = FsckReport(data_dir)
         self.key_set = keys
@@ -163,6 +168,11 @@ class _Check:
         self.report.problems.append(error)
 
     def run(self) -> None:
+        rows = self.conn.execute(f"PRAGMA quick_check({SQLITE_MESSAGES})").fetchall()  # the file's own b-trees
+        messages = [m for (row,) in rows for m in map(str.strip, str(row).splitlines())
+                    if m and m != "ok" and not m.startswith("***")]
+        for message in messages[:SQLITE_MESSAGES]:
+            self.problem(LogCorrupted(f"SQLite: {message}"))
         head_keys = self._head_keys()
         self._entries_and_tree(head_keys)
         self._entry_index()

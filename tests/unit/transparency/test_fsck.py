@@ -239,3 +239,13 @@ def test_heads_signed_by_a_retired_log_key_still_check_out(pristine: Path, tmp_p
     assert report.problems == [] and report.size == COUNT + 3
     (data / "retired-keys" / "1.pem").unlink()
     assert {p.code for p in fsck(data).problems} == {"tree-head-corrupted"}  # the old heads: no key of the log
+
+
+def test_a_damaged_database_file_is_reported_not_raised(pristine: Path, tmp_path: Path) -> None:
+    data = copy_log(pristine, tmp_path / "data")
+    with (data / "log.sqlite").open("r+b") as db_file:
+        db_file.seek(3 * 4096)
+        db_file.write(b"\xff" * 4096 * 4)  # four pages of b-tree garbage
+    report = fsck(data)
+    assert report.problems and {p.code for p in report.problems} == {"log-corrupted"}
+    assert report.lines()[0].startswith("fsck: SQLite: "), report.lines()
