@@ -24,6 +24,7 @@ from tests.log_tampering import (
     flip_entry_id,
     flip_head_root,
     flip_statement_byte,
+    flip_tree_node,
     head_sizes,
     tampered,
     truncate_entries,
@@ -154,3 +155,23 @@ def test_a_flipped_entry_id_is_not_served_as_missing_nor_logged_twice(pristine: 
         assert httpx.get(f"{server}/checkpoint").text.split("\n")[1] == str(COUNT)
     finally:
         server.terminate()
+
+
+def test_a_tree_node_the_start_does_not_read_is_caught_by_fsck_and_by_the_issuers_follower(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """The start reads only the tree's frontier; a damaged inner node is fsck's. The embedded issuer, which
+    follows the log with proofs at start-up, refuses it too: its error (Hypercorn's lifespan failure) is one
+    line as well."""
+    data = copy_log(pristine, tmp_path / "data")
+    with tampered(data / "log.sqlite") as db:
+        flip_tree_node(db, 1, 3)
+    done = _fsck(data)
+    assert done.returncode == EXIT_CORRUPTED and "tree node (1, 3): stored hash" in done.stdout, done.stdout
+    served = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--port", str(free_port())],
+        cwd=REPO, capture_output=True, text=True, timeout=START_TIMEOUT_S,
+    )
+    assert served.returncode == 1 and "Traceback" not in served.stderr, served.stderr
+    last = served.stderr.splitlines()[-1]
+    assert last.startswith("tabellion: error: Checkpoint inconsistent: ") and "LifespanFailure" not in last
