@@ -101,8 +101,8 @@ class FsckReport:
                 out.append(f"fsck: {problem.detail} [{problem.code}]")
         out += [f"fsck: … and {n - per_class} more [{code}]" for code, n in shown.items() if n > per_class]
         if self.opened_meanwhile:
-            out.append("fsck: warning: a process opened the log during the check, which read it as a closed file; "
-                       "run it again")
+            out.append("fsck: warning: a process opened the log while fsck read it as a closed (immutable) file; "
+                       "what it found may be stale: run it again")
         checked = (f"{self.entries} entries, {self.heads} tree heads, {self.nodes} tree nodes, "
                    f"{self.index_rows} index rows checked")
         if not self.problems:

@@ -249,3 +249,18 @@ def test_a_damaged_database_file_is_reported_not_raised(pristine: Path, tmp_path
     report = fsck(data)
     assert report.problems and {p.code for p in report.problems} == {"log-corrupted"}
     assert report.lines()[0].startswith("fsck: SQLite: "), report.lines()
+
+
+def test_a_writer_opening_a_closed_log_during_the_check_is_told(pristine: Path, tmp_path: Path) -> None:
+    data = copy_log(pristine, tmp_path / "data")
+    writers: list[sqlite3.Connection] = []
+
+    def open_a_writer(what: str, done: int, total: int) -> None:
+        if not writers:
+            writers.append(sqlite3.connect(str(data / "log.sqlite")))
+            writers[0].execute("PRAGMA journal_mode=WAL")  # a -wal file appears: the file is open now
+
+    report = fsck(data, progress=open_a_writer)
+    writers[0].close()
+    assert report.problems == [] and report.opened_meanwhile
+    assert "run it again" in report.lines()[-2]
