@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 import httpx
 
 from cli.admin import add_admin_commands
+from cli.fsck import add_fsck_command
 from cli.gateway import add_gateway_commands
 from cli.operator import add_operator_commands
 from schemas import cose_labels as L
@@ -29,6 +30,7 @@ from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     ConsistencyProofInvalid,
     InvalidParameter,
+    LogCorrupted,
     LogUnreachable,
     PayloadInvalid,
     RegistrationPending,
@@ -109,9 +111,16 @@ def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None
     from transparency.settings import load_settings
 
     settings = load_settings(overrides)
-    print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
-          f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
-    serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)])
+
+    def opened() -> None:  # the log passed its start-up checks
+        print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
+              f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
+
+    try:
+        serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)], opened=opened)
+    except LogCorrupted as exc:  # one line (``run``): what is wrong, and what checks the rest
+        raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}' checks all "
+                        "of it)") from exc
 
 
 def keygen(out: str | Path, kind: KeyKind = "ed25519", *, force: bool = False) -> str:
@@ -466,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--origin")
     add_operator_commands(commands, command, _print)
     add_admin_commands(commands, command, _print)
+    add_fsck_command(commands, command)
     add_gateway_commands(commands, command, _print)
     p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys)),
                 "check an audit bundle: who authorised an agent, through which chain")

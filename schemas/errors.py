@@ -254,6 +254,65 @@ class LogCorrupted(StorageError):
     title = "Log corrupted"
 
 
+# The classes of corruption that the start-up checks and ``tabellion fsck`` name (transparency.log.checks).
+
+
+class StatementCorrupted(LogCorrupted):
+    """A logged statement's bytes are no longer those its entry id (and the signed tree) commit to."""
+
+    code = "statement-corrupted"
+    title = "Logged statement corrupted"
+
+
+class EntryIdCorrupted(LogCorrupted):
+    """An entry's stored id is not the id of its statement, or not the leaf the signed tree holds."""
+
+    code = "entry-id-corrupted"
+    title = "Entry id corrupted"
+
+
+class EntryMissing(LogCorrupted):
+    """Entry rows are gone from the middle of the log (later entries are still there)."""
+
+    code = "entry-missing"
+    title = "Entry missing"
+
+
+class EntryMetadataCorrupted(LogCorrupted):
+    """An entry's tree size or registration time is not that of the signed head that first covered it."""
+
+    code = "entry-metadata-corrupted"
+    title = "Entry metadata corrupted"
+
+
+class LogTruncated(LogCorrupted):
+    """The entries end before the latest signed tree head does."""
+
+    code = "log-truncated"
+    title = "Log truncated"
+
+
+class TreeHeadCorrupted(LogCorrupted):
+    """A stored tree head (root, checkpoint, receipt signature) is wrong, missing, or does not cover the log."""
+
+    code = "tree-head-corrupted"
+    title = "Tree head corrupted"
+
+
+class TreeNodeCorrupted(LogCorrupted):
+    """A stored Merkle tree node is wrong, missing, or outside the tree."""
+
+    code = "tree-node-corrupted"
+    title = "Tree node corrupted"
+
+
+class EntryIndexCorrupted(LogCorrupted):
+    """The entry-id index (its runs or rows) does not map every entry id to its entry exactly once."""
+
+    code = "entry-index-corrupted"
+    title = "Entry-id index corrupted"
+
+
 class ConfigurationError(TabellionError):
     code = "configuration-error"
     title = "Configuration error"

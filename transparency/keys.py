@@ -60,3 +60,11 @@ def retired_public_keys(folder: Path) -> list[PublicKey]:
 
 def published_key_set(current: LogKey, retired: list[PublicKey]) -> KeySet:
     return KeySet.from_keys([current.public, *retired])
+
+
+def read_published_key_set(key_path: Path, retired_folder: Path) -> KeySet:
+    """The log's published key set (current and retired), read from its data folder; nothing is created."""
+    if not key_path.is_file():
+        raise ConfigurationError(f"there is no log key {key_path}")
+    current = log_key_from_private(load_ed25519_key(key_path, "log key", owner_only=False))
+    return published_key_set(current, retired_public_keys(retired_folder))

@@ -56,22 +56,28 @@ class TransparencyService:
     def __init__(self, settings: Settings, registrar: Registrar | None = None) -> None:
         self.settings = settings
         self.key: LogKey = load_or_create_log_key(settings.key_path)
-        self.key_set: KeySet = published_key_set(self.key, retired_public_keys(settings.data_dir / "retired-keys"))
+        retired = retired_public_keys(settings.retired_keys_dir)
+        self.key_set: KeySet = published_key_set(self.key, retired)
         self.key_set_cbor = self.key_set.encode()
         self.identity = IdentityFollower(service_signers(self.key_set))
         self.registrar = registrar or default_registrar(self.identity)
         self.did_web = DidWebProver.from_settings(self.key.private, settings)
+        # opening the log runs the start-up checks (transparency.log.checks): a corrupted log raises here
         self.sequencer = Sequencer(
             settings.db_path, self.key, settings.origin,
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
-            queue_limit=settings.queue_limit, on_integrated=self._integrated,
+            queue_limit=settings.queue_limit, on_integrated=self._integrated, retired_keys=retired,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grown: asyncio.Event | None = None
         self.read_db = open_database(settings.db_path, create=False)
         self.reader = LogReader(self.read_db)
         self.tree = PersistentMerkleTree(self.read_db.conn)
-        self.identity.catch_up(self.reader)
+        try:
+            self.identity.catch_up(self.reader)  # checks the entries it folds, too
+        except BaseException:
+            self.close()
+            raise
         self.sequencer.start()
 
     def close(self) -> None:

@@ -40,6 +40,10 @@ class Settings:
     def key_path(self) -> Path:
         return self.data_dir / "log-key.pem"
 
+    @property
+    def retired_keys_dir(self) -> Path:
+        return self.data_dir / "retired-keys"
+
 
 def flag(raw: str) -> bool:
     """A boolean setting: true/1/yes/on or false/0/no/off (any case)."""

@@ -19,25 +19,38 @@ from transparency.settings import Settings
 Extension = Callable[[Starlette, TransparencyService], AbstractAsyncContextManager[None]]
 """Something hosted in the same process (the issuer): started after the service, stopped before it."""
 
+STARTUP_ERROR = "startup_error"
+"""``app.state`` attribute holding the error that stopped the lifespan's start-up, for the server to report."""
+
 
 def create_app(
     settings: Settings, registrar: Registrar | None = None, extra_routes: Sequence[BaseRoute] = (),
-    extensions: Sequence[Extension] = (),
+    extensions: Sequence[Extension] = (), service: TransparencyService | None = None,
 ) -> Starlette:
-    """Build the app; the service (log key, database, sequencer) starts in the lifespan, not at import."""
+    """Build the app. The service (log key, database, sequencer) is ``service``, which the caller opened and
+    closes, or else one the lifespan opens and closes (not at import)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service = TransparencyService(settings, registrar)
-        app.state.service = service
+        try:
+            running = service or TransparencyService(settings, registrar)
+        except Exception as exc:
+            setattr(app.state, STARTUP_ERROR, exc)
+            raise
+        app.state.service = running
         app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         try:
             async with AsyncExitStack() as stack:
-                for extension in extensions:
-                    await stack.enter_async_context(extension(app, service))
+                try:
+                    for extension in extensions:
+                        await stack.enter_async_context(extension(app, running))
+                except Exception as exc:
+                    setattr(app.state, STARTUP_ERROR, exc)
+                    raise
                 yield
         finally:
-            service.close()
+            if service is None:
+                running.close()
 
     return Starlette(
         routes=[*ROUTES, *extra_routes],

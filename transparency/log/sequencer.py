@@ -15,17 +15,33 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.checkpoint import Checkpoint
-from schemas.errors import ConfigurationError, LogCorrupted, Overloaded, StorageError
-from transparency.keys import LogKey
+from schemas.errors import (
+    ConfigurationError,
+    LogCorrupted,
+    Overloaded,
+    StorageError,
+    TreeHeadCorrupted,
+    TreeNodeCorrupted,
+)
+from transparency.keys import LogKey, published_key_set
+from transparency.log.checks import (
+    check_entries_end,
+    check_leaf,
+    check_leaves_held,
+    check_signed_head,
+    head_keys,
+    statement_id,
+)
 from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.store import MERGE_FANIN, SEAL_ENTRIES, EntryIndexWriter, LogReader, open_database
 from transparency.receipts import sign_checkpoint, sign_tree_head
+from verifier.keys import PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +72,12 @@ class Sequencer:
         batch_max_wait_ms: float = 1.0, queue_limit: int = 4096,
         on_integrated: Callable[[list[tuple[int, bytes]]], None] | None = None,
         index_seal_entries: int = SEAL_ENTRIES, index_fanin: int = MERGE_FANIN,
+        retired_keys: Sequence[PublicKey] = (),
     ) -> None:
         self.db_path = db_path
         self.key = key
         self.origin = origin
+        self.head_keys = head_keys(origin, published_key_set(key, list(retired_keys)))  # heads it signed before
         self.batch_max_entries = batch_max_entries
         self.batch_max_wait = batch_max_wait_ms / 1000.0
         self.queue_limit = queue_limit
@@ -72,28 +90,50 @@ class Sequencer:
         self.tree = PersistentMerkleTree(self.db.conn)
         self.index = EntryIndexWriter(self.db.conn, seal_entries=index_seal_entries, fanin=index_fanin)
         self.size = 0
-        self._open_log()
+        try:
+            self._open_log()
+        except BaseException:
+            self.db.close()
+            raise
 
     # --- start-up ---------------------------------------------------------------------------------
 
     def _open_log(self) -> None:
-        """Check the stored tree against the latest signed head; sign the empty head on first start."""
+        """Check what the start loads, cheaply (``transparency.log.checks``; ``tabellion fsck`` checks all of the
+        log): the latest head is one the log signed; the entries end where it does (one seek); the stored tree's
+        root, from its O(log n) frontier nodes, is its root; the index runs tile the log; the ids the writer
+        loaded for its dedupe are the leaves the tree holds (a bounded window). Sign the empty head on first
+        start."""
         reader = LogReader(self.db)
         self._check_meta(reader)
         head = reader.latest_head()
         tree_size = self.tree.get_size()
         if head is None:
-            if tree_size:
-                raise LogCorrupted("the log has leaves but no signed tree head")
+            if tree_size or reader.entries_end():
+                raise TreeHeadCorrupted("the log has leaves but no signed tree head")
             self._commit_head(0, int(time.time()), [])
             return
+        check_signed_head(head, self.head_keys)
+        check_entries_end(head.tree_size, reader.entries_end())
         if head.tree_size != tree_size or head.root != self.tree.current_root():
-            raise LogCorrupted(
+            raise TreeNodeCorrupted(
                 f"the stored tree (size {tree_size}) does not match the latest signed head "
                 f"(size {head.tree_size}); refusing to sign anything"
             )
         self.size = head.tree_size
         self.index.check(self.size)
+        self._check_loaded_ids(reader)
+
+    def _check_loaded_ids(self, reader: LogReader) -> None:
+        """The entries whose ids the writer keeps in memory (``EntryIndexWriter.recent_from`` to the size) are
+        contiguous and their ids the leaves the tree holds; a mismatch is settled with the entry's statement."""
+        start = self.index.recent_from
+        rows = reader.entry_ids(start, self.size)
+        leaves = reader.node_hashes(0, start, self.size)
+        for index in check_leaves_held(start, rows, leaves):
+            row = reader.entries(index, 1)[0]
+            recomputed, why = statement_id(row.statement)
+            check_leaf(index, row.leaf_data, recomputed, leaves[index - start], why)
 
     def _check_meta(self, reader: LogReader) -> None:
         stored = reader.meta("origin")

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from schemas.errors import LogCorrupted
+from schemas.errors import EntryIndexCorrupted, EntryMissing, LogCorrupted
 from transparency.sqlite_files import connect
 
 APPEND_ONLY_TABLES = ("entries", "tree_nodes", "tree_heads", "meta")
@@ -194,7 +194,7 @@ def _migrate_entry_index(db: sqlite_utils.Database) -> None:
     try:
         row = db.execute("SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*) FROM entries").fetchone()
         if row[0] != row[1]:
-            raise LogCorrupted(f"entries holds {row[1]} rows but its last index is {row[0] - 1}")
+            raise EntryMissing(f"entries holds {row[1]} rows but its last index is {row[0] - 1}")
         _create_entry_index(db, int(row[0]))
         for index in db.execute("PRAGMA index_list(entries)").fetchall():
             columns = [c[2] for c in db.execute(f"PRAGMA index_info({index[1]!r})").fetchall()]
@@ -281,6 +281,11 @@ class EntryIndexWriter:
                     found[bytes(entry_id)] = (int(idx), int(tree_size))
         return found
 
+    @property
+    def recent_from(self) -> int:
+        """The first entry whose id the writer keeps in memory (``load_recent``): it holds those up to the size."""
+        return self._recent_from
+
     def committed(self) -> None:
         """The transaction of the last ``add`` committed: bring the memory copy up to date."""
         if self._staged is None:
@@ -309,13 +314,15 @@ class EntryIndexWriter:
         for run in tiling:
             end = size if run.end_idx is None else run.end_idx
             if run.first_idx != position or end < position or (run.end_idx is None and run is not tiling[-1]):
-                raise LogCorrupted(f"the entry-id index runs do not cover the log's {size} entries (run {run.run})")
+                raise EntryIndexCorrupted(
+                    f"the entry-id index runs do not cover the log's {size} entries (run {run.run})"
+                )
             position = end
         if not tiling or tiling[-1].end_idx is not None or position != size:
-            raise LogCorrupted(f"the entry-id index runs do not cover the log's {size} entries")
+            raise EntryIndexCorrupted(f"the entry-id index runs do not cover the log's {size} entries")
         count = self.conn.execute("SELECT COUNT(*) FROM entry_index WHERE run = ?", (tiling[-1].run,)).fetchone()
         if count[0] != size - tiling[-1].first_idx:
-            raise LogCorrupted(
+            raise EntryIndexCorrupted(
                 f"the entry-id index's open run holds {count[0]} rows for {size - tiling[-1].first_idx} entries"
             )
 
@@ -327,7 +334,7 @@ class EntryIndexWriter:
         runs = _index_runs(self.conn)
         opened = [r for r in runs if r.end_idx is None]
         if len(opened) != 1 or opened[0].first_idx > first_idx:
-            raise LogCorrupted(f"the entry-id index has no open run for entry {first_idx}")
+            raise EntryIndexCorrupted(f"the entry-id index has no open run for entry {first_idx}")
         open_run = opened[0]
         self.conn.executemany(
             "INSERT INTO entry_index (run, key, idx) VALUES (?, ?, ?)",
@@ -366,7 +373,9 @@ class EntryIndexWriter:
                 sources, group = group[:self.fanin], group[self.fanin:]
                 for left, right in zip(sources, sources[1:], strict=False):
                     if left.end_idx != right.first_idx:
-                        raise LogCorrupted(f"entry-id index runs {left.run} and {right.run} are not adjacent")
+                        raise EntryIndexCorrupted(
+                            f"entry-id index runs {left.run} and {right.run} are not adjacent"
+                        )
                 self.conn.execute(
                     "INSERT INTO entry_index_runs (level, first_idx, end_idx, filled_below) VALUES (?, ?, ?, ?)",
                     (level + 1, sources[0].first_idx, sources[-1].end_idx, bytes(KEY_BYTES)),
@@ -384,7 +393,7 @@ class EntryIndexWriter:
             if budget <= 0:
                 break
             if target.end_idx is None or target.filled_below is None:
-                raise LogCorrupted(f"entry-id index run {target.run} is not being merged")
+                raise EntryIndexCorrupted(f"entry-id index run {target.run} is not being merged")
             entries = target.end_idx - target.first_idx
             done = int.from_bytes(target.filled_below, "big")
             upto = done + -(-budget * _KEY_SPACE // entries)
@@ -460,6 +469,18 @@ class LogReader:
             "WHERE idx >= ? ORDER BY idx LIMIT ?", (start, limit),
         ).fetchall()
         return [EntryRow(*r) for r in rows]
+
+    def entries_end(self) -> int:
+        """1 + the index of the last stored entry (0 for none): one seek, whatever the size of the log."""
+        row = self.conn.execute("SELECT MAX(idx) FROM entries").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def entry_ids(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """``(index, entry id)`` of the stored entries in ``[start, end)``, in log order (gaps show)."""
+        rows = self.conn.execute(
+            "SELECT idx, entry_id FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        ).fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
 
     def leaf_datas(self, start: int, end: int) -> list[bytes]:
         rows = self.conn.execute(
