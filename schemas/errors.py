@@ -313,6 +313,15 @@ class EntryIndexCorrupted(LogCorrupted):
     title = "Entry-id index corrupted"
 
 
+class SnapshotUnusable(StorageError):
+    """A saved snapshot of derived state (``verifier.fold_snapshot``, ``transparency.snapshots``) cannot be used:
+    unreadable, its digest wrong, another format, or made for another log, tree head, verifier or set of service
+    signers. A snapshot is a cache: the state is rebuilt from the log instead."""
+
+    code = "snapshot-unusable"
+    title = "Snapshot unusable"
+
+
 class ConfigurationError(TabellionError):
     code = "configuration-error"
     title = "Configuration error"

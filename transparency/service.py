@@ -59,7 +59,11 @@ class TransparencyService:
         retired = retired_public_keys(settings.retired_keys_dir)
         self.key_set: KeySet = published_key_set(self.key, retired)
         self.key_set_cbor = self.key_set.encode()
-        self.identity = IdentityFollower(service_signers(self.key_set))
+        self.identity = IdentityFollower(
+            service_signers(self.key_set), state_dir=settings.state_dir, origin=settings.origin,
+            head_of=self._head_of, snapshot_every=settings.snapshot_every,
+            snapshot_interval_s=settings.snapshot_interval_s,
+        )
         self.registrar = registrar or default_registrar(self.identity)
         self.did_web = DidWebProver.from_settings(self.key.private, settings)
         # opening the log runs the start-up checks (transparency.log.checks): a corrupted log raises here
@@ -74,7 +78,7 @@ class TransparencyService:
         self.reader = LogReader(self.read_db)
         self.tree = PersistentMerkleTree(self.read_db.conn)
         try:
-            self.identity.catch_up(self.reader)  # checks the entries it folds, too
+            self.identity.start(self.reader)  # its snapshot, then the entries after it (checked on the way)
         except BaseException:
             self.close()
             raise
@@ -82,7 +86,17 @@ class TransparencyService:
 
     def close(self) -> None:
         self.sequencer.stop()
+        self.identity.close()  # after the last batch: a snapshot of the final state
         self.read_db.close()
+
+    def _head_of(self, size: int) -> TreeHead | None:
+        """The signed tree head of ``size``, read on a connection of the calling thread's own (the snapshot
+        writer's)."""
+        db = open_database(self.settings.db_path, create=False)
+        try:
+            return LogReader(db).head(size)
+        finally:
+            db.close()
 
     # --- writes -----------------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ class Settings:
     did_web_ca_file: Path | None = None  # PEM CA bundle for did:web fetches; None: the system's trust store
     did_web_timeout_s: float = 5.0  # the whole fetch of a did:web DID document
     did_web_allow_private: bool = False  # may did:web fetches reach loopback/private addresses (tests only)
+    snapshot_every: int = 100_000  # save a snapshot of the identity state every this many entries ...
+    snapshot_interval_s: float = 300.0  # ... or after this many seconds, whichever comes first (and at a stop)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -43,6 +45,11 @@ class Settings:
     @property
     def retired_keys_dir(self) -> Path:
         return self.data_dir / "retired-keys"
+
+    @property
+    def state_dir(self) -> Path:
+        """The identity state kept between starts: snapshots and outcomes (a cache: delete it to rebuild)."""
+        return self.data_dir / "state"
 
 
 def flag(raw: str) -> bool:
@@ -58,6 +65,7 @@ _CASTS: dict[str, Callable[[str], Any]] = {
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,
+    "snapshot_every": int, "snapshot_interval_s": float,
 }
 
 
@@ -76,6 +84,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = replace(Settings(), **values)
     if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
         raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if settings.snapshot_every < 1 or settings.snapshot_interval_s <= 0:
+        raise ConfigurationError("snapshot_every and snapshot_interval_s must be positive")
     if settings.did_web_timeout_s <= 0:
         raise ConfigurationError("did_web_timeout_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:

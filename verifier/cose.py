@@ -6,6 +6,7 @@ call the primitive. Every failure raises; nothing returns a bool.
 
 from __future__ import annotations
 
+import hashlib
 from typing import cast
 
 from cryptography.exceptions import InvalidSignature
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from schemas import cose_labels as L
 from schemas.cbor import bstr_head
@@ -33,14 +35,16 @@ def verify_sign1(
     key: PublicKey,
     detached_payload: bytes | None = None,
     external_aad: bytes = b"",
+    memo: SignatureMemo | None = None,
 ) -> None:
-    """Verify ``msg``'s signature under ``key`` with algorithm ``alg``; raise on any failure.
+    """Verify ``msg``'s signature under ``key`` with algorithm ``alg``; raise on any failure. With ``memo``, a
+    signature the memo has seen verify is not verified again.
 
     ``alg`` is the algorithm the caller decided to accept (usually the protected ``alg``); if the protected
     header names a different one, that is refused. ``detached_payload`` is required when the payload is nil.
     """
     payload = msg.payload if detached_payload is None else detached_payload
-    verify_signature(msg.protected, msg.protected_bytes, msg.signature, alg, key, payload, external_aad)
+    verify_signature(msg.protected, msg.protected_bytes, msg.signature, alg, key, payload, external_aad, memo)
 
 
 def verify_signature(
@@ -51,13 +55,46 @@ def verify_signature(
     key: PublicKey,
     payload: bytes | None,
     external_aad: bytes = b"",
+    memo: SignatureMemo | None = None,
 ) -> None:
     """``verify_sign1`` on the parts of a COSE_Sign1 (its protected header decoded and as bytes, its
     signature) and the payload the signature covers, for a caller that holds no ``CoseSign1``."""
     protected_alg = protected.get(L.ALG, alg)
     if protected_alg != alg:
         raise UnsupportedAlgorithm(f"the protected header names alg {protected_alg!r}, not {alg!r}")
-    verify_over(alg, key, signature, _sig_structure(protected, protected_bytes, payload, external_aad))
+    tbs = _sig_structure(protected, protected_bytes, payload, external_aad)
+    if memo is not None:
+        memo.verify(alg, key, signature, tbs)
+    else:
+        verify_over(alg, key, signature, tbs)
+
+
+class SignatureMemo:
+    """Signatures that verified, so that one statement's signature is checked once however often it is met: the
+    log checks a statement when it is registered, its policy (the fold) checks it again against the state, and
+    the fold checks it a third time when the entry is applied. A signature counts as checked only for the same
+    algorithm, the same key (its raw public bytes), the same signature bytes and the same Sig_structure, so the
+    answer is the one ``verify_over`` would give again. Bounded: the oldest are forgotten first. Failures are
+    never remembered. It keeps a SHA-256 of each Sig_structure, not the structure (up to a request body's size)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._seen: dict[tuple[int, bytes, bytes, bytes], None] = {}
+
+    def verify(self, alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> None:
+        memo = (alg, key.public_bytes_raw() if isinstance(key, Ed25519PublicKey) else
+                key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint), signature,
+                hashlib.sha256(to_be_signed).digest())
+        if memo in self._seen:
+            return
+        verify_over(alg, key, signature, to_be_signed)
+        self._seen[memo] = None
+        if len(self._seen) > self.limit:
+            self._seen.pop(next(iter(self._seen)), None)
+
+
+STATEMENT_SIGNATURES = SignatureMemo()
+"""The statements' signatures verified in this process (``verify_sign1(..., memo=STATEMENT_SIGNATURES)``)."""
 
 
 def verify_over(alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> None:

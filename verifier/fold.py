@@ -36,7 +36,7 @@ from schemas.identity_statements import canonical_json, parse_payload, statement
 from schemas.leaf import entry_id, leaf_data
 from schemas.statement import SignedStatement, parse_statement
 from verifier.claims import check_decision, check_enrolment, check_submission, decide
-from verifier.cose import verify_sign1
+from verifier.cose import STATEMENT_SIGNATURES, verify_sign1
 from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
 from verifier.did_web import accept_evidence, check_did_web_registration
@@ -60,7 +60,8 @@ from verifier.passports import check_issuance
 from verifier.refusals import Refusal, Refused
 
 __all__ = [
-    "DID_KEY", "Fold", "FoldEntry", "IdentityState", "KeyEvent", "KeyState", "Outcome", "Refusal", "Refused",
+    "DID_KEY", "Fold", "FoldEntry", "IdentityState", "KeyEvent", "KeyState", "Outcome", "OutcomeSink", "Refusal",
+    "Refused",
     "Revocation", "key_digest", "kid_multikey", "witness_message",
 ]
 
@@ -68,6 +69,7 @@ _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}", re.ASCII)
 SERVICE_STATEMENTS: Final = frozenset({"registration-policy", "trust-anchor"})
 """Statements only the log service itself may make: accepted from ``Fold.service_signers`` alone."""
 Commit = Callable[[], None]
+OutcomeSink = Callable[[Outcome], None]
 
 
 @dataclass(frozen=True)
@@ -80,15 +82,19 @@ class Fold:
     """Applies entries one at a time (a follower) or all at once (a rebuild); both give the same state."""
 
     def __init__(
-        self, state: IdentityState | None = None, *, sparse: bool = False, service_signers: frozenset[str] = frozenset()
+        self, state: IdentityState | None = None, *, sparse: bool = False,
+        service_signers: frozenset[str] = frozenset(), outcomes: OutcomeSink | None = None,
     ) -> None:
         """``sparse``: entries need only come in increasing log order, not every one of them (an audit
         bundle holds the entries about one identity); the state is then that of those entries alone.
         ``service_signers``: the DIDs of the log service, whose own statements (``registration-policy``,
-        ``trust-anchor``, ``did-web-evidence``) the fold trusts; with none, every did:web registration is refused."""
+        ``trust-anchor``, ``did-web-evidence``) the fold trusts; with none, every did:web registration is refused.
+        ``outcomes``: where each entry's outcome goes (a store on disk: one per entry of a large log); by default
+        they are kept in ``state.outcomes``."""
         self.state = state or IdentityState()
         self.sparse = sparse
         self.service_signers = service_signers
+        self._record: OutcomeSink = outcomes if outcomes is not None else self.state.outcomes.append
 
     def apply_all(self, entries: Iterable[FoldEntry]) -> IdentityState:
         for entry in entries:
@@ -109,7 +115,7 @@ class Fold:
             outcome = Outcome(entry.index, ident, stype, True)
         except (PolicyRefused, BadInput, VerificationError) as exc:
             outcome = Outcome(entry.index, ident, stype, False, f"{exc.title}: {exc.detail}", exc.code)
-        self.state.outcomes.append(outcome)
+        self._record(outcome)
         self.state.size = entry.index + 1
         return outcome
 
@@ -433,7 +439,7 @@ def _statement_type(statement: SignedStatement) -> str | None:
 
 def _verify(statement: SignedStatement, key: PublicKey, what: str, refusal: Refusal) -> None:
     try:
-        verify_sign1(statement.message, statement.alg, key)
+        verify_sign1(statement.message, statement.alg, key, memo=STATEMENT_SIGNATURES)
     except TabellionError as exc:
         raise Refused(refusal, f"the statement is not signed by {what}: {exc.detail}") from exc
 

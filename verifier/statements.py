@@ -12,7 +12,7 @@ from typing import Protocol
 
 from schemas.errors import SignerUnresolvable
 from schemas.statement import SignedStatement, parse_statement
-from verifier.cose import verify_sign1
+from verifier.cose import STATEMENT_SIGNATURES, verify_sign1
 from verifier.did_key import resolve_did_key
 from verifier.keys import PublicKey
 
@@ -49,5 +49,5 @@ def verify_statement(data: bytes | SignedStatement, resolver: KeyResolver) -> Si
     """Parse (when given bytes), resolve the signer and verify the signature; return the statement."""
     statement = data if isinstance(data, SignedStatement) else parse_statement(data)
     key = resolver.resolve(statement)
-    verify_sign1(statement.message, statement.alg, key)
+    verify_sign1(statement.message, statement.alg, key, memo=STATEMENT_SIGNATURES)
     return statement

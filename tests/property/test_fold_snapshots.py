@@ -1,0 +1,151 @@
+"""Snapshots of the fold's state (``verifier.fold_snapshot``, ``transparency.snapshots``): a snapshot plus the tail
+of the log equals a full rebuild, for random logs and random snapshot points; a corrupt or mismatched snapshot is
+detected.
+
+The random logs are the authority matrix's (``tests/property/test_authority_matrix.py``): many actors sending
+consents, passports, delegations, claims, decisions with passkeys, enrolments and revocations, accepted and
+refused. The reference is the fold itself, from entry 0, on the same entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.errors import SnapshotUnusable
+from tests.property.test_authority_matrix import Run, steps
+from tests.unit.verifier.identity_world import World
+from transparency.snapshots import SnapshotKey, SnapshotStore, decode_snapshot, encode_snapshot
+from verifier.did_web import did_web_url
+from verifier.fold import Fold, FoldEntry, IdentityState, key_digest
+from verifier.fold_snapshot import NOT_ENCODED, copy_state, decode_state, encode_state
+
+EXAMPLES = int(os.environ.get("SNAPSHOT_EXAMPLES", "60"))
+SIGNERS = frozenset({"did:key:z6MkLogService"})
+
+
+def fields_of(state: IdentityState) -> dict[str, Any]:
+    """Every field of the state but its outcomes, as values to compare (dict order included)."""
+    return {f.name: _ordered(getattr(state, f.name)) for f in dataclasses.fields(state) if f.name not in NOT_ENCODED}
+
+
+def _ordered(value: Any) -> Any:
+    return list(value.items()) if isinstance(value, dict) else value
+
+
+def random_log(plan: list[tuple[Any, ...]]) -> list[FoldEntry]:
+    run = Run()
+    for step in plan:
+        run.send(step)
+    return [FoldEntry(e.index, e.statement) for e in run.world.entries]
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(steps, st.floats(0, 1))
+def test_snapshot_plus_tail_equals_a_full_rebuild(plan: list[tuple[Any, ...]], point: float) -> None:
+    entries = random_log(plan)
+    full = Fold(service_signers=SIGNERS).apply_all(entries)
+    k = round(point * len(entries))
+
+    head = Fold(service_signers=SIGNERS)
+    head.apply_all(entries[:k])
+    saved = encode_state(head.state)
+    restored = decode_state(saved)
+    assert fields_of(restored) == fields_of(head.state) and restored.outcomes == []
+    assert encode_state(restored) == saved  # deterministic: the same state encodes to the same bytes
+
+    tail: list[Any] = []
+    resumed = Fold(restored, service_signers=SIGNERS, outcomes=tail.append).apply_all(entries[k:])
+    assert fields_of(resumed) == fields_of(full)
+    assert encode_state(resumed) == encode_state(full)
+    assert tail == full.outcomes[k:]
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(steps, st.data())
+def test_a_corrupt_snapshot_is_detected(plan: list[tuple[Any, ...]], data: st.DataObject) -> None:
+    """Any change to a snapshot file (a flipped bit anywhere, or bytes cut off its end) is refused by its digest."""
+    state = Fold(service_signers=SIGNERS).apply_all(random_log(plan))
+    key = SnapshotKey.of("log.example", state.size, b"\x01" * 32, SIGNERS)
+    good = encode_snapshot(key, "checkpoint", state)
+    assert decode_snapshot(good)[0] == key
+    where = data.draw(st.integers(0, len(good) - 1))
+    bit = data.draw(st.integers(0, 7))
+    flipped = bytearray(good)
+    flipped[where] ^= 1 << bit
+    cut = data.draw(st.integers(1, len(good)))
+    for bad in (bytes(flipped), good[:-cut]):
+        with pytest.raises(SnapshotUnusable):
+            decode_snapshot(bad)
+
+
+def world_with_every_field() -> tuple[list[FoldEntry], frozenset[str]]:
+    """A log whose state has every field non-empty: the authority matrix's prelude, then did:web evidence signed
+    by the log service and the registration it allows."""
+    run = Run()
+    run.send(("revoke-entry", "rightful", "delegation", 0))
+    world: World = run.world
+    did = "did:web:bank.example"
+    evidence = {"did": did, "url": did_web_url(did), "document_sha256": "ab" * 32, "fetched_at": 1_700_000_000,
+                "key": world.mk("bank"), "method": f"{did}#key-1", "relationship": "assertionMethod"}
+    world.add("log", "did-web-evidence", evidence, iat=1_700_000_000)
+    registration = {"operator": did, "namespace": "bank", "key": world.mk("bank"),
+                    "next_key_digest": key_digest(world.mk("bank+1")), "witnesses": [], "witness_threshold": 0}
+    world.add("bank", "operator-registration", registration, iss=did, iat=1_700_000_100)
+    return [FoldEntry(e.index, e.statement) for e in world.entries], frozenset({world.did("log")})
+
+
+def test_every_field_round_trips() -> None:
+    entries, signers = world_with_every_field()
+    state = Fold(service_signers=signers).apply_all(entries)
+    empty = [name for name, value in fields_of(state).items() if not value]
+    assert not empty, f"the test log leaves {empty} empty: extend it so that every field is exercised"
+    restored = decode_state(encode_state(state))
+    assert fields_of(restored) == fields_of(state)
+    assert dataclasses.replace(restored, outcomes=state.outcomes) == state
+    copied = copy_state(state)
+    assert fields_of(copied) == fields_of(state)
+    Fold(state, service_signers=signers).apply_all([])  # the copy is independent of later changes:
+    state.delegations_to[next(iter(state.delegations_to))].append("x")
+    state.delegation_contents.add(b"x")
+    assert fields_of(copied) != fields_of(state)
+
+
+def test_a_snapshot_of_another_log_code_or_signers_is_refused(tmp_path: Path) -> None:
+    entries, signers = world_with_every_field()
+    state = Fold(service_signers=signers).apply_all(entries)
+    store = SnapshotStore(tmp_path)
+    key = SnapshotKey.of("log.example", state.size, b"\x02" * 32, signers)
+    store.save(key, "checkpoint", state)
+
+    def accept(_key: SnapshotKey, _checkpoint: str) -> None:
+        return None
+
+    loaded = store.load(store.files()[0], key, accept)
+    assert fields_of(loaded.state) == fields_of(state) and loaded.key == key
+    for other, why in (
+        (dataclasses.replace(key, origin="other.example"), "of the log"),
+        (dataclasses.replace(key, verifier="00" * 32), "other verifier code"),
+        (SnapshotKey.of("log.example", state.size, b"\x02" * 32, SIGNERS), "other service signers"),
+    ):
+        snapshot, reason = store.newest(other, accept)
+        assert snapshot is None and why in reason, reason
+
+    def other_head(_key: SnapshotKey, _checkpoint: str) -> None:
+        raise SnapshotUnusable("the log has no signed tree head of that size with its root")
+
+    snapshot, reason = store.newest(key, other_head)
+    assert snapshot is None and "no signed tree head" in reason
+    # saving keeps the newest two, largest tree size first; a temporary file never lingers
+    for size in (state.size + 1, state.size + 2):
+        store.save(dataclasses.replace(key, tree_size=size), "checkpoint", state)
+    assert [int(p.name.split("-")[1]) for p in store.files()] == [state.size + 2, state.size + 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in store.files())

@@ -1,0 +1,204 @@
+"""The fold's state as bytes and back: the body of a snapshot (``transparency.snapshots`` keeps them on disk).
+
+``encode_state`` turns an ``IdentityState`` into CBOR (RFC 8949) and ``decode_state`` turns it back into an
+equal state, every field and every value, with the dictionaries in the same insertion order, so that folding
+more entries onto a decoded state gives exactly what folding them onto the original gives. The per-entry
+``outcomes`` are not part of it: a follower that snapshots its state keeps them in an outcome store.
+
+The encoding follows the dataclasses of ``verifier.identity_state`` by their type annotations, with no tags:
+a dataclass is the array of its fields in declaration order, a tuple or list an array, a dict the flat array
+``[k1, v1, k2, v2, …]`` in insertion order, a set the sorted array of its members; ``Any`` values (a passport's
+credential, a passkey assertion: parsed JSON) are CBOR as they are. The encoding is deterministic: equal states
+folded from the same log give the same bytes. It has no version of its own: a snapshot is keyed by
+``code_digest()``, a hash of the verifier's and the schemas' code, so a state written by other code is never
+decoded (it is rebuilt from the log instead), and a change of these dataclasses needs no migration.
+
+A body that does not decode to the expected shapes raises ``SnapshotUnusable``; the digest that guards it
+against corruption is the container's (``transparency.snapshots``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import types
+import typing
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Final, Literal, Union, get_args, get_origin
+
+import cbor2
+
+from schemas.errors import SnapshotUnusable
+from verifier import identity_state
+from verifier.identity_state import IdentityState
+
+Codec = Callable[[Any], Any]
+NOT_ENCODED: Final = frozenset({"outcomes"})
+"""Fields of ``IdentityState`` kept elsewhere: one outcome per log entry (an outcome store on disk)."""
+
+
+def encode_state(state: IdentityState) -> bytes:
+    """The state (without its outcomes) as deterministic CBOR."""
+    return cbor2.dumps(_STATE_CODEC[0](state))
+
+
+def decode_state(data: bytes) -> IdentityState:
+    """The state ``encode_state`` encoded, with an empty outcome list; ``SnapshotUnusable`` if it is not one."""
+    try:
+        value = cbor2.loads(data)
+        state = _STATE_CODEC[1](value)
+    except SnapshotUnusable:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, cbor2.CBORDecodeError) as exc:
+        raise SnapshotUnusable(f"the snapshot's state does not decode: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, IdentityState):  # pragma: no cover - the codec builds one or raises
+        raise SnapshotUnusable("the snapshot's state is not an identity state")
+    return state
+
+
+def copy_state(state: IdentityState) -> IdentityState:
+    """A copy that the fold's later entries do not change, made in O(size) dict copies and no re-encoding:
+    the state's values are frozen dataclasses (a passport's credential and a decision's assertion are never
+    changed after they are accepted); its dicts, sets and per-agent lists are copied. For writing a snapshot
+    in the background while the fold goes on."""
+    return dataclasses.replace(
+        state,
+        controllers=dict(state.controllers), namespaces=dict(state.namespaces), revoked=dict(state.revoked),
+        outcomes=[], passports=dict(state.passports), passport_entries=dict(state.passport_entries),
+        status_indices=dict(state.status_indices), delegations=dict(state.delegations), claims=dict(state.claims),
+        claim_ids=dict(state.claim_ids), approvers=dict(state.approvers),
+        approver_credentials=dict(state.approver_credentials), sign_counts=dict(state.sign_counts),
+        delegations_to={k: list(v) for k, v in state.delegations_to.items()},
+        claims_of={k: list(v) for k, v in state.claims_of.items()},
+        consents=dict(state.consents), consent_entries=dict(state.consent_entries),
+        delegation_contents=set(state.delegation_contents), did_web_evidence=dict(state.did_web_evidence),
+    )
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 (hex) of the code that defines what a fold computes: every source file of ``verifier`` and
+    ``schemas`` (Python, JSON Schemas, JSON-LD contexts), by relative path and content. A snapshot made by
+    other code is not used."""
+    digest = hashlib.sha256()
+    for package in ("verifier", "schemas"):
+        root = Path(__file__).resolve().parents[1] / package
+        for path in sorted(_source_files(root)):
+            digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
+            data = path.read_bytes()
+            digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+def _source_files(root: Path) -> Iterable[Path]:
+    return (p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".jsonld")
+            and "__pycache__" not in p.parts)
+
+
+def signers_digest(service_signers: Iterable[str]) -> str:
+    """SHA-256 (hex) of the fold's ``service_signers`` (sorted, NUL-separated): part of a snapshot's key, since
+    the same log folds to another state with other trusted service signers."""
+    return hashlib.sha256("\0".join(sorted(service_signers)).encode()).hexdigest()
+
+
+# --- the type-directed codec ----------------------------------------------------------------------------------
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _typed(kind: type | tuple[type, ...], what: str) -> Codec:
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise SnapshotUnusable(f"the snapshot holds a {type(value).__name__} where {what} belongs")
+        return value
+    return check
+
+
+def _array(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise SnapshotUnusable(f"the snapshot holds a {type(value).__name__} where an array belongs")
+    return value
+
+
+def _codec(tp: Any) -> tuple[Codec, Codec]:
+    """(encode, decode) for values of the annotated type ``tp``."""
+    if tp is Any:
+        return _identity, _identity
+    if tp in (str, int, bytes, bool):
+        return _identity, _typed(tp, tp.__name__)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _dataclass_codec(tp)
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        allowed = frozenset(args)
+
+        def literal(value: Any) -> Any:
+            if value not in allowed:
+                raise SnapshotUnusable(f"the snapshot holds {value!r} where one of {sorted(map(str, allowed))} belongs")
+            return value
+        return _identity, literal
+    if origin in (Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1 or len(args) != 2:
+            raise TypeError(f"no snapshot codec for {tp}")
+        enc, dec = _codec(inner[0])
+        return (lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            enc, dec = _codec(args[0])
+            return (lambda v: [enc(i) for i in v]), (lambda v: tuple(dec(i) for i in _array(v)))
+        codecs = [_codec(a) for a in args]
+
+        def dec_tuple(value: Any) -> tuple[Any, ...]:
+            items = _array(value)
+            if len(items) != len(codecs):
+                raise SnapshotUnusable(f"the snapshot holds {len(items)} items where {len(codecs)} belong")
+            return tuple(d(i) for (_, d), i in zip(codecs, items, strict=True))
+        return (lambda v: [e(i) for (e, _), i in zip(codecs, v, strict=True)]), dec_tuple
+    if origin is list:
+        enc, dec = _codec(args[0])
+        return (lambda v: [enc(i) for i in v]), (lambda v: [dec(i) for i in _array(v)])
+    if origin is set:
+        enc, dec = _codec(args[0])
+        return (lambda v: sorted(enc(i) for i in v)), (lambda v: {dec(i) for i in _array(v)})
+    if origin is dict:
+        enc_k, dec_k = _codec(args[0])
+        enc_v, dec_v = _codec(args[1])
+
+        def enc_dict(value: dict[Any, Any]) -> list[Any]:
+            flat: list[Any] = []
+            for k, v in value.items():
+                flat += (enc_k(k), enc_v(v))
+            return flat
+
+        def dec_dict(value: Any) -> dict[Any, Any]:
+            flat = _array(value)
+            if len(flat) % 2:
+                raise SnapshotUnusable("the snapshot holds a map with an odd number of items")
+            return {dec_k(flat[i]): dec_v(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return enc_dict, dec_dict
+    raise TypeError(f"no snapshot codec for {tp}")
+
+
+def _dataclass_codec(cls: type) -> tuple[Codec, Codec]:
+    hints = typing.get_type_hints(cls, vars(identity_state))
+    fields = [f.name for f in dataclasses.fields(cls) if not (cls is IdentityState and f.name in NOT_ENCODED)]
+    codecs = [_codec(hints[name]) for name in fields]
+    pairs = list(zip(fields, codecs, strict=True))
+
+    def encode(value: Any) -> list[Any]:
+        return [enc(getattr(value, name)) for name, (enc, _) in pairs]
+
+    def decode(value: Any) -> Any:
+        items = _array(value)
+        if len(items) != len(pairs):
+            raise SnapshotUnusable(f"the snapshot's {cls.__name__} has {len(items)} fields, not {len(pairs)}")
+        return cls(**{name: dec(item) for (name, (_, dec)), item in zip(pairs, items, strict=True)})
+    return encode, decode
+
+
+_STATE_CODEC: Final = _codec(IdentityState)
