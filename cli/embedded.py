@@ -1,9 +1,10 @@
 """The embedded default: one process hosts the transparency service and the issuer.
 
 The issuer reaches the log only through the public client (``LocalLogClient``: the same reads and
-writes as over HTTP, without the network hop), follows it with verification and folds it. Its webhook
-outbox lives in ``issuer-cache.sqlite`` next to the log (a cache: delete it and the events are
-re-derived from the log under the same ids); its webhook signing key in ``webhook-key.pem``.
+writes as over HTTP, without the network hop) and shares the log's own fold (``SharedFold``): one fold of
+the log per process, kept between starts by the log's snapshots. Its webhook outbox lives in
+``issuer-cache.sqlite`` next to the log, with the log position its events were derived up to; its webhook
+signing key in ``webhook-key.pem``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from issuer.log_state import LogState
-from issuer.outbox import log_event_id, open_outbox
+from issuer.outbox import Outbox, log_event_id, open_outbox
 from issuer.registry_keys import open_registry_keys
 from issuer.service import Issuer
 from issuer.webhooks import WebhookDispatcher
@@ -27,6 +28,19 @@ from transparency.keys import load_or_create_log_key
 from transparency.service import TransparencyService
 from transparency.settings import Settings
 from verifier.keys import parse_key_set
+
+
+class OutboxCursor:
+    """Where the issuer's lifecycle events were derived up to, kept in the outbox with the events."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    def get(self) -> int | None:
+        return self.outbox.log_cursor()
+
+    def set(self, size: int) -> None:
+        self.outbox.set_log_cursor(size)
 
 
 def embedded_issuer(settings: Settings) -> Extension:
@@ -41,7 +55,8 @@ def embedded_issuer(settings: Settings) -> Extension:
             if outbox.enqueue(event_type, data, log_event_id(entry, event_type)):
                 dispatcher.notify()
 
-        log = LogState(client, parse_vkey(client.vkey()), keys, events)
+        log = LogState(client, parse_vkey(client.vkey()), keys, events, shared=client.shared_fold(),
+                       cursor=OutboxCursor(outbox))
         log.refresh()
         registry_keys = open_registry_keys(settings.data_dir)  # token-signing keys: <data>/registry-keys/<n>.pem
         app.state.issuer = Issuer(log, client.submit, keys, service.key.kid, registry_keys=registry_keys)

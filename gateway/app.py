@@ -187,7 +187,8 @@ def create_app(
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
                                            poll_interval=config.log.poll_interval,
-                                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness)
+                                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness,
+                                           snapshots=config.data_dir / "state")
             owned.start()
         nonces = NonceStore(config.nonces_path)
         actions: ActionRecorder | None = None

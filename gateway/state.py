@@ -15,6 +15,12 @@ from a state it cannot vouch for:
   the gateway never falls back to the state it had;
 - ``LogStale`` when no checkpoint has been verified for ``max_staleness`` seconds (the log is unreachable or
   its answers do not verify), since a revocation may have been logged meanwhile.
+
+With a snapshot folder (``<data_dir>/state``), the folded state is saved there (``transparency.snapshots``)
+every ``snapshot_every`` entries or ``snapshot_interval`` seconds and at the stop, keyed by the log's signed
+checkpoint, the verifier's code and the service signers; a start resumes from the newest usable one (its
+checkpoint verified with the pinned key; the first poll checks its consistency with the log's latest, and an
+inconsistent one means a split view, refused for good as any other) and folds only the entries after it.
 """
 
 from __future__ import annotations
@@ -25,18 +31,33 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from schemas.checkpoint import Checkpoint
-from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUntrusted, TabellionError
+from schemas.errors import (
+    CheckpointInconsistent,
+    LogNotFollowed,
+    LogStale,
+    LogUntrusted,
+    SnapshotUnusable,
+    TabellionError,
+)
 from schemas.note import VerifierKey
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
+from transparency.snapshots import SnapshotKey, SnapshotStore, SnapshotWriter
+from verifier.checkpoints import verify_checkpoint
 from verifier.did_web import service_signers
-from verifier.fold import Fold, FoldEntry, IdentityState
+from verifier.fold import Fold, FoldEntry, IdentityState, Outcome
+from verifier.fold_snapshot import copy_state
 from verifier.keys import KeySet
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+def _discard(_outcome: Outcome) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,14 +91,26 @@ class FollowedLog:
         max_staleness: float = 60.0,
         clock: Clock = time.monotonic,
         page: int = 500,
+        snapshots: Path | None = None,
+        snapshot_every: int = 100_000,
+        snapshot_interval: float = 300.0,
     ) -> None:
+        """``snapshots``: the folder of this gateway's snapshots of its folded state (``transparency.snapshots``),
+        so that a start folds only what the log added since; none: fold the log from its first entry."""
         self.poll_interval = poll_interval
         self.long_poll = long_poll
         self.max_staleness = max_staleness
         self._clock = clock
-        self._fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
+        self._log_key = log_key
+        self._signers = service_signers(receipt_keys)  # the log signs its did:web evidence
+        self._fold = Fold(service_signers=self._signers, outcomes=_discard)  # decisions read no per-entry outcome
         self._lock = threading.Lock()
         self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page)
+        self._writer = (SnapshotWriter(SnapshotStore(snapshots), every=snapshot_every, interval=snapshot_interval)
+                        if snapshots is not None else None)
+        self.restored_from = 0
+        if self._writer is not None:
+            self._restore(self._writer.store)
         self._verified: Checkpoint | None = None
         self._verified_at = 0.0
         self._failure: CheckpointInconsistent | None = None
@@ -126,7 +159,49 @@ class FollowedLog:
         with self._lock:
             self._verified, self._verified_at = checkpoint, self._clock()
             self._last_problem = ""
+        self._save_if_due(checkpoint)
         return checkpoint
+
+    # --- snapshots ----------------------------------------------------------------------------------------
+
+    def _restore(self, store: SnapshotStore) -> None:
+        """Start from the newest snapshot whose checkpoint is signed by the log's key for its size and root; the
+        first poll then checks that checkpoint's consistency with the log's latest, as any accepted one."""
+
+        def match(key: SnapshotKey, checkpoint: str) -> None:
+            try:
+                signed = verify_checkpoint(checkpoint, self._log_key)
+            except TabellionError as exc:
+                raise SnapshotUnusable(f"its checkpoint is not one the log signed: {exc.detail}") from exc
+            if (signed.size, signed.root_hash) != (key.tree_size, key.root):
+                raise SnapshotUnusable("its checkpoint is not of its tree size and root")
+
+        snapshot, why = store.newest(SnapshotKey.of(self._log_key.name, 0, b"", self._signers), match)
+        if snapshot is None:
+            log.info("no usable snapshot of the log's state (%s); folding the log from its first entry", why)
+            return
+        self._fold = Fold(snapshot.state, service_signers=self._signers, outcomes=_discard)
+        self._follower.resume(snapshot.checkpoint, snapshot.key.tree_size)
+        assert self._writer is not None
+        self._writer.saved(snapshot.key.tree_size)
+        self.restored_from = snapshot.key.tree_size
+        log.info("snapshot of the log's state at tree size %d loaded; following the log from there",
+                 snapshot.key.tree_size)
+
+    def _save_if_due(self, checkpoint: Checkpoint, *, now: bool = False) -> None:
+        writer = self._writer
+        if writer is None or not (writer.due(checkpoint.size) or (now and checkpoint.size > writer.saved_size)):
+            return
+        with self._lock:
+            if self._fold.state.size != checkpoint.size:  # pragma: no cover - a poll folds up to its checkpoint
+                return
+            state, text = copy_state(self._fold.state), self._follower.checkpoint_text
+        key = SnapshotKey.of(self._log_key.name, checkpoint.size, checkpoint.root_hash, self._signers)
+
+        def save() -> None:
+            writer.store.save(key, text, state)
+
+        writer.save_in_background(checkpoint.size, save)
 
     def _apply(self, entries: Sequence[FollowedEntry]) -> None:
         with self._lock:
@@ -142,10 +217,16 @@ class FollowedLog:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop following; save a snapshot of the state if it grew since the last one (and the log is trusted)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        writer, checkpoint = self._writer, self._verified
+        if writer is not None and checkpoint is not None and self._failure is None:
+            writer.wait()
+            self._save_if_due(checkpoint, now=True)
+            writer.wait()
 
     def _run(self) -> None:
         while not self._stop.is_set():

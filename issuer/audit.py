@@ -82,10 +82,11 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
 
 def audit_bundle(log: LogState, did: str) -> dict[str, Any]:
     log.refresh()
-    indices = sorted(relevant_entries(log.state, did))
+    with log.view() as state:
+        indices = sorted(relevant_entries(state, did))
+        checkpoint, checkpoint_text = log.checkpoint, log.checkpoint_text
     if not indices:
         raise AuditSubjectUnknown(f"no passport, delegation, consent or claim of {did[:200]} is on the log")
-    checkpoint = log.checkpoint
     entries = []
     sizes: set[int] = set()
     for index in indices:
@@ -98,6 +99,6 @@ def audit_bundle(log: LogState, did: str) -> dict[str, Any]:
         for size in sorted(sizes) if size < checkpoint.size
     ]
     return {
-        "type": BUNDLE_TYPE, "version": BUNDLE_VERSION, "subject": did, "checkpoint": log.checkpoint_text,
+        "type": BUNDLE_TYPE, "version": BUNDLE_VERSION, "subject": did, "checkpoint": checkpoint_text,
         "entries": entries, "consistency": consistency,
     }

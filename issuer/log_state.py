@@ -1,15 +1,24 @@
-"""The issuer's only source of truth: the log, followed with verification and folded with the verifier.
+"""The issuer's only source of truth: the log, folded with the verifier's fold.
 
-``LogState`` owns a ``LogFollower`` (checkpoint signatures, consistency, every receipt) and the
-verifier's ``Fold``. Every accepted Tabellion entry also becomes a lifecycle event for the webhook
-outbox, identified by its entry id, so a rebuild from the log re-enqueues the same ids (idempotent).
+``LogState`` reads the identity state one of two ways:
+
+- hosted in the log's own process (the embedded default), it shares the log's fold (``SharedFold`` from
+  ``transparency.client.local``): the state the registration policy checks against, folded once per process,
+  kept between starts by the log's snapshots (``transparency.snapshots``), each entry's outcome on disk;
+- otherwise it follows the log with a ``LogFollower`` (checkpoint signatures, consistency, every receipt) and
+  folds it itself.
+
+Every accepted Tabellion entry also becomes a lifecycle event for the webhook outbox, identified by its entry
+id, so deriving the same entry again enqueues the same ids (idempotent). With a shared fold the events are
+derived from the logged statements and their outcomes, from the outbox's own cursor (``EventCursor``) on.
 Nothing here is authoritative: drop it and follow the log again to get the same state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
 
 from schemas.checkpoint import Checkpoint
 from schemas.errors import LogCorrupted
@@ -18,12 +27,14 @@ from schemas.note import VerifierKey
 from schemas.statement import parse_statement
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
 from transparency.client.http import LogEntry
+from verifier.checkpoints import verify_checkpoint
 from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome
 from verifier.keys import KeySet
 
 EventSink = Callable[[str, dict[str, Any], str], None]
 """``(event_type, data, entry_id)``: where lifecycle events go (the webhook outbox)."""
+EVENT_PAGE = 500
 
 EVENT_OF_TYPE = {
     "agent-passport": "passport.issued",
@@ -36,33 +47,100 @@ EVENT_OF_TYPE = {
 }
 
 
+class SharedState(Protocol):
+    """The log's own fold, shared in-process (``transparency.client.local.SharedFold``)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def reading(self) -> AbstractContextManager[IdentityState]: ...
+
+    def checkpoint(self) -> str: ...
+
+    def outcome(self, index: int) -> Outcome | None: ...
+
+    def statements(self, start: int, limit: int) -> list[tuple[int, bytes]]: ...
+
+
+class EventCursor(Protocol):
+    """Where lifecycle events have been derived up to (the outbox keeps it with the events)."""
+
+    def get(self) -> int | None:
+        """The first entry not derived yet; ``None`` for a new outbox."""
+
+    def set(self, size: int) -> None: ...
+
+
 class LogState:
     def __init__(
-        self, client: LogReadClient, log_key: VerifierKey, receipt_keys: KeySet, events: EventSink | None = None
+        self, client: LogReadClient, log_key: VerifierKey, receipt_keys: KeySet, events: EventSink | None = None,
+        *, shared: SharedState | None = None, cursor: EventCursor | None = None,
     ) -> None:
+        self.shared = shared
         self.fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
         self.events = events
+        self.log_key = log_key
         self.follower = LogFollower(client, log_key, receipt_keys, self._apply)
+        self._cursor = cursor
+        self._checkpoints: tuple[str, Checkpoint] | None = None
+        self._derived = 0
+        if shared is not None and events is not None:
+            found = cursor.get() if cursor is not None else None
+            # a new outbox has no subscriptions: the events of entries logged before it would go to nobody
+            self._derived = shared.size if found is None else found
 
     @property
     def state(self) -> IdentityState:
+        """The state (unlocked: a shared fold may change under it; read it inside ``view()`` instead)."""
+        if self.shared is not None:
+            with self.shared.reading() as state:
+                return state
         return self.fold.state
+
+    @contextmanager
+    def view(self) -> Iterator[IdentityState]:
+        """The state, held still for the block (a shared fold folds no batch meanwhile)."""
+        if self.shared is None:
+            yield self.fold.state
+            return
+        with self.shared.reading() as state:
+            yield state
 
     @property
     def checkpoint(self) -> Checkpoint:
+        if self.shared is not None:
+            return self._shared_checkpoint()[1]
         if self.follower.checkpoint is None:
             raise LogCorrupted("the issuer has not accepted any checkpoint of the log yet")
         return self.follower.checkpoint
 
     @property
     def checkpoint_text(self) -> str:
+        if self.shared is not None:
+            return self._shared_checkpoint()[0]
         return self.follower.checkpoint_text
+
+    def _shared_checkpoint(self) -> tuple[str, Checkpoint]:
+        assert self.shared is not None
+        text = self.shared.checkpoint()
+        if self._checkpoints is None or self._checkpoints[0] != text:
+            self._checkpoints = (text, verify_checkpoint(text, self.log_key))
+        return self._checkpoints
 
     def refresh(self) -> Checkpoint:
         """Follow the log up to its latest checkpoint (raises, for good, if the log is inconsistent)."""
-        return self.follower.poll()
+        if self.shared is None:
+            return self.follower.poll()
+        checkpoint = self._shared_checkpoint()[1]
+        self._derive_events(checkpoint.size)
+        return checkpoint
 
     def outcome(self, index: int) -> Outcome:
+        if self.shared is not None:
+            found = self.shared.outcome(index)
+            if found is None:
+                raise LogCorrupted(f"entry {index} has not been folded")
+            return found
         return self.state.outcomes[index]
 
     def entry(self, index: int) -> LogEntry:
@@ -77,6 +155,24 @@ class LogState:
             outcome = self.fold.apply(FoldEntry(entry.index, entry.statement))
             if self.events is not None and outcome.accepted and outcome.statement_type is not None:
                 self._emit(outcome, entry.statement)
+
+    def _derive_events(self, size: int) -> None:
+        """The events of the entries folded since the cursor, from their statements and outcomes."""
+        if self.shared is None or self.events is None:
+            return
+        while self._derived < size:
+            page = self.shared.statements(self._derived, min(EVENT_PAGE, size - self._derived))
+            if not page:
+                break
+            for index, statement in page:
+                outcome = self.shared.outcome(index)
+                if outcome is None:
+                    raise LogCorrupted(f"entry {index} has no outcome")
+                if outcome.accepted and outcome.statement_type is not None:
+                    self._emit(outcome, statement)
+            self._derived = page[-1][0] + 1
+            if self._cursor is not None:
+                self._cursor.set(self._derived)
 
     def _emit(self, outcome: Outcome, statement: bytes) -> None:
         assert self.events is not None and outcome.statement_type is not None

@@ -13,6 +13,8 @@ Tables:
 - ``webhook_deliveries``:    one per (subscription, event), ``pending`` -> ``delivered`` | ``failed`` (the
                              dead letter, kept visible), with attempts, the next attempt time, the last
                              status and error.
+- ``webhook_log_cursor``:    the first log entry whose events have not been derived yet (``issuer.log_state``),
+                             so a start derives only the events of entries logged since.
 
 Per subscription, deliveries go out one at a time in event sequence: only the lowest pending event of a
 subscription is ever due, so event n+1 waits until event n is delivered or dead-lettered. A delivery that is
@@ -159,6 +161,22 @@ class Outbox:
             self.db.table("webhook_deliveries").create_index(
                 ["status", "subscription_id", "seq"], if_not_exists=True
             )
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS webhook_log_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                "next_index INTEGER NOT NULL)"
+            )
+
+    # --- where the events were derived up to ---------------------------------------------------------
+
+    def log_cursor(self) -> int | None:
+        """The first log entry whose events have not been derived yet; ``None`` for a new outbox."""
+        row = self.conn.execute("SELECT next_index FROM webhook_log_cursor WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def set_log_cursor(self, next_index: int) -> None:
+        with self._write():
+            self.conn.execute("INSERT OR REPLACE INTO webhook_log_cursor (id, next_index) VALUES (1, ?)",
+                              (next_index,))
 
     # --- subscriptions -----------------------------------------------------------------------------
 

@@ -122,7 +122,8 @@ async def approved_claims(request: Request) -> Response:
 async def resolve_did(request: Request) -> Response:
     issuer = _issuer(request)
     issuer.log.refresh()
-    document, metadata = did_document(issuer.state, request.path_params["did"])
+    with issuer.log.view() as state:
+        document, metadata = did_document(state, request.path_params["did"])
     return JSONResponse(resolution(document, metadata), media_type=RESOLUTION_MEDIA_TYPE)
 
 
@@ -141,10 +142,11 @@ async def status_list(request: Request) -> Response:
     issuer = _issuer(request)
     issuer.log.refresh()
     operator = request.path_params["operator"]
-    if operator not in issuer.state.controllers:
-        raise NotFound(f"{operator[:200]} is not an operator registered on this log")
-    credential = operator_status_list(issuer.state, operator, str(request.base_url), issuer.registry_keys.current,
-                                      issuer.now())
+    with issuer.log.view() as state:
+        if operator not in state.controllers:
+            raise NotFound(f"{operator[:200]} is not an operator registered on this log")
+        credential = operator_status_list(state, operator, str(request.base_url), issuer.registry_keys.current,
+                                          issuer.now())
     return JSONResponse(credential, media_type="application/vc+ld+json", headers={"Cache-Control": "no-cache"})
 
 

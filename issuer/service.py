@@ -132,9 +132,10 @@ class Issuer:
 
     def mint_token(self, body: dict[str, Any], base_url: str) -> MintedToken:
         """A task-bound token for the agent's signed request, decided on the latest verified checkpoint."""
-        checkpoint = self.log.refresh()
-        return mint_token(body, state=self.state, key=self.registry_keys.current, nonces=self.nonces, now=self.now(),
-                          issuer=did_web(base_url), checkpoint=checkpoint.size)
+        self.log.refresh()
+        with self.log.view() as state:
+            return mint_token(body, state=state, key=self.registry_keys.current, nonces=self.nonces, now=self.now(),
+                              issuer=did_web(base_url), checkpoint=self.log.checkpoint.size)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -145,10 +146,12 @@ class Issuer:
     def verify_passport(self, agent: str, credential: dict[str, Any] | None = None) -> dict[str, Any]:
         """``{verified, reason_code, policy_decision}`` for the agent's passport now, with its receipt."""
         self.log.refresh()
-        status = passport_status(self.state, agent, self.now())
+        with self.log.view() as state:
+            status = passport_status(state, agent, self.now())
+            decided_on = self.decided_on()
         answer: dict[str, Any] = {
             "agent": agent, "verified": status.verdict.value != "block", "reason_code": status.reason_code,
-            "policy_decision": status.verdict.value.upper(), "detail": status.detail, **self.decided_on(),
+            "policy_decision": status.verdict.value.upper(), "detail": status.detail, **decided_on,
         }
         passport = status.passport
         if passport is not None:
@@ -162,17 +165,21 @@ class Issuer:
     def authorise(self, agent: str, service: str, action: str, resource: str) -> dict[str, Any]:
         """ALLOW/WARN with the delegation chain and the approved claim, or raise the refusal's problem."""
         self.log.refresh()
-        decision = authorise(self.state, agent, service, action, resource, self.now())
+        with self.log.view() as state:
+            decision = authorise(state, agent, service, action, resource, self.now())
+            decided_on = self.decided_on()
         return {
             "decision": decision.verdict.value.upper(), "reason_code": decision.reason_code, "agent": agent,
             "service": service, "action": action, "resource": resource, "passport": decision.passport,
             "chain": list(decision.chain), "root_principal": decision.root_principal, "claim": decision.claim,
-            **self.decided_on(),
+            **decided_on,
         }
 
     def claim(self, entry: str) -> dict[str, Any]:
         self.log.refresh()
-        claim = self.state.claims.get(entry)
+        with self.log.view() as state:
+            claim = state.claims.get(entry)
+            decided_on = self.decided_on()
         if claim is None:
             raise InvalidParameter(f"no claim submission {entry[:80]!r} is on the log")
         return {
@@ -182,7 +189,7 @@ class Issuer:
                       "resources": list(claim.scope.resources)},
             "decisions": [{"kind": d.kind, "entry": d.entry, "index": d.index, "decided_by": d.decided_by,
                            "signer": d.signer} for d in claim.decisions],
-            **self.decided_on(),
+            **decided_on,
         }
 
     def approved_claims(self, after: int, limit: int) -> dict[str, Any]:
@@ -190,8 +197,10 @@ class Issuer:
         self.log.refresh()
         items: list[dict[str, Any]] = []
         last = after - 1
-        approved = [(d.index, c, d) for c in self.state.claims.values() if c.status == "approved"
-                    for d in [c.decision("approval")] if d is not None and d.index >= after]
+        with self.log.view() as state:
+            approved = [(d.index, c, d) for c in state.claims.values() if c.status == "approved"
+                        for d in [c.decision("approval")] if d is not None and d.index >= after]
+            decided_on = self.decided_on()
         for _, claim, approval in sorted(approved, key=lambda item: item[0]):
             submission, decision = self.log.entry(claim.index), self.log.entry(approval.index)
             items.append({
@@ -204,7 +213,7 @@ class Issuer:
             last = approval.index
             if len(items) >= limit:
                 break
-        return {"items": items, "next": last + 1, **self.decided_on()}
+        return {"items": items, "next": last + 1, **decided_on}
 
     # --- human approvals: the passkey assertion, verified online before anything is logged ----------------------
 
@@ -214,4 +223,5 @@ class Issuer:
         offline. A failure raises ``AssertionInvalid`` (403) and nothing is logged."""
         if stype in ("claim-approval", "claim-rejection", "claim-revocation"):
             self.log.refresh()
-            verify_decision(self.state, parse_payload(stype, statement.payload))
+            with self.log.view() as state:
+                verify_decision(state, parse_payload(stype, statement.payload))

@@ -15,7 +15,7 @@ from schemas.errors import MalformedReceipt, ReceiptSignatureInvalid, SignatureI
 from schemas.leaf import leaf_data, leaf_hash, statement_leaf_data
 from schemas.receipt import receipt_to_verify, receipts_of
 from verifier.cose import sig_structure_of, verify_over
-from verifier.keys import KeySet
+from verifier.keys import KeySet, PublicKey
 from verifier.merkle import root_from_inclusion_proof
 from verifier.statements import KeyResolver, verify_statement
 
@@ -32,13 +32,38 @@ class VerifiedReceipt(NamedTuple):
     kid: bytes
 
 
-def verify_receipt(receipt: bytes, statement: bytes | CoseSign1, keys: KeySet) -> VerifiedReceipt:
+class TreeHeadSignatures:
+    """The receipt signatures a follower has verified. The log signs one receipt signature per tree head, shared
+    by every receipt issued at that size, so a follower that reads many entries of one batch meets the same
+    signature over the same root again and again: it is verified once. A signature counts as verified only for
+    the same key id, protected header (algorithm, issuer, time), signature bytes and recomputed root, so the
+    answer is the one a verification would give again; the inclusion proof of every receipt is still recomputed.
+    Bounded: the oldest are forgotten first."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._seen: dict[tuple[bytes, bytes, bytes, bytes], None] = {}
+
+    def verify(self, alg: int, key: PublicKey, kid: bytes, protected: bytes, signature: bytes, root: bytes) -> None:
+        memo = (kid, protected, signature, root)
+        if memo in self._seen:
+            return
+        verify_over(alg, key, signature, sig_structure_of(protected, root))
+        self._seen[memo] = None
+        if len(self._seen) > self.limit:
+            self._seen.pop(next(iter(self._seen)), None)
+
+
+def verify_receipt(
+    receipt: bytes, statement: bytes | CoseSign1, keys: KeySet, heads: TreeHeadSignatures | None = None
+) -> VerifiedReceipt:
     """Verify that ``receipt`` proves ``statement`` is in the log whose receipt keys are ``keys``.
 
     The statement's unprotected header (for instance its receipts) is not part of the leaf. Only the first
     inclusion proof is used: a receipt for one statement has one leaf. Raises ``KeyUnknown`` for a kid not in
     ``keys``, ``InclusionProofInvalid`` for a proof of the wrong shape, ``ReceiptSignatureInvalid`` when the
-    signature does not cover the recomputed root.
+    signature does not cover the recomputed root. With ``heads``, a tree head's signature that verified for an
+    earlier receipt (the same signature over the same root) is not verified again.
     """
     r = receipt_to_verify(receipt)  # what parse_receipt checks, without building its values
     key = keys.get(r.kid)
@@ -46,7 +71,10 @@ def verify_receipt(receipt: bytes, statement: bytes | CoseSign1, keys: KeySet) -
     tree_size, leaf_index, path = r.inclusion
     root = root_from_inclusion_proof(leaf_index, tree_size, leaf_hash(data), path)
     try:
-        verify_over(r.alg, key, r.signature, sig_structure_of(r.protected_bytes, root))
+        if heads is not None:
+            heads.verify(r.alg, key, r.kid, r.protected_bytes, r.signature, root)
+        else:
+            verify_over(r.alg, key, r.signature, sig_structure_of(r.protected_bytes, root))
     except SignatureInvalid as exc:
         raise ReceiptSignatureInvalid(
             f"the receipt signature does not cover the root that its inclusion proof of leaf "

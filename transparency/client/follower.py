@@ -9,7 +9,8 @@ key set):
    the follower stops trusting the log for good (``failure``) and every later ``poll`` raises, it
    never falls back to an older state;
 3. every entry comes with its receipt, which must verify for that statement under the receipt keys,
-   name the entry's own index, and have a root consistent with the accepted checkpoint;
+   name the entry's own index, and have a root consistent with the accepted checkpoint (the receipts of one
+   tree head share its signature, which is verified once: ``verifier.receipts.TreeHeadSignatures``);
 4. entries are handed to ``apply`` strictly in log order, each exactly once.
 
 It is synchronous and keeps no state beyond the last checkpoint and the count of entries applied: the
@@ -31,7 +32,7 @@ from transparency.client.http import LogEntry
 from verifier.checkpoints import verify_checkpoint
 from verifier.keys import KeySet
 from verifier.merkle import verify_consistency
-from verifier.receipts import verify_receipt
+from verifier.receipts import TreeHeadSignatures, verify_receipt
 
 
 class LogReadClient(Protocol):
@@ -70,6 +71,7 @@ class LogFollower:
         self.checkpoint_text = ""
         self.size = 0
         self.failure: CheckpointInconsistent | None = None
+        self.heads = TreeHeadSignatures()  # the receipts of one tree head share its signature: verified once
 
     def resume(self, checkpoint_text: str, size: int) -> None:
         """Start from a checkpoint and entry count the caller kept (its fold holds entries ``0..size-1``)."""
@@ -138,7 +140,7 @@ class LogFollower:
     ) -> FollowedEntry:
         if entry.leaf_index != expected:
             raise CheckpointInconsistent(f"the log served entry {entry.leaf_index} where {expected} was due")
-        verified = verify_receipt(entry.receipt, entry.statement, self.receipt_keys)
+        verified = verify_receipt(entry.receipt, entry.statement, self.receipt_keys, self.heads)
         if verified.leaf_index != entry.leaf_index:
             raise InclusionProofInvalid(
                 f"the receipt of entry {entry.leaf_index} proves leaf {verified.leaf_index}"

@@ -23,6 +23,7 @@ from transparency.client.local import LocalLogClient
 from transparency.receipts import sign_checkpoint
 from transparency.service import TransparencyService
 from transparency.settings import Settings
+from verifier.fold import IdentityState
 from verifier.keys import parse_key_set
 
 
@@ -169,3 +170,57 @@ def test_the_thread_folds_new_entries_and_stops_on_a_split_view(
             log.position()
     finally:
         log.stop()
+
+
+def _fields(state: object) -> dict[str, object]:
+    assert isinstance(state, IdentityState)
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name != "outcomes"}
+
+
+def test_a_restart_resumes_from_the_gateways_own_snapshot(
+    service: TransparencyService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway keeps snapshots in its data folder: a restart folds only what the log added since; a corrupt one
+    is refused in one line and the log folded from its first entry; a split view is not hidden by a snapshot."""
+    world = build_world()
+    register(service, *world.statements[:6])
+    client = LocalLogClient(service)
+    vkey, keys = parse_vkey(client.vkey()), parse_key_set(client.key_set())
+    folder = tmp_path / "gateway-state"
+
+    first = FollowedLog(client, vkey, keys, snapshots=folder)
+    assert first.restored_from == 0
+    first.poll()
+    first.stop()  # saves the state of the 6 entries
+    assert len(list(folder.glob("fold-*.cbor"))) == 1
+
+    register(service, *world.statements[6:])
+    second = FollowedLog(client, vkey, keys, snapshots=folder)
+    assert second.restored_from == 6
+    second.poll()
+    reference = FollowedLog(client, vkey, keys)
+    reference.poll()
+    with second.snapshot() as resumed, reference.snapshot() as rebuilt:
+        here, there = resumed.position, rebuilt.position
+        assert (here.size, here.root_hash) == (there.size, there.root_hash)
+        assert _fields(resumed.state) == _fields(rebuilt.state)
+    second.stop()
+
+    newest = sorted(folder.glob("fold-*.cbor"))[-1]
+    raw = bytearray(newest.read_bytes())
+    raw[-40] ^= 1
+    newest.write_bytes(bytes(raw))
+    with caplog.at_level(logging.INFO, logger="gateway.state"):
+        third = FollowedLog(client, vkey, keys, snapshots=folder)
+    assert third.restored_from == 6  # the older snapshot, the newer one being corrupt
+    for path in folder.glob("fold-*.cbor"):
+        path.write_bytes(b"garbage")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gateway.state"):
+        fourth = FollowedLog(client, vkey, keys, snapshots=folder)
+    assert fourth.restored_from == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.state"]
+    assert len(lines) == 1 and "no usable snapshot" in lines[0] and "digest" in lines[0], lines
+    fourth.poll()
+    with fourth.snapshot() as view, reference.snapshot() as rebuilt:
+        assert _fields(view.state) == _fields(rebuilt.state)
