@@ -1,32 +1,36 @@
-"""Registrations per second over HTTP, as a ratio to a no-op POST on the same server stack, same run.
+"""Registrations per second over HTTP with a native load generator (wrk), beside a no-op POST on the same stack.
 
-    .venv/bin/python -m tools.bench.registrations [--clients 32] [--rounds 8] [--per-round 1000]
+    .venv/bin/python -m tools.bench.registrations [--connections 16] [--duration 10] [--rounds 3]
 
-One server process is started as ``tabellion serve`` is (``transparency.server.serve``: Hypercorn,
-Starlette, the transparency service with its sequencer), on 127.0.0.1, with one extra route,
-``POST /bench/noop``: it reads the body and answers 201 with a fixed ``application/cose`` body of a
-receipt's size. Nothing else differs, so the ratio isolates what registration costs beyond the stack
-(parse, signature check, policy, queue, batch commit with fsync, receipt signing and assembly).
+One server process is started as ``tabellion serve`` is (``transparency.server.serve``: Hypercorn, Starlette,
+the transparency service with its sequencer and identity fold, and the embedded issuer), on 127.0.0.1, with one
+extra route, ``POST /bench/noop``: it reads the body and answers 201 with a fixed ``application/cose`` body of a
+receipt's size. Nothing else differs, so the ratio isolates what registration costs beyond the stack (parse,
+signature check, policy, queue, batch commit with fsync, receipt).
 
-The client runs ``--clients`` concurrent HTTP/1.1 keep-alive connections (httpx, asyncio) in this
-process. Statements are signed before timing starts, each one distinct (did:key Ed25519 signer, small
-JSON payload). Rounds alternate which kind goes first; every registration must answer 201 with a
-receipt, and a sample of receipts is verified offline against the log's key set after the run.
+The client is ``wrk`` (C, one thread, ``--connections`` keep-alive connections) with ``post_bodies.lua``: every
+request posts a different statement, signed before the run (did:key Ed25519 signers, small JSON payloads), so
+every registration is a new entry; a run that used a statement twice, or got any answer but 201, is refused.
+Rounds alternate which kind goes first; the figure is the median over rounds of the two rates, and their ratio.
+After the run a sample of the registered statements' receipts is fetched and verified offline against the log's
+key set. The log and wrk share the machine's two cores; the ratio is the figure to read.
 
-The machine's two cores are shared by client and server, so absolute rates are modest; the ratio is the
-figure to read.
+``--profile FILE`` runs py-spy on the server during the registration rounds and writes a flame graph (SVG).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,8 +39,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cli.embedded import embedded_issuer
+from schemas.leaf import entry_id, statement_leaf_data
 from schemas.media_types import COSE
-from tools.bench.processes import free_port, start, stop
+from tools.bench.processes import REPO, free_port, start, stop
 from transparency.client.signing import did_of, sign_statement
 from transparency.server import serve
 from transparency.settings import load_settings
@@ -44,6 +50,8 @@ from verifier.keys import parse_key_set
 from verifier.receipts import verify_receipt
 
 NOOP_BODY = bytes(400)
+SCRIPT = Path(__file__).with_name("post_bodies.lua")
+_RESULT = re.compile(r"RESULT (.*)")
 
 
 async def noop(request: Request) -> Response:
@@ -52,94 +60,132 @@ async def noop(request: Request) -> Response:
 
 
 def run_server(data: Path, port: int) -> None:
-    serve(load_settings({"data_dir": data, "port": port}), extra_routes=[Route("/bench/noop", noop, methods=["POST"])])
+    settings = load_settings({"data_dir": data, "port": port})
+    serve(settings, extra_routes=[Route("/bench/noop", noop, methods=["POST"])], extensions=[embedded_issuer(settings)])
 
 
-def statements(n: int, tag: str) -> list[bytes]:
-    key = Ed25519PrivateKey.generate()
-    did = did_of(key)
+def statements(n: int, tag: str, signers: int = 64) -> list[bytes]:
+    keys = [Ed25519PrivateKey.generate() for _ in range(signers)]
     return [
-        sign_statement(key, json.dumps({"bench": tag, "n": i, "operator": did}).encode(),
+        sign_statement(key, json.dumps({"bench": tag, "n": i, "signer": did_of(key)}).encode(),
                        subject="did:example:bench", content_type="application/json")
-        for i in range(n)
+        for i, key in ((i, keys[i % signers]) for i in range(n))
     ]
 
 
-async def post_all(
-    client: httpx.AsyncClient, path: str, bodies: list[bytes], clients: int
-) -> tuple[float, list[bytes]]:
-    """POST every body with ``clients`` concurrent workers; the rate and the answers (201 required)."""
-    answers: list[bytes] = [b""] * len(bodies)
-    next_index = iter(range(len(bodies)))
-
-    async def worker() -> None:
-        for i in next_index:
-            r = await client.post(path, content=bodies[i], headers={"content-type": COSE})
-            if r.status_code != 201:
-                raise SystemExit(f"POST {path} answered {r.status_code}: {r.content[:200]!r}")
-            answers[i] = r.content
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    return len(bodies) / (time.perf_counter() - t0), answers
+def write_bodies(path: Path, bodies: Sequence[bytes]) -> None:
+    path.write_bytes(b"".join(len(b).to_bytes(4, "big") + b for b in bodies))
 
 
-async def measure(url: str, args: argparse.Namespace) -> None:
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        print(f"signing {args.rounds * args.per_round + 200:,} statements", file=sys.stderr, flush=True)
-        warm = statements(200, "warm-up")
-        rounds = [statements(args.per_round, f"round-{r}") for r in range(args.rounds)]
-        await post_all(client, "/entries", warm, args.clients)
-        await post_all(client, "/bench/noop", warm, args.clients)
-        reg_rates: list[float] = []
-        noop_rates: list[float] = []
-        samples: list[tuple[bytes, bytes]] = []
-        for r, bodies in enumerate(rounds):
-            order = ("reg", "noop") if r % 2 == 0 else ("noop", "reg")
-            for kind in order:
-                if kind == "reg":
-                    rate, answers = await post_all(client, "/entries", bodies, args.clients)
-                    reg_rates.append(rate)
-                    samples += list(zip(bodies[:: max(1, len(bodies) // 20)], answers[:: max(1, len(bodies) // 20)],
-                                        strict=True))
-                else:
-                    noop_rates.append((await post_all(client, "/bench/noop", bodies, args.clients))[0])
-            print(f"  round {r + 1}/{args.rounds}: registrations {reg_rates[-1]:,.0f}/s  no-op {noop_rates[-1]:,.0f}/s",
-                  file=sys.stderr, flush=True)
-        keys = parse_key_set((await client.get("/.well-known/scitt-keys")).content)
-    for statement, receipt in samples:
-        verify_receipt(receipt, statement, keys)
-    ratios = [a / b for a, b in zip(reg_rates, noop_rates, strict=True)]
-    print(f"concurrent clients: {args.clients}; {args.per_round:,} requests per round and kind, {args.rounds} rounds")
-    print(f"registrations (POST /entries -> 201 + receipt): {statistics.median(reg_rates):8,.0f}/s (median)")
-    print(f"no-op POST, same stack:                         {statistics.median(noop_rates):8,.0f}/s (median)")
-    print(f"ratio registrations/no-op: median {statistics.median(ratios):.2f} "
-          f"(rounds: {min(ratios):.2f}..{max(ratios):.2f}); aim >= 0.5")
-    print(f"receipts verified offline after the run: {len(samples)}")
+@dataclass(frozen=True)
+class WrkRun:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+
+
+def run_wrk(url: str, bodies: Path, connections: int, duration: int) -> WrkRun:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{round(duration)}s", "--latency", "-s", str(SCRIPT), url, "--",
+               str(bodies)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    found = _RESULT.search(out)
+    if found is None:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    r = {k: int(v) for k, v in (item.split("=") for item in found.group(1).split())}
+    if r["wrapped"] or r["not_201"] or r["errors"]:
+        raise SystemExit(f"POST {url}: {r['not_201']} answers were not 201, {r['errors']} errors, the statements "
+                         f"ran out {r['wrapped']} times (pre-sign more: --per-second)\n{out}")
+    return WrkRun(r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=32, help="concurrent connections")
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--per-round", type=int, default=1000, help="requests per round and kind")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per round and kind")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-second", type=int, default=2500, help="statements signed per second of a round")
+    parser.add_argument("--profile", type=Path, help="py-spy flame graph of the server (SVG) over the registrations")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # internal: run the server on this folder
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
         run_server(args.serve, args.port)
         return
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian package wrk; scripts/setup.sh installs it)")
 
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    per_round = int(args.per_second * args.duration)
     with tempfile.TemporaryDirectory(prefix="tabellion-bench-") as tmp:
-        url = f"http://127.0.0.1:{port}"
-        server = start([sys.executable, "-m", "tools.bench.registrations", "--serve", tmp, "--port", str(port)],
-                       Path(tmp) / "server.log", f"{url}/checkpoint")
+        folder = Path(tmp)
+        print(f"signing {per_round * (args.rounds + 1):,} statements", file=sys.stderr, flush=True)
+        rounds = []
+        for r in range(args.rounds + 1):  # round 0 warms up
+            signed = statements(per_round, f"round-{r}")
+            write_bodies(folder / f"round-{r}.bin", signed)
+            rounds.append(signed)
+        server = start([sys.executable, "-m", "tools.bench.registrations", "--serve", str(folder / "data"),
+                        "--port", str(port)], folder / "server.log", f"{url}/checkpoint")
+        profiler: subprocess.Popen[bytes] | None = None
         try:
-            asyncio.run(measure(url, args))
+            reg: list[WrkRun] = []
+            nop: list[WrkRun] = []
+            run_wrk(f"{url}/entries", folder / "round-0.bin", args.connections, min(3, args.duration))
+            run_wrk(f"{url}/bench/noop", folder / "round-0.bin", args.connections, min(3, args.duration))
+            if args.profile is not None:
+                profiler = subprocess.Popen(
+                    [str(REPO / ".venv/bin/py-spy"), "record", "-p", str(server.pid), "-o", str(args.profile),
+                     "--rate", "200", "--threads", "--idle", "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            for r in range(1, args.rounds + 1):
+                order = ("reg", "noop") if r % 2 else ("noop", "reg")
+                for kind in order:
+                    if kind == "reg":
+                        reg.append(run_wrk(f"{url}/entries", folder / f"round-{r}.bin", args.connections,
+                                           args.duration))
+                    else:
+                        nop.append(run_wrk(f"{url}/bench/noop", folder / f"round-{r}.bin", args.connections,
+                                           args.duration))
+                print(f"  round {r}/{args.rounds}: registrations {reg[-1].rate:,.0f}/s (p50 {reg[-1].p50_ms:.1f} ms)"
+                      f"  no-op {nop[-1].rate:,.0f}/s (p50 {nop[-1].p50_ms:.1f} ms)", file=sys.stderr, flush=True)
+            if profiler is not None:
+                profiler.send_signal(2)
+                profiler.wait(60)
+            checked = verify_sample(url, [s for signed in rounds[1:] for s in signed[:200:10]])  # surely reached
         finally:
+            if profiler is not None and profiler.poll() is None:
+                profiler.kill()
             stop(server)
+    ratios = [a.rate / b.rate for a, b in zip(reg, nop, strict=True)]
+    print(f"wrk, 1 thread, {args.connections} connections, {args.duration:g} s per round and kind, "
+          f"{args.rounds} rounds")
+    print(f"registrations (POST /entries -> 201 + receipt): {statistics.median(r.rate for r in reg):8,.0f}/s "
+          f"(median; p50 {statistics.median(r.p50_ms for r in reg):.1f} ms, "
+          f"p99 {statistics.median(r.p99_ms for r in reg):.1f} ms)")
+    print(f"no-op POST, same stack:                         {statistics.median(r.rate for r in nop):8,.0f}/s "
+          f"(median; p50 {statistics.median(r.p50_ms for r in nop):.1f} ms, "
+          f"p99 {statistics.median(r.p99_ms for r in nop):.1f} ms)")
+    print(f"ratio registrations/no-op: median {statistics.median(ratios):.2f} "
+          f"(rounds: {min(ratios):.2f}..{max(ratios):.2f}); aim >= 0.6")
+    print(f"receipts fetched and verified offline after the run: {checked}")
+
+
+def verify_sample(url: str, sample: list[bytes]) -> int:
+    """Fetch the receipt of each sampled statement that was registered, and verify it offline."""
+    checked = 0
+    with httpx.Client(base_url=url, timeout=30) as client:
+        keys = parse_key_set(client.get("/.well-known/scitt-keys").content)
+        for statement in sample:
+            answer = client.get(f"/entries/{entry_id(statement_leaf_data(statement))}")
+            if answer.status_code == 404:
+                continue  # signed for the round but not reached in its time
+            if answer.status_code != 200:
+                raise SystemExit(f"GET /entries answered {answer.status_code}")
+            verify_receipt(answer.content, statement, keys)
+            checked += 1
+    return checked
 
 
 if __name__ == "__main__":
