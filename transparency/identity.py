@@ -99,10 +99,14 @@ class IdentityFollower:
 
     def start(self, reader: LogReader) -> None:
         """At start-up: restore the newest usable snapshot, then fold the entries after it."""
+        started = time.perf_counter()
         if self._store is not None:
             self._restore(reader)
         self.catch_up(reader)
         self._started = True
+        if self._store is not None:
+            log.info("identity state: ready at tree size %d in %.2f s (%d entries folded)", self.size,
+                     time.perf_counter() - started, self.size - self.restored_from)
         self._save_if_due()
 
     def _restore(self, reader: LogReader) -> None:
