@@ -23,6 +23,7 @@ from schemas import media_types
 from schemas.errors import InvalidParameter, NotFound, PayloadInvalid
 from schemas.leaf import parse_entry_id
 from transparency.request_bodies import read_limited_body, require_content_type
+from transparency.request_params import query_int
 
 MAX_BODY_BYTES = 1024 * 1024
 RESOLUTION_MEDIA_TYPE = 'application/ld+json;profile="https://w3id.org/did-resolution"'
@@ -57,15 +58,6 @@ def _query(request: Request, name: str) -> str:
     if not value:
         raise InvalidParameter(f"the query parameter {name!r} is required")
     return value
-
-
-def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise InvalidParameter(f"{name} must be an integer from {low} to {high}")
-    return int(text)
 
 
 def _submitting(*types: str) -> Any:
@@ -115,8 +107,8 @@ async def get_claim(request: Request) -> Response:
 
 async def approved_claims(request: Request) -> Response:
     issuer = _issuer(request)
-    return JSONResponse(issuer.approved_claims(_int_query(request, "after", 0, 0, 2**63),
-                                               _int_query(request, "limit", 100, 1, 1000)))
+    return JSONResponse(issuer.approved_claims(query_int(request, "after", 0),
+                                               query_int(request, "limit", 100, low=1, high=1000)))
 
 
 async def resolve_did(request: Request) -> Response:
