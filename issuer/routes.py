@@ -7,7 +7,6 @@ checkpoint it was decided on. See docs/http-api.md.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -20,9 +19,9 @@ from issuer.registry_keys import JWK_SET_MEDIA_TYPE
 from issuer.service import Issuer
 from issuer.status_lists import operator_status_list
 from schemas import media_types
-from schemas.errors import InvalidParameter, NotFound, PayloadInvalid
+from schemas.errors import InvalidParameter, NotFound
 from schemas.leaf import parse_entry_id
-from transparency.request_bodies import read_limited_body, require_content_type
+from transparency.request_bodies import read_json_object, read_limited_body, require_content_type
 from transparency.request_params import query_int
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -39,18 +38,6 @@ def _issuer(request: Request) -> Issuer:
 async def _statement(request: Request) -> bytes:
     require_content_type(request, media_types.COSE)
     return await read_limited_body(request, MAX_BODY_BYTES)
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    require_content_type(request, "application/json")
-    body = await read_limited_body(request, MAX_JSON_BYTES)
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadInvalid(f"the body is not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise PayloadInvalid("the body is not a JSON object")
-    return value
 
 
 def _query(request: Request, name: str) -> str:
@@ -81,7 +68,7 @@ async def claim_decision(request: Request) -> Response:
 
 
 async def verify_agent(request: Request) -> Response:
-    body = await _json(request)
+    body = await read_json_object(request, MAX_JSON_BYTES)
     credential = body.get("credential")
     agent = body.get("agent")
     if agent is None and isinstance(credential, dict):
@@ -147,7 +134,7 @@ async def registry_keys(request: Request) -> Response:
 
 async def mint_token(request: Request) -> Response:
     """``POST /v1/tokens``: a task-bound token for the agent's signed request (issuer.tokens), 201."""
-    minted = _issuer(request).mint_token(await _json(request), str(request.base_url))
+    minted = _issuer(request).mint_token(await read_json_object(request, MAX_JSON_BYTES), str(request.base_url))
     return JSONResponse(minted.json(), 201, {"Cache-Control": "no-store"})  # RFC 6749 §5.1
 
 

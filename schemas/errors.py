@@ -107,6 +107,28 @@ class PayloadTooLarge(TabellionError):
     status = 413
 
 
+class RequestBodyTimeout(TabellionError):
+    """The client stalled while sending the request body (``transparency.request_bodies``)."""
+
+    code = "request-body-timeout"
+    title = "Request body timed out"
+    status = 408
+
+
+class RequestBodyIncomplete(BadInput):
+    """The client closed the connection before the request body was complete."""
+
+    code = "request-body-incomplete"
+    title = "Request body incomplete"
+
+
+class JsonTooDeep(BadInput):
+    """A JSON body nests arrays and objects deeper than the service reads (refused before parsing)."""
+
+    code = "json-too-deep"
+    title = "JSON nested too deeply"
+
+
 class ProofOptionsInvalid(BadInput):
     """The document or options given to create a Data Integrity proof cannot make one (PROOF_GENERATION_ERROR)."""
 

@@ -20,6 +20,7 @@ class Settings:
     port: int = 8000
     origin: str = "tabellion.localhost/log"
     max_body_bytes: int = 1024 * 1024
+    body_read_timeout_s: float = 10.0  # a request body stalling this long is refused (transparency.request_bodies)
     batch_max_entries: int = 256
     batch_max_wait_ms: float = 5.0
     registration_timeout_s: float = 5.0
@@ -39,7 +40,7 @@ class Settings:
 
 
 _CASTS: dict[str, type] = {
-    "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int,
+    "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int, "body_read_timeout_s": float,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
 }
@@ -60,6 +61,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = replace(Settings(), **values)
     if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
         raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if not settings.body_read_timeout_s > 0:
+        raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
     return settings
