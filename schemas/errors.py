@@ -704,6 +704,13 @@ class TokenRequestReplayed(TokenRequestRefused):
     title = "Token request nonce already used"
 
 
+class TokenRequestsExhausted(Overloaded):
+    """The agent made as many token requests as its replay window holds; others are unaffected."""
+
+    code = "token-requests-exhausted"
+    title = "Too many token requests from this agent"
+
+
 # --- WebAuthn: passkey assertions of human approvals (verifier.webauthn, issuer.passkeys) -----------
 
 
