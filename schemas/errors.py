@@ -488,6 +488,14 @@ class WebhookSubscriptionInvalid(BadInput):
     title = "Invalid webhook subscription"
 
 
+class OutboundTargetRefused(BadInput):
+    """A URL the service would send a request to (a webhook, a did:web document) resolves to an address that is
+    not public (loopback, link-local, private, ...) and that the operator did not allow (transparency.outbound)."""
+
+    code = "outbound-target-refused"
+    title = "Outbound target refused"
+
+
 class WebhookEventInvalid(BadInput):
     """An event to enqueue with an unknown type, an id unfit for ``webhook-id``, or data that is not JSON."""
 

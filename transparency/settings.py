@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigurationError
+from transparency.outbound import AllowedTargets
 
 ENV_PREFIX = "TABELLION_"
 
@@ -28,6 +29,8 @@ class Settings:
     rate_per_second: float = 0.0  # per-client POST /entries budget; 0 = unlimited
     rate_burst: int = 100
     entries_page_limit: int = 1000
+    # address ranges outbound requests (webhooks, did:web) may reach although not public: transparency.outbound
+    outbound_allow: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -38,11 +41,16 @@ class Settings:
     def key_path(self) -> Path:
         return self.data_dir / "log-key.pem"
 
+    @property
+    def allowed_targets(self) -> AllowedTargets:
+        return AllowedTargets.parse(self.outbound_allow)
+
 
 _CASTS: dict[str, type] = {
     "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int, "body_read_timeout_s": float,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
+    "outbound_allow": str,
 }
 
 
@@ -65,4 +73,5 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
+    AllowedTargets.parse(settings.outbound_allow)  # ConfigurationError unless address ranges
     return settings
