@@ -29,6 +29,7 @@ class Settings:
     rate_per_second: float = 0.0  # per-client POST /entries budget; 0 = unlimited
     rate_burst: int = 100
     entries_page_limit: int = 1000
+    read_threads: int = 2  # threads reading receipts, proofs, tiles off the event loop (pages have their own)
     # address ranges outbound requests (webhooks, did:web) may reach although not public: transparency.outbound
     outbound_allow: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -50,6 +51,7 @@ _CASTS: dict[str, type] = {
     "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int, "body_read_timeout_s": float,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
+    "read_threads": int,
     "outbound_allow": str,
 }
 
@@ -67,8 +69,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
                 raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {cast.__name__}") from exc
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     settings = replace(Settings(), **values)
-    if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
-        raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if (settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1
+            or settings.read_threads < 1):
+        raise ConfigurationError("batch_max_entries, max_body_bytes, queue_limit and read_threads must be positive")
     if not settings.body_read_timeout_s > 0:
         raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:

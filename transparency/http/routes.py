@@ -47,7 +47,8 @@ async def register_statement(request: Request) -> Response:
 
 async def get_receipt(request: Request) -> Response:
     leaf = parse_entry_id(request.path_params["entry_id"])
-    receipt = _service(request).receipt(leaf)
+    service = _service(request)
+    receipt = await service.read(service.receipt, leaf)
     if receipt is None:
         return Response(b"", 204, {"Retry-After": RETRY_AFTER_PENDING})
     return Response(receipt, 200, {"Cache-Control": IMMUTABLE}, media_types.COSE)
@@ -55,7 +56,8 @@ async def get_receipt(request: Request) -> Response:
 
 async def get_statement(request: Request) -> Response:
     leaf = parse_entry_id(request.path_params["entry_id"])
-    statement = _service(request).statement(leaf)
+    service = _service(request)
+    statement = await service.read(service.statement, leaf)
     if statement is None:
         return Response(b"", 204, {"Retry-After": RETRY_AFTER_PENDING})
     return Response(statement, 200, {"Cache-Control": IMMUTABLE}, media_types.COSE)
@@ -63,8 +65,9 @@ async def get_statement(request: Request) -> Response:
 
 async def list_entries(request: Request) -> Response:
     service = _service(request)
-    page = service.entries(query_int(request, "start", 0), query_int(request, "limit", 100, low=1))
-    return Response(encode_entries(page), 200, media_type=media_types.CBOR)
+    start, limit = query_int(request, "start", 0), query_int(request, "limit", 100, low=1)
+    page = await service.read_pages(lambda: encode_entries(service.entries(start, limit)))
+    return Response(page, 200, media_type=media_types.CBOR)
 
 
 async def get_keys(request: Request) -> Response:
@@ -96,17 +99,19 @@ async def get_vkey(request: Request) -> Response:
 
 
 async def get_consistency(request: Request) -> Response:
-    proof = _service(request).consistency(query_int(request, "old"), query_int(request, "new"))
-    return Response(proof.encode(), 200, {"Cache-Control": IMMUTABLE}, media_types.CBOR)
+    service = _service(request)
+    old, new = query_int(request, "old"), query_int(request, "new")
+    proof = await service.read(lambda: service.consistency(old, new).encode())
+    return Response(proof, 200, {"Cache-Control": IMMUTABLE}, media_types.CBOR)
 
 
 async def get_tile(request: Request) -> Response:
     service = _service(request)
     path = "tile/" + request.path_params["path"]
     if path.startswith("tile/entries/"):
-        data = service.entry_bundle(*parse_entries_path(path))
+        data = await service.read(service.entry_bundle, *parse_entries_path(path))
     else:
-        data = service.tile(*parse_tile_path(path))
+        data = await service.read(service.tile, *parse_tile_path(path))
     cache = IMMUTABLE if ".p/" not in path else "public, max-age=60"
     return Response(data, 200, {"Cache-Control": cache}, media_types.TILE)
 
