@@ -1,20 +1,21 @@
 """The fold's state as bytes and back: the body of a snapshot (``transparency.snapshots`` keeps them on disk).
 
-``encode_state`` turns an ``IdentityState`` into CBOR (RFC 8949) and ``decode_state`` turns it back into an
-equal state, every field and every value, with the dictionaries in the same insertion order, so that folding
-more entries onto a decoded state gives exactly what folding them onto the original gives. The per-entry
-``outcomes`` are not part of it: a follower that snapshots its state keeps them in an outcome store.
+``encode_state`` turns an ``IdentityState`` into CBOR (RFC 8949) and ``decode_state`` turns it back into an equal
+state, every field and every value, with the dictionaries in the same insertion order, so that folding more entries
+onto a decoded state gives exactly what folding them onto the original gives. The per-entry ``outcomes`` are not
+part of it: a follower that snapshots its state keeps them in an outcome store.
 
-The encoding follows the dataclasses of ``verifier.identity_state`` by their type annotations, with no tags:
-a dataclass is the array of its fields in declaration order, a tuple or list an array, a dict the flat array
-``[k1, v1, k2, v2, …]`` in insertion order, a set the sorted array of its members; ``Any`` values (a passport's
-credential, a passkey assertion: parsed JSON) are CBOR as they are. The encoding is deterministic: equal states
-folded from the same log give the same bytes. It has no version of its own: a snapshot is keyed by
-``code_digest()``, a hash of the verifier's and the schemas' code, so a state written by other code is never
-decoded (it is rebuilt from the log instead), and a change of these dataclasses needs no migration.
+The encoding follows the dataclasses of ``verifier.identity_state`` by their type annotations, with no tags: a
+dataclass is the array of its fields in declaration order, a tuple or list an array, a dict the flat array ``[k1,
+v1, k2, v2, …]`` in insertion order, a set the sorted array of its members; ``Any`` values (a passport's credential,
+a passkey assertion: parsed JSON) are CBOR as they are. An agent's newest passport and consent are also among all
+accepted ones: they are encoded as the entry id that names them there (``REFERENCES``). The encoding is
+deterministic: equal states folded from the same log give the same bytes. It has no version of its own: a snapshot
+is keyed by ``code_digest()``, a hash of the verifier's and the schemas' code, so a state written by other code is
+never decoded (it is rebuilt from the log instead), and a change of these dataclasses needs no migration.
 
-A body that does not decode to the expected shapes raises ``SnapshotUnusable``; the digest that guards it
-against corruption is the container's (``transparency.snapshots``).
+A body that does not decode to the expected shapes raises ``SnapshotUnusable``; the digest that guards it against
+corruption is the container's (``transparency.snapshots``).
 """
 
 from __future__ import annotations
@@ -124,6 +125,14 @@ def _array(value: Any) -> list[Any]:
     return value
 
 
+def _scalars(value: Any, kind: type) -> list[Any]:
+    """``value``, an array of ``kind`` (exactly: no bool for an int)."""
+    items = _array(value)
+    if any(type(i) is not kind for i in items):
+        raise SnapshotUnusable(f"the snapshot holds an array with an item that is not a {kind.__name__}")
+    return items
+
+
 def _codec(tp: Any) -> tuple[Codec, Codec]:
     """(encode, decode) for values of the annotated type ``tp``."""
     if tp is Any:
@@ -150,6 +159,8 @@ def _codec(tp: Any) -> tuple[Codec, Codec]:
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             enc, dec = _codec(args[0])
+            if args[0] in (str, bytes, int):
+                return (lambda v: list(v)), (lambda v: tuple(_scalars(v, args[0])))
             return (lambda v: [enc(i) for i in v]), (lambda v: tuple(dec(i) for i in _array(v)))
         codecs = [_codec(a) for a in args]
 
@@ -161,6 +172,8 @@ def _codec(tp: Any) -> tuple[Codec, Codec]:
         return (lambda v: [e(i) for (e, _), i in zip(codecs, v, strict=True)]), dec_tuple
     if origin is list:
         enc, dec = _codec(args[0])
+        if args[0] in (str, bytes, int):
+            return (lambda v: list(v)), (lambda v: list(_scalars(v, args[0])))
         return (lambda v: [enc(i) for i in v]), (lambda v: [dec(i) for i in _array(v)])
     if origin is set:
         enc, dec = _codec(args[0])
@@ -184,20 +197,82 @@ def _codec(tp: Any) -> tuple[Codec, Codec]:
     raise TypeError(f"no snapshot codec for {tp}")
 
 
+_SCALARS: Final = (str, int, bytes, bool)
+REFERENCES: Final = {"passports": "passport_entries", "consents": "consent_entries"}
+"""Fields of ``IdentityState`` whose values are each also a value of another field, by entry id (an agent's
+newest passport is one of the accepted passports): encoded as that entry id, decoded by looking it up."""
+
+
 def _dataclass_codec(cls: type) -> tuple[Codec, Codec]:
+    """A dataclass as the array of its fields. Decoding checks each field's type (scalars by their exact type)
+    and builds the instance without its ``__init__`` (a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``: most of the decoding time); none of these classes has a ``__post_init__``."""
     hints = typing.get_type_hints(cls, vars(identity_state))
     fields = [f.name for f in dataclasses.fields(cls) if not (cls is IdentityState and f.name in NOT_ENCODED)]
+    if cls is IdentityState:
+        return _state_codec(fields, hints)
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):  # pragma: no cover - a guard for later changes
+        raise TypeError(f"no snapshot codec for {cls.__name__}: it has __post_init__ or __slots__")
     codecs = [_codec(hints[name]) for name in fields]
-    pairs = list(zip(fields, codecs, strict=True))
+    encoders = [enc for enc, _ in codecs]
+    plan = [(hints[name] if hints[name] in _SCALARS else None, dec) for name, (_, dec) in zip(fields, codecs,
+                                                                                              strict=True)]
+    width = len(fields)
+    new = object.__new__
 
     def encode(value: Any) -> list[Any]:
-        return [enc(getattr(value, name)) for name, (enc, _) in pairs]
+        return [enc(getattr(value, name)) for name, enc in zip(fields, encoders, strict=True)]
 
     def decode(value: Any) -> Any:
-        items = _array(value)
-        if len(items) != len(pairs):
-            raise SnapshotUnusable(f"the snapshot's {cls.__name__} has {len(items)} fields, not {len(pairs)}")
-        return cls(**{name: dec(item) for (name, (_, dec)), item in zip(pairs, items, strict=True)})
+        if type(value) is not list or len(value) != width:
+            raise SnapshotUnusable(f"the snapshot holds no {cls.__name__} of {width} fields where one belongs")
+        args = []
+        for (kind, dec), item in zip(plan, value, strict=True):
+            if kind is None:
+                args.append(dec(item))
+            elif type(item) is kind:
+                args.append(item)
+            else:
+                raise SnapshotUnusable(f"the snapshot's {cls.__name__} holds a {type(item).__name__} where a "
+                                       f"{kind.__name__} belongs")
+        instance = new(cls)
+        instance.__dict__.update(zip(fields, args, strict=True))
+        return instance
+    return encode, decode
+
+
+def _state_codec(fields: list[str], hints: dict[str, Any]) -> tuple[Codec, Codec]:
+    codecs = {name: _codec(hints[name]) for name in fields if name not in REFERENCES}
+
+    def encode(state: IdentityState) -> list[Any]:
+        out = []
+        for name in fields:
+            value = getattr(state, name)
+            if name in REFERENCES:
+                target = getattr(state, REFERENCES[name])
+                if any(target.get(v.entry) != v for v in value.values()):
+                    raise TypeError(f"{name} holds a value that {REFERENCES[name]} does not")
+                out.append([item for k, v in value.items() for item in (k, v.entry)])
+            else:
+                out.append(codecs[name][0](value))
+        return out
+
+    def decode(value: Any) -> IdentityState:
+        if type(value) is not list or len(value) != len(fields):
+            raise SnapshotUnusable(f"the snapshot's state has no {len(fields)} fields")
+        decoded = {name: codecs[name][1](item) for name, item in zip(fields, value, strict=True)
+                   if name not in REFERENCES}
+        for name, item in zip(fields, value, strict=True):
+            if name in REFERENCES:
+                flat, target = _array(item), decoded[REFERENCES[name]]
+                if len(flat) % 2 or any(type(k) is not str for k in flat):
+                    raise SnapshotUnusable(f"the snapshot's {name} is not a map of entry ids")
+                try:
+                    decoded[name] = {flat[i]: target[flat[i + 1]] for i in range(0, len(flat), 2)}
+                except KeyError as exc:
+                    raise SnapshotUnusable(
+                        f"the snapshot's {name} names an entry its {REFERENCES[name]} lacks") from exc
+        return IdentityState(**decoded)
     return encode, decode
 
 
