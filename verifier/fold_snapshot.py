@@ -235,7 +235,7 @@ def _dataclass_codec(cls: type) -> tuple[Codec, Codec]:
             else:
                 raise SnapshotUnusable(f"the snapshot's {cls.__name__} holds a {type(item).__name__} where a "
                                        f"{kind.__name__} belongs")
-        instance = new(cls)
+        instance: Any = new(cls)
         instance.__dict__.update(zip(fields, args, strict=True))
         return instance
     return encode, decode
