@@ -136,7 +136,8 @@ class SnapshotStore:
                 os.unlink(tmp)
             raise
         _fsync_folder(self.folder)
-        for old in self.files()[self.keep:]:
+        # older snapshots past the newest ``keep``, and temporary files a killed process left behind
+        for old in [*self.files()[self.keep:], *self.folder.glob(".fold-*.tmp")]:
             with contextlib.suppress(OSError):
                 old.unlink()
         return path

@@ -143,7 +143,9 @@ def test_a_snapshot_of_another_log_code_or_signers_is_refused(tmp_path: Path) ->
 
     snapshot, reason = store.newest(key, other_head)
     assert snapshot is None and "no signed tree head" in reason
-    # saving keeps the newest two, largest tree size first; a temporary file never lingers
+    # saving keeps the newest two, largest tree size first; a temporary file never lingers, not even one that a
+    # killed writer left behind
+    (tmp_path / ".fold-killed.tmp").write_bytes(b"half a snapshot")
     for size in (state.size + 1, state.size + 2):
         store.save(dataclasses.replace(key, tree_size=size), "checkpoint", state)
     assert [int(p.name.split("-")[1]) for p in store.files()] == [state.size + 2, state.size + 1]
