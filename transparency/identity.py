@@ -167,8 +167,8 @@ class IdentityFollower:
         with self._lock:
             for index, statement in entries:
                 self._fold.apply(FoldEntry(index, statement))
-            if self._outcomes is not None:
-                self._outcomes.flush()
+        if self._outcomes is not None:
+            self._outcomes.flush(unless_below=OutcomeStore.FLUSH_AT)  # not a transaction per batch
         self._save_if_due()
 
     def _save_if_due(self) -> None:
@@ -208,6 +208,7 @@ class IdentityFollower:
             if self._started and self.size > self._writer.saved_size:
                 self._save(self.size, self._fold.state, background=False)
         if self._outcomes is not None:
+            self._outcomes.flush()
             self._outcomes.close()
 
     # --- KeyResolver ------------------------------------------------------------------------------

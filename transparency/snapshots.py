@@ -220,14 +220,18 @@ class SnapshotWriter:
 
 class OutcomeStore:
     """Every entry's outcome (``verifier.fold.Outcome``), one row per log index, in SQLite (WAL, ``NORMAL``: a
-    cache, checked against the log at every start). Appends are buffered and written by ``flush``; reads see
-    them at once. Thread-safe (the sequencer thread appends, request handlers read)."""
+    cache, checked against the log at every start). Appends are buffered and written by ``flush`` (the follower
+    flushes every ``FLUSH_AT`` outcomes, before a snapshot and at the stop: outcomes lost in a crash are those of
+    entries after the newest snapshot, which the next start folds again); reads see them at once. Thread-safe
+    (the sequencer thread appends, request handlers read)."""
+
+    FLUSH_AT: Final = 4096
 
     def __init__(self, path: Path, service_signers: frozenset[str]) -> None:
         self.path = path
         self._conn = connect(path, synchronous="NORMAL")
         self._lock = threading.Lock()
-        self._pending: list[Outcome] = []
+        self._pending: dict[int, Outcome] = {}
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS outcomes (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL, "
             "statement_type TEXT, accepted INTEGER NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL)"
@@ -247,13 +251,15 @@ class OutcomeStore:
 
     def append(self, outcome: Outcome) -> None:
         with self._lock:
-            self._pending.append(outcome)
+            self._pending[outcome.index] = outcome
 
-    def flush(self) -> None:
+    def flush(self, *, unless_below: int = 0) -> None:
+        """Write the buffered outcomes (with ``unless_below``, only once at least that many are buffered)."""
         with self._lock:
-            if not self._pending:
+            if not self._pending or len(self._pending) < unless_below:
                 return
-            rows = [(o.index, o.entry, o.statement_type, int(o.accepted), o.code, o.reason) for o in self._pending]
+            rows = [(o.index, o.entry, o.statement_type, int(o.accepted), o.code, o.reason)
+                    for o in self._pending.values()]
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?)", rows)
             self._conn.execute("COMMIT")
@@ -261,10 +267,9 @@ class OutcomeStore:
 
     def get(self, index: int) -> Outcome | None:
         with self._lock:
-            if self._pending and self._pending[0].index <= index:
-                found = next((o for o in self._pending if o.index == index), None)
-                if found is not None:
-                    return found
+            found = self._pending.get(index)
+            if found is not None:
+                return found
             row = self._conn.execute(
                 "SELECT idx, entry, statement_type, accepted, code, reason FROM outcomes WHERE idx = ?", (index,)
             ).fetchone()
