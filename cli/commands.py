@@ -107,20 +107,24 @@ def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None
     """Run the transparency service until SIGINT/SIGTERM."""
     from cli.embedded import embedded_issuer
     from issuer.routes import ROUTES as ISSUER_ROUTES
+    from transparency.log.storage import describe
     from transparency.server import serve as serve_log
     from transparency.settings import load_settings
 
     settings = load_settings(overrides)
 
+    database = f", database {describe(settings.database)}" if settings.database else ""
+
     def opened() -> None:  # the log passed its start-up checks
         print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
-              f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
+              f"(data {settings.data_dir}{database})", file=stderr or sys.stderr, flush=True)
 
     try:
         serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)], opened=opened)
     except LogCorrupted as exc:  # one line (``run``): what is wrong, and what checks the rest
-        raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}' checks all "
-                        "of it)") from exc
+        fsck_database = " --database URL" if settings.database else ""
+        raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}{fsck_database}' "
+                        "checks all of it)") from exc
 
 
 def keygen(out: str | Path, kind: KeyKind = "ed25519", *, force: bool = False) -> str:
@@ -364,7 +368,7 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     service_log = logging.getLogger("transparency")
     service_log.addHandler(handler)
     service_log.setLevel(logging.DEBUG if a.verbose else logging.INFO)
-    serve({"data_dir": a.data, "host": a.host, "port": a.port, "origin": a.origin,
+    serve({"data_dir": a.data, "database": a.database, "host": a.host, "port": a.port, "origin": a.origin,
            "max_body_bytes": a.max_body})
     return 0
 
@@ -397,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(commands, "serve", _cmd_serve, "run the transparency service")
     p.add_argument("--data", type=Path, help="data folder (log database and log key)")
+    p.add_argument("--database", metavar="URL", help="keep the log in this PostgreSQL database "
+                   "(postgresql://user@host/db) instead of the SQLite file in the data folder; several serve "
+                   "processes may share one")
     p.add_argument("--host", help="address to listen on")
     p.add_argument("--port", type=int, help="port to listen on")
     p.add_argument("--origin", help="the log's origin (checkpoint origin line, receipt issuer)")

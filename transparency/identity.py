@@ -21,7 +21,7 @@ from schemas.errors import BadInput, SignerUnresolvable
 from schemas.identity_statements import statement_type_of
 from schemas.statement import SignedStatement
 from transparency.log.checks import check_contiguous, check_leaf
-from transparency.log.store import LogReader
+from transparency.log.reader import LogReader
 from verifier.did_key import resolve_did_key
 from verifier.fold import Fold, FoldEntry, IdentityState, KeyState, key_digest, kid_multikey
 from verifier.keys import PublicKey

@@ -28,8 +28,9 @@ from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
+from transparency.log.reader import EntryRow, LogReader, TreeHead
 from transparency.log.sequencer import Integrated, Sequencer
-from transparency.log.store import EntryRow, LogReader, TreeHead, open_database
+from transparency.log.storage import open_database
 from transparency.receipts import assemble_receipt
 from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
@@ -64,21 +65,25 @@ class TransparencyService:
         self.did_web = DidWebProver.from_settings(self.key.private, settings)
         # opening the log runs the start-up checks (transparency.log.checks): a corrupted log raises here
         self.sequencer = Sequencer(
-            settings.db_path, self.key, settings.origin,
+            settings.log_location, self.key, settings.origin,
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
             queue_limit=settings.queue_limit, on_integrated=self._integrated, retired_keys=retired,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grown: asyncio.Event | None = None
-        self.read_db = open_database(settings.db_path, create=False)
+        try:
+            self.read_db = open_database(settings.log_location, create=False)
+        except BaseException:
+            self.sequencer.stop()
+            raise
         self.reader = LogReader(self.read_db)
-        self.tree = PersistentMerkleTree(self.read_db.conn)
+        self.tree = PersistentMerkleTree(self.read_db)
         try:
             self.identity.catch_up(self.reader)  # checks the entries it folds, too
         except BaseException:
             self.close()
             raise
-        self.sequencer.start()
+        self.sequencer.start(self.identity.size)
 
     def close(self) -> None:
         self.sequencer.stop()

@@ -16,6 +16,7 @@ ENV_PREFIX = "TABELLION_"
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("./data")
+    database: str | None = None  # a postgresql:// URL; None: the SQLite file in data_dir (the embedded default)
     host: str = "127.0.0.1"
     port: int = 8000
     origin: str = "tabellion.localhost/log"
@@ -37,6 +38,11 @@ class Settings:
         return self.data_dir / "log.sqlite"
 
     @property
+    def log_location(self) -> Path | str:
+        """Where the log is stored (``transparency.log.storage``): the PostgreSQL URL, else the SQLite file."""
+        return self.database or self.db_path
+
+    @property
     def key_path(self) -> Path:
         return self.data_dir / "log-key.pem"
 
@@ -54,7 +60,7 @@ def flag(raw: str) -> bool:
 
 
 _CASTS: dict[str, Callable[[str], Any]] = {
-    "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int,
+    "data_dir": Path, "database": str, "host": str, "port": int, "origin": str, "max_body_bytes": int,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,
@@ -76,6 +82,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = replace(Settings(), **values)
     if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
         raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if settings.database is not None and not settings.database.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError("the log database must be a postgresql:// URL (without it, the log is the SQLite "
+                                 "file in the data folder)")
     if settings.did_web_timeout_s <= 0:
         raise ConfigurationError("did_web_timeout_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:

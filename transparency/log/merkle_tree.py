@@ -1,4 +1,5 @@
-"""The log's Merkle tree: pymerkle 7.0.0 over SQLite with every perfect-subtree root persisted.
+"""The log's Merkle tree: pymerkle 7.0.0 over the log's storage (either backend) with every perfect-subtree root
+persisted.
 
 pymerkle's stock ``SqliteTree`` keeps only leaves and recomputes subtree roots from them, so its cost grows
 with the tree and stalls at powers of two. Here every perfect-subtree root is a row of ``tree_nodes``,
@@ -14,13 +15,13 @@ module and nowhere else (``_pm_index``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from pymerkle import BaseMerkleTree
 
 from schemas.errors import InvalidParameter, LogCorrupted
+from transparency.log.storage import LogDatabase
 
 
 def _pm_index(index: int) -> int:
@@ -56,9 +57,9 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
     """An RFC 9162 (SHA-256, 0x00/0x01 prefixes) tree whose nodes live in the ``tree_nodes`` table."""
 
-    def __init__(self, conn: sqlite3.Connection, cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, db: LogDatabase, cache_bytes: int = 64 * 1024 * 1024) -> None:
         super().__init__("sha256", threshold=64, capacity=cache_bytes)
-        self.conn = conn
+        self.db = db
         self._frontier: list[tuple[int, int, bytes]] | None = None  # (level, index, hash), left to right
 
     # --- pymerkle's storage interface -------------------------------------------------------------
@@ -73,7 +74,7 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
         return self._node(0, index - 1)
 
     def _get_leaves(self, offset: int, width: int) -> list[bytes]:
-        rows = self.conn.execute(
+        rows = self.db.execute(
             "SELECT hash FROM tree_nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx",
             (offset, offset + width),
         ).fetchall()
@@ -82,7 +83,7 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
         return [bytes(r[0]) for r in rows]
 
     def _get_size(self) -> int:
-        row = self.conn.execute("SELECT MAX(idx) FROM tree_nodes WHERE level = 0").fetchone()
+        row = self.db.execute("SELECT MAX(idx) FROM tree_nodes WHERE level = 0").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
     def _get_subroot_uncached(self, offset: int, width: int) -> bytes:
@@ -113,7 +114,7 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
                 frontier.append(node)
             size += 1
         try:
-            self.conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+            self.db.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
         except BaseException:
             self._frontier = None
             raise
@@ -164,7 +165,7 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
         return tuple(bytes(self._get_root(s, e)) for s, e in consistency_ranges(size1, size2))
 
     def _node(self, level: int, index: int) -> bytes:
-        row = self.conn.execute(
+        row = self.db.execute(
             "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
         ).fetchone()
         if row is None:

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from tests.unit.transparency.index_world import check_index, leaf, open_sequencer
-from transparency.log.store import LogReader, open_database
+from transparency.log.reader import LogReader
+from transparency.log.storage import open_database
 
 REPO = Path(__file__).resolve().parents[3]
 

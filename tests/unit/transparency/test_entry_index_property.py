@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.transparency.index_world import check_index, integrate, leaf, open_sequencer
-from transparency.log.store import LogReader, open_database
+from transparency.log.reader import LogReader
+from transparency.log.storage import open_database
 
 OPS = st.lists(
     st.one_of(

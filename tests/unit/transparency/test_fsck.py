@@ -42,7 +42,8 @@ from transparency.client import generate_key, sign_statement
 from transparency.identity import IdentityFollower
 from transparency.keys import load_or_create_log_key
 from transparency.log.fsck import FsckReport, fsck
-from transparency.log.store import LogReader, open_database
+from transparency.log.reader import LogReader
+from transparency.log.storage import open_database
 from transparency.service import TransparencyService
 from transparency.settings import Settings
 

@@ -11,8 +11,8 @@ import pytest
 
 from schemas.errors import ConfigurationError, LogCorrupted, Overloaded
 from transparency.keys import load_or_create_log_key
+from transparency.log.reader import LogReader
 from transparency.log.sequencer import Sequencer
-from transparency.log.store import LogReader
 from transparency.settings import load_settings
 
 
