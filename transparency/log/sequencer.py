@@ -337,6 +337,8 @@ class Sequencer:
                 self.index.add(self.size, [leaf_data for leaf_data, _ in fresh])
                 self._commit_head(new_size, now, [leaf_data for leaf_data, _ in fresh])
             else:
+                if queued:  # all in the log already: their processes look them up
+                    self.coordination.announce(self.size)
                 self.db.commit()
         except Exception as exc:  # noqa: BLE001 - the edge of the writer thread: fail the batch, keep going
             log.exception("integrating a batch of %d statements failed", len(batch))
@@ -395,7 +397,7 @@ class Sequencer:
         """Hand the entries the sequencer committed since the last look to ``on_integrated``, and answer the
         submitters whose statements they are (or that were in the log already)."""
         head = self.reader.latest_head()
-        if head is None or head.tree_size <= self.size:
+        if head is None or (head.tree_size <= self.size and not self._forwarded):
             return
         while self.size < head.tree_size:
             rows = self.reader.entries(self.size, min(FOLLOW_PAGE, head.tree_size - self.size))
