@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -52,6 +53,8 @@ from transparency.client import (
     sign_hash_envelope,
     sign_statement,
 )
+from transparency.client.log_audit import audit_log
+from transparency.client.tiles import TileLogClient
 from verifier.bundles import verify_bundle
 from verifier.checkpoints import verify_checkpoint, verify_checkpoint_consistency
 from verifier.keys import parse_key_set
@@ -258,6 +261,33 @@ def _fetch_audit(url: str, did: str) -> bytes:
     return answer.content
 
 
+def follow(
+    url: str, log_key: str, log_keys: str | Path, *, since: str | Path | None = None, out: str | Path | None = None,
+    progress: TextIO | None = None,
+) -> str:
+    """Follow a log from its tiles (its service, or a published folder behind any static server) and check all of
+    it with the log's keys (``transparency.client.log_audit``); write the verified checkpoint to ``out``."""
+    vkey = load_vkey(log_key)
+    keys = parse_key_set(read_file(log_keys, "key set"))
+    kept = None if since is None else read_file(since, "checkpoint").decode("utf-8", "replace")
+    shown = [0.0]
+
+    def report(done: int, size: int) -> None:
+        if progress is not None and (time.monotonic() - shown[0] > 2 or done == size):
+            shown[0] = time.monotonic()
+            print(f"{PROG} follow: {done}/{size} entries checked", file=progress, flush=True)
+
+    with TileLogClient(url) as client:
+        audit = audit_log(client, vkey, keys, since=kept, progress=report)
+    if out is not None:
+        write_file(out, audit.checkpoint_text.encode(), "checkpoint")
+    cp = audit.checkpoint
+    extends = "" if audit.since is None else f", consistent with the kept checkpoint of size {audit.since}"
+    wrote = "" if out is None else f"; wrote it to {out}"
+    return (f"OK: {cp.origin} at tree size {cp.size}, root {cp.root_hash.hex()}: {audit.entries} receipts, "
+            f"every checkpoint and consistency proof, the hash tiles and entry bundles checked{extends}{wrote}")
+
+
 def verify_statement_file(path: str | Path) -> str:
     """Check a statement's did:key signature offline."""
     statement = verify_statement(read_file(path, "statement"), DidKeyResolver())
@@ -368,8 +398,8 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     service_log = logging.getLogger("transparency")
     service_log.addHandler(handler)
     service_log.setLevel(logging.DEBUG if a.verbose else logging.INFO)
-    serve({"data_dir": a.data, "database": a.database, "host": a.host, "port": a.port, "origin": a.origin,
-           "max_body_bytes": a.max_body})
+    serve({"data_dir": a.data, "database": a.database, "publish_dir": a.publish_dir, "host": a.host,
+           "port": a.port, "origin": a.origin, "max_body_bytes": a.max_body})
     return 0
 
 
@@ -404,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", metavar="URL", help="keep the log in this PostgreSQL database "
                    "(postgresql://user@host/db) instead of the SQLite file in the data folder; several serve "
                    "processes may share one")
+    p.add_argument("--publish-dir", type=Path, metavar="DIR", help="also write the log's tiles, entry and statement "
+                   "bundles and checkpoint into DIR as immutable files, for any static web server")
     p.add_argument("--host", help="address to listen on")
     p.add_argument("--port", type=int, help="port to listen on")
     p.add_argument("--origin", help="the log's origin (checkpoint origin line, receipt issuer)")
@@ -455,6 +487,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--entry", required=True, metavar="ENTRY_ID")
         if what == "audit":
             p.add_argument("--did", required=True, metavar="AGENT_DID")
+
+    p = command(commands, "follow", lambda a: _print(follow(a.url, a.log_key, a.log_keys, since=a.since, out=a.out,
+                                                            progress=sys.stderr)),
+                "read all of a log from its tiles (its service, or a --publish-dir folder on a static server) "
+                "and check it with the log's keys")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--log-key", required=True, metavar="VKEY_FILE_OR_STRING")
+    p.add_argument("--log-keys", required=True, metavar="KEYSET_FILE")
+    p.add_argument("--since", metavar="CHECKPOINT_FILE", help="a checkpoint kept earlier: the log must extend it")
+    p.add_argument("-o", "--out", metavar="FILE", help="write the verified checkpoint here")
 
     verify_parser = command(commands, "verify", lambda a: 2, "verify offline (no network)")
     checks = verify_parser.add_subparsers(dest="what", required=True, metavar="WHAT")

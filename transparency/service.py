@@ -9,29 +9,25 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from schemas import cbor
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     DidWebEvidenceMissing,
     EntryNotFound,
-    InvalidParameter,
-    LogCorrupted,
-    NotFound,
     RegistrationPending,
 )
 from schemas.leaf import entry_id
-from schemas.proofs import ConsistencyProof, InclusionProof
+from schemas.proofs import ConsistencyProof
 from schemas.receipt import transparent_statement
 from schemas.statement import parse_statement
-from schemas.tiles import TILE_HEIGHT, TILE_WIDTH
 from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
-from transparency.log.reader import EntryRow, LogReader, TreeHead
+from transparency.log.reader import LogReader, TreeHead
+from transparency.log.resources import LoggedEntry, LogResources
 from transparency.log.sequencer import Integrated, Sequencer
 from transparency.log.storage import open_database
-from transparency.receipts import assemble_receipt
+from transparency.publish import Publisher
 from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
 from verifier.did_web import service_signers
@@ -44,13 +40,6 @@ class Submission:
 
     leaf_data: bytes
     receipt: bytes | None
-
-
-@dataclass(frozen=True)
-class LoggedEntry:
-    index: int
-    statement: bytes
-    receipt: bytes
 
 
 class TransparencyService:
@@ -71,6 +60,7 @@ class TransparencyService:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grown: asyncio.Event | None = None
+        self.publisher: Publisher | None = None
         try:
             self.read_db = open_database(settings.log_location, create=False)
         except BaseException:
@@ -78,14 +68,27 @@ class TransparencyService:
             raise
         self.reader = LogReader(self.read_db)
         self.tree = PersistentMerkleTree(self.read_db)
+        self.resources = LogResources(self.reader, self.tree, settings.entries_page_limit)
         try:
             self.identity.catch_up(self.reader)  # checks the entries it folds, too
         except BaseException:
             self.close()
             raise
         self.sequencer.start(self.identity.size)
+        if settings.publish_dir is not None:
+            try:
+                self.publisher = Publisher(
+                    settings.publish_dir, settings.log_location, self.key.note_key(settings.origin),
+                    self.key_set_cbor, is_sequencer=lambda: self.sequencer.leading,
+                )
+            except BaseException:
+                self.close()
+                raise
+            self.publisher.start()
 
     def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.stop()
         self.sequencer.stop()
         self.read_db.close()
 
@@ -144,10 +147,7 @@ class TransparencyService:
         return transparent_statement(decode_sign1(row.statement), [receipt])
 
     def latest_head(self) -> TreeHead:
-        head = self.reader.latest_head()
-        if head is None:
-            raise LogCorrupted("the log has no signed tree head")
-        return head
+        return self.resources.latest_head()
 
     def checkpoint(self) -> str:
         return self.latest_head().checkpoint
@@ -169,6 +169,8 @@ class TransparencyService:
     def _integrated(self, entries: list[tuple[int, bytes]]) -> None:
         """In the sequencer thread, after a batch committed: fold it, then wake long polls."""
         self.identity.integrated(entries)
+        if self.publisher is not None:
+            self.publisher.notify()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake)
 
@@ -178,52 +180,25 @@ class TransparencyService:
             self._grown = asyncio.Event()  # waiters hold the old one, already set
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
-        size = self.latest_head().tree_size
-        if not 1 <= old <= new <= size:
-            raise InvalidParameter(f"need 1 <= old <= new <= {size} (the current tree size); got {old}, {new}")
-        return ConsistencyProof(old, new, self.tree.consistency_path(old, new))
+        return self.resources.consistency(old, new)
 
     def entries(self, start: int, limit: int) -> list[LoggedEntry]:
         """Entries in log order from ``start``, each with its receipt, for followers."""
-        if start < 0 or limit < 1:
-            raise InvalidParameter("start must be >= 0 and limit >= 1")
-        size = self.latest_head().tree_size
-        rows = [r for r in self.reader.entries(start, min(limit, self.settings.entries_page_limit)) if r.index < size]
-        return [self._logged(r) for r in rows]
-
-    def _logged(self, row: EntryRow) -> LoggedEntry:
-        return LoggedEntry(row.index, row.statement, self._receipt_for(row.index, row.tree_size))
+        return self.resources.entries(start, limit)
 
     def _receipt_for(self, index: int, tree_size: int) -> bytes:
-        head = self.reader.head(tree_size)
-        if head is None:
-            raise LogCorrupted(f"entry {index} names tree head {tree_size}, which is missing")
-        proof = InclusionProof(tree_size, index, self.tree.inclusion_path(index, tree_size))
-        return assemble_receipt(head.receipt_protected, head.receipt_signature, proof)
+        return self.resources.receipt(index, tree_size)
 
-    # --- C2SP tlog-tiles ------------------------------------------------------------------------
+    # --- C2SP tlog-tiles, and statement bundles -------------------------------------------------
 
     def tile(self, level: int, index: int, width: int) -> bytes:
         """Hashes at tree level ``8 * level``, ``index``-th group of 256, first ``width`` of them."""
-        size = self.latest_head().tree_size
-        available = (size >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
-        if available < width:
-            raise NotFound(f"tile {level}/{index} has {max(available, 0)} hashes in the tree of size {size}")
-        start = index * TILE_WIDTH
-        hashes = self.reader.node_hashes(TILE_HEIGHT * level, start, start + width)
-        if len(hashes) != width:
-            raise LogCorrupted(f"tile {level}/{index} is missing stored hashes")
-        return b"".join(hashes)
+        return self.resources.tile(level, index, width)
 
     def entry_bundle(self, index: int, width: int) -> bytes:
         """Entry bundle: each entry is its ``leaf_data``, prefixed by its 2-byte big-endian length."""
-        size = self.latest_head().tree_size
-        start = index * TILE_WIDTH
-        if size - start < width:
-            raise NotFound(f"entry bundle {index} has {max(size - start, 0)} entries in the tree of size {size}")
-        return b"".join(len(d).to_bytes(2, "big") + d for d in self.reader.leaf_datas(start, start + width))
+        return self.resources.entry_bundle(index, width)
 
-
-def encode_entries(entries: list[LoggedEntry]) -> bytes:
-    """Follower page: CBOR array of ``[index, logged statement, receipt]``."""
-    return cbor.encode([[e.index, e.statement, e.receipt] for e in entries])
+    def statement_bundle(self, index: int, width: int) -> bytes:
+        """Statement bundle (``schemas.tiles``): entries ``256 * index`` on with their receipts."""
+        return self.resources.statement_bundle(index, width)

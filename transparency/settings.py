@@ -17,6 +17,7 @@ ENV_PREFIX = "TABELLION_"
 class Settings:
     data_dir: Path = Path("./data")
     database: str | None = None  # a postgresql:// URL; None: the SQLite file in data_dir (the embedded default)
+    publish_dir: Path | None = None  # write tiles, bundles and checkpoints there as static files (transparency.publish)
     host: str = "127.0.0.1"
     port: int = 8000
     origin: str = "tabellion.localhost/log"
@@ -60,7 +61,8 @@ def flag(raw: str) -> bool:
 
 
 _CASTS: dict[str, Callable[[str], Any]] = {
-    "data_dir": Path, "database": str, "host": str, "port": int, "origin": str, "max_body_bytes": int,
+    "data_dir": Path, "database": str, "publish_dir": Path, "host": str, "port": int, "origin": str,
+    "max_body_bytes": int,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,

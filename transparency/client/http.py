@@ -176,19 +176,7 @@ class HttpLogClient:
     def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
         """Up to ``limit`` entries from index ``start``, each with its receipt (the log may cap ``limit``)."""
         answer = self._expect(self._request("GET", "/entries", params={"start": start, "limit": limit}))
-        items = cbor.decode(answer.content, "entries page")
-        if not isinstance(items, list | tuple):
-            raise MalformedCbor("the entries page is not a CBOR array")
-        page: list[LogEntry] = []
-        for item in items:
-            if (
-                not isinstance(item, list | tuple) or len(item) != 3
-                or not isinstance(item[0], int) or isinstance(item[0], bool)
-                or not isinstance(item[1], bytes) or not isinstance(item[2], bytes)
-            ):
-                raise MalformedCbor("an entry of the page is not [index, statement bstr, receipt bstr]")
-            page.append(LogEntry(item[0], item[1], item[2]))
-        return page
+        return decode_entries_page(answer.content)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -250,6 +238,23 @@ class HttpLogClient:
         delay = retry_after(answer.headers.get("retry-after"))
         self._sleep(max(MIN_POLL_INTERVAL_S, min(delay, remaining)))
         return True
+
+
+def decode_entries_page(content: bytes, what: str = "entries page") -> list[LogEntry]:
+    """A follower page (or a statement bundle): a CBOR array of ``[index, logged statement, receipt]``."""
+    items = cbor.decode(content, what)
+    if not isinstance(items, list | tuple):
+        raise MalformedCbor(f"the {what} is not a CBOR array")
+    page: list[LogEntry] = []
+    for item in items:
+        if (
+            not isinstance(item, list | tuple) or len(item) != 3
+            or not isinstance(item[0], int) or isinstance(item[0], bool)
+            or not isinstance(item[1], bytes) or not isinstance(item[2], bytes)
+        ):
+            raise MalformedCbor(f"an entry of the {what} is not [index, statement bstr, receipt bstr]")
+        page.append(LogEntry(item[0], item[1], item[2]))
+    return page
 
 
 def retry_after(value: str | None, now: float | None = None) -> float:

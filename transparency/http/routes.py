@@ -13,10 +13,11 @@ from schemas.errors import (
     NotFound,
 )
 from schemas.leaf import entry_id, parse_entry_id
-from schemas.tiles import parse_entries_path, parse_tile_path
+from schemas.tiles import parse_entries_path, parse_statements_path, parse_tile_path
 from transparency.http.ratelimit import RateLimiter
+from transparency.log.resources import encode_entries
 from transparency.request_bodies import read_limited_body, require_content_type
-from transparency.service import TransparencyService, encode_entries
+from transparency.service import TransparencyService
 from verifier.keys import cose_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -121,6 +122,13 @@ async def get_tile(request: Request) -> Response:
     return Response(data, 200, {"Cache-Control": cache}, media_types.TILE)
 
 
+async def get_statement_bundle(request: Request) -> Response:
+    """Statement bundle (``schemas.tiles``): the logged statements of up to 256 entries with their receipts."""
+    data = _service(request).statement_bundle(*parse_statements_path("statements/" + request.path_params["path"]))
+    cache = IMMUTABLE if ".p/" not in request.path_params["path"] else "public, max-age=60"
+    return Response(data, 200, {"Cache-Control": cache}, media_types.CBOR)
+
+
 async def not_found(request: Request) -> Response:
     raise NotFound(f"no resource at {request.url.path}")
 
@@ -136,4 +144,5 @@ ROUTES = [
     Route("/log/vkey", get_vkey, methods=["GET"]),
     Route("/proofs/consistency", get_consistency, methods=["GET"]),
     Route("/tile/{path:path}", get_tile, methods=["GET"]),
+    Route("/statements/{path:path}", get_statement_bundle, methods=["GET"]),
 ]
