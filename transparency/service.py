@@ -113,7 +113,7 @@ class TransparencyService:
         return self.registrar.check(body)
 
     async def _sequence(self, checked: Checked) -> Submission:
-        looked_up = self.latest_head().tree_size  # read first: the lookup below sees at least these entries
+        looked_up = self.sequencer.committed_size  # read first: the lookup below sees at least these entries
         existing = self.reader.entry_by_id(checked.leaf_data)
         if existing is not None:
             return Submission(checked.leaf_data, self._receipt_for(existing.index, existing.tree_size))

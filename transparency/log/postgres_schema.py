@@ -7,6 +7,9 @@ client. ``entry_index`` refuses UPDATE (its rows are only inserted and deleted).
 still drop the triggers: run ``serve`` as a role that does not own them to keep even the service from it (see
 docs/operations.md).
 
+Every new tree head is announced by the database itself: a trigger ``NOTIFY``s ``tabellion_integrated`` with
+its size, delivered when the batch commits (the processes standing by listen, ``postgres_storage``).
+
 Migrations are numbered; ``schema_migrations`` (itself append-only) records those applied. They run in one
 transaction under an advisory lock, so processes starting together on an empty database create it once.
 """
@@ -20,6 +23,14 @@ _REFUSE = """
 CREATE FUNCTION tabellion_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'restrict_violation';
+END $$
+"""
+
+_NOTIFY = """
+CREATE FUNCTION tabellion_announce_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tabellion_integrated', NEW.tree_size::text);
+    RETURN NULL;
 END $$
 """
 
@@ -52,6 +63,9 @@ _V1 = (
     ),
     "CREATE TRIGGER entry_index_no_update BEFORE UPDATE ON entry_index "
     "FOR EACH ROW EXECUTE FUNCTION tabellion_refuse_change()",
+    _NOTIFY,
+    "CREATE TRIGGER tree_heads_announce AFTER INSERT ON tree_heads "
+    "FOR EACH ROW EXECUTE FUNCTION tabellion_announce_head()",
 )
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1),)

@@ -17,8 +17,9 @@ Several ``serve`` processes may share one database (``SharedSequencer``):
 - **the others take registrations**: they check statements as the sequencer does, insert them into
   ``pending_statements`` (keyed by entry id, so a statement queued twice is queued once) and ``NOTIFY``; the
   sequencer claims queued rows in its integration transaction (they leave the queue when the batch commits,
-  so a sequencer killed mid-batch leaves them for the next one). The sequencer ``NOTIFY``s every commit; the
-  others then read the new entries (their identity follower folds them) and answer their submitters.
+  so a sequencer killed mid-batch leaves them for the next one). Every new head is ``NOTIFY``ed by a trigger
+  (``postgres_schema``) when its batch commits; the others then read the new entries (their identity
+  follower folds them) and answer their submitters.
 - **take-over**: the others try the lock every ``poll_s``; the first to get it runs the start-up checks
   and carries on from the committed log and the queue.
 
@@ -30,8 +31,10 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import re
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,6 +58,20 @@ STREAM_ROWS = 2000
 def _dialect(sql: str) -> str:
     """The shared SQL for psycopg: ``?`` placeholders become ``%s`` (a literal ``%`` is doubled)."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+_ONE_ROW = re.compile(r"^(INSERT INTO .*? VALUES )(\([?, ]+\))(.*)$", re.S)
+MAX_PARAMETERS = 32767  # a statement's parameters (the protocol allows 65535)
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_statement(sql: str, rows: int) -> str | None:
+    """``INSERT … VALUES (?, …)`` for ``rows`` rows at once (one round trip), or ``None`` for another statement."""
+    match = _ONE_ROW.match(sql)
+    if match is None:
+        return None
+    head, row, tail = match.groups()
+    return _dialect(head + ", ".join([row] * rows) + tail)
 
 
 def redacted(url: str) -> str:
@@ -88,8 +105,18 @@ class PostgresLogDatabase:
         return self.conn.execute(_dialect(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        with self.conn.cursor() as cursor:
-            cursor.executemany(_dialect(sql), rows)
+        """An ``INSERT … VALUES`` of many rows is sent as one statement per ``MAX_PARAMETERS`` parameters."""
+        if not rows:
+            return
+        per = max(1, MAX_PARAMETERS // max(1, len(rows[0])))
+        for start in range(0, len(rows), per):
+            chunk = rows[start:start + per]
+            statement = _rows_statement(sql, len(chunk))
+            if statement is None:
+                with self.conn.cursor() as cursor:
+                    cursor.executemany(_dialect(sql), chunk)
+                continue
+            self.conn.execute(statement, [value for row in chunk for value in row])
 
     def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         """A server-side cursor (inside the snapshot transaction): rows arrive ``STREAM_ROWS`` at a time."""
@@ -97,6 +124,11 @@ class PostgresLogDatabase:
             cursor.itersize = STREAM_ROWS
             cursor.execute(_dialect(sql), params)
             yield from cursor
+
+    def pipeline(self) -> AbstractContextManager[object]:
+        """psycopg's pipeline mode: the statements are sent without waiting for each answer; a read, or the end of
+        the block, waits for them all (and raises the first error)."""
+        return self.conn.pipeline()
 
     def begin(self) -> None:
         self.conn.execute("BEGIN")

@@ -19,6 +19,8 @@ from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.reader import EntryRow, LogReader, TreeHead
 from transparency.receipts import assemble_receipt
 
+HEADS_KEPT = 64
+
 
 @dataclass(frozen=True)
 class LoggedEntry:
@@ -32,6 +34,7 @@ class LogResources:
         self.reader = reader
         self.tree = tree
         self.page_limit = page_limit
+        self._heads: dict[int, TreeHead] = {}  # the heads receipts were built with lately (they never change)
 
     def latest_head(self) -> TreeHead:
         head = self.reader.latest_head()
@@ -44,9 +47,14 @@ class LogResources:
 
     def receipt(self, index: int, tree_size: int) -> bytes:
         """The receipt of entry ``index``, issued at ``tree_size`` (the head whose batch integrated it)."""
-        head = self.reader.head(tree_size)
+        head = self._heads.get(tree_size)
         if head is None:
-            raise LogCorrupted(f"entry {index} names tree head {tree_size}, which is missing")
+            head = self.reader.head(tree_size)
+            if head is None:
+                raise LogCorrupted(f"entry {index} names tree head {tree_size}, which is missing")
+            if len(self._heads) >= HEADS_KEPT:
+                self._heads.pop(next(iter(self._heads)))
+            self._heads[tree_size] = head
         proof = InclusionProof(tree_size, index, self.tree.inclusion_path(index, tree_size))
         return assemble_receipt(head.receipt_protected, head.receipt_signature, proof)
 

@@ -251,6 +251,11 @@ class Sequencer:
         self._queue.put(_Pending(leaf_data, statement, future, absent_below))
         return future
 
+    @property
+    def committed_size(self) -> int:
+        """A size the log has reached: every entry below it is committed (a lower bound, read from any thread)."""
+        return self.size
+
     def is_pending(self, leaf_data: bytes) -> bool:
         with self._pending_lock:
             return leaf_data in self._pending
@@ -283,7 +288,7 @@ class Sequencer:
                         batch.append(nxt)
                     elif isinstance(nxt, _Wake):
                         wakes.add(nxt.kind)
-            self._step(batch, claim=bool(batch) or PENDING in wakes)
+            self._step(batch, claim=PENDING in wakes)  # queued by other processes (or a periodic look)
             if stop_after:
                 return
 
@@ -333,9 +338,11 @@ class Sequencer:
             for offset, (leaf_data, _) in enumerate(fresh):
                 results[leaf_data] = Integrated(self.size + offset, new_size, leaf_data)
             if fresh:
-                self.writer.append_entries(self.size, new_size, now, fresh)
-                self.index.add(self.size, [leaf_data for leaf_data, _ in fresh])
-                self._commit_head(new_size, now, [leaf_data for leaf_data, _ in fresh])
+                leaf_datas = [leaf_data for leaf_data, _ in fresh]
+                self.index.add(self.size, leaf_datas)  # it reads the index's runs: before the writes sent at once
+                with self.db.pipeline():  # PostgreSQL: the entries, nodes, head and COMMIT in one round trip
+                    self.writer.append_entries(self.size, new_size, now, fresh)
+                    self._commit_head(new_size, now, leaf_datas)
             else:
                 if queued:  # all in the log already: their processes look them up
                     self.coordination.announce(self.size)
@@ -359,7 +366,8 @@ class Sequencer:
         self._answer_forwarded(results)
 
     def _commit_head(self, new_size: int, now: int, leaf_datas: list[bytes]) -> None:
-        """Inside the open transaction: append the leaves, sign and write the new head, announce it, COMMIT."""
+        """Inside the open transaction: append the leaves, sign and write the new head, COMMIT (on PostgreSQL the
+        database announces the new head to the processes standing by)."""
         if leaf_datas:
             appended = self.tree.append_leaf_data(leaf_datas)
             if appended != new_size:
@@ -368,7 +376,6 @@ class Sequencer:
         protected, signature = sign_tree_head(self.key, self.origin, root, now)
         note = sign_checkpoint(self.key, Checkpoint(self.origin, new_size, root))
         self.writer.append_head(new_size, root, now, note, protected, signature)
-        self.coordination.announce(new_size)
         self.db.commit()
 
     def _recover(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ class SqliteLogDatabase:
 
     def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         yield from self.conn.execute(sql, params)  # a sqlite3 cursor steps through the rows as they are read
+
+    def pipeline(self) -> AbstractContextManager[object]:
+        return nullcontext()  # in-process: nothing to save
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")

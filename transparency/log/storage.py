@@ -28,6 +28,7 @@ the sequencer have checked and hand to it (``pending_statements``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -65,6 +66,11 @@ class LogDatabase(Protocol):
 
     def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
         """The rows of a large query, read as they are consumed (memory independent of the result's size)."""
+        ...
+
+    def pipeline(self) -> AbstractContextManager[object]:
+        """A block whose statements may be sent together (PostgreSQL: one round trip for writes whose results are
+        not read); errors are raised by the end of the block at the latest."""
         ...
 
     def begin(self) -> None:
@@ -130,7 +136,8 @@ class Coordination(Protocol):
         ...
 
     def announce(self, tree_size: int) -> None:
-        """Inside the integration transaction: tell the other processes, when it commits, that the log grew."""
+        """Inside an integration transaction that adds no head (every statement claimed was in the log already):
+        wake the other processes when it commits, as a new head does."""
         ...
 
     def listen(self, wake: Wake) -> None:
