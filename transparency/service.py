@@ -7,7 +7,9 @@ writer) and a read connection; it keeps no state of its own beyond them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
@@ -23,6 +25,7 @@ from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
+from transparency.log.read_pool import ReadPool
 from transparency.log.reader import LogReader, TreeHead
 from transparency.log.resources import LoggedEntry, LogResources
 from transparency.log.sequencer import Integrated, Sequencer
@@ -32,6 +35,8 @@ from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
 from verifier.did_web import service_signers
 from verifier.keys import KeySet
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,9 @@ class TransparencyService:
         self.reader = LogReader(self.read_db)
         self.tree = PersistentMerkleTree(self.read_db)
         self.resources = LogResources(self.reader, self.tree, settings.entries_page_limit)
+        self.read_pool: ReadPool | None = None  # PostgreSQL: the registration's reads, off the event loop
+        if self.read_db.backend == "postgresql":
+            self.read_pool = ReadPool(settings.log_location, settings.entries_page_limit)
         try:
             self.identity.catch_up(self.reader)  # checks the entries it folds, too
         except BaseException:
@@ -90,6 +98,8 @@ class TransparencyService:
         if self.publisher is not None:
             self.publisher.stop()
         self.sequencer.stop()
+        if self.read_pool is not None:
+            self.read_pool.close()
         self.read_db.close()
 
     # --- writes -----------------------------------------------------------------------------------
@@ -112,12 +122,23 @@ class TransparencyService:
                                       "registered; submit the registration again")
         return self.registrar.check(body)
 
+    async def _read(self, read: Callable[[LogResources], T]) -> T:
+        """A read of the registration path: on the loop (SQLite), or in the read pool (PostgreSQL)."""
+        if self.read_pool is None:
+            return read(self.resources)
+        return await self.read_pool.run(read)
+
     async def _sequence(self, checked: Checked) -> Submission:
-        looked_up = self.sequencer.committed_size  # read first: the lookup below sees at least these entries
-        existing = self.reader.entry_by_id(checked.leaf_data)
-        if existing is not None:
-            return Submission(checked.leaf_data, self._receipt_for(existing.index, existing.tree_size))
-        # the sequencer's dedupe then checks only the entries logged since (it keeps those in memory)
+        """A statement already logged gets its receipt; the sequencer dedupes too (in the batch's transaction).
+        On SQLite the entry is looked up first (microseconds), so the batch's dedupe checks only the entries
+        logged since, which it keeps in memory. On PostgreSQL a lookup is a round trip per registration: the
+        batch's dedupe, one query for the whole batch, does it instead."""
+        looked_up = 0
+        if self.read_pool is None:
+            looked_up = self.sequencer.committed_size  # read first: the lookup below sees at least these entries
+            existing = self.reader.entry_by_id(checked.leaf_data)
+            if existing is not None:
+                return Submission(checked.leaf_data, self._receipt_for(existing.index, existing.tree_size))
         future = self.sequencer.submit(checked.leaf_data, checked.logged, absent_below=looked_up)
         try:
             done: Integrated = await asyncio.wait_for(
@@ -125,7 +146,8 @@ class TransparencyService:
             )
         except TimeoutError:
             return Submission(checked.leaf_data, None)
-        return Submission(done.leaf_data, self._receipt_for(done.index, done.tree_size))
+        return Submission(done.leaf_data, await self._read(lambda resources: resources.receipt(done.index,
+                                                                                                 done.tree_size)))
 
     # --- reads ------------------------------------------------------------------------------------
 
