@@ -16,6 +16,9 @@ transaction under an advisory lock, so processes starting together on an empty d
 
 from __future__ import annotations
 
+import re
+
+from schemas.errors import ConfigurationError
 from transparency.log.postgres_storage import SCHEMA_LOCK, PostgresLogDatabase
 from transparency.log.storage import APPEND_ONLY_TABLES
 
@@ -69,6 +72,24 @@ _V1 = (
 )
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1),)
+
+# what ``serve`` needs, and no more, when it runs as a role that does not own the tables
+_PRIVILEGES = {
+    "SELECT, INSERT": (*APPEND_ONLY_TABLES, "schema_migrations"),
+    "SELECT, INSERT, DELETE": ("entry_index", "pending_statements"),
+    "SELECT, INSERT, UPDATE, DELETE": ("entry_index_runs",),
+}
+_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def service_grants(role: str) -> list[str]:
+    """The ``GRANT`` statements that let ``role`` run ``serve`` on a log it does not own: it can append to the
+    record and maintain the derived tables, and, not owning them, cannot drop or disable their triggers."""
+    if not _ROLE.match(role):
+        raise ConfigurationError(f"role name {role[:70]!r} is not a plain lower-case PostgreSQL identifier")
+    statements = [f"GRANT {privileges} ON {', '.join(tables)} TO {role}" for privileges, tables in _PRIVILEGES.items()]
+    statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    return statements
 
 
 def create_or_migrate(db: PostgresLogDatabase) -> None:
