@@ -96,3 +96,7 @@ def test_settings_flags_beat_environment_beat_defaults() -> None:
         load_settings(env={"TABELLION_PORT": "eighty"})
     with pytest.raises(ConfigurationError):
         load_settings({"origin": "has space"}, env={})
+    assert load_settings(env={"TABELLION_DATABASE": "postgresql://u@h/db"}).log_location == "postgresql://u@h/db"
+    assert load_settings(env={}).log_location == Path("data/log.sqlite")
+    with pytest.raises(ConfigurationError, match="postgresql:// URL"):
+        load_settings({"database": "mysql://u@h/db"}, env={})
