@@ -250,6 +250,18 @@ class EntryNotFound(NotFound):
     title = "Entry not found"
 
 
+class MethodNotAllowed(TabellionError):
+    """The path exists but does not take this method; ``allow`` lists those it takes (the ``Allow`` header)."""
+
+    code = "method-not-allowed"
+    title = "Method not allowed"
+    status = 405
+
+    def __init__(self, detail: str, allow: str = "") -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
 class Overloaded(TabellionError):
     """Too many requests: the client should retry after ``retry_after`` seconds."""
 

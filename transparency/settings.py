@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -86,10 +87,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     if (settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1
             or settings.read_threads < 1):
         raise ConfigurationError("batch_max_entries, max_body_bytes, queue_limit and read_threads must be positive")
-    if not settings.body_read_timeout_s > 0:
-        raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive")
-    if settings.did_web_timeout_s <= 0:
-        raise ConfigurationError("did_web_timeout_s must be positive")
+    if not 0 < settings.body_read_timeout_s < math.inf:
+        raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive and finite")
+    if not 0 < settings.did_web_timeout_s < math.inf:
+        raise ConfigurationError(f"did_web_timeout_s {settings.did_web_timeout_s} must be positive and finite")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
     AllowedTargets.parse(settings.outbound_allow)  # ConfigurationError unless address ranges

@@ -257,7 +257,7 @@ def retry_after(value: str | None, now: float | None = None) -> float:
     if value is None:
         return DEFAULT_RETRY_AFTER_S
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float() refuses
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)

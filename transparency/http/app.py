@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from schemas.errors import TabellionError
-from transparency.http.problems import handle_tabellion_error, handle_unexpected
+from transparency.http.problems import handle_http_exception, handle_tabellion_error, handle_unexpected
 from transparency.http.ratelimit import RateLimiter
 from transparency.http.routes import ROUTES
 from transparency.registration import Registrar
@@ -56,7 +57,8 @@ def create_app(
 
     return Starlette(
         routes=[*ROUTES, *extra_routes],
-        exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
+        exception_handlers={TabellionError: handle_tabellion_error, HTTPException: handle_http_exception,
+                            Exception: handle_unexpected},
         middleware=[Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_s)],
         lifespan=lifespan,
     )

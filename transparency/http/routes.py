@@ -10,7 +10,6 @@ from schemas import cbor, media_types
 from schemas.base64url import b64url_decode
 from schemas.errors import (
     InvalidParameter,
-    NotFound,
 )
 from schemas.leaf import entry_id, parse_entry_id
 from schemas.tiles import parse_entries_path, parse_tile_path
@@ -114,10 +113,6 @@ async def get_tile(request: Request) -> Response:
         data = await service.read(service.tile, *parse_tile_path(path))
     cache = IMMUTABLE if ".p/" not in path else "public, max-age=60"
     return Response(data, 200, {"Cache-Control": cache}, media_types.TILE)
-
-
-async def not_found(request: Request) -> Response:
-    raise NotFound(f"no resource at {request.url.path}")
 
 
 ROUTES = [

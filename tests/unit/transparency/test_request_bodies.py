@@ -94,6 +94,6 @@ def test_the_body_timeout_is_a_setting() -> None:
     assert load_settings(env={"TABELLION_BODY_READ_TIMEOUT_S": "2.5"}).body_read_timeout_s == 2.5
     assert load_settings({"body_read_timeout_s": 1.0}, env={"TABELLION_BODY_READ_TIMEOUT_S": "2.5"}
                          ).body_read_timeout_s == 1.0
-    for bad in ("0", "-1", "soon"):
+    for bad in ("0", "-1", "soon", "inf", "nan"):
         with pytest.raises(ConfigurationError):
             load_settings(env={"TABELLION_BODY_READ_TIMEOUT_S": bad})
