@@ -32,6 +32,7 @@ from issuer.routes import ROUTES as ISSUER_ROUTES
 from issuer.statements import (
     PassportRequest,
     Signer,
+    agent_consent,
     agent_passport,
     claim_approval,
     claim_submission,
@@ -114,15 +115,17 @@ def seed_world(url: str) -> Seeds:
         return ident
 
     registration = operator_registration(operator, "fuzz", next_key)
+    consent = agent_consent(agent, operator.identity)
     passport = agent_passport(operator, PassportRequest(agent.identity, "software", "sha256:" + "ab" * 32, "EU",
                                                         "sha256:" + "cd" * 32, "https://issuer.example/status/1", 0))
     grant = delegation(operator, agent.identity, SCOPE, not_after=now + 86400, max_depth=0)
     claim = claim_submission(agent, "fuzz-claim", "fuzz", "mail", SCOPE)
-    entries = [logged("/registry/operators", registration), logged("/api/agent/issue", passport),
+    entries = [logged("/registry/operators", registration), logged("/registry/consents", consent),
+               logged("/api/agent/issue", passport),
                logged("/v1/delegations", grant), logged("/v1/claims", claim)]
     statements = {
         "operator-registration": registration, "agent-passport": passport, "delegation": grant,
-        "claim-submission": claim, "claim-approval": claim_approval(operator, entries[3]),
+        "agent-consent": consent, "claim-submission": claim, "claim-approval": claim_approval(operator, entries[4]),
         "revocation": revocation(operator, agent.identity, "keyCompromise"),
         "key-rotation": key_rotation(operator.identity, next_key, sequence=1, previous=entries[0],
                                      next_key=Ed25519PrivateKey.generate()),
@@ -131,7 +134,7 @@ def seed_world(url: str) -> Seeds:
     kids = [b64url(kid) for kid in parse_key_set(http.get("/.well-known/scitt-keys").content)]
     credential = json.loads(decode_sign1(passport).payload or b"{}")
     http.close()
-    return Seeds(statements, entries, [operator.identity, agent.identity], kids, agent, entries[2], credential)
+    return Seeds(statements, entries, [operator.identity, agent.identity], kids, agent, entries[3], credential)
 
 
 # --- values ---------------------------------------------------------------------------------------------------------
@@ -401,7 +404,7 @@ def cases(seeds: Seeds, count: int, seed: int = 0, host: str = "127.0.0.1") -> I
 
 
 def _valid_param(rng: random.Random, seeds: Seeds, name: str) -> str:
-    return {"entry_id": rng.choice(seeds.entries), "claim": seeds.entries[3], "kid": rng.choice(seeds.kids),
+    return {"entry_id": rng.choice(seeds.entries), "claim": seeds.entries[4], "kid": rng.choice(seeds.kids),
             "did": rng.choice(seeds.dids), "operator": seeds.dids[0],
             "decision": rng.choice(("approve", "reject", "revoke")),
             "path": rng.choice(("0/000.p/4", "entries/000.p/4", "0/000.p/1"))}.get(name, "x")
