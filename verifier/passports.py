@@ -52,10 +52,9 @@ and the statement's iss differ; when the operator is not a registered controller
 (its DID or its key) is revoked; when the tier is ``tpm`` and the agent has no unrevoked enrolment by this
 operator with the same machine fingerprint, or ``secure-enclave`` (not supported), or ``software`` under a namespace
 policy that requires hardware (``verifier.enrolments``); when the validity is empty or longer than the tier's
-cap; when it had already expired at the statement's ``iat``; when the operator already used that ``statusListIndex`` for an accepted
-passport; when the agent has not consented to this operator (its newest ``agent-consent`` names another, or none,
-or was withdrawn); and when the proof
-does not verify against the operator's current key (a key the operator rotated out is refused by name). A newer
+cap; when it had already expired at the statement's ``iat``; when the operator already used that
+``statusListIndex`` for an accepted passport; when the agent has not consented to this operator (its newest
+``agent-consent`` names another, or none, or was withdrawn); and when the proof does not verify against the operator's current key (a key the operator rotated out is refused by name). A newer
 passport for the same agent supersedes the older one, which stays in ``IdentityState.passport_entries``: an agent
 that consented to another operator can so be issued a passport by it while the old one is still valid.
 """
