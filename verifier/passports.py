@@ -55,8 +55,9 @@ policy that requires hardware (``verifier.enrolments``); when the validity is em
 cap; when it had already expired at the statement's ``iat``; when the operator already used that
 ``statusListIndex`` for an accepted passport; when the agent has not consented to this operator (its newest
 ``agent-consent`` names another, or none, or was withdrawn); and when the proof does not verify against the
-operator's current key (a key the operator rotated out is refused by name). A newer passport for the same agent supersedes the older one, which stays in
-``IdentityState.passport_entries``: an agent that consented to another operator can so be issued a passport by it while the old one is still valid.
+operator's current key (a key the operator rotated out is refused by name). A newer passport for the same agent
+supersedes the older one, which stays in ``IdentityState.passport_entries``: an agent that consented to another
+operator can so be issued a passport by it while the old one is still valid.
 """
 
 from __future__ import annotations
