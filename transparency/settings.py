@@ -30,6 +30,7 @@ class Settings:
     did_web_ca_file: Path | None = None  # PEM CA bundle for did:web fetches; None: the system's trust store
     did_web_timeout_s: float = 5.0  # the whole fetch of a did:web DID document
     did_web_allow_private: bool = False  # may did:web fetches reach loopback/private addresses (tests only)
+    enrolment_token_ttl_s: int = 300  # how long an enrolment token and its nonce may be used (single use)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -39,6 +40,11 @@ class Settings:
     @property
     def key_path(self) -> Path:
         return self.data_dir / "log-key.pem"
+
+    @property
+    def enrolments_path(self) -> Path:
+        """The enrolment ceremony's tokens and nonces (SQLite): short-lived, single-use, not part of the log."""
+        return self.data_dir / "enrolments.sqlite"
 
     @property
     def retired_keys_dir(self) -> Path:
@@ -58,6 +64,7 @@ _CASTS: dict[str, Callable[[str], Any]] = {
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,
+    "enrolment_token_ttl_s": int,
 }
 
 
@@ -76,6 +83,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = replace(Settings(), **values)
     if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
         raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if settings.enrolment_token_ttl_s < 1:
+        raise ConfigurationError("enrolment_token_ttl_s must be at least 1")
     if settings.did_web_timeout_s <= 0:
         raise ConfigurationError("did_web_timeout_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:

@@ -15,6 +15,7 @@ from transparency.http.routes import ROUTES
 from transparency.registration import Registrar
 from transparency.service import TransparencyService
 from transparency.settings import Settings
+from transparency.tpm.ceremony import EnrolmentCeremony
 
 Extension = Callable[[Starlette, TransparencyService], AbstractAsyncContextManager[None]]
 """Something hosted in the same process (the issuer): started after the service, stopped before it."""
@@ -39,6 +40,7 @@ def create_app(
             raise
         app.state.service = running
         app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        app.state.enrolment = EnrolmentCeremony(running, settings)
         try:
             async with AsyncExitStack() as stack:
                 try:
@@ -49,6 +51,7 @@ def create_app(
                     raise
                 yield
         finally:
+            app.state.enrolment.close()
             if service is None:
                 running.close()
 
