@@ -341,6 +341,30 @@ def test_a_stranger_cannot_log_an_enrolment_or_pin_a_root(enrolment_log: Enrolme
     assert b"agent-enrolment-root-not-pinned" in answer.content
 
 
+def test_malformed_enrolment_requests_are_4xx_and_log_nothing(enrolment_log: EnrolmentLog) -> None:
+    """No input makes a 5xx: every member of a good request replaced by garbage of several kinds."""
+    log = enrolment_log
+    before = size(log.http)
+    good = log.approve(log.evidence())
+    junk: list[Any] = [None, 7, "", "!!", b64url(os.urandom(40)), b64url(b"0" * 300), [], {}, {"attest": "AAAA"}]
+    for name in sorted(good):
+        for value in junk:
+            answer = log.http.post("/v1/enrol/submit", json={**good, name: value})
+            assert 400 <= answer.status_code < 500, (name, value, answer.text)
+    with Tpm(log.tpm.tcti) as tpm:
+        ek = b64url(tpm.ek_certificate())
+        ak = b64url(tpm.create(AK_ATTRIBUTES).public)
+    for body in ({}, {"ek_certificate": ek}, {"ek_certificate": ek, "ak_public": b64url(os.urandom(60))},
+                 {"ek_certificate": b64url(os.urandom(300)), "ak_public": ak}, {"ek_certificate": 1, "ak_public": ak}):
+        answer = log.http.post("/v1/enrol/start", json=body)
+        assert answer.status_code == 400, (body, answer.text)
+    for raw in (b"", b"[]", b"{", b'"x"'):
+        answer = log.http.post("/v1/enrol/submit", content=raw, headers={"content-type": "application/json"})
+        assert answer.status_code == 400, answer.text
+    assert log.http.post("/v1/enrol/start", content=b"{}").status_code == 415
+    assert size(log.http) == before
+
+
 def test_g3_a_stale_nonce(tmp_path: Path, software_tpm: SoftwareTpm, local_ca: LocalCa) -> None:
     with running_server(tmp_path / "log", enrolment_token_ttl_s=1) as url, \
             httpx.Client(base_url=url, timeout=30) as http:
@@ -366,3 +390,32 @@ def _did(public: bytes) -> str:
     key = parse_public(public).public_key
     assert isinstance(key, ec.EllipticCurvePublicKey)
     return did_key_from_public(key)
+
+
+def test_tabellion_enrol_from_the_command_line(tmp_path: Path, software_tpm: SoftwareTpm, local_ca: LocalCa) -> None:
+    """``tabellion enrol prepare`` / ``submit`` as a user runs them, then ``tabellion consent --tpm``: the agent's
+    consent signed in the TPM; a refusal is one line."""
+    from tests.e2e.test_operator_cli import entry_of, tabellion
+
+    with running_server(tmp_path / "log") as url, httpx.Client(base_url=url, timeout=30) as http:
+        anchor = pin_root(http, url.data_dir, local_ca.root_pem)
+        op = operator_with_approver(http)
+        agent_dir = tmp_path / "agent"
+        prepared = tabellion("enrol", "prepare", url, "--tcti", software_tpm.tcti, "--dir", str(agent_dir),
+                             "--operator", op.signer.identity, "--namespace", NAMESPACE,
+                             "--ek-chain", str(local_ca.intermediate_pem))
+        lines = dict(line.split(": ", 1) for line in prepared.stdout.splitlines() if ": " in line)
+        challenge = b64url_decode(lines["challenge"], "challenge")
+        (tmp_path / "assertion.json").write_text(json.dumps(op.passkey.get(challenge).to_json()))
+        done = tabellion("enrol", "submit", url, "--dir", str(agent_dir), "--assertion",
+                         str(tmp_path / "assertion.json"))
+        assert f"trust anchor {anchor}" in done.stdout and "G1 G2 G3 G4 G5 G6" in done.stdout
+        entry_of(done)
+        again = tabellion("enrol", "submit", url, "--dir", str(agent_dir), "--assertion",
+                          str(tmp_path / "assertion.json"), ok=False)
+        assert len(again.stderr.strip().splitlines()) == 1 and "enrolment-quote-invalid" not in again.stdout
+        assert "used already" in again.stderr
+        consent = tabellion("consent", url, "--tpm", str(agent_dir), "--tcti", software_tpm.tcti, "--operator",
+                            op.signer.identity)
+        entry_of(consent)
+        assert lines["agent"] in http.get(f"/v1/audit/{lines['agent']}").text

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from schemas import cose_labels as L
 from schemas.base64url import b64url, b64url_decode
@@ -52,7 +53,7 @@ class EnrolmentCeremony:
         ek_der = b64url_decode(body.get("ek_certificate"), "ek_certificate", EnrolmentRequestInvalid)
         try:
             ek_key = x509.load_der_x509_certificate(ek_der).public_key()
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise EnrolmentRequestInvalid(f"ek_certificate is not a DER X.509 certificate: {exc}") from exc
         ak: TpmPublic = parse_public(b64url_decode(body.get("ak_public"), "ak_public", EnrolmentRequestInvalid),
                                      "the AK's TPMT_PUBLIC")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from schemas.base64url import b64url_decode
@@ -154,7 +155,10 @@ def gate_g1(s: Submission, state: IdentityState, now: int) -> ChainedEk:
 
 
 def gate_g2(s: Submission, chained: ChainedEk) -> None:
-    expected = "sha256:" + chained.spki_sha256
+    try:
+        expected = "sha256:" + chained.spki_sha256
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise FingerprintMismatch(f"the EK certificate's public key cannot be read: {exc}") from exc
     if s.machine_fingerprint != expected:
         raise FingerprintMismatch(f"the declared machine fingerprint {s.machine_fingerprint[:80]} is not SHA-256 of "
                                   f"the EK's SubjectPublicKeyInfo ({expected})")

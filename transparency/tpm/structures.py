@@ -194,7 +194,10 @@ def parse_public(data: bytes, what: str = "TPMT_PUBLIC") -> TpmPublic:
         modulus = r.sized()
         if len(modulus) * 8 != key_bits or key_bits < 2048:
             raise TpmStructureInvalid(f"{what}'s modulus is {len(modulus) * 8} bits for keyBits {key_bits}")
-        public_key = rsa.RSAPublicNumbers(exponent or 65537, int.from_bytes(modulus, "big")).public_key()
+        try:
+            public_key = rsa.RSAPublicNumbers(exponent or 65537, int.from_bytes(modulus, "big")).public_key()
+        except ValueError as exc:
+            raise TpmStructureInvalid(f"{what}'s RSA key is not valid: {exc}") from exc
     else:
         raise TpmStructureInvalid(f"{what} is of type 0x{kind:04x}; only RSA and ECC keys are read")
     r.end()
