@@ -4,6 +4,7 @@
         --ek-chain vendor-intermediate.pem
     # the operator's passkey signs the printed challenge (user verified): the console, or a software authenticator
     tabellion enrol submit URL --dir AGENT --assertion assertion.json
+    tabellion enrol pin-root URL --data DATA --root vendor-root.pem    # on the log's host, once per vendor root
 
 ``prepare`` creates the agent's P-256 signing key and an attestation key inside the TPM, runs the TPM side of the
 ceremony (quote and certification over the service's nonce, activation of its credential) and writes the request
@@ -68,6 +69,37 @@ def submit(url: str, folder: Path, assertion: Path) -> list[str]:
             f"  machine fingerprint {answer['machine_fingerprint']}; gates {' '.join(answer['gates'])} passed"]
 
 
+def pin_root(url: str, data: Path, root: Path, note: str | None = None) -> list[str]:
+    """Pin a TPM vendor's EK root on the log: a trust-anchor (purpose tpm-endorsement) signed with the log's own key
+    (read from its data folder: this runs on the log's host) and registered over SCRAPI."""
+    import httpx
+
+    from schemas.identity_statements import content_type, encode_payload
+    from schemas.leaf import entry_id, leaf_data
+    from schemas.statement import parse_statement
+    from transparency.client import did_of, refusal, sign_statement
+    from transparency.client.signing import load_ed25519_key
+    from transparency.settings import Settings
+
+    try:
+        pem = root.read_text()
+        x509.load_pem_x509_certificate(pem.encode())
+    except (OSError, ValueError) as exc:
+        raise InvalidParameter(f"{root}: not a PEM X.509 certificate ({exc})") from exc
+    key = load_ed25519_key(Settings(data_dir=data).key_path, "log key")
+    payload: dict[str, Any] = {"anchor": pem, "kind": "x509-root-pem", "purpose": "tpm-endorsement"}
+    if note:
+        payload["note"] = note
+    statement = sign_statement(key, encode_payload("trust-anchor", payload), subject="tpm-endorsement",
+                               content_type=content_type("trust-anchor"), issuer=did_of(key))
+    answer = httpx.post(url.rstrip("/") + "/entries", content=statement, headers={"content-type": "application/cose"},
+                        timeout=60)
+    if answer.status_code != 201:
+        raise refusal(answer)
+    entry = entry_id(leaf_data(parse_statement(statement).message))
+    return [f"OK: trust-anchor (tpm-endorsement) registered as entry {entry}"]
+
+
 def add_enrol_commands(commands: Any, command: Command, show: Callable[[list[str]], int]) -> None:
     actions = command(commands, "enrol", lambda a: 2, "enrol a TPM-rooted agent (TPM 2.0, six gates)"
                       ).add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -87,3 +119,9 @@ def add_enrol_commands(commands: Any, command: Command, show: Callable[[list[str
     p.add_argument("--dir", required=True, type=Path)
     p.add_argument("--assertion", required=True, type=Path, metavar="FILE",
                    help="{credential_id, authenticator_data, client_data_json, signature}, base64url")
+    p = command(actions, "pin-root", lambda a: show(pin_root(a.url, a.data, a.root, a.note)),
+                "pin a TPM vendor's EK root on the log (on the log's host: signed with the log key)")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--data", required=True, type=Path, help="the log's data folder (its log-key.pem)")
+    p.add_argument("--root", required=True, type=Path, metavar="PEM")
+    p.add_argument("--note")

@@ -398,7 +398,8 @@ def test_tabellion_enrol_from_the_command_line(tmp_path: Path, software_tpm: Sof
     from tests.e2e.test_operator_cli import entry_of, tabellion
 
     with running_server(tmp_path / "log") as url, httpx.Client(base_url=url, timeout=30) as http:
-        anchor = pin_root(http, url.data_dir, local_ca.root_pem)
+        anchor = entry_of(tabellion("enrol", "pin-root", url, "--data", str(url.data_dir), "--root",
+                                    str(local_ca.root_pem), "--note", "the test's local CA"))
         op = operator_with_approver(http)
         agent_dir = tmp_path / "agent"
         prepared = tabellion("enrol", "prepare", url, "--tcti", software_tpm.tcti, "--dir", str(agent_dir),
