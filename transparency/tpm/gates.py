@@ -31,6 +31,8 @@ from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
+from webauthn import verify_authentication_response
+from webauthn.helpers.exceptions import WebAuthnException
 
 from schemas.base64url import b64url_decode
 from schemas.errors import TabellionError
@@ -257,10 +259,29 @@ def gate_g6(s: Submission, state: IdentityState, request: dict[str, Any]) -> byt
                                       "this log")
     digest = enrolment_digest(request)
     try:
-        check_operator_approval(state, s.namespace, s.webauthn, digest)
+        entry, _ = check_operator_approval(state, s.namespace, s.webauthn, digest)
     except TabellionError as exc:
         raise _within(OperatorApprovalInvalid, "the operator's passkey assertion", exc) from exc
+    _second_opinion(state, entry, s.webauthn, digest)
     return digest
+
+
+def _second_opinion(state: IdentityState, entry: str, assertion: dict[str, Any], digest: bytes) -> None:
+    """py_webauthn checks the assertion too (an independent implementation, as the issuer does for claim
+    decisions); the fold checks it a third time, offline."""
+    approver = state.approvers[entry]
+    response = {"authenticatorData": assertion["authenticator_data"], "clientDataJSON": assertion["client_data_json"],
+                "signature": assertion["signature"]}
+    credential = {"id": approver.credential_id, "rawId": approver.credential_id, "type": "public-key",
+                  "response": response, "clientExtensionResults": {}}
+    try:
+        verify_authentication_response(
+            credential=credential, expected_challenge=digest, expected_rp_id=approver.rp_id,
+            expected_origin=approver.origin, credential_public_key=b64url_decode(approver.public_key, "public_key"),
+            credential_current_sign_count=state.sign_counts.get(entry, 0), require_user_verification=True,
+        )
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:  # py_webauthn raises these on bad input
+        raise OperatorApprovalInvalid(f"py_webauthn refuses the operator's assertion: {str(exc)[:300]}") from exc
 
 
 def run_gates(s: Submission, session: Session, state: IdentityState, now: int) -> dict[str, Any]:
