@@ -58,6 +58,15 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
             if decision.enrolment is not None:  # the passkey enrolment a human approval was checked against
                 indices.add(state.approvers[decision.enrolment].index)
                 subjects.update((decision.enrolment, decision.decided_by))
+    for enrolment in state.enrolment_entries.values():  # a TPM-rooted agent: what its enrolment rests on
+        if enrolment.agent == did:
+            indices.add(enrolment.index)
+            subjects.update((enrolment.entry, enrolment.trust_anchor, enrolment.approver))
+            principals.add(enrolment.operator)
+            anchor = state.trust_anchors.get(enrolment.trust_anchor)
+            if anchor is not None:
+                indices.add(anchor.index)
+            indices.add(state.approvers[enrolment.approver].index)
     agents = {did} | {link.agent for d in state.delegations_to.get(did, ()) for link in chain_of(state, d).delegations}
     for consent in state.consent_entries.values():
         if consent.agent in agents:
@@ -72,6 +81,9 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
             evidence = state.did_web_evidence.get((principal, controller.history[0].key))
             if evidence is not None:  # what a did:web registration rested on (verifier.did_web)
                 indices.add(evidence.index)
+            policy = state.namespace_policies.get(controller.namespace)
+            if policy is not None:  # whether the namespace requires hardware-rooted agents
+                indices.add(policy.index)
         subjects.add(principal)
     for target in subjects:
         revocation = state.revoked.get(target)

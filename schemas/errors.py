@@ -715,7 +715,9 @@ class AuthorityRefused(PolicyRefused):
 
 
 class PassportRefused(AuthorityRefused):
-    """No valid agent passport: ``not_issued``, ``not_yet_valid``, ``expired``, ``revoked``, ``operator_revoked``."""
+    """No valid agent passport: ``not_issued``, ``not_yet_valid``, ``expired``, ``revoked``, ``operator_revoked``,
+    ``enrolment_revoked`` (a tpm passport whose agent enrolment was revoked), ``hardware_required`` (a software
+    passport under a namespace policy that requires hardware)."""
 
     code = "passport-refused"
     title = "Agent passport not valid"

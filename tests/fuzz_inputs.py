@@ -228,7 +228,7 @@ def _token_request(rng: random.Random, seeds: Seeds) -> bytes:
             body[name] = _json_value(rng)
     if rng.random() < 0.7:
         try:
-            body = sign_request(seeds.agent.key, body)
+            body = sign_request(seeds.agent.ed25519, body)
         except Exception:  # noqa: BLE001 - values the canonical JSON cannot take: send unsigned
             body["signature"] = "AAAA"
     return json.dumps(body).encode()

@@ -35,6 +35,7 @@ class Settings:
     read_threads: int = 2  # threads reading receipts, proofs, tiles off the event loop (pages have their own)
     # address ranges outbound requests (webhooks, did:web) may reach although not public: transparency.outbound
     outbound_allow: str = ""
+    enrolment_token_ttl_s: int = 300  # how long an enrolment token and its nonce may be used (single use)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,6 +45,11 @@ class Settings:
     @property
     def key_path(self) -> Path:
         return self.data_dir / "log-key.pem"
+
+    @property
+    def enrolments_path(self) -> Path:
+        """The enrolment ceremony's tokens and nonces (SQLite): short-lived, single-use, not part of the log."""
+        return self.data_dir / "enrolments.sqlite"
 
     @property
     def retired_keys_dir(self) -> Path:
@@ -68,6 +74,7 @@ _CASTS: dict[str, Callable[[str], Any]] = {
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "body_read_timeout_s": float, "read_threads": int,
     "outbound_allow": str,
+    "enrolment_token_ttl_s": int,
 }
 
 
@@ -91,6 +98,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive and finite")
     if not 0 < settings.did_web_timeout_s < math.inf:
         raise ConfigurationError(f"did_web_timeout_s {settings.did_web_timeout_s} must be positive and finite")
+    if settings.enrolment_token_ttl_s < 1:
+        raise ConfigurationError("enrolment_token_ttl_s must be at least 1")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
     AllowedTargets.parse(settings.outbound_allow)  # ConfigurationError unless address ranges

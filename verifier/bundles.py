@@ -81,11 +81,13 @@ class BundleReport:
     chains: tuple[ChainReport, ...]
     claims: tuple[ClaimReport, ...]
     revoked: str | None
+    enrolment: str | None = None  # a TPM-rooted agent: its agent-enrolment and the root its EK chained to
 
     def lines(self) -> list[str]:
         out = [f"audit bundle for {self.subject}: {self.entries} entries verified against {self.origin} "
                f"at tree size {self.tree_size}"]
         out.append(f"passport: {self.passport or 'none in the bundle'}")
+        out.append(f"hardware: {self.enrolment or 'no TPM enrolment in the bundle (a software agent)'}")
         for chain in self.chains:
             out.append(f"authorised by {chain.principals[0]} through {' -> '.join(chain.principals[1:])} "
                        f"(delegations {', '.join(e[:12] for e in chain.delegations)}): {chain.standing}")
@@ -203,7 +205,21 @@ def _report(subject: str, checkpoint: Checkpoint, state: IdentityState, count: i
         _passport_line(state, passport),
         tuple(chains), tuple(claims),
         f"at entry {revocation.index} by {revocation.by} ({revocation.reason})" if revocation else None,
+        _enrolment_line(state, subject),
     )
+
+
+def _enrolment_line(state: IdentityState, subject: str) -> str | None:
+    """The agent's TPM enrolment in the bundle: its entry, the pinned root its EK chained to, and its standing."""
+    enrolment = state.enrolments.get(subject)
+    if enrolment is None:
+        return None
+    revoked = state.revoked.get(enrolment.entry)
+    standing = f"REVOKED at entry {revoked.index} ({revoked.reason})" if revoked else "not revoked in this bundle"
+    return (f"TPM 2.0 enrolment entry {enrolment.entry} ({enrolment.operator}, namespace {enrolment.namespace}); "
+            f"EK chained to root sha256:{enrolment.root_sha256} pinned by trust-anchor entry {enrolment.trust_anchor}; "
+            f"machine {enrolment.machine_fingerprint}; gates G1-G6 passed; approved by the passkey of approver "
+            f"enrolment {enrolment.approver}; {standing}")
 
 
 def _passport_line(state: IdentityState, passport: Passport | None) -> str | None:

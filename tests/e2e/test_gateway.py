@@ -34,7 +34,7 @@ from transparency.receipts import sign_checkpoint
 
 TOKEN = "upstream-token-5b1f0c7e"
 PATHS = ["/registry/operators", *["/registry/consents", "/api/agent/issue"] * 3, *["/v1/delegations"] * 3,
-         "/v1/claims"]
+         "/v1/claims"]  # the order of build_world's statements: each agent consents to the operator before its passport
 
 
 # --- the upstream: records every request ---------------------------------------------------------

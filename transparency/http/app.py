@@ -18,6 +18,7 @@ from transparency.registration import Registrar
 from transparency.request_bodies import BodyReadDeadline
 from transparency.service import TransparencyService
 from transparency.settings import Settings
+from transparency.tpm.ceremony import EnrolmentCeremony
 
 Extension = Callable[[Starlette, TransparencyService], AbstractAsyncContextManager[None]]
 """Something hosted in the same process (the issuer): started after the service, stopped before it."""
@@ -42,6 +43,7 @@ def create_app(
             raise
         app.state.service = running
         app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        app.state.enrolment = EnrolmentCeremony(running, settings)
         try:
             async with AsyncExitStack() as stack:
                 try:
@@ -52,6 +54,7 @@ def create_app(
                     raise
                 yield
         finally:
+            app.state.enrolment.close()
             if service is None:
                 running.close()
 

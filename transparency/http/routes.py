@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from schemas import cbor, media_types
@@ -17,6 +20,8 @@ from transparency.http.ratelimit import RateLimiter
 from transparency.request_bodies import read_limited_body, require_content_type
 from transparency.request_params import query_int
 from transparency.service import TransparencyService, encode_entries
+from transparency.tpm.ceremony import EnrolmentCeremony
+from transparency.tpm.errors import EnrolmentRequestInvalid
 from verifier.keys import cose_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -115,6 +120,36 @@ async def get_tile(request: Request) -> Response:
     return Response(data, 200, {"Cache-Control": cache}, media_types.TILE)
 
 
+MAX_ENROLMENT_BYTES = 64 * 1024
+
+
+async def _enrolment_body(request: Request) -> dict[str, Any]:
+    limiter: RateLimiter = request.app.state.limiter
+    limiter.take(request.client.host if request.client else "unknown")
+    require_content_type(request, "application/json")
+    body = await read_limited_body(request, MAX_ENROLMENT_BYTES)
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise EnrolmentRequestInvalid(f"the body is not JSON: {str(exc)[:200]}") from exc
+    if not isinstance(value, dict):
+        raise EnrolmentRequestInvalid("the body is not a JSON object")
+    return value
+
+
+async def enrol_start(request: Request) -> Response:
+    """``POST /v1/enrol/start``: a single-use token, a nonce and a credential for the agent's EK and AK."""
+    ceremony: EnrolmentCeremony = request.app.state.enrolment
+    return JSONResponse(ceremony.start(await _enrolment_body(request)), 201, {"Cache-Control": "no-store"})
+
+
+async def enrol_submit(request: Request) -> Response:
+    """``POST /v1/enrol/submit``: the six gates; 201 with the logged agent-enrolment, or the gate's problem."""
+    ceremony: EnrolmentCeremony = request.app.state.enrolment
+    status, answer = await ceremony.submit(await _enrolment_body(request))
+    return JSONResponse(answer, status, {"Location": f"/entries/{answer['entry']}"})
+
+
 ROUTES = [
     Route("/entries", register_statement, methods=["POST"]),
     Route("/entries", list_entries, methods=["GET"]),
@@ -126,4 +161,6 @@ ROUTES = [
     Route("/log/vkey", get_vkey, methods=["GET"]),
     Route("/proofs/consistency", get_consistency, methods=["GET"]),
     Route("/tile/{path:path}", get_tile, methods=["GET"]),
+    Route("/v1/enrol/start", enrol_start, methods=["POST"]),
+    Route("/v1/enrol/submit", enrol_submit, methods=["POST"]),
 ]
