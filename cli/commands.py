@@ -24,6 +24,7 @@ from cli.admin import add_admin_commands
 from cli.fsck import add_fsck_command
 from cli.gateway import add_gateway_commands
 from cli.operator import add_operator_commands
+from cli.witness import add_witness_command
 from schemas import cose_labels as L
 from schemas.checkpoint import parse_checkpoint
 from schemas.cose_sign1 import decode_sign1
@@ -477,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_commands(commands, command, _print)
     add_fsck_command(commands, command)
     add_gateway_commands(commands, command, _print)
+    add_witness_command(commands, command, _print)
     p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys)),
                 "check an audit bundle: who authorised an agent, through which chain")
     p.add_argument("file", metavar="FILE")

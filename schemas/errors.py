@@ -80,6 +80,20 @@ class MalformedCheckpoint(BadInput):
     title = "Malformed checkpoint"
 
 
+class MalformedWitnessRequest(BadInput):
+    """A C2SP tlog-witness body (add-checkpoint request, 409 size, cosignature lines) that does not parse."""
+
+    code = "malformed-witness-request"
+    title = "Malformed witness request"
+
+
+class MalformedPolicy(BadInput):
+    """A C2SP tlog-policy file that does not parse or breaks one of its rules."""
+
+    code = "malformed-policy"
+    title = "Malformed trust policy"
+
+
 class MalformedReceipt(BadInput):
     code = "malformed-receipt"
     title = "Malformed receipt"
@@ -174,6 +188,13 @@ class CheckpointSignatureInvalid(NoteSignatureInvalid):
 class CheckpointInconsistent(VerificationError):
     code = "checkpoint-inconsistent"
     title = "Checkpoint inconsistent"
+
+
+class CheckpointUnwitnessed(VerificationError):
+    """A checkpoint signed by the log lacks the witness cosignatures a C2SP tlog-policy quorum requires."""
+
+    code = "checkpoint-unwitnessed"
+    title = "Checkpoint not witnessed by the quorum"
 
 
 class KeyUnknown(VerificationError):
@@ -971,6 +992,14 @@ class LogStale(GatewayUnavailable):
 
     code = "log-stale"
     title = "Log state too old"
+
+
+class LogUnwitnessed(GatewayUnavailable):
+    """The log has checkpoints newer than the last one its witness quorum cosigned, for longer than a follower
+    that requires the quorum may decide without them (gateway or issuer)."""
+
+    code = "log-unwitnessed"
+    title = "Log checkpoints not witnessed"
 
 
 class ConnectionUnknown(NotFound):
