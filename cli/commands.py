@@ -446,7 +446,7 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     service_log.addHandler(handler)
     service_log.setLevel(logging.DEBUG if a.verbose else logging.INFO)
     serve({"data_dir": a.data, "host": a.host, "port": a.port, "origin": a.origin,
-           "max_body_bytes": a.max_body})
+           "max_body_bytes": a.max_body, "witness_policy": a.witness_policy})
     return 0
 
 
@@ -483,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to listen on")
     p.add_argument("--origin", help="the log's origin (checkpoint origin line, receipt issuer)")
     p.add_argument("--max-body", type=int, metavar="BYTES", help="largest statement accepted")
+    p.add_argument("--witness-policy", type=Path, metavar="POLICY_FILE", help="a C2SP tlog-policy: the witnesses "
+                   "(with URLs) asked to cosign each checkpoint, and the quorum of GET /checkpoint/witnessed")
 
     p = command(commands, "keygen", lambda a: _print(keygen(a.out, a.type, force=a.force)),
                 "create a signing key and print its did:key")

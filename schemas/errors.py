@@ -249,6 +249,13 @@ class EntryNotFound(NotFound):
     title = "Entry not found"
 
 
+class CheckpointNotWitnessed(NotFound):
+    """The log has no checkpoint that its witness policy's quorum cosigned (none configured, or none yet)."""
+
+    code = "checkpoint-not-witnessed"
+    title = "No witnessed checkpoint"
+
+
 class Overloaded(TabellionError):
     """Too many requests: the client should retry after ``retry_after`` seconds."""
 

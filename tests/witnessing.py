@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from schemas.checkpoint import Checkpoint
 from schemas.leaf import leaf_hash
 from schemas.note import Note, NoteSignature, VerifierKey, ed25519_vkey
+from schemas.policy import Policy, parse_policy
 from schemas.witness import AddCheckpoint
 from tests.merkle_reference import consistency_proof, mth
-from tests.server import REPO, START_TIMEOUT_S, ServerUrl, free_port
+from tests.server import REPO, START_TIMEOUT_S, ServerUrl, free_port, start_server
 from witness.config import load_config
 
 
@@ -141,3 +142,64 @@ def witness_vkey(url: WitnessUrl) -> VerifierKey:
     from schemas.note import parse_vkey
 
     return parse_vkey(witness_identity(url.config_path)[0])
+
+
+class Deployment:
+    """A log (``tabellion serve``) asking witnesses (``tabellion witness``), all real processes, with the policy
+    file both the log and relying parties read."""
+
+    def __init__(self, log: ServerUrl, witnesses: list[WitnessUrl], policy_path: Path, log_vkey: VerifierKey) -> None:
+        self.log = log
+        self.witnesses = witnesses
+        self.policy_path = policy_path
+        self.log_vkey = log_vkey
+
+    @property
+    def policy(self) -> Policy:
+        return parse_policy(self.policy_path.read_bytes())
+
+    def restart_witness(self, i: int) -> WitnessUrl:
+        old = self.witnesses[i]
+        self.witnesses[i] = start_witness(old.config_path.parent, "", [])
+        return self.witnesses[i]
+
+    def stop(self) -> None:
+        for w in self.witnesses:
+            w.terminate()
+        self.log.terminate()
+
+
+def policy_text(log_vkey: VerifierKey, witnesses: Sequence[tuple[str, VerifierKey, str | None]], quorum: int) -> str:
+    lines = [f"log {log_vkey.encode()}"]
+    lines += [f"witness {name} {vkey.encode()}" + (f" {url}" if url else "") for name, vkey, url in witnesses]
+    lines += [f"group quorum {quorum} {' '.join(name for name, _, _ in witnesses)}", "quorum quorum"]
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def witnessed_deployment(tmp_path: Path, witnesses: int = 3, quorum: int = 2,
+                         origin: str = "tabellion.localhost/log", **settings: object) -> Iterator[Deployment]:
+    """``witnesses`` witness processes, and a log whose witness policy names them all with a quorum of
+    ``quorum``; the log retries a failed witness after at most 1 s."""
+    from transparency.keys import load_or_create_log_key
+
+    data = tmp_path / "log-data"
+    log_vkey = load_or_create_log_key(data / "log-key.pem").note_key(origin)
+    started: list[WitnessUrl] = []
+    log: ServerUrl | None = None
+    try:
+        for i in range(witnesses):
+            started.append(start_witness(tmp_path / f"w{i}", f"witness{i}.test/w", [log_vkey]))
+        entries = [(f"w{i}", witness_vkey(w), str(w)) for i, w in enumerate(started)]
+        policy_path = tmp_path / "log.policy"
+        policy_path.write_text(policy_text(log_vkey, entries, quorum))
+        values: dict[str, object] = {"witness_max_backoff_s": 1.0, "witness_timeout_s": 2.0}
+        values.update(settings)
+        log = start_server(tmp_path, data_dir=data, origin=origin, witness_policy=policy_path, **values)
+        deployment = Deployment(log, started, policy_path, log_vkey)
+        yield deployment
+    finally:
+        for w in started:
+            w.terminate()
+        if log is not None:
+            log.terminate()

@@ -12,14 +12,18 @@ from dataclasses import dataclass
 from schemas import cbor
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
+    CheckpointNotWitnessed,
+    ConfigurationError,
     DidWebEvidenceMissing,
     EntryNotFound,
     InvalidParameter,
     LogCorrupted,
+    MalformedPolicy,
     NotFound,
     RegistrationPending,
 )
 from schemas.leaf import entry_id
+from schemas.policy import parse_policy
 from schemas.proofs import ConsistencyProof, InclusionProof
 from schemas.receipt import transparent_statement
 from schemas.statement import parse_statement
@@ -33,6 +37,7 @@ from transparency.log.store import EntryRow, LogReader, TreeHead, open_database
 from transparency.receipts import assemble_receipt
 from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
+from transparency.witnessing import CosignatureGatherer, LogView
 from verifier.did_web import service_signers
 from verifier.keys import KeySet
 
@@ -73,14 +78,42 @@ class TransparencyService:
         self.read_db = open_database(settings.db_path, create=False)
         self.reader = LogReader(self.read_db)
         self.tree = PersistentMerkleTree(self.read_db.conn)
+        self.cosignatures: CosignatureGatherer | None = None
+        self._witnessed_grown: asyncio.Event | None = None
         try:
             self.identity.catch_up(self.reader)  # checks the entries it folds, too
+            self.cosignatures = self._gatherer()
         except BaseException:
             self.close()
             raise
         self.sequencer.start()
+        if self.cosignatures is not None:
+            self.cosignatures.start()
+
+    def _gatherer(self) -> CosignatureGatherer | None:
+        """The witnesses this log asks to cosign its checkpoints (``Settings.witness_policy``), if any."""
+        if self.settings.witness_policy is None:
+            return None
+        try:
+            policy = parse_policy(self.settings.witness_policy.read_bytes())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the witness policy {self.settings.witness_policy}: "
+                                     f"{exc.strerror or exc}") from exc
+        except MalformedPolicy as exc:
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy}: {exc.detail}") from exc
+        own = self.key.note_key(self.settings.origin)
+        if policy.logs and own not in policy.log_keys():
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy} lists logs, but not this "
+                                     f"one ({own.encode()})")
+        return CosignatureGatherer(
+            policy, own, LogView(self.settings.db_path), self.settings.data_dir,
+            timeout=self.settings.witness_timeout_s, max_backoff=self.settings.witness_max_backoff_s,
+            on_published=self._cosigned,
+        )
 
     def close(self) -> None:
+        if self.cosignatures is not None:
+            self.cosignatures.stop()
         self.sequencer.stop()
         self.read_db.close()
 
@@ -145,7 +178,48 @@ class TransparencyService:
         return head
 
     def checkpoint(self) -> str:
-        return self.latest_head().checkpoint
+        """The latest signed checkpoint, with the witness cosignatures gathered for it so far (maybe none)."""
+        head = self.latest_head()
+        latest = self.cosignatures.latest() if self.cosignatures is not None else None
+        if latest is not None and latest.size == head.tree_size and latest.note.startswith(head.checkpoint):
+            return latest.note
+        return head.checkpoint
+
+    def witnessed_checkpoint(self) -> str:
+        """The newest checkpoint whose cosignatures meet the quorum of the log's witness policy."""
+        witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+        if witnessed is None:
+            why = "has no witness policy" if self.cosignatures is None else "has no checkpoint witnessed yet"
+            raise CheckpointNotWitnessed(f"this log {why}")
+        return witnessed.note
+
+    async def witnessed_checkpoint_after(self, size: int, wait_s: float) -> str:
+        """The witnessed checkpoint once it is larger than ``size``, or after ``wait_s`` whatever it is then."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop, self._grown = loop, asyncio.Event()
+        if self._witnessed_grown is None:
+            self._witnessed_grown = asyncio.Event()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+            if witnessed is not None and witnessed.size > size:
+                break
+            try:
+                await asyncio.wait_for(self._witnessed_grown.wait(), left)
+            except TimeoutError:
+                break
+        return self.witnessed_checkpoint()
+
+    def _cosigned(self) -> None:
+        """In the gatherer's thread, after it published cosignatures: wake the long polls of witnessed ones."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_witnessed)
+
+    def _wake_witnessed(self) -> None:
+        if self._witnessed_grown is not None:
+            self._witnessed_grown.set()
+            self._witnessed_grown = asyncio.Event()
 
     async def checkpoint_after(self, size: int, wait_s: float) -> str:
         """The checkpoint once the tree is larger than ``size``, or after ``wait_s`` whatever it is then."""
@@ -162,8 +236,11 @@ class TransparencyService:
         return self.checkpoint()
 
     def _integrated(self, entries: list[tuple[int, bytes]]) -> None:
-        """In the sequencer thread, after a batch committed: fold it, then wake long polls."""
+        """In the sequencer thread, after a batch committed: fold it, wake the cosignature gatherer, then long
+        polls."""
         self.identity.integrated(entries)
+        if self.cosignatures is not None:
+            self.cosignatures.notify()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake)
 

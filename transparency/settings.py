@@ -30,6 +30,9 @@ class Settings:
     did_web_ca_file: Path | None = None  # PEM CA bundle for did:web fetches; None: the system's trust store
     did_web_timeout_s: float = 5.0  # the whole fetch of a did:web DID document
     did_web_allow_private: bool = False  # may did:web fetches reach loopback/private addresses (tests only)
+    witness_policy: Path | None = None  # a C2SP tlog-policy: the witnesses asked to cosign, the quorum aimed for
+    witness_timeout_s: float = 5.0  # one add-checkpoint request to one witness
+    witness_max_backoff_s: float = 10.0  # longest pause before asking a failed witness again
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,6 +61,7 @@ _CASTS: dict[str, Callable[[str], Any]] = {
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,
+    "witness_policy": Path, "witness_timeout_s": float, "witness_max_backoff_s": float,
 }
 
 
@@ -78,6 +82,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
     if settings.did_web_timeout_s <= 0:
         raise ConfigurationError("did_web_timeout_s must be positive")
+    if settings.witness_timeout_s <= 0 or settings.witness_max_backoff_s <= 0:
+        raise ConfigurationError("witness_timeout_s and witness_max_backoff_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
     return settings

@@ -21,7 +21,7 @@ future). Raises ``CheckpointSignatureInvalid`` (step 1), ``NoteSignatureInvalid`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from schemas.checkpoint import Checkpoint
@@ -77,7 +77,7 @@ def witnesses_of(note: Note, policy: Policy) -> dict[str, int]:
     return found
 
 
-def quorum_met(policy: Policy, cosigned: Mapping[str, int] | set[str], name: str | None = None) -> bool:
+def quorum_met(policy: Policy, cosigned: Collection[str], name: str | None = None) -> bool:
     """Step 3: has ``name`` (the quorum by default) witnessed the checkpoint, given who cosigned it?"""
     name = policy.quorum if name is None else name
     if name == NONE:
