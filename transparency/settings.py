@@ -33,6 +33,8 @@ class Settings:
     witness_policy: Path | None = None  # a C2SP tlog-policy: the witnesses asked to cosign, the quorum aimed for
     witness_timeout_s: float = 5.0  # one add-checkpoint request to one witness
     witness_max_backoff_s: float = 10.0  # longest pause before asking a failed witness again
+    issuer_witness_policy: Path | None = None  # the embedded issuer accepts only checkpoints this quorum cosigned
+    issuer_witness_grace_s: float = 10.0  # ... and answers 503 log-unwitnessed past this wait for a quorum
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -62,6 +64,7 @@ _CASTS: dict[str, Callable[[str], Any]] = {
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,
     "witness_policy": Path, "witness_timeout_s": float, "witness_max_backoff_s": float,
+    "issuer_witness_policy": Path, "issuer_witness_grace_s": float,
 }
 
 
