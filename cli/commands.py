@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cli.admin import add_admin_commands
 from cli.fsck import add_fsck_command
 from cli.gateway import add_gateway_commands
+from cli.monitor import add_monitor_command
 from cli.operator import add_operator_commands
 from cli.witness import add_witness_command
 from schemas import cose_labels as L
@@ -571,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fsck_command(commands, command)
     add_gateway_commands(commands, command, _print)
     add_witness_command(commands, command, _print)
+    add_monitor_command(commands, command)
     p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys, a.policy)),
                 "check an audit bundle: who authorised an agent, through which chain")
     p.add_argument("file", metavar="FILE")

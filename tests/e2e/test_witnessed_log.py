@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from cli.commands import run
 from schemas.checkpoint import parse_checkpoint
 from schemas.note import parse_note
 from schemas.witness import origin_hash
@@ -70,6 +71,8 @@ def test_checkpoints_are_cosigned_by_the_witnesses(tmp_path: Path) -> None:
         for witness in deployment.witnesses:
             served = httpx.get(f"{witness}/{origin_hash('tabellion.localhost/log')}/checkpoint").text
             assert verify_checkpoint(served, deployment.log_vkey).size == 3
+        # an honest log: the monitor finds the log and every witness in agreement
+        assert run(["monitor", "--policy", str(deployment.policy_path), "--log", str(deployment.log), "--once"]) == 0
 
 
 def test_dead_and_hung_witnesses_never_block_registration(tmp_path: Path) -> None:
