@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 
 from schemas.errors import MalformedKey, MalformedNote
@@ -15,6 +16,7 @@ from schemas.errors import MalformedKey, MalformedNote
 SIG_TYPE_ED25519 = 0x01
 SIG_TYPE_COSIGNATURE_V1 = 0x04
 _DASH = "\u2014 "
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")  # every control character but newline
 MAX_SIGNATURES = 100
 
 
@@ -91,9 +93,8 @@ def parse_note(message: str | bytes) -> Note:
             message = message.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedNote("a note is not valid UTF-8") from exc
-    for ch in message:
-        if (ord(ch) < 0x20 and ch != "\n") or ord(ch) == 0x7F:
-            raise MalformedNote("a note contains a control character")
+    if _CONTROL.search(message):
+        raise MalformedNote("a note contains a control character")
     split = message.rfind("\n\n")
     if split < 0:
         raise MalformedNote("a note needs a blank line between its text and its signatures")
