@@ -136,3 +136,31 @@ def _verify_offline(tmp_path: Path, deployment: Deployment, client: HttpLogClien
     note = parse_note(later)
     plain.write_text(type(note)(note.text, note.signatures[:1]).encode())
     assert run(["verify", "checkpoint", str(plain), "--policy", policy]) == 1
+
+
+def test_the_issuer_requiring_the_quorum(tmp_path: Path) -> None:
+    """The embedded issuer with ``issuer_witness_policy``: it answers from witnessed checkpoints, 503
+    ``log-unwitnessed`` once newer ones wait past the grace, and again normally when the witnesses are back."""
+    # the deployment writes the policy before it starts the log, whose issuer reads it at start
+    with witnessed_deployment(tmp_path, witnesses=3, quorum=2, issuer_witness_grace_s=1.0,
+                              issuer_witness_policy=tmp_path / "log.policy") as deployment, \
+            HttpLogClient(deployment.log) as client:
+        world = register_world(deployment.log)
+        did_url = f"{deployment.log}/1.0/identifiers/{world.operator.identity}"
+        assert httpx.get(did_url, timeout=10).status_code == 200
+        audit = httpx.get(f"{deployment.log}/v1/audit/{world.c.identity}", timeout=30)
+        assert audit.status_code == 200
+        assert verify_witnessed_checkpoint(audit.json()["checkpoint"], deployment.policy).checkpoint.size > 0
+        deployment.witnesses[0].kill9()
+        deployment.witnesses[2].kill9()
+        client.submit(sign_statement(generate_key(), b"unwitnessed", subject="q", content_type="text/plain"))
+        deadline = time.monotonic() + 15
+        while (answer := httpx.get(did_url, timeout=10)).status_code == 200:
+            assert time.monotonic() < deadline, "the issuer kept answering past the grace"
+            time.sleep(0.2)
+        refused(answer, 503, "log-unwitnessed")
+        deployment.restart_witness(0)
+        deadline = time.monotonic() + 20
+        while httpx.get(did_url, timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, f"the issuer never caught up:\n{deployment.log.log()}"
+            time.sleep(0.2)
