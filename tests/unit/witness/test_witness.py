@@ -3,15 +3,18 @@ order, and the promise it keeps: never a smaller tree, never another root at the
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.checkpoint import Checkpoint
-from schemas.errors import MalformedCheckpoint, MalformedNote, MalformedWitnessRequest, NotFound
+from schemas.errors import MalformedCheckpoint, MalformedNote, MalformedWitnessRequest, NotFound, TabellionError
 from schemas.note import Note, NoteSignature, VerifierKey, ed25519_vkey, parse_note
 from schemas.witness import AddCheckpoint, origin_hash
 from tests.witnessing import TestLog, raw_public
@@ -283,3 +286,33 @@ def test_answer_is_a_single_cosignature_line_verifiable_with_note_tools(tmp_path
     # the log key alone, the witness key alone, both: signed-note verification ignores unknown keys
     for keys in ([log.vkey], [witness.cosigner.vkey], [log.vkey, witness.cosigner.vkey]):
         assert verify_note(merged, keys).text == parsed.text
+
+
+_RUNS = itertools.count()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(4, 20), kind=st.integers(0, 3), data=st.data())
+def test_no_input_is_a_server_error(tmp_path: Path, log: TestLog, size: int, kind: int, data: st.DataObject) -> None:
+    """Random bodies, and real ones cut or with a byte changed: every refusal is a TabellionError below 500,
+    and nothing refused changes what the witness holds."""
+    real = log.add_checkpoint(4, size)
+    if kind == 0:
+        body = data.draw(st.binary(max_size=400))
+    elif kind == 1:
+        body = real[:data.draw(st.integers(0, len(real)))]
+    elif kind == 2:
+        i = data.draw(st.integers(0, len(real) - 1))
+        body = real[:i] + bytes([data.draw(st.integers(0, 255))]) + real[i + 1:]
+    else:
+        body = f"old {data.draw(st.integers(0, 2**64 + 5))}\n\n".encode() + real.split(b"\n\n", 1)[1]
+    witness = _witness(tmp_path / f"run{next(_RUNS)}", log)
+    witness.add_checkpoint(log.add_checkpoint(0, 4))
+    try:
+        witness.add_checkpoint(body)
+    except TabellionError as exc:
+        assert exc.status < 500, exc
+        latest = witness.store.latest(log.origin)
+        assert latest is not None and latest.size == 4
+    finally:
+        witness.store.close()
