@@ -295,6 +295,10 @@ def verify_receipt_files(
         raise UsageError("give either a transparent statement file or --statement and --receipt, not both")
     if transparent is None and (statement is None or receipt is None):
         raise UsageError("give a transparent statement file, or both --statement and --receipt")
+    if policy is None and (checkpoint is not None or consistency is not None):
+        raise UsageError("--checkpoint and --consistency go with --policy")
+    if policy is not None and checkpoint is None:
+        raise UsageError("--policy needs the cosigned checkpoint (--checkpoint FILE) the receipts are checked against")
     keys = parse_key_set(read_file(log_keys, "key set"))
     resolver = DidKeyResolver() if check_signer else None
     if transparent is not None:
@@ -308,8 +312,6 @@ def verify_receipt_files(
     lines = [_receipt_line(v) + signer for v in verified]
     if policy is not None:
         lines += _witnessed_receipts(verified, keys, policy, checkpoint, consistency)
-    elif checkpoint is not None or consistency is not None:
-        raise UsageError("--checkpoint and --consistency go with --policy")
     return lines
 
 
@@ -319,7 +321,7 @@ def _witnessed_receipts(
 ) -> list[str]:
     """Tie every receipt to a witnessed checkpoint: the same root at its size, else a consistency proof to it."""
     if checkpoint is None:
-        raise UsageError("--policy needs the cosigned checkpoint (--checkpoint FILE) the receipts are checked against")
+        raise UsageError("--policy needs the cosigned checkpoint (--checkpoint FILE)")
     loaded = load_policy(policy)
     text = read_file(checkpoint, "checkpoint")
     witnessed = verify_witnessed_checkpoint(text, loaded, _log_vkey(text, keys))
