@@ -7,7 +7,9 @@ decisions on them (with the passkey enrolment behind a human approval), the key 
 and rotations) of every principal, passport issuer and namespace owner involved (with the did:web evidence
 a did:web registration rested on), and every revocation
 of any of these — each with its receipt, plus the latest verified checkpoint and the consistency
-proofs from each receipt's tree size to it.
+proofs from each receipt's tree size to it. When the log's witnesses have cosigned a checkpoint that covers
+every entry, that cosigned checkpoint is the one (``LogState.witnessed``), so that the bundle checks offline
+against a C2SP tlog-policy (``tabellion verify bundle --policy``).
 
 Inclusion is proven; completeness is not: a bundle cannot show that no other entry (say a revocation)
 exists. A verifier that needs that follows the log itself.
@@ -97,19 +99,22 @@ def audit_bundle(log: LogState, did: str) -> dict[str, Any]:
     indices = sorted(relevant_entries(log.state, did))
     if not indices:
         raise AuditSubjectUnknown(f"no passport, delegation, consent or claim of {did[:200]} is on the log")
-    checkpoint = log.checkpoint
+    checkpoint, checkpoint_text = log.checkpoint, log.checkpoint_text
     entries = []
     sizes: set[int] = set()
     for index in indices:
         entry = log.entry(index)
         entries.append({"index": index, "statement": b64url(entry.statement), "receipt": b64url(entry.receipt)})
         sizes.add(parse_receipt(entry.receipt).inclusion[0].tree_size)
+    witnessed = log.witnessed(max(sizes))  # the cosigned checkpoint, when one covers every entry
+    if witnessed is not None:
+        checkpoint_text, checkpoint = witnessed
     client = log.follower.client
     consistency = [
         {"tree_size": size, "path": [b64url(h) for h in client.consistency(size, checkpoint.size).path]}
         for size in sorted(sizes) if size < checkpoint.size
     ]
     return {
-        "type": BUNDLE_TYPE, "version": BUNDLE_VERSION, "subject": did, "checkpoint": log.checkpoint_text,
+        "type": BUNDLE_TYPE, "version": BUNDLE_VERSION, "subject": did, "checkpoint": checkpoint_text,
         "entries": entries, "consistency": consistency,
     }

@@ -28,14 +28,18 @@ from typing import ParamSpec, TypeVar
 from schemas import cbor
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
+    CheckpointNotWitnessed,
+    ConfigurationError,
     DidWebEvidenceMissing,
     EntryNotFound,
     InvalidParameter,
     LogCorrupted,
+    MalformedPolicy,
     NotFound,
     RegistrationPending,
 )
 from schemas.leaf import entry_id
+from schemas.policy import parse_policy
 from schemas.proofs import ConsistencyProof, InclusionProof
 from schemas.receipt import transparent_statement
 from schemas.statement import parse_statement
@@ -50,6 +54,7 @@ from transparency.log.store import EntryRow, LogReader, TreeHead
 from transparency.receipts import assemble_receipt
 from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
+from transparency.witnessing import CosignatureGatherer, LogView
 from verifier.did_web import service_signers
 from verifier.keys import KeySet
 
@@ -96,16 +101,44 @@ class TransparencyService:
         self.views = ReadViews(settings.db_path)
         self.read_pool = ReadPool(settings.read_threads)
         self.page_pool = ReadPool(1, nice=PAGE_THREAD_NICE, name="log-pages")
+        self.cosignatures: CosignatureGatherer | None = None
+        self._witnessed_grown: asyncio.Event | None = None
         try:
             self.identity.catch_up(self.reader)  # checks the entries it folds, too
+            self.cosignatures = self._gatherer()
         except BaseException:
             self.close()
             raise
         self._head_lock = threading.Lock()
         self._head = self.latest_head()  # the latest signed tree head, kept up to date by _integrated
         self.sequencer.start()
+        if self.cosignatures is not None:
+            self.cosignatures.start()
+
+    def _gatherer(self) -> CosignatureGatherer | None:
+        """The witnesses this log asks to cosign its checkpoints (``Settings.witness_policy``), if any."""
+        if self.settings.witness_policy is None:
+            return None
+        try:
+            policy = parse_policy(self.settings.witness_policy.read_bytes())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the witness policy {self.settings.witness_policy}: "
+                                     f"{exc.strerror or exc}") from exc
+        except MalformedPolicy as exc:
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy}: {exc.detail}") from exc
+        own = self.key.note_key(self.settings.origin)
+        if policy.logs and own not in policy.log_keys():
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy} lists logs, but not this "
+                                     f"one ({own.encode()})")
+        return CosignatureGatherer(
+            policy, own, LogView(self.settings.db_path), self.settings.data_dir,
+            timeout=self.settings.witness_timeout_s, max_backoff=self.settings.witness_max_backoff_s,
+            on_published=self._cosigned,
+        )
 
     def close(self) -> None:
+        if self.cosignatures is not None:
+            self.cosignatures.stop()
         self.sequencer.stop()
         self.read_pool.close()
         self.page_pool.close()
@@ -207,8 +240,49 @@ class TransparencyService:
         return head
 
     def checkpoint(self) -> str:
-        """The latest checkpoint, from memory (no read on the event loop)."""
-        return self._head.checkpoint
+        """The latest signed checkpoint, from memory (no read on the event loop), with the witness cosignatures
+        gathered for it so far (maybe none)."""
+        head = self._head
+        latest = self.cosignatures.latest() if self.cosignatures is not None else None
+        if latest is not None and latest.size == head.tree_size and latest.note.startswith(head.checkpoint):
+            return latest.note
+        return head.checkpoint
+
+    def witnessed_checkpoint(self) -> str:
+        """The newest checkpoint whose cosignatures meet the quorum of the log's witness policy."""
+        witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+        if witnessed is None:
+            why = "has no witness policy" if self.cosignatures is None else "has no checkpoint witnessed yet"
+            raise CheckpointNotWitnessed(f"this log {why}")
+        return witnessed.note
+
+    async def witnessed_checkpoint_after(self, size: int, wait_s: float) -> str:
+        """The witnessed checkpoint once it is larger than ``size``, or after ``wait_s`` whatever it is then."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop, self._grown = loop, asyncio.Event()
+        if self._witnessed_grown is None:
+            self._witnessed_grown = asyncio.Event()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+            if witnessed is not None and witnessed.size > size:
+                break
+            try:
+                await asyncio.wait_for(self._witnessed_grown.wait(), left)
+            except TimeoutError:
+                break
+        return self.witnessed_checkpoint()
+
+    def _cosigned(self) -> None:
+        """In the gatherer's thread, after it published cosignatures: wake the long polls of witnessed ones."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_witnessed)
+
+    def _wake_witnessed(self) -> None:
+        if self._witnessed_grown is not None:
+            self._witnessed_grown.set()
+            self._witnessed_grown = asyncio.Event()
 
     async def checkpoint_after(self, size: int, wait_s: float) -> str:
         """The checkpoint once the tree is larger than ``size``, or after ``wait_s`` whatever it is then."""
@@ -225,12 +299,15 @@ class TransparencyService:
         return self.checkpoint()
 
     def _integrated(self, entries: list[tuple[int, bytes]]) -> None:
-        """In the sequencer thread, after a batch committed: keep its head, fold it, then wake long polls."""
+        """In the sequencer thread, after a batch committed: keep its head, fold it, wake the cosignature
+        gatherer, then long polls."""
         head = self.latest_head()
         with self._head_lock:
             if head.tree_size > self._head.tree_size:
                 self._head = head
         self.identity.integrated(entries)
+        if self.cosignatures is not None:
+            self.cosignatures.notify()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake)
 

@@ -36,6 +36,11 @@ class Settings:
     # address ranges outbound requests (webhooks, did:web) may reach although not public: transparency.outbound
     outbound_allow: str = ""
     enrolment_token_ttl_s: int = 300  # how long an enrolment token and its nonce may be used (single use)
+    witness_policy: Path | None = None  # a C2SP tlog-policy: the witnesses asked to cosign, the quorum aimed for
+    witness_timeout_s: float = 5.0  # one add-checkpoint request to one witness
+    witness_max_backoff_s: float = 10.0  # longest pause before asking a failed witness again
+    issuer_witness_policy: Path | None = None  # the embedded issuer accepts only checkpoints this quorum cosigned
+    issuer_witness_grace_s: float = 10.0  # ... and answers 503 log-unwitnessed past this wait for a quorum
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,6 +80,8 @@ _CASTS: dict[str, Callable[[str], Any]] = {
     "did_web_ca_file": Path, "did_web_timeout_s": float, "body_read_timeout_s": float, "read_threads": int,
     "outbound_allow": str,
     "enrolment_token_ttl_s": int,
+    "witness_policy": Path, "witness_timeout_s": float, "witness_max_backoff_s": float,
+    "issuer_witness_policy": Path, "issuer_witness_grace_s": float,
 }
 
 
@@ -100,6 +107,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         raise ConfigurationError(f"did_web_timeout_s {settings.did_web_timeout_s} must be positive and finite")
     if settings.enrolment_token_ttl_s < 1:
         raise ConfigurationError("enrolment_token_ttl_s must be at least 1")
+    if settings.witness_timeout_s <= 0 or settings.witness_max_backoff_s <= 0:
+        raise ConfigurationError("witness_timeout_s and witness_max_backoff_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
     AllowedTargets.parse(settings.outbound_allow)  # ConfigurationError unless address ranges

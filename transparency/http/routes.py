@@ -96,6 +96,18 @@ async def get_checkpoint(request: Request) -> Response:
     return Response(service.checkpoint(), 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
 
 
+async def get_witnessed_checkpoint(request: Request) -> Response:
+    """The newest checkpoint cosigned by the quorum of the log's witness policy (404 ``checkpoint-not-witnessed``
+    when there is none); ``?after=N&wait=S`` as for ``/checkpoint``."""
+    service = _service(request)
+    if "after" in request.query_params:
+        wait = min(query_int(request, "wait", 10), MAX_CHECKPOINT_WAIT_S)
+        text = await service.witnessed_checkpoint_after(query_int(request, "after"), wait)
+    else:
+        text = service.witnessed_checkpoint()
+    return Response(text, 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
+
+
 async def get_vkey(request: Request) -> Response:
     service = _service(request)
     vkey = service.key.note_key(service.settings.origin).encode()
@@ -158,6 +170,7 @@ ROUTES = [
     Route("/.well-known/scitt-keys", get_keys, methods=["GET"]),
     Route("/.well-known/scitt-keys/{kid}", get_key, methods=["GET"]),
     Route("/checkpoint", get_checkpoint, methods=["GET"]),
+    Route("/checkpoint/witnessed", get_witnessed_checkpoint, methods=["GET"]),
     Route("/log/vkey", get_vkey, methods=["GET"]),
     Route("/proofs/consistency", get_consistency, methods=["GET"]),
     Route("/tile/{path:path}", get_tile, methods=["GET"]),
