@@ -3,12 +3,15 @@
 The issuer reaches the log only through the public client (``LocalLogClient``: the same reads and
 writes as over HTTP, without the network hop), follows it with verification and folds it. Its webhook
 outbox lives in ``issuer-cache.sqlite`` next to the log (a cache: delete it and the events are
-re-derived from the log under the same ids); its webhook signing key in ``webhook-key.pem``.
+re-derived from the log under the same ids); its webhook signing key in ``webhook-key.pem``. With
+``issuer_witness_policy`` (a C2SP tlog-policy) it folds only checkpoints that policy's witness quorum cosigned,
+and answers 503 ``log-unwitnessed`` as ``issuer.log_state`` says.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +23,9 @@ from issuer.outbox import log_event_id, open_outbox
 from issuer.registry_keys import open_registry_keys
 from issuer.service import Issuer
 from issuer.webhooks import WebhookDispatcher
+from schemas.errors import ConfigurationError, LogUnwitnessed
 from schemas.note import parse_vkey
+from schemas.policy import parse_policy
 from transparency.client.local import LocalLogClient
 from transparency.http.app import Extension
 from transparency.keys import load_or_create_log_key
@@ -35,14 +40,26 @@ def embedded_issuer(settings: Settings) -> Extension:
         client = LocalLogClient(service)
         keys = parse_key_set(client.key_set())
         outbox = open_outbox(settings.data_dir / "issuer-cache.sqlite")
-        dispatcher = WebhookDispatcher(outbox, load_or_create_log_key(settings.data_dir / "webhook-key.pem").private)
+        dispatcher = WebhookDispatcher(outbox, load_or_create_log_key(settings.data_dir / "webhook-key.pem").private,
+                                       allow=settings.allowed_targets)
 
         def events(event_type: str, data: dict[str, Any], entry: str) -> None:
             if outbox.enqueue(event_type, data, log_event_id(entry, event_type)):
                 dispatcher.notify()
 
-        log = LogState(client, parse_vkey(client.vkey()), keys, events)
-        log.refresh()
+        policy = None
+        if settings.issuer_witness_policy is not None:
+            try:
+                policy = parse_policy(settings.issuer_witness_policy.read_bytes())
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the issuer's witness policy {settings.issuer_witness_policy}: "
+                                         f"{exc.strerror or exc}") from exc
+        log = LogState(client, parse_vkey(client.vkey()), keys, events, policy=policy,
+                       witness_grace=settings.issuer_witness_grace_s)
+        try:
+            log.refresh()
+        except LogUnwitnessed as exc:  # witnesses not reached yet: answer 503 log-unwitnessed until they are
+            logging.getLogger("issuer").warning("%s", exc.detail)
         registry_keys = open_registry_keys(settings.data_dir)  # token-signing keys: <data>/registry-keys/<n>.pem
         app.state.issuer = Issuer(log, client.submit, keys, service.key.kid, registry_keys=registry_keys)
         app.state.outbox = outbox

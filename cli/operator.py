@@ -40,7 +40,26 @@ def _key(path: str) -> Ed25519PrivateKey:
 
 
 def _signer(a: argparse.Namespace) -> st.Signer:
+    tpm_signer = getattr(a, "tpm_signer", None)
+    if tpm_signer is not None:
+        return st.Signer(tpm_signer, a.as_did or "")
+    if not a.key:
+        raise InvalidParameter("give --key KEYFILE, or --tpm DIR and --tcti for an agent key held in a TPM")
     return st.Signer(_key(a.key), a.as_did or "")
+
+
+def _with_tpm(run: Callable[[argparse.Namespace], list[str]], a: argparse.Namespace) -> list[str]:
+    """Run a command whose signer may be an agent key in a TPM (``--tpm DIR --tcti T``), flushed afterwards."""
+    if not getattr(a, "tpm", None):
+        return run(a)
+    if not a.tcti:
+        raise InvalidParameter("--tpm needs --tcti (e.g. swtpm:host=127.0.0.1,port=2321)")
+    from transparency.client.enrolment import agent_signer
+    from transparency.client.tpm import Tpm
+
+    with Tpm(a.tcti) as tpm:
+        a.tpm_signer = agent_signer(tpm, Path(a.tpm))
+        return run(a)
 
 
 def _scope(a: argparse.Namespace) -> dict[str, list[str]]:
@@ -68,6 +87,8 @@ def _register(a: argparse.Namespace) -> list[str]:
 
 
 def _rotate(a: argparse.Namespace) -> list[str]:
+    if not a.key:
+        raise InvalidParameter("a rotation is signed with --key KEYFILE (the committed next key)")
     statement = st.key_rotation(a.as_did, _key(a.key), sequence=a.sequence, previous=a.previous,
                                 next_key=_key(a.next_key), witness_keys=[_key(w) for w in a.witness_key])
     return post(a.url, "/registry/rotate", statement, a.receipt)
@@ -110,9 +131,11 @@ def _revoke(a: argparse.Namespace) -> list[str]:
 def add_operator_commands(commands: Any, command: Command, show: Callable[[list[str]], int]) -> None:
     def signed(name: str, run: Callable[[argparse.Namespace], list[str]], help_text: str,
                sub: Any = commands) -> argparse.ArgumentParser:
-        p = command(sub, name, lambda a: show(run(a)), help_text)
+        p = command(sub, name, lambda a: show(_with_tpm(run, a)), help_text)
         p.add_argument("url", metavar="URL", help="the issuer (embedded: the log's URL)")
-        p.add_argument("--key", required=True, metavar="KEYFILE", help="the signing key (Ed25519 PEM)")
+        p.add_argument("--key", metavar="KEYFILE", help="the signing key (Ed25519 PEM)")
+        p.add_argument("--tpm", metavar="DIR", help="sign with the agent key held in a TPM (tabellion enrol's --dir)")
+        p.add_argument("--tcti", help="the TPM for --tpm: swtpm:host=…,port=… or device:/dev/tpmrm0")
         p.add_argument("--as", dest="as_did", metavar="DID", help="the identity the key signs for")
         p.add_argument("--receipt", metavar="FILE", help="also write the receipt here")
         return p

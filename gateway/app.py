@@ -4,7 +4,7 @@ Routes (all listed in ``create_app``):
 
     GET  /healthz                            200 {"status": "ok", "log": {origin, size, root, age_s}} while the
                                              gateway can decide; 503 problem (log-not-ready, log-untrusted,
-                                             log-stale) otherwise
+                                             log-stale, log-unwitnessed) otherwise
     ANY  /proxy/{connection_id}/{path...}    a signed agent request: decided (``gateway.decisions``), then
                                              forwarded upstream (``gateway.proxy``), or refused with a problem;
                                              on an MCP connection, one JSON-RPC message (``gateway.mcp``)
@@ -187,7 +187,9 @@ def create_app(
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
                                            poll_interval=config.log.poll_interval,
-                                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness)
+                                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness,
+                                           policy=config.log.witness_policy,
+                                           witness_grace=config.log.witness_grace)
             owned.start()
         nonces = NonceStore(config.nonces_path)
         actions: ActionRecorder | None = None

@@ -22,6 +22,10 @@
     poll_interval = 0.15               # seconds between polls without long poll, and after a failed one
     max_staleness = 60                 # refuse (503 log-stale) when no checkpoint verified for this long;
                                        # must be above long_poll
+    witness_policy = "witnesses.policy"   # optional C2SP tlog-policy: accept only checkpoints its quorum of
+                                       # witnesses cosigned (docs/witnessing.md)
+    witness_grace = 10                 # with a policy: refuse (503 log-unwitnessed) once a newer checkpoint
+                                       # of the log has waited this long for its quorum
 
     [[connections]]
     id = "mail"                        # /proxy/mail/...
@@ -62,13 +66,16 @@ from urllib.parse import urlsplit
 
 from schemas.errors import ConnectionUnknown, GatewayConfigInvalid, TabellionError
 from schemas.note import VerifierKey, parse_vkey
+from schemas.policy import Policy, parse_policy
 from verifier.keys import KeySet, parse_key_set
+from verifier.policy import trusted_log_keys
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8700
 DEFAULT_MAX_BODY: Final = 10 * 1024 * 1024
 DEFAULT_POLL_INTERVAL: Final = 0.15
 DEFAULT_MAX_STALENESS: Final = 60.0
+DEFAULT_WITNESS_GRACE: Final = 10.0
 DEFAULT_LONG_POLL: Final = 10
 MAX_LONG_POLL: Final = 30  # the transparency service holds a long poll at most this long
 DEFAULT_UPSTREAM_TIMEOUT: Final = 30.0
@@ -163,6 +170,8 @@ class LogConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     long_poll: int = DEFAULT_LONG_POLL
     max_staleness: float = DEFAULT_MAX_STALENESS
+    witness_policy: Policy | None = None
+    witness_grace: float = DEFAULT_WITNESS_GRACE
 
 
 @dataclass(frozen=True)
@@ -327,7 +336,7 @@ class _Reader:
             self.where = ""
             raise self.error("log", "the [log] table is required")
         t = self.table(value, "log", {"url", "vkey", "vkey_file", "keys_file", "poll_interval", "long_poll",
-                                      "max_staleness"})
+                                      "max_staleness", "witness_policy", "witness_grace"})
         if ("vkey" in t) == ("vkey_file" in t):
             raise self.error("vkey", "give exactly one of vkey (the verifier key text) and vkey_file")
         key = "vkey" if "vkey" in t else "vkey_file"
@@ -345,10 +354,18 @@ class _Reader:
         max_staleness = self.number(t, "max_staleness", DEFAULT_MAX_STALENESS, 0.0, 86400.0)
         if max_staleness <= long_poll:
             raise self.error("max_staleness", f"must be above long_poll ({long_poll} s)")
+        policy = None
+        if "witness_policy" in t:
+            try:
+                policy = parse_policy(self._read_bytes(base / self.text(t, "witness_policy"), "witness_policy"))
+                trusted_log_keys(policy, vkey)
+            except TabellionError as exc:
+                raise self.error("witness_policy", exc.detail) from exc
         return LogConfig(
             url=str(self.url(t, "url")), vkey=vkey, receipt_keys=receipt_keys,
             poll_interval=self.number(t, "poll_interval", DEFAULT_POLL_INTERVAL, 0.0, 60.0),
-            long_poll=long_poll, max_staleness=max_staleness,
+            long_poll=long_poll, max_staleness=max_staleness, witness_policy=policy,
+            witness_grace=self.number(t, "witness_grace", DEFAULT_WITNESS_GRACE, 0.0, 86400.0),
         )
 
     def connection(self, value: object, i: int) -> Connection:

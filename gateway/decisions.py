@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Protocol
 from urllib.parse import unquote, urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import (
@@ -59,7 +60,7 @@ from .config import Connection, HeaderCredentials
 from .policies import CompiledPolicy, policy_input
 from .ratelimit import RateLimiter
 from .replay import NonceStore
-from .signatures import KeyResolver, Request, verify_request
+from .signatures import AgentKey, KeyResolver, Request, verify_request
 from .state import View
 
 decision_log = logging.getLogger("gateway.decisions")
@@ -189,9 +190,10 @@ def agent_of(keyid: str) -> str:
 
 
 def agent_key_resolver(state: IdentityState) -> KeyResolver:
-    """Maps a keyid to the agent's current Ed25519 key, for an agent that has a passport on the log."""
+    """Maps a keyid to the agent's current key (Ed25519, or P-256 as a TPM holds it), for an agent that has a
+    passport on the log."""
 
-    def resolve(keyid: str) -> Ed25519PublicKey | None:
+    def resolve(keyid: str) -> AgentKey | None:
         agent, _, fragment = keyid.partition("#")
         if agent not in state.passports:
             return None
@@ -199,7 +201,7 @@ def agent_key_resolver(state: IdentityState) -> KeyResolver:
         if multikey is None or (fragment and fragment != multikey):
             return None
         key = multikey_key(multikey)
-        return key if isinstance(key, Ed25519PublicKey) else None
+        return key if isinstance(key, Ed25519PublicKey | ec.EllipticCurvePublicKey) else None
 
     return resolve
 

@@ -14,7 +14,11 @@ from a state it cannot vouch for:
 - ``LogUntrusted`` for good once the log served an inconsistent checkpoint or entry (``CheckpointInconsistent``):
   the gateway never falls back to the state it had;
 - ``LogStale`` when no checkpoint has been verified for ``max_staleness`` seconds (the log is unreachable or
-  its answers do not verify), since a revocation may have been logged meanwhile.
+  its answers do not verify), since a revocation may have been logged meanwhile;
+- with a witness policy (C2SP tlog-policy), ``LogUnwitnessed`` before any checkpoint met its quorum, and when a
+  newer checkpoint of the log has waited more than ``witness_grace`` seconds for its quorum of cosignatures:
+  the state is folded only up to witnessed checkpoints (``transparency.client.follower``), so past the grace
+  the gateway would decide without entries the log has (a revocation, say).
 """
 
 from __future__ import annotations
@@ -27,8 +31,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from schemas.checkpoint import Checkpoint
-from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUntrusted, TabellionError
+from schemas.errors import (
+    CheckpointInconsistent,
+    LogNotFollowed,
+    LogStale,
+    LogUntrusted,
+    LogUnwitnessed,
+    TabellionError,
+)
 from schemas.note import VerifierKey
+from schemas.policy import Policy
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
 from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState
@@ -70,6 +82,8 @@ class FollowedLog:
         max_staleness: float = 60.0,
         clock: Clock = time.monotonic,
         page: int = 500,
+        policy: Policy | None = None,
+        witness_grace: float = 10.0,
     ) -> None:
         self.poll_interval = poll_interval
         self.long_poll = long_poll
@@ -77,7 +91,10 @@ class FollowedLog:
         self._clock = clock
         self._fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
         self._lock = threading.Lock()
-        self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page)
+        self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page, policy=policy,
+                                     clock=clock)
+        self.witness_grace = witness_grace
+        self._unwitnessed: LogUnwitnessed | None = None  # why no checkpoint is accepted yet, with a policy
         self._verified: Checkpoint | None = None
         self._verified_at = 0.0
         self._failure: CheckpointInconsistent | None = None
@@ -102,6 +119,8 @@ class FollowedLog:
         if self._failure is not None:
             raise LogUntrusted(f"the gateway refuses every request: {self._failure.detail}")
         if self._verified is None:
+            if self._unwitnessed is not None:
+                raise LogUnwitnessed(self._unwitnessed.detail)
             raise LogNotFollowed("the gateway has not verified a checkpoint of the log yet")
         age = self._clock() - self._verified_at
         if age > self.max_staleness:
@@ -109,6 +128,7 @@ class FollowedLog:
                 f"the last checkpoint of the log was verified {age:.1f} s ago (limit {self.max_staleness:g} s)"
                 + (f"; {self._last_problem}" if self._last_problem else "")
             )
+        self._follower.require_witnessed(self.witness_grace)
         checkpoint = self._verified
         return LogPosition(checkpoint.origin, checkpoint.size, checkpoint.root_hash, age)
 
@@ -123,9 +143,14 @@ class FollowedLog:
             with self._lock:
                 self._failure = self._follower.failure or exc
             raise
+        except LogUnwitnessed as exc:
+            with self._lock:
+                self._unwitnessed = exc
+            raise
         with self._lock:
             self._verified, self._verified_at = checkpoint, self._clock()
             self._last_problem = ""
+            self._unwitnessed = None
         return checkpoint
 
     def _apply(self, entries: Sequence[FollowedEntry]) -> None:

@@ -80,6 +80,20 @@ class MalformedCheckpoint(BadInput):
     title = "Malformed checkpoint"
 
 
+class MalformedWitnessRequest(BadInput):
+    """A C2SP tlog-witness body (add-checkpoint request, 409 size, cosignature lines) that does not parse."""
+
+    code = "malformed-witness-request"
+    title = "Malformed witness request"
+
+
+class MalformedPolicy(BadInput):
+    """A C2SP tlog-policy file that does not parse or breaks one of its rules."""
+
+    code = "malformed-policy"
+    title = "Malformed trust policy"
+
+
 class MalformedReceipt(BadInput):
     code = "malformed-receipt"
     title = "Malformed receipt"
@@ -105,6 +119,28 @@ class PayloadTooLarge(TabellionError):
     code = "payload-too-large"
     title = "Payload too large"
     status = 413
+
+
+class RequestBodyTimeout(TabellionError):
+    """The client stalled while sending the request body (``transparency.request_bodies``)."""
+
+    code = "request-body-timeout"
+    title = "Request body timed out"
+    status = 408
+
+
+class RequestBodyIncomplete(BadInput):
+    """The client closed the connection before the request body was complete."""
+
+    code = "request-body-incomplete"
+    title = "Request body incomplete"
+
+
+class JsonTooDeep(BadInput):
+    """A JSON body nests arrays and objects deeper than the service reads (refused before parsing)."""
+
+    code = "json-too-deep"
+    title = "JSON nested too deeply"
 
 
 class ProofOptionsInvalid(BadInput):
@@ -176,6 +212,13 @@ class CheckpointInconsistent(VerificationError):
     title = "Checkpoint inconsistent"
 
 
+class CheckpointUnwitnessed(VerificationError):
+    """A checkpoint signed by the log lacks the witness cosignatures a C2SP tlog-policy quorum requires."""
+
+    code = "checkpoint-unwitnessed"
+    title = "Checkpoint not witnessed by the quorum"
+
+
 class KeyUnknown(VerificationError):
     code = "key-unknown"
     title = "Key unknown"
@@ -226,6 +269,25 @@ class NotFound(TabellionError):
 class EntryNotFound(NotFound):
     code = "entry-not-found"
     title = "Entry not found"
+
+
+class MethodNotAllowed(TabellionError):
+    """The path exists but does not take this method; ``allow`` lists those it takes (the ``Allow`` header)."""
+
+    code = "method-not-allowed"
+    title = "Method not allowed"
+    status = 405
+
+    def __init__(self, detail: str, allow: str = "") -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
+class CheckpointNotWitnessed(NotFound):
+    """The log has no checkpoint that its witness policy's quorum cosigned (none configured, or none yet)."""
+
+    code = "checkpoint-not-witnessed"
+    title = "No witnessed checkpoint"
 
 
 class Overloaded(TabellionError):
@@ -596,6 +658,14 @@ class WebhookSubscriptionInvalid(BadInput):
     title = "Invalid webhook subscription"
 
 
+class OutboundTargetRefused(BadInput):
+    """A URL the service would send a request to (a webhook, a did:web document) resolves to an address that is
+    not public (loopback, link-local, private, ...) and that the operator did not allow (transparency.outbound)."""
+
+    code = "outbound-target-refused"
+    title = "Outbound target refused"
+
+
 class WebhookEventInvalid(BadInput):
     """An event to enqueue with an unknown type, an id unfit for ``webhook-id``, or data that is not JSON."""
 
@@ -673,7 +743,9 @@ class AuthorityRefused(PolicyRefused):
 
 
 class PassportRefused(AuthorityRefused):
-    """No valid agent passport: ``not_issued``, ``not_yet_valid``, ``expired``, ``revoked``, ``operator_revoked``."""
+    """No valid agent passport: ``not_issued``, ``not_yet_valid``, ``expired``, ``revoked``, ``operator_revoked``,
+    ``enrolment_revoked`` (a tpm passport whose agent enrolment was revoked), ``hardware_required`` (a software
+    passport under a namespace policy that requires hardware)."""
 
     code = "passport-refused"
     title = "Agent passport not valid"
@@ -811,6 +883,13 @@ class TokenRequestStale(TokenRequestRefused):
 class TokenRequestReplayed(TokenRequestRefused):
     code = "token-request-replayed"
     title = "Token request nonce already used"
+
+
+class TokenRequestsExhausted(Overloaded):
+    """The agent made as many token requests as its replay window holds; others are unaffected."""
+
+    code = "token-requests-exhausted"
+    title = "Too many token requests from this agent"
 
 
 # --- WebAuthn: passkey assertions of human approvals (verifier.webauthn, issuer.passkeys) -----------
@@ -971,6 +1050,14 @@ class LogStale(GatewayUnavailable):
 
     code = "log-stale"
     title = "Log state too old"
+
+
+class LogUnwitnessed(GatewayUnavailable):
+    """The log has checkpoints newer than the last one its witness quorum cosigned, for longer than a follower
+    that requires the quorum may decide without them (gateway or issuer)."""
+
+    code = "log-unwitnessed"
+    title = "Log checkpoints not witnessed"
 
 
 class ConnectionUnknown(NotFound):

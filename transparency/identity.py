@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from schemas.errors import BadInput, SignerUnresolvable
 from schemas.identity_statements import statement_type_of
@@ -46,6 +47,12 @@ class IdentityFollower:
 
     def snapshot(self) -> IdentityState:
         return self._fold.state
+
+    @contextmanager
+    def locked(self) -> Iterator[IdentityState]:
+        """The state, not changed by the sequencer's fold while the block runs."""
+        with self._lock:
+            yield self._fold.state
 
     def catch_up(self, reader: LogReader) -> None:
         """Fold every committed entry not folded yet (at start-up: the whole log), checking what it reads on the

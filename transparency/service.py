@@ -1,23 +1,42 @@
 """The transparency service as a library: register statements, read receipts, checkpoints, proofs, tiles.
 
 The HTTP routes and the in-process client both sit on this one object. It owns the sequencer (the only
-writer) and a read connection; it keeps no state of its own beyond them.
+writer, on SQLite or PostgreSQL: ``transparency.log.storage``), the publisher of static files if asked
+(``transparency.publish``), a read connection per thread that reads, two pools of read threads (``transparency.log.read_threads``)
+and the latest signed tree head (kept in memory by the sequencer's callback: GET /checkpoint reads nothing). Every
+read method reads one snapshot of the log and may be called from any thread; the routes run those that cost more
+than an indexed row or two off the event loop: pages of entries in one thread of their own (``read_pages``), the
+others (a receipt, a proof, a tile, a registration's look-up and receipt) in ``read_threads`` threads (``read``),
+so they never queue behind pages.
+
+One thread for pages, at a lower priority: a page of 1000 entries with their receipts is some 130 ms of Python,
+which holds the GIL whatever thread it runs in. Two page threads read no more pages per second than one, but the
+event loop then waits for the GIL behind two busy threads instead of one; and when the machine's cores are busy,
+a page thread at the loop's priority takes CPU time the loop needed. With six concurrent page readers on the
+shared 2-core machine, GET /checkpoint took 2.9-3.7x its idle time with two page threads, 1.9-2.3x with one,
+0.9-1.1x with one at nice 10 (``tools/bench/checkpoint_under_readers.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
+    CheckpointNotWitnessed,
+    ConfigurationError,
     DidWebEvidenceMissing,
     EntryNotFound,
+    MalformedPolicy,
     RegistrationPending,
 )
 from schemas.leaf import entry_id
+from schemas.policy import parse_policy
 from schemas.proofs import ConsistencyProof
 from schemas.receipt import transparent_statement
 from schemas.statement import parse_statement
@@ -25,18 +44,22 @@ from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
-from transparency.log.read_pool import ReadPool
-from transparency.log.reader import LogReader, TreeHead
+from transparency.log.read_threads import ReadPool, ReadViews
+from transparency.log.reader import EntryRow, LogReader, TreeHead
 from transparency.log.resources import LoggedEntry, LogResources
 from transparency.log.sequencer import Integrated, Sequencer
-from transparency.log.storage import open_database
 from transparency.publish import Publisher
 from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
+from transparency.witnessing import CosignatureGatherer, LogView
 from verifier.did_web import service_signers
 from verifier.keys import KeySet
 
+P = ParamSpec("P")
 T = TypeVar("T")
+
+PAGE_THREAD_NICE = 10
+"""The page thread's scheduling priority (Linux nice), below the event loop's: see the module docstring."""
 
 
 @dataclass(frozen=True)
@@ -65,24 +88,23 @@ class TransparencyService:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grown: asyncio.Event | None = None
+        self.views = ReadViews(settings.log_location, settings.entries_page_limit)
+        self.read_pool = ReadPool(settings.read_threads)
+        self.page_pool = ReadPool(1, nice=PAGE_THREAD_NICE, name="log-pages")
+        self.cosignatures: CosignatureGatherer | None = None
         self.publisher: Publisher | None = None
-        try:
-            self.read_db = open_database(settings.log_location, create=False)
-        except BaseException:
-            self.sequencer.stop()
-            raise
-        self.reader = LogReader(self.read_db)
-        self.tree = PersistentMerkleTree(self.read_db)
-        self.resources = LogResources(self.reader, self.tree, settings.entries_page_limit)
-        self.read_pool: ReadPool | None = None  # PostgreSQL: the registration's reads, off the event loop
-        if self.read_db.backend == "postgresql":
-            self.read_pool = ReadPool(settings.log_location, settings.entries_page_limit)
+        self._witnessed_grown: asyncio.Event | None = None
         try:
             self.identity.catch_up(self.reader)  # checks the entries it folds, too
+            self.cosignatures = self._gatherer()
         except BaseException:
             self.close()
             raise
+        self._head_lock = threading.Lock()
+        self._head = self.latest_head()  # the latest signed tree head, kept up to date by _integrated
         self.sequencer.start(self.identity.size)
+        if self.cosignatures is not None:
+            self.cosignatures.start()
         if settings.publish_dir is not None:
             try:
                 self.publisher = Publisher(
@@ -94,13 +116,64 @@ class TransparencyService:
                 raise
             self.publisher.start()
 
+    def _gatherer(self) -> CosignatureGatherer | None:
+        """The witnesses this log asks to cosign its checkpoints (``Settings.witness_policy``), if any."""
+        if self.settings.witness_policy is None:
+            return None
+        try:
+            policy = parse_policy(self.settings.witness_policy.read_bytes())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the witness policy {self.settings.witness_policy}: "
+                                     f"{exc.strerror or exc}") from exc
+        except MalformedPolicy as exc:
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy}: {exc.detail}") from exc
+        own = self.key.note_key(self.settings.origin)
+        if policy.logs and own not in policy.log_keys():
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy} lists logs, but not this "
+                                     f"one ({own.encode()})")
+        return CosignatureGatherer(
+            policy, own, LogView(self.settings.log_location), self.settings.data_dir,
+            timeout=self.settings.witness_timeout_s, max_backoff=self.settings.witness_max_backoff_s,
+            on_published=self._cosigned,
+        )
+
     def close(self) -> None:
         if self.publisher is not None:
             self.publisher.stop()
+        if self.cosignatures is not None:
+            self.cosignatures.stop()
         self.sequencer.stop()
-        if self.read_pool is not None:
-            self.read_pool.close()
-        self.read_db.close()
+        self.read_pool.close()
+        self.page_pool.close()
+        self.views.close()
+
+    @property
+    def reader(self) -> LogReader:
+        """The calling thread's reader."""
+        return self.views.current().reader
+
+    @property
+    def tree(self) -> PersistentMerkleTree:
+        """The calling thread's Merkle tree."""
+        return self.views.current().tree
+
+    @property
+    def resources(self) -> LogResources:
+        """The calling thread's read resources (receipts, pages, proofs, tiles, bundles)."""
+        return self.views.current().resources
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        with self.views.current().snapshot():
+            yield
+
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` in a read thread: the event loop goes on meanwhile."""
+        return await self.read_pool.run(fn, *args, **kwargs)
+
+    async def read_pages(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` in the thread that reads pages of entries, one at a time."""
+        return await self.page_pool.run(fn, *args, **kwargs)
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -122,23 +195,16 @@ class TransparencyService:
                                       "registered; submit the registration again")
         return self.registrar.check(body)
 
-    async def _read(self, read: Callable[[LogResources], T]) -> T:
-        """A read of the registration path: on the loop (SQLite), or in the read pool (PostgreSQL)."""
-        if self.read_pool is None:
-            return read(self.resources)
-        return await self.read_pool.run(read)
-
     async def _sequence(self, checked: Checked) -> Submission:
-        """A statement already logged gets its receipt; the sequencer dedupes too (in the batch's transaction).
-        On SQLite the entry is looked up first (microseconds), so the batch's dedupe checks only the entries
-        logged since, which it keeps in memory. On PostgreSQL a lookup is a round trip per registration: the
-        batch's dedupe, one query for the whole batch, does it instead."""
+        """A statement already logged gets its receipt; the sequencer dedupes too, in the batch's transaction. On
+        SQLite the entry is looked up first (microseconds), so the batch's dedupe checks only the entries logged
+        since, which it keeps in memory. On PostgreSQL a look-up costs round trips (a snapshot and a query) per
+        registration: the batch's dedupe, one query for the whole batch, does it instead."""
         looked_up = 0
-        if self.read_pool is None:
-            looked_up = self.sequencer.committed_size  # read first: the lookup below sees at least these entries
-            existing = self.reader.entry_by_id(checked.leaf_data)
+        if self.views.current().db.backend == "sqlite":
+            looked_up, existing = await self.read(self._look_up, checked.leaf_data)
             if existing is not None:
-                return Submission(checked.leaf_data, self._receipt_for(existing.index, existing.tree_size))
+                return Submission(checked.leaf_data, existing)
         future = self.sequencer.submit(checked.leaf_data, checked.logged, absent_below=looked_up)
         try:
             done: Integrated = await asyncio.wait_for(
@@ -146,40 +212,94 @@ class TransparencyService:
             )
         except TimeoutError:
             return Submission(checked.leaf_data, None)
-        return Submission(done.leaf_data, await self._read(lambda resources: resources.receipt(done.index,
-                                                                                                 done.tree_size)))
+        return Submission(done.leaf_data, await self.read(self._receipt_for, done.index, done.tree_size))
+
+    def _look_up(self, leaf_data: bytes) -> tuple[int, bytes | None]:
+        """The tree size, then the entry's receipt if the log holds it (so it is absent below that size if not)."""
+        with self._snapshot():
+            looked_up = self.latest_head().tree_size
+            row = self.reader.entry_by_id(leaf_data)
+            return looked_up, None if row is None else self._receipt_for(row.index, row.tree_size)
 
     # --- reads ------------------------------------------------------------------------------------
 
     def receipt(self, leaf_data: bytes) -> bytes | None:
         """The entry's receipt; ``None`` while it is still being registered; ``EntryNotFound`` otherwise."""
-        row = self.reader.entry_by_id(leaf_data)
-        if row is None:
-            if self.sequencer.is_pending(leaf_data):
-                return None
-            raise EntryNotFound(f"no entry {leaf_data.hex()} in this log")
-        return self._receipt_for(row.index, row.tree_size)
+        with self._snapshot():
+            row = self._entry(leaf_data)
+            return None if row is None else self._receipt_for(row.index, row.tree_size)
 
     def statement(self, leaf_data: bytes) -> bytes | None:
         """The transparent statement: the logged statement with its receipt in unprotected 394."""
-        row = self.reader.entry_by_id(leaf_data)
-        if row is None:
-            return self.receipt(leaf_data)  # None while pending, else raises EntryNotFound
-        receipt = self._receipt_for(row.index, row.tree_size)
+        with self._snapshot():
+            row = self._entry(leaf_data)
+            if row is None:
+                return None
+            receipt = self._receipt_for(row.index, row.tree_size)
         return transparent_statement(decode_sign1(row.statement), [receipt])
+
+    def _entry(self, leaf_data: bytes) -> EntryRow | None:
+        """The logged entry; ``None`` while it is still being registered; ``EntryNotFound`` otherwise."""
+        pending = self.sequencer.is_pending(leaf_data)  # first: an entry integrated after this is in the read
+        row = self.reader.entry_by_id(leaf_data)
+        if row is None and not pending:
+            raise EntryNotFound(f"no entry {leaf_data.hex()} in this log")
+        return row
 
     def latest_head(self) -> TreeHead:
         return self.resources.latest_head()
 
     def checkpoint(self) -> str:
-        return self.latest_head().checkpoint
+        """The latest signed checkpoint, from memory (no read on the event loop), with the witness cosignatures
+        gathered for it so far (maybe none)."""
+        head = self._head
+        latest = self.cosignatures.latest() if self.cosignatures is not None else None
+        if latest is not None and latest.size == head.tree_size and latest.note.startswith(head.checkpoint):
+            return latest.note
+        return head.checkpoint
+
+    def witnessed_checkpoint(self) -> str:
+        """The newest checkpoint whose cosignatures meet the quorum of the log's witness policy."""
+        witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+        if witnessed is None:
+            why = "has no witness policy" if self.cosignatures is None else "has no checkpoint witnessed yet"
+            raise CheckpointNotWitnessed(f"this log {why}")
+        return witnessed.note
+
+    async def witnessed_checkpoint_after(self, size: int, wait_s: float) -> str:
+        """The witnessed checkpoint once it is larger than ``size``, or after ``wait_s`` whatever it is then."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop, self._grown = loop, asyncio.Event()
+        if self._witnessed_grown is None:
+            self._witnessed_grown = asyncio.Event()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+            if witnessed is not None and witnessed.size > size:
+                break
+            try:
+                await asyncio.wait_for(self._witnessed_grown.wait(), left)
+            except TimeoutError:
+                break
+        return self.witnessed_checkpoint()
+
+    def _cosigned(self) -> None:
+        """In the gatherer's thread, after it published cosignatures: wake the long polls of witnessed ones."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_witnessed)
+
+    def _wake_witnessed(self) -> None:
+        if self._witnessed_grown is not None:
+            self._witnessed_grown.set()
+            self._witnessed_grown = asyncio.Event()
 
     async def checkpoint_after(self, size: int, wait_s: float) -> str:
         """The checkpoint once the tree is larger than ``size``, or after ``wait_s`` whatever it is then."""
         if self._loop is None:
             self._loop, self._grown = asyncio.get_running_loop(), asyncio.Event()
         deadline = self._loop.time() + wait_s
-        while self.latest_head().tree_size <= size and (left := deadline - self._loop.time()) > 0:
+        while self._head.tree_size <= size and (left := deadline - self._loop.time()) > 0:
             grown = self._grown
             assert grown is not None
             try:
@@ -189,8 +309,16 @@ class TransparencyService:
         return self.checkpoint()
 
     def _integrated(self, entries: list[tuple[int, bytes]]) -> None:
-        """In the sequencer thread, after a batch committed: fold it, then wake long polls."""
+        """In the sequencer thread, after a batch committed (or, standing by for another process's sequencer, after
+        it read the batches that process committed): keep its head, fold it, wake the cosignature gatherer and
+        the publisher, then long polls."""
+        head = self.latest_head()
+        with self._head_lock:
+            if head.tree_size > self._head.tree_size:
+                self._head = head
         self.identity.integrated(entries)
+        if self.cosignatures is not None:
+            self.cosignatures.notify()
         if self.publisher is not None:
             self.publisher.notify()
         if self._loop is not None:
@@ -202,11 +330,13 @@ class TransparencyService:
             self._grown = asyncio.Event()  # waiters hold the old one, already set
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
-        return self.resources.consistency(old, new)
+        with self._snapshot():
+            return self.resources.consistency(old, new)
 
     def entries(self, start: int, limit: int) -> list[LoggedEntry]:
         """Entries in log order from ``start``, each with its receipt, for followers."""
-        return self.resources.entries(start, limit)
+        with self._snapshot():
+            return self.resources.entries(start, limit)
 
     def _receipt_for(self, index: int, tree_size: int) -> bytes:
         return self.resources.receipt(index, tree_size)
@@ -215,12 +345,15 @@ class TransparencyService:
 
     def tile(self, level: int, index: int, width: int) -> bytes:
         """Hashes at tree level ``8 * level``, ``index``-th group of 256, first ``width`` of them."""
-        return self.resources.tile(level, index, width)
+        with self._snapshot():
+            return self.resources.tile(level, index, width)
 
     def entry_bundle(self, index: int, width: int) -> bytes:
         """Entry bundle: each entry is its ``leaf_data``, prefixed by its 2-byte big-endian length."""
-        return self.resources.entry_bundle(index, width)
+        with self._snapshot():
+            return self.resources.entry_bundle(index, width)
 
     def statement_bundle(self, index: int, width: int) -> bytes:
         """Statement bundle (``schemas.tiles``): entries ``256 * index`` on with their receipts."""
-        return self.resources.statement_bundle(index, width)
+        with self._snapshot():
+            return self.resources.statement_bundle(index, width)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigurationError
+from transparency.outbound import AllowedTargets
 
 ENV_PREFIX = "TABELLION_"
 
@@ -22,6 +24,7 @@ class Settings:
     port: int = 8000
     origin: str = "tabellion.localhost/log"
     max_body_bytes: int = 1024 * 1024
+    body_read_timeout_s: float = 10.0  # a request body stalling this long is refused (transparency.request_bodies)
     batch_max_entries: int = 256
     batch_max_wait_ms: float = 5.0
     registration_timeout_s: float = 5.0
@@ -31,7 +34,15 @@ class Settings:
     entries_page_limit: int = 1000
     did_web_ca_file: Path | None = None  # PEM CA bundle for did:web fetches; None: the system's trust store
     did_web_timeout_s: float = 5.0  # the whole fetch of a did:web DID document
-    did_web_allow_private: bool = False  # may did:web fetches reach loopback/private addresses (tests only)
+    read_threads: int = 2  # threads reading receipts, proofs, tiles off the event loop (pages have their own)
+    # address ranges outbound requests (webhooks, did:web) may reach although not public: transparency.outbound
+    outbound_allow: str = ""
+    enrolment_token_ttl_s: int = 300  # how long an enrolment token and its nonce may be used (single use)
+    witness_policy: Path | None = None  # a C2SP tlog-policy: the witnesses asked to cosign, the quorum aimed for
+    witness_timeout_s: float = 5.0  # one add-checkpoint request to one witness
+    witness_max_backoff_s: float = 10.0  # longest pause before asking a failed witness again
+    issuer_witness_policy: Path | None = None  # the embedded issuer accepts only checkpoints this quorum cosigned
+    issuer_witness_grace_s: float = 10.0  # ... and answers 503 log-unwitnessed past this wait for a quorum
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -48,8 +59,17 @@ class Settings:
         return self.data_dir / "log-key.pem"
 
     @property
+    def enrolments_path(self) -> Path:
+        """The enrolment ceremony's tokens and nonces (SQLite): short-lived, single-use, not part of the log."""
+        return self.data_dir / "enrolments.sqlite"
+
+    @property
     def retired_keys_dir(self) -> Path:
         return self.data_dir / "retired-keys"
+
+    @property
+    def allowed_targets(self) -> AllowedTargets:
+        return AllowedTargets.parse(self.outbound_allow)
 
 
 def flag(raw: str) -> bool:
@@ -65,7 +85,11 @@ _CASTS: dict[str, Callable[[str], Any]] = {
     "max_body_bytes": int,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
-    "did_web_ca_file": Path, "did_web_timeout_s": float, "did_web_allow_private": flag,
+    "did_web_ca_file": Path, "did_web_timeout_s": float, "body_read_timeout_s": float, "read_threads": int,
+    "outbound_allow": str,
+    "enrolment_token_ttl_s": int,
+    "witness_policy": Path, "witness_timeout_s": float, "witness_max_backoff_s": float,
+    "issuer_witness_policy": Path, "issuer_witness_grace_s": float,
 }
 
 
@@ -82,13 +106,21 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
                 raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {cast.__name__}") from exc
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     settings = replace(Settings(), **values)
-    if settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1:
-        raise ConfigurationError("batch_max_entries, max_body_bytes and queue_limit must be positive")
+    if (settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1
+            or settings.read_threads < 1):
+        raise ConfigurationError("batch_max_entries, max_body_bytes, queue_limit and read_threads must be positive")
+    if not 0 < settings.body_read_timeout_s < math.inf:
+        raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive and finite")
+    if not 0 < settings.did_web_timeout_s < math.inf:
+        raise ConfigurationError(f"did_web_timeout_s {settings.did_web_timeout_s} must be positive and finite")
+    if settings.enrolment_token_ttl_s < 1:
+        raise ConfigurationError("enrolment_token_ttl_s must be at least 1")
+    if settings.witness_timeout_s <= 0 or settings.witness_max_backoff_s <= 0:
+        raise ConfigurationError("witness_timeout_s and witness_max_backoff_s must be positive")
     if settings.database is not None and not settings.database.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError("the log database must be a postgresql:// URL (without it, the log is the SQLite "
                                  "file in the data folder)")
-    if settings.did_web_timeout_s <= 0:
-        raise ConfigurationError("did_web_timeout_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
+    AllowedTargets.parse(settings.outbound_allow)  # ConfigurationError unless address ranges
     return settings

@@ -19,6 +19,7 @@ import httpx
 
 from schemas import cbor, media_types
 from schemas.errors import (
+    PROBLEM_TYPE_BASE,
     InvalidParameter,
     LogRequestRefused,
     LogUnreachable,
@@ -153,6 +154,19 @@ class HttpLogClient:
         timeout = (timeout or DEFAULT_TIMEOUT_S) + params["wait"]
         return self._text(self._expect(self._request("GET", "/checkpoint", params=params, timeout=timeout)))
 
+    def witnessed_checkpoint(self, after: int | None = None, wait: float | None = None) -> str | None:
+        """The newest checkpoint the log's witness quorum cosigned, as text (unverified), or ``None`` when the log
+        has none (404 ``checkpoint-not-witnessed``). With ``after`` a long poll, as ``checkpoint``."""
+        if after is None:
+            answer = self._request("GET", "/checkpoint/witnessed")
+        else:
+            params = {"after": after, "wait": int(wait if wait is not None else 10)}
+            timeout = (self._http.timeout.read or DEFAULT_TIMEOUT_S) + params["wait"]
+            answer = self._request("GET", "/checkpoint/witnessed", params=params, timeout=timeout)
+        if answer.status_code == 404 and _problem_code(answer) == "checkpoint-not-witnessed":
+            return None
+        return self._text(self._expect(answer))
+
     def vkey(self) -> str:
         """The log's signed-note verifier key ``<origin>+<key id>+<key>``."""
         return self._text(self._expect(self._request("GET", "/log/vkey"))).strip()
@@ -262,7 +276,7 @@ def retry_after(value: str | None, now: float | None = None) -> float:
     if value is None:
         return DEFAULT_RETRY_AFTER_S
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float() refuses
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -335,3 +349,11 @@ def _entry_id_of(location: str) -> str:
             f"the log's Location {location[:120]!r} names no entry id", status=502
         ) from exc
     return entry_id
+
+
+def _problem_code(answer: httpx.Response) -> str | None:
+    """The stable code of a JSON problem answer (``urn:tabellion:error:<code>``), if it is one."""
+    _, _, problem_type = _json_problem(answer.content)
+    if problem_type is None or not problem_type.startswith(PROBLEM_TYPE_BASE):
+        return None
+    return problem_type[len(PROBLEM_TYPE_BASE):]

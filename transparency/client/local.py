@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas.errors import RegistrationPending
+from schemas.errors import CheckpointNotWitnessed, RegistrationPending
 from schemas.leaf import entry_id
 from schemas.proofs import ConsistencyProof
 from transparency.client.http import LogEntry, Submitted
@@ -25,6 +25,13 @@ class LocalLogClient:
     def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
         """The latest checkpoint (no long poll in-process: the caller follows after its own writes)."""
         return self.service.checkpoint()
+
+    def witnessed_checkpoint(self, after: int | None = None, wait: float | None = None) -> str | None:
+        """The newest checkpoint the log's witness quorum cosigned, or ``None`` (no long poll in-process)."""
+        try:
+            return self.service.witnessed_checkpoint()
+        except CheckpointNotWitnessed:
+            return None
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
         return self.service.consistency(old, new)

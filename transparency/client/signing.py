@@ -18,7 +18,7 @@ import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -37,6 +37,19 @@ from verifier.keys import PublicKey
 
 PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 """A signing key: Ed25519, or ECDSA on P-256."""
+
+
+@runtime_checkable
+class ExternalSigner(Protocol):
+    """A P-256 key held elsewhere (a TPM: ``transparency.client.tpm.TpmSigner``) that signs ES256: ``sign`` returns
+    r || s (32 bytes each) over SHA-256 of the message, the form COSE ES256 and RFC 9421 ecdsa-p256-sha256 use."""
+
+    def public_key(self) -> ec.EllipticCurvePublicKey: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+Signing = PrivateKey | ExternalSigner
 
 KeyKind = Literal["ed25519", "p256"]
 KEY_KINDS: tuple[str, ...] = get_args(KeyKind)
@@ -140,12 +153,14 @@ def load_ed25519_key(path: str | Path, what: str, *, owner_only: bool = True) ->
     return key
 
 
-def public_key(key: PrivateKey) -> PublicKey:
+def public_key(key: Signing) -> PublicKey:
+    if isinstance(key, ExternalSigner) and not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        return key.public_key()
     _check_key(key)
     return key.public_key()
 
 
-def did_of(key: PrivateKey) -> str:
+def did_of(key: Signing) -> str:
     """The signer's ``did:key``."""
     return did_key_from_public(public_key(key))
 
@@ -155,17 +170,19 @@ def kid_of(key: PrivateKey) -> bytes:
     return verification_method(did_of(key)).encode()
 
 
-def algorithm_of(key: PrivateKey) -> int:
-    """EdDSA (-8) for an Ed25519 key, ES256 (-7) for a P-256 key."""
-    _check_key(key)
-    return L.ALG_EDDSA if isinstance(key, Ed25519PrivateKey) else L.ALG_ES256
+def algorithm_of(key: Signing) -> int:
+    """EdDSA (-8) for an Ed25519 key, ES256 (-7) for a P-256 key (held here or in a TPM)."""
+    if isinstance(key, Ed25519PrivateKey):
+        return L.ALG_EDDSA
+    public_key(key)
+    return L.ALG_ES256
 
 
 # --- statements -----------------------------------------------------------------------------------
 
 
 def sign_statement(
-    key: PrivateKey,
+    key: Signing,
     payload: bytes,
     *,
     subject: str,
@@ -190,7 +207,7 @@ def sign_statement(
 
 
 def sign_hash_envelope(
-    key: PrivateKey,
+    key: Signing,
     content: bytes,
     *,
     subject: str,
@@ -220,7 +237,7 @@ def sign_hash_envelope(
 
 
 def _base_header(
-    key: PrivateKey,
+    key: Signing,
     subject: str,
     issuer: str | None,
     kid: bytes | None,
@@ -248,8 +265,15 @@ def _base_header(
     }
 
 
-def _sign1(key: PrivateKey, protected: Mapping[int, Any], payload: bytes) -> bytes:
-    """Sign with pycose over the deterministic encoding of ``protected``; empty unprotected header, tag 18."""
+def _sign1(key: Signing, protected: Mapping[int, Any], payload: bytes) -> bytes:
+    """Sign with pycose over the deterministic encoding of ``protected``; empty unprotected header, tag 18. An
+    external signer signs the RFC 9052 §4.4 Sig_structure ["Signature1", protected, h'', payload] itself."""
+    if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        header = cbor.encode(dict(protected))
+        signature = key.sign(cbor.encode(["Signature1", header, b"", payload]))
+        if len(signature) != 2 * _P256_SCALAR_SIZE:
+            raise MalformedKey("an external ES256 signer must return r || s, 64 bytes")
+        return cbor.encode(cbor.tag(18, [header, {}, payload, signature]))
     message = Sign1Message(phdr_encoded=cbor.encode(dict(protected)), uhdr={}, payload=payload)
     message.key = _pycose_key(key)
     return bytes(message.encode(tag=True))

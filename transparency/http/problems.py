@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from schemas import cbor, media_types
-from schemas.errors import Overloaded, TabellionError
+from schemas.errors import BadInput, MethodNotAllowed, NotFound, Overloaded, TabellionError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ def problem_response(request: Request, error: TabellionError) -> Response:
     headers = {}
     if isinstance(error, Overloaded):
         headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowed) and error.allow:
+        headers["Allow"] = error.allow
     if request.url.path.startswith(SCRAPI_PREFIXES):
         body = cbor.encode({
             TITLE: error.title, DETAIL: error.detail, RESPONSE_CODE: error.status,
@@ -48,6 +51,23 @@ async def handle_tabellion_error(request: Request, exc: Exception) -> Response:
     if exc.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
     return problem_response(request, exc)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no route for the path, not the method the route takes) as problems too."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path[:200]
+    error: TabellionError
+    if exc.status_code == 404:
+        error = NotFound(f"no resource at {path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method[:20]} is not a method {path} takes",
+                                 (exc.headers or {}).get("Allow", ""))
+    elif exc.status_code < 500:
+        error = BadInput(f"{exc.status_code}: {exc.detail}"[:300])
+    else:
+        return await handle_unexpected(request, exc)
+    return problem_response(request, error)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

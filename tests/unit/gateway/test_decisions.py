@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.config import Connection
 from gateway.decisions import (
@@ -229,7 +229,8 @@ def test_only_the_current_key_of_an_agent_with_a_passport_resolves(world: World)
     multikey = multikey_of(world.c.key)
     for keyid in (world.c.identity, f"{world.c.identity}#{multikey}"):
         key = resolve(keyid)
-        assert key is not None and key.public_bytes_raw() == world.c.key.public_key().public_bytes_raw()
+        assert isinstance(key, Ed25519PublicKey) and key.public_bytes_raw() == world.c.ed25519.public_key(
+        ).public_bytes_raw()
     assert resolve(f"{world.c.identity}#z6MkOther") is None
     assert resolve(Signer(Ed25519PrivateKey.generate()).identity) is None  # no passport on the log
 
