@@ -51,7 +51,7 @@ _V1 = (
     "PRIMARY KEY (run, key, idx))",
     "INSERT INTO entry_index_runs (level, first_idx) VALUES (0, 0)",
     "CREATE TABLE pending_statements (seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, "
-    "leaf_data BYTEA PRIMARY KEY, statement BYTEA NOT NULL, absent_below BIGINT NOT NULL, "
+    "leaf_data BYTEA PRIMARY KEY, statement BYTEA NOT NULL, absent_below BIGINT NOT NULL, seal BYTEA NOT NULL, "
     "queued_at TIMESTAMPTZ NOT NULL DEFAULT now())",
     _REFUSE,
     *(

@@ -15,7 +15,9 @@ Several ``serve`` processes may share one database (``SharedSequencer``):
   position, so even two processes that both believed they held the lock could not fork the log: the second
   commit fails.
 - **the others take registrations**: they check statements as the sequencer does, insert them into
-  ``pending_statements`` (keyed by entry id, so a statement queued twice is queued once) and ``NOTIFY``; the
+  ``pending_statements`` (keyed by entry id, so a statement queued twice is queued once), each sealed with
+  the log key (the sequencer integrates no row it cannot verify: write access to the database is not enough
+  to have the log sign a statement nobody checked), and ``NOTIFY``; the
   sequencer claims queued rows in its integration transaction (they leave the queue when the batch commits,
   so a sequencer killed mid-batch leaves them for the next one). Every new head is ``NOTIFY``ed by a trigger
   (``postgres_schema``) when its batch commits; the others then read the new entries (their identity
@@ -196,9 +198,9 @@ class SharedSequencer:
         self.db.begin()
         try:
             self.db.executemany(
-                "INSERT INTO pending_statements (leaf_data, statement, absent_below) VALUES (?, ?, ?) "
+                "INSERT INTO pending_statements (leaf_data, statement, absent_below, seal) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (leaf_data) DO NOTHING",
-                [(q.leaf_data, q.statement, q.absent_below) for q in items],
+                [(q.leaf_data, q.statement, q.absent_below, q.seal) for q in items],
             )
             self.db.execute("SELECT pg_notify(?, '')", (CHANNELS[PENDING],))
             self.db.commit()
@@ -209,10 +211,10 @@ class SharedSequencer:
     def claim(self, limit: int) -> list[Queued]:
         rows = self.db.execute(
             "DELETE FROM pending_statements WHERE leaf_data IN (SELECT leaf_data FROM pending_statements "
-            "ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING seq, leaf_data, statement, absent_below",
+            "ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING seq, leaf_data, statement, absent_below, seal",
             (limit,),
         ).fetchall()
-        return [Queued(bytes(r[1]), bytes(r[2]), int(r[3])) for r in sorted(rows)]
+        return [Queued(bytes(r[1]), bytes(r[2]), int(r[3]), bytes(r[4])) for r in sorted(rows)]
 
     def still_queued(self, leaf_datas: Sequence[bytes]) -> set[bytes]:
         if not leaf_datas:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidSignature
+
 from schemas.checkpoint import Checkpoint
 from schemas.errors import (
     ConfigurationError,
@@ -64,6 +66,8 @@ from verifier.keys import PublicKey
 
 log = logging.getLogger(__name__)
 
+QUEUE_SEAL = b"tabellion queued statement v1\x00"
+"""Signed with the log key, followed by the entry id, by a process that queues a statement it checked."""
 OPEN_TIMEOUT_S = 30.0  # a process standing by waits this long for the sequencer to sign the first head
 FOLLOW_PAGE = 1000  # entries read at a time by a process standing by
 
@@ -319,7 +323,7 @@ class Sequencer:
         try:
             self.db.begin()
             self.writer.check_size(self.size)
-            queued = self.coordination.claim(self.batch_max_entries) if claim else []
+            queued = self._sealed(self.coordination.claim(self.batch_max_entries)) if claim else []
             unique: dict[bytes, bytes] = {}
             absent_below: dict[bytes, int] = {}
             items: list[_Pending | Queued] = [*batch, *queued]
@@ -365,6 +369,23 @@ class Sequencer:
         self._settle(batch, results, None)
         self._answer_forwarded(results)
 
+    def _sealed(self, queued: list[Queued]) -> list[Queued]:
+        """The queued statements whose seal verifies under the log key, for the entry id their statement has; the
+        others are dropped with the claim (a warning names them)."""
+        sealed = []
+        for item in queued:
+            recomputed, _ = statement_id(item.statement)
+            try:
+                if recomputed != item.leaf_data:
+                    raise InvalidSignature
+                self.key.public.verify(item.seal, QUEUE_SEAL + item.leaf_data)
+            except InvalidSignature:
+                log.warning("dropped a queued statement (entry id %s) that no serve process of this log sealed",
+                            item.leaf_data.hex()[:64])
+                continue
+            sealed.append(item)
+        return sealed
+
     def _commit_head(self, new_size: int, now: int, leaf_datas: list[bytes]) -> None:
         """Inside the open transaction: append the leaves, sign and write the new head, COMMIT (on PostgreSQL the
         database announces the new head to the processes standing by)."""
@@ -396,7 +417,8 @@ class Sequencer:
     # --- standing by ------------------------------------------------------------------------------
 
     def _forward(self, batch: list[_Pending]) -> None:
-        self.coordination.forward([Queued(p.leaf_data, p.statement, p.absent_below) for p in batch])
+        self.coordination.forward([Queued(p.leaf_data, p.statement, p.absent_below,
+                                          self.key.sign(QUEUE_SEAL + p.leaf_data)) for p in batch])
         for p in batch:
             self._forwarded.setdefault(p.leaf_data, []).append(p)
 

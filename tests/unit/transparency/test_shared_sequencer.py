@@ -5,7 +5,6 @@ goes, the second takes over. The database refuses a second writer at one positio
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from pathlib import Path
@@ -14,17 +13,25 @@ import psycopg
 import pytest
 
 from schemas.errors import ConfigurationError, StorageError
+from tests.log_tampering import statements
 from tests.postgres import PostgresServer
 from transparency.keys import load_or_create_log_key
 from transparency.log.reader import LogReader
-from transparency.log.sequencer import Sequencer
+from transparency.log.sequencer import QUEUE_SEAL, Sequencer
 from transparency.log.storage import open_database
 
 ORIGIN = "shared.example/log"
 
 
+STATEMENTS = statements(120, "shared")  # real signed statements: the sequencer checks what others queue
+
+
 def _leaf(i: int) -> bytes:
-    return hashlib.sha256(b"shared %d" % i).digest()
+    return STATEMENTS[i][0]
+
+
+def _statement(i: int) -> bytes:
+    return STATEMENTS[i][1]
 
 
 class Followed:
@@ -64,13 +71,13 @@ def test_the_second_process_stands_by_forwards_and_follows(tmp_path: Path, url: 
     a.start(0)
     b.start(0)
     try:
-        own = [a.submit(_leaf(i), b"a %d" % i) for i in range(5)]
-        forwarded = [b.submit(_leaf(100 + i), b"b %d" % i) for i in range(5)]
+        own = [a.submit(_leaf(i), _statement(i)) for i in range(5)]
+        forwarded = [b.submit(_leaf(100 + i), _statement(100 + i)) for i in range(5)]
         results = [f.result(10) for f in own + forwarded]
         assert sorted(r.index for r in results) == list(range(10))
-        again = b.submit(_leaf(2), b"the same statement, through the other process").result(10)
+        again = b.submit(_leaf(2), _statement(2)).result(10)
         assert again == results[2]
-        twice = [a.submit(_leaf(7), b"x"), b.submit(_leaf(7), b"x")]
+        twice = [a.submit(_leaf(7), _statement(7)), b.submit(_leaf(7), _statement(7))]
         assert twice[0].result(10).index == twice[1].result(10).index == 10
         _wait(lambda: len(second.entries) == 11)
         assert [i for i, _ in second.entries] == list(range(11))  # in log order, each once
@@ -90,13 +97,13 @@ def test_the_standing_by_process_takes_over_with_what_was_queued(tmp_path: Path,
     a.start(0)
     b.start(0)
     try:
-        assert a.submit(_leaf(0), b"zero").result(10).index == 0
+        assert a.submit(_leaf(0), _statement(0)).result(10).index == 0
         a.stop()  # its session ends: the lock is free, nobody integrates until b takes over
-        waiting = [b.submit(_leaf(i), b"queued %d" % i) for i in range(1, 4)]
+        waiting = [b.submit(_leaf(i), _statement(i)) for i in range(1, 4)]
         results = [f.result(10) for f in waiting]
         assert b.leading
         assert sorted(r.index for r in results) == [1, 2, 3] and {r.tree_size for r in results} <= {2, 3, 4}
-        assert b.submit(_leaf(4), b"four").result(10).index == 4
+        assert b.submit(_leaf(4), _statement(4)).result(10).index == 4
         assert [i for i, _ in followed.entries] == [0, 1, 2, 3, 4]
         reader = LogReader(b.db)
         assert [e.leaf_data for e in reader.entries(0, 10)] == [_leaf(i) for i in range(5)]
@@ -120,15 +127,38 @@ def test_the_database_refuses_a_second_writer_at_one_position(tmp_path: Path, ur
     and leaves the log as the first wrote it."""
     a = _open(tmp_path, url)
     a.start()
-    assert a.submit(_leaf(0), b"zero").result(10).index == 0
+    assert a.submit(_leaf(0), _statement(0)).result(10).index == 0
     b = _open(tmp_path, url)
     b.leading = True  # as if it had the lock too
     b.size = a.size - 1 if a.size else 0  # and a stale view of the log
     b.start()
     try:
         with pytest.raises(StorageError, match="another sequencer wrote it"):
-            b.submit(_leaf(1), b"one").result(10)
-        assert a.submit(_leaf(1), b"one").result(10).index == 1
+            b.submit(_leaf(1), _statement(1)).result(10)
+        assert a.submit(_leaf(1), _statement(1)).result(10).index == 1
     finally:
         b.stop()
+        a.stop()
+
+
+def test_the_sequencer_integrates_no_queued_row_it_cannot_verify(tmp_path: Path, url: str) -> None:
+    """Write access to the database is not enough to have the log sign a statement: a row queued without the log
+    key's seal, or whose statement is not the entry id sealed, is dropped."""
+    a = _open(tmp_path, url)
+    a.start(0)
+    try:
+        assert a.submit(_leaf(0), _statement(0)).result(10).index == 0
+        sealed = a.key.sign(QUEUE_SEAL + _leaf(2))
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = [(_leaf(1), _statement(1), bytes(64)),  # a seal by no log key
+                    (_leaf(2), _statement(3), sealed),  # another statement than the id sealed
+                    (_leaf(4), _statement(4), a.key.sign(QUEUE_SEAL + _leaf(4)))]  # as a serve process queues it
+            for leaf, statement, seal in rows:
+                conn.execute("INSERT INTO pending_statements (leaf_data, statement, absent_below, seal) "
+                             "VALUES (%s, %s, 0, %s)", (leaf, statement, seal))
+            conn.execute("NOTIFY tabellion_pending")
+            _wait(lambda: conn.execute("SELECT COUNT(*) FROM pending_statements").fetchone() == (0,))
+        reader = LogReader(a.db)
+        assert [e.leaf_data for e in reader.entries(0, 10)] == [_leaf(0), _leaf(4)]
+    finally:
         a.stop()
