@@ -93,6 +93,11 @@ def test_a_published_folder_on_a_static_server_is_followed_and_verified(
                      ".well-known/scitt-keys"):
             assert httpx.get(f"{static}/{path}").content == httpx.get(f"{log}/{path}").content, path
         assert httpx.get(f"{static}/checkpoint").text == httpx.get(f"{log}/checkpoint").text
+        # the service's statement bundles, asked by anyone: bad paths are refused, not answered with a 5xx
+        for path, status in (("statements/abc", 400), ("statements/000.p/0", 400), ("statements/x000/001", 400),
+                             ("statements/003", 404), ("statements/002", 404), ("statements/002.p/89", 404)):
+            answer = httpx.get(f"{log}/{path}")
+            assert answer.status_code == status and answer.headers["content-type"].startswith("application/"), path
 
         # the follower, reading only the static server
         followed: list[FollowedEntry] = []
