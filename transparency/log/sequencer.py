@@ -255,11 +255,6 @@ class Sequencer:
         self._queue.put(_Pending(leaf_data, statement, future, absent_below))
         return future
 
-    @property
-    def committed_size(self) -> int:
-        """A size the log has reached: every entry below it is committed (a lower bound, read from any thread)."""
-        return self.size
-
     def is_pending(self, leaf_data: bytes) -> bool:
         with self._pending_lock:
             return leaf_data in self._pending
