@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from .ratelimit import RateLimiter
 from .replay import NonceStore
 from .secrets import Secret
 from .state import FollowedLog, LogPosition
+from .trust import LogTrust
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,18 @@ def _raw_path(request: Request) -> str:
 # --- the application ----------------------------------------------------------------------------------
 
 
+def _report_trust(trust: LogTrust) -> None:
+    record = trust.load()
+    events = trust.events()
+    if events:
+        last = events[-1]
+        log.warning("the log's trust was last reset at %s by %s: %s", time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(last.get("at", 0)))), last.get("operator"), last.get("reason"))
+    if record.fork is not None:
+        log.error("the log was found forked (%s); every request is refused until an operator runs "
+                  "'tabellion gateway trust reset --config FILE --reason TEXT'", record.fork.detail)
+
+
 def create_app(
     config: GatewayConfig,
     secrets: Mapping[str, Secret],
@@ -175,6 +189,8 @@ def create_app(
     metrics = GatewayMetrics(c.id for c in config.connections)
     recording = sink is None and config.action_records.enabled  # gateway.actions; a bad key stops the start
     gateway_key = load_or_create_gateway_key(gateway_key_path(config)) if recording else None
+    trust = LogTrust(config.data_dir, config.log.vkey)  # gateway.trust: a pinned checkpoint, a fork remembered
+    _report_trust(trust)  # an unreadable file, or another log's checkpoint, stops the start in one line
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -187,7 +203,8 @@ def create_app(
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
                                            poll_interval=config.log.poll_interval,
-                                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness)
+                                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness,
+                                           trust=trust)
             owned.start()
         nonces = NonceStore(config.nonces_path)
         actions: ActionRecorder | None = None

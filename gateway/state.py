@@ -34,6 +34,8 @@ from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState
 from verifier.keys import KeySet
 
+from .trust import LogTrust, TrustRecord
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -70,6 +72,7 @@ class FollowedLog:
         max_staleness: float = 60.0,
         clock: Clock = time.monotonic,
         page: int = 500,
+        trust: LogTrust | None = None,
     ) -> None:
         self.poll_interval = poll_interval
         self.long_poll = long_poll
@@ -84,6 +87,23 @@ class FollowedLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_problem = ""
+        self._trust = trust
+        self._pinned: str | None = None
+        if trust is not None:
+            self._remember(trust.load())
+
+    def _remember(self, record: TrustRecord) -> None:
+        """Take up what the data folder remembers: a fork verdict refuses everything from the start; a pinned
+        checkpoint is the one the log's next checkpoint must be consistent with."""
+        if record.fork is not None:
+            self._failure = CheckpointInconsistent(
+                f"the log was found forked at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(record.fork.at))}: "
+                f"{record.fork.detail} (the verdict is kept in the data folder until an operator runs "
+                "'tabellion gateway trust reset')"
+            )
+        elif record.checkpoint is not None:
+            self._follower.resume(record.checkpoint, 0)  # the fold starts empty; the tree must extend the pin
+            self._pinned = record.checkpoint
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -117,12 +137,20 @@ class FollowedLog:
     def poll(self) -> Checkpoint:
         """Verify the log's latest checkpoint and fold every entry up to it. Raises ``CheckpointInconsistent``
         (and stops trusting the log for good) on a split view; other errors leave the state as it was."""
+        if self._failure is not None:
+            raise self._failure
         try:
             checkpoint = self._follower.poll(wait=self.long_poll or None)
         except CheckpointInconsistent as exc:
+            failure = self._follower.failure or exc
+            if self._trust is not None:  # on disk before anything else: a restart must not forget it
+                self._trust.record_fork(failure.detail, self._pinned)
             with self._lock:
-                self._failure = self._follower.failure or exc
+                self._failure = failure
             raise
+        if self._trust is not None and self._follower.checkpoint_text != self._pinned:
+            self._trust.pin(self._follower.checkpoint_text)
+            self._pinned = self._follower.checkpoint_text
         with self._lock:
             self._verified, self._verified_at = checkpoint, self._clock()
             self._last_problem = ""
@@ -135,8 +163,8 @@ class FollowedLog:
 
     def start(self) -> None:
         """Follow the log in a daemon thread until ``stop()``."""
-        if self._thread is not None:
-            return
+        if self._thread is not None or self._failure is not None:
+            return  # a remembered fork: nothing the log says is believed, so it is not even asked
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="gateway-log-follower", daemon=True)
         self._thread.start()

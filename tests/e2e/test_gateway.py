@@ -33,7 +33,7 @@ from transparency.keys import load_or_create_log_key
 from transparency.receipts import sign_checkpoint
 
 TOKEN = "upstream-token-5b1f0c7e"
-PATHS = ["/registry/operators", *["/api/agent/issue"] * 3, *["/v1/delegations"] * 3, "/v1/claims"]
+PATHS = ["/registry/operators", *["/registry/consents", "/api/agent/issue"] * 3, *["/v1/delegations"] * 3, "/v1/claims"]
 
 
 # --- the upstream: records every request ---------------------------------------------------------
@@ -92,14 +92,25 @@ class GatewayProcess:
         self.config, self.url, self.log_path = config, f"http://127.0.0.1:{port}", log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> GatewayProcess:
+    def start(self, *, healthy: bool = True) -> GatewayProcess:
+        """Start and wait until ``/healthz`` answers 200 (``healthy``) or answers at all."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TABELLION_")}
         log: IO[bytes]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "gateway", "--config", str(self.config)],
                                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until_answering(self.process, f"{self.url}/healthz", "the gateway", self.log, self.stop)
-        return self
+        if healthy:
+            wait_until_answering(self.process, f"{self.url}/healthz", "the gateway", self.log, self.stop)
+            return self
+        deadline = time.monotonic() + 20
+        while True:
+            assert self.process.poll() is None, f"the gateway exited:\n{self.log()}"
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return self
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, f"the gateway never answered:\n{self.log()}"
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

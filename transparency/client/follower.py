@@ -81,15 +81,14 @@ class LogFollower:
     def poll(self, wait: float | None = None) -> Checkpoint:
         """Accept the log's latest checkpoint if it is consistent, then apply every entry up to it.
 
-        With ``wait`` a long poll: the log answers as soon as it has grown past the accepted checkpoint
-        (or after ``wait`` seconds), so a follower learns of a new entry — a revocation, say — at once.
+        With ``wait`` a long poll: the log answers as soon as it has grown past the entries applied (at once
+        after ``resume``, or after a catch-up cut short), or after ``wait`` seconds, so a follower learns of a
+        new entry — a revocation, say — at once.
         """
         if self.failure is not None:
             raise self.failure
-        if wait is None:
-            text = self.client.checkpoint()
-        else:
-            text = self.client.checkpoint(self.checkpoint.size if self.checkpoint else 0, wait)
+        # a long poll answers at once while entries are still to be applied (after ``resume``, say)
+        text = self.client.checkpoint() if wait is None else self.client.checkpoint(self.size, wait)
         new = verify_checkpoint(text, self.log_key)
         try:
             self._check_consistent(new)
