@@ -48,11 +48,19 @@ from transparency.request_bodies import read_limited_body
 from . import signatures
 from .actions import ActionRecorder, gateway_key_path, load_or_create_gateway_key
 from .config import GatewayConfig
-from .decisions import DecisionSink, Gatekeeper, StateSource, resource_of, split_proxy_path, target_uri
+from .decisions import (
+    DecisionSink,
+    Gatekeeper,
+    StateSource,
+    forwarded_path,
+    resource_of,
+    split_proxy_path,
+    target_uri,
+)
 from .mcp import McpRelay
 from .metrics import DecisionCounter, GatewayMetrics, measured, metrics_endpoint
 from .policies import compile_policies
-from .proxy import InjectedHeaders, UpstreamProxy, credential_headers, streamed
+from .proxy import InjectedHeaders, UpstreamProxy, check_framing, credential_headers
 from .ratelimit import RateLimiter
 from .replay import NonceStore
 from .secrets import Secret
@@ -133,6 +141,7 @@ async def proxy(request: Request) -> Response:
     resource = resource_of(rest)
     query = request.scope.get("query_string", b"").decode("latin-1")
     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
+    check_framing(headers)
     body = await read_limited_body(request, gateway.config.max_body_bytes)
     signed = signatures.Request(
         request.method,
@@ -142,9 +151,10 @@ async def proxy(request: Request) -> Response:
     if connection.kind == "mcp":  # JSON-RPC, decided per tool, tools/list filtered by scope (gateway.mcp)
         relay = McpRelay(gateway.gatekeeper, gateway.proxy, gateway.log)
         return await relay.answer(connection, signed, rest, query, request.url.path)
-    await run_in_threadpool(gateway.gatekeeper.decide, connection, signed, resource)
-    upstream = await gateway.proxy.forward(connection, request.method, rest, query, headers, body)
-    return streamed(upstream)
+    decision = await run_in_threadpool(gateway.gatekeeper.decide, connection, signed, resource)
+    upstream = await gateway.proxy.forward(connection, request.method, forwarded_path(resource), query, headers, body,
+                                           decision.covered)
+    return await gateway.proxy.answer(connection, upstream)
 
 
 def _raw_path(request: Request) -> str:

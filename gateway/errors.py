@@ -3,7 +3,7 @@ decided where errors become HTTP answers)."""
 
 from __future__ import annotations
 
-from schemas.errors import BadInput, ConfigurationError
+from schemas.errors import BadInput, ConfigurationError, UpstreamUnreachable
 
 
 class LogTrustFileInvalid(ConfigurationError):
@@ -36,3 +36,10 @@ class MethodOverrideRefused(BadInput):
 
     code = "method-override-refused"
     title = "Method or URL override refused"
+
+
+class UpstreamAnswerUnreadable(UpstreamUnreachable):
+    """An answer in a content coding the gateway cannot decode, so cannot scrub of the injected credentials."""
+
+    code = "upstream-answer-unreadable"
+    title = "The upstream's answer cannot be scrubbed"

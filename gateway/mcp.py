@@ -15,7 +15,9 @@ message                                     decided as (action, resource, author
                                             answer's ``tools`` keep only those ``T`` that ``authorise``
                                             allows (``tool_permitted``), as of the latest verified state
 ``initialize``, ``ping``, ``notifications/*``  the method, the method, a usable passport; passed through
-any other method M                          ``M``, ``M``, ``authorise`` (deny unless delegated by name)
+without ``id`` (a notification)
+any other method M, and ``notifications/*``   ``M``, ``M``, ``authorise`` (deny unless delegated by name)
+with an ``id`` (a request, whatever its name)
 ==========================================  ==========================================================
 
 Refused: batches (a JSON array: MCP 2025-06-18 dropped them; send one message per POST), responses (the
@@ -63,7 +65,7 @@ from verifier.passports import require_passport
 
 from .config import Connection
 from .decisions import Authority, Gatekeeper, StateSource
-from .proxy import UpstreamProxy, response_headers, streamed
+from .proxy import UpstreamProxy, response_headers
 from .signatures import Request
 
 JSONRPC: Final = "2.0"
@@ -168,7 +170,7 @@ def ask_of(message: RpcMessage) -> Ask:
                 "tools/call needs params.name: 1-128 letters, digits, '_', '.', ':', '/' or '-'", RPC_INVALID_PARAMS
             )
         return Ask(name, tool_resource(name), authorise)
-    if method in SESSION_METHODS or method.startswith(NOTIFICATIONS):
+    if method in SESSION_METHODS or (method.startswith(NOTIFICATIONS) and message.id is None):
         return Ask(method, method, passport_only, lists_tools=method == "tools/list")
     return Ask(method, method, authorise)
 
@@ -296,16 +298,17 @@ class McpRelay:
             ask = ask_of(message)
             decision = await run_in_threadpool(self.gatekeeper.decide, connection, request, ask.resource,
                                                action=ask.action, authority=ask.authority)
-            upstream = await self._send(connection, request, query)
+            upstream = await self._send(connection, request, query, decision.covered)
             if not ask.lists_tools:
-                return streamed(upstream)
+                return await self.proxy.answer(connection, upstream)
             return await self._filtered(connection, upstream, decision.agent or "")  # no agent: no tool
         except TabellionError as exc:
             return rpc_error(exc, ident, instance)
 
-    async def _send(self, connection: Connection, request: Request, query: str) -> httpx.Response:
+    async def _send(self, connection: Connection, request: Request, query: str,
+                    covered: tuple[str, ...]) -> httpx.Response:
         url = connection.upstream + (f"?{query}" if query else "")
-        return await self.proxy.send(connection, "POST", url, request.headers, request.body)
+        return await self.proxy.send(connection, "POST", url, request.headers, request.body, covered)
 
     async def _filtered(self, connection: Connection, upstream: httpx.Response, agent: str) -> Response:
         try:
@@ -319,7 +322,9 @@ class McpRelay:
             body = await run_in_threadpool(self._filter, connection, agent, ctype, body)
         elif body and upstream.is_success:
             raise McpUpstreamInvalid(f"the upstream answered tools/list with {ctype or 'no content type'}")
-        headers = [(k, v) for k, v in response_headers(upstream.headers.multi_items())
+        scrubber = self.proxy.scrubber(connection)  # gateway.scrub: the credentials never reach the agent
+        body = scrubber.mask(body)
+        headers = [(k, v) for k, v in scrubber.headers(response_headers(upstream.headers.multi_items()))
                    if k.lower() not in ("content-length", "content-encoding")]
         response = Response(body, upstream.status_code)
         response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]

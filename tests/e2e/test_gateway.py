@@ -175,10 +175,10 @@ def register_world(log_url: str) -> World:
 
 def signed(world: World, gateway: str, path: str = "/proxy/mail-api/inbox/1?x=1", method: str = "GET",
            body: bytes = b"", *, agent: Signer | None = None, created: int | None = None,
-           **options: Any) -> Request:
+           extra_headers: tuple[tuple[str, str], ...] = (), **options: Any) -> Request:
     agent = agent or world.c
     now = int(time.time()) if created is None else created
-    request = Request(method, gateway + path, world.headers(agent=agent), body)
+    request = Request(method, gateway + path, (*world.headers(agent=agent), *extra_headers), body)
     kw: dict[str, Any] = {"key": agent.key, "keyid": agent.identity, "created": now, "expires": now + 60,
                           "nonce": uuid.uuid4().hex} | options
     return sign_request(request, **kw)

@@ -138,9 +138,15 @@ def test_what_each_method_is_decided_as() -> None:
         "read_ticket", "tools/read_ticket", authorise, False)
     listed = ask_of(parse_message(rpc("tools/list")))
     assert (listed.action, listed.authority, listed.lists_tools) == ("tools/list", passport_only, True)
-    for method in ("initialize", "ping", "notifications/initialized", "notifications/cancelled"):
+    for method in ("initialize", "ping"):
         session = ask_of(parse_message(rpc(method)))
         assert (session.action, session.resource, session.authority) == (method, method, passport_only)
+    for method in ("notifications/initialized", "notifications/cancelled"):
+        notification = ask_of(parse_message(rpc(method, ident_=None)))
+        assert (notification.action, notification.resource, notification.authority) == (method, method, passport_only)
+        # with an id it is a request, whatever its name: decided by name, as any other method
+        request = ask_of(parse_message(rpc(method)))
+        assert (request.action, request.resource, request.authority) == (method, method, authorise)
     other = ask_of(parse_message(rpc("resources/read", {"uri": "file:///etc/passwd"})))
     assert (other.action, other.resource, other.authority) == ("resources/read", "resources/read", authorise)
     for params in ({}, {"name": ""}, {"name": 3}, {"name": "a b"}, {"name": "x" * 129}):
