@@ -10,16 +10,15 @@ Routes (all listed in ``create_app``):
                                              on an MCP connection, one JSON-RPC message (``gateway.mcp``)
     GET  /metrics                            Prometheus text exposition (``gateway.metrics``)
 
-Every refusal is an RFC 9457 ``application/problem+json`` answer from ``problem_response``: ``type``
-(``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``, ``instance`` and, for authority refusals,
-``reason_code``; the same layout as the transparency service's JSON problems. 503s carry ``Retry-After``.
+Every refusal is an RFC 9457 ``application/problem+json`` answer from the one mapper the services share
+(``transparency.problem_details``): ``type`` (``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``,
+``instance`` and, for authority refusals, ``reason_code``. 429s and 503s carry ``Retry-After``.
 The follower thread, nonce store, action recorder (``gateway.actions``) and upstream client start in the
 lifespan, not at import.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -34,15 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from schemas import media_types
-from schemas.errors import (
-    GatewayUnavailable,
-    InvalidParameter,
-    Overloaded,
-    PolicyDenied,
-    TabellionError,
-)
+from schemas.errors import InvalidParameter
 from transparency.client.http import HttpLogClient
+from transparency.problem_details import ProblemHandlers
 from transparency.request_bodies import read_limited_body
 
 from . import signatures
@@ -70,7 +63,6 @@ from .trust import LogTrust
 log = logging.getLogger(__name__)
 
 PROXY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-RETRY_AFTER_S = "1"
 
 
 class FollowedState(StateSource, Protocol):
@@ -91,34 +83,7 @@ class Gateway:
 
 # --- problems -----------------------------------------------------------------------------------------
 
-
-def problem_response(request: Request, error: TabellionError) -> Response:
-    headers = {}
-    if isinstance(error, GatewayUnavailable):
-        headers["Retry-After"] = RETRY_AFTER_S
-    if isinstance(error, Overloaded):
-        headers["Retry-After"] = str(error.retry_after)
-    problem: dict[str, object] = {"type": error.type_uri, "title": error.title, "status": error.status,
-                                  "detail": error.detail, "instance": request.url.path}
-    reason_code = getattr(error, "reason_code", None)
-    if isinstance(reason_code, str):
-        problem["reason_code"] = reason_code
-    if isinstance(error, PolicyDenied):  # the policy that decided (gateway.policies)
-        problem["policy_id"], problem["policy_version"] = error.policy_id, error.policy_version
-    return Response(json.dumps(problem), error.status, headers, media_types.PROBLEM_JSON)
-
-
-async def handle_tabellion_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, TabellionError):
-        return await handle_unexpected(request, exc)
-    if exc.status >= 500 and not isinstance(exc, GatewayUnavailable):
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return problem_response(request, exc)
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem_response(request, TabellionError("the gateway failed unexpectedly; nothing was forwarded"))
+PROBLEMS = ProblemHandlers("the gateway failed unexpectedly; nothing was forwarded")  # transparency.problem_details
 
 
 # --- routes -------------------------------------------------------------------------------------------
@@ -249,6 +214,6 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
+        exception_handlers=PROBLEMS.handlers(),
         lifespan=lifespan,
     )

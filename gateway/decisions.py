@@ -53,6 +53,7 @@ from schemas.errors import (
     SignatureParameterMissing,
     TabellionError,
 )
+from transparency.problem_details import problem_status
 from verifier.authority import Authorisation, authorise
 from verifier.identity_state import DID_KEY, IdentityState, multikey_key
 
@@ -300,7 +301,7 @@ class Gatekeeper:
         try:
             decision = self._decide(connection, request, draft, now, authority, overridable=action is None)
         except TabellionError as exc:
-            self._record(replace(draft.decision, status=exc.status, code=exc.code,
+            self._record(replace(draft.decision, status=problem_status(exc), code=exc.code,
                                  reason_code=getattr(exc, "reason_code", exc.code), detail=exc.detail))
             raise
         self._record(decision)

@@ -51,14 +51,13 @@ from starlette.responses import Response
 
 from schemas.errors import (
     AuthorityRefused,
-    GatewayUnavailable,
     McpMethodNotAllowed,
     McpRequestInvalid,
     McpUpstreamInvalid,
-    Overloaded,
     TabellionError,
     UpstreamUnreachable,
 )
+from transparency.problem_details import problem_document, problem_headers, problem_status
 from verifier.authority import Authorisation, authorise
 from verifier.identity_state import IdentityState
 from verifier.passports import require_passport
@@ -247,25 +246,17 @@ def filter_event_stream(body: bytes, permitted: Permitted) -> bytes:
 
 
 def rpc_error(error: TabellionError, ident: RequestId, instance: str) -> Response:
-    """The JSON-RPC error response for a refusal, with the problem details in ``error.data``."""
-    problem: dict[str, object] = {"type": error.type_uri, "title": error.title, "status": error.status,
-                                  "detail": error.detail, "instance": instance}
-    reason_code = getattr(error, "reason_code", None)
-    if isinstance(reason_code, str):
-        problem["reason_code"] = reason_code
-    if isinstance(error, McpRequestInvalid):
-        code = error.rpc_code
-    else:
-        code = RPC_UNAVAILABLE if error.status >= 500 else RPC_REFUSED
-    headers = {}
-    if isinstance(error, GatewayUnavailable):
-        headers["Retry-After"] = "1"
-    if isinstance(error, Overloaded):
-        headers["Retry-After"] = str(error.retry_after)
+    """The JSON-RPC error response for a refusal, with the problem details in ``error.data`` (status, headers and
+    document from the one mapper, ``transparency.problem_details``)."""
+    status = problem_status(error)
+    unavailable_or_refused = RPC_UNAVAILABLE if status >= 500 else RPC_REFUSED
+    code = error.rpc_code if isinstance(error, McpRequestInvalid) else unavailable_or_refused
+    headers = problem_headers(error)
     if isinstance(error, McpMethodNotAllowed):
         headers["Allow"] = "POST"
-    body = {"jsonrpc": JSONRPC, "id": ident, "error": {"code": code, "message": error.title, "data": problem}}
-    return Response(_dump(body), error.status, headers, JSON)
+    body = {"jsonrpc": JSONRPC, "id": ident,
+            "error": {"code": code, "message": error.title, "data": problem_document(error, instance)}}
+    return Response(_dump(body), status, headers, JSON)
 
 
 async def _read_capped(upstream: httpx.Response, limit: int) -> bytes:
