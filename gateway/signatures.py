@@ -28,11 +28,11 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from urllib.parse import SplitResult, urlsplit
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import (
     ComponentMissing,
@@ -88,6 +88,13 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _OBS_FOLD = re.compile(r"[ \t]*\r\n[ \t]+")
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+class MessageSigner(Protocol):
+    """What signs a signature base: an ``Ed25519PrivateKey``, or a key held elsewhere (a TPM, an agent SDK's key
+    hook) that returns the 64-byte Ed25519 signature of ``data``."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
 
 KeyResolver = Callable[[str], Ed25519PublicKey | None]
 """Maps a ``keyid`` to the agent's public key, or None when the key is unknown."""
@@ -261,7 +268,7 @@ def _authority(uri: SplitResult) -> str:
 def sign_request(
     request: Request,
     *,
-    key: Ed25519PrivateKey,
+    key: MessageSigner,
     keyid: str,
     created: int,
     label: str = DEFAULT_LABEL,
