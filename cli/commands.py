@@ -365,7 +365,8 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     service_log.addHandler(handler)
     service_log.setLevel(logging.DEBUG if a.verbose else logging.INFO)
     serve({"data_dir": a.data, "host": a.host, "port": a.port, "origin": a.origin,
-           "max_body_bytes": a.max_body})
+           "max_body_bytes": a.max_body, "body_read_timeout_s": a.body_read_timeout,
+           "outbound_allow": a.outbound_allow})
     return 0
 
 
@@ -401,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to listen on")
     p.add_argument("--origin", help="the log's origin (checkpoint origin line, receipt issuer)")
     p.add_argument("--max-body", type=int, metavar="BYTES", help="largest statement accepted")
+    p.add_argument("--body-read-timeout", type=float, metavar="SECONDS",
+                   help="refuse (408) a request body that stalls this long (default 10)")
+    p.add_argument("--outbound-allow", metavar="CIDRS",
+                   help="address ranges webhooks may be delivered to although not public, e.g. 127.0.0.0/8")
 
     p = command(commands, "keygen", lambda a: _print(keygen(a.out, a.type, force=a.force)),
                 "create a signing key and print its did:key")

@@ -35,7 +35,8 @@ def embedded_issuer(settings: Settings) -> Extension:
         client = LocalLogClient(service)
         keys = parse_key_set(client.key_set())
         outbox = open_outbox(settings.data_dir / "issuer-cache.sqlite")
-        dispatcher = WebhookDispatcher(outbox, load_or_create_log_key(settings.data_dir / "webhook-key.pem").private)
+        dispatcher = WebhookDispatcher(outbox, load_or_create_log_key(settings.data_dir / "webhook-key.pem").private,
+                                       allow=settings.allowed_targets)
 
         def events(event_type: str, data: dict[str, Any], entry: str) -> None:
             if outbox.enqueue(event_type, data, log_event_id(entry, event_type)):

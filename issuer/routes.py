@@ -7,7 +7,6 @@ checkpoint it was decided on. See docs/http-api.md.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -20,9 +19,10 @@ from issuer.registry_keys import JWK_SET_MEDIA_TYPE
 from issuer.service import Issuer
 from issuer.status_lists import operator_status_list
 from schemas import jsonld_contexts, media_types
-from schemas.errors import InvalidParameter, NotFound, PayloadInvalid
+from schemas.errors import InvalidParameter, NotFound
 from schemas.leaf import parse_entry_id
-from transparency.request_bodies import read_limited_body, require_content_type
+from transparency.request_bodies import read_json_object, read_limited_body, require_content_type
+from transparency.request_params import query_int
 
 MAX_BODY_BYTES = 1024 * 1024
 RESOLUTION_MEDIA_TYPE = 'application/ld+json;profile="https://w3id.org/did-resolution"'
@@ -40,32 +40,11 @@ async def _statement(request: Request) -> bytes:
     return await read_limited_body(request, MAX_BODY_BYTES)
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    require_content_type(request, "application/json")
-    body = await read_limited_body(request, MAX_JSON_BYTES)
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadInvalid(f"the body is not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise PayloadInvalid("the body is not a JSON object")
-    return value
-
-
 def _query(request: Request, name: str) -> str:
     value = request.query_params.get(name)
     if not value:
         raise InvalidParameter(f"the query parameter {name!r} is required")
     return value
-
-
-def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise InvalidParameter(f"{name} must be an integer from {low} to {high}")
-    return int(text)
 
 
 def _submitting(*types: str) -> Any:
@@ -89,7 +68,7 @@ async def claim_decision(request: Request) -> Response:
 
 
 async def verify_agent(request: Request) -> Response:
-    body = await _json(request)
+    body = await read_json_object(request, MAX_JSON_BYTES)
     credential = body.get("credential")
     agent = body.get("agent")
     if agent is None and isinstance(credential, dict):
@@ -115,8 +94,8 @@ async def get_claim(request: Request) -> Response:
 
 async def approved_claims(request: Request) -> Response:
     issuer = _issuer(request)
-    return JSONResponse(issuer.approved_claims(_int_query(request, "after", 0, 0, 2**63),
-                                               _int_query(request, "limit", 100, 1, 1000)))
+    return JSONResponse(issuer.approved_claims(query_int(request, "after", 0),
+                                               query_int(request, "limit", 100, low=1, high=1000)))
 
 
 async def resolve_did(request: Request) -> Response:
@@ -155,7 +134,7 @@ async def registry_keys(request: Request) -> Response:
 
 async def mint_token(request: Request) -> Response:
     """``POST /v1/tokens``: a task-bound token for the agent's signed request (issuer.tokens), 201."""
-    minted = _issuer(request).mint_token(await _json(request), str(request.base_url))
+    minted = _issuer(request).mint_token(await read_json_object(request, MAX_JSON_BYTES), str(request.base_url))
     return JSONResponse(minted.json(), 201, {"Cache-Control": "no-store"})  # RFC 6749 §5.1
 
 

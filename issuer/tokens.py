@@ -8,15 +8,19 @@ The agent asks with a JSON request signed by its own key::
 
 ``signature`` is over the RFC 8785 canonical JSON of the request without ``signature``, by the agent's key current
 on the log (``IdentityState.current_key``); docs/identity.md spells this out for independent clients. The registry
-refuses, in this order: a malformed request (400); a ``created`` more than ``CREATED_SKEW`` s from its clock
-(``TokenRequestStale``); a bad signature (``TokenRequestSignatureInvalid``); a nonce the agent used in the last
-``NONCE_WINDOW`` s (``TokenRequestReplayed``); then, on the state of the latest verified checkpoint, an agent
-without a usable passport (``PassportRefused``), a delegation chain that does not hold now or whose leaf is not to
+refuses, in this order, on the state of the latest verified checkpoint: a malformed request (400); a ``created``
+more than ``CREATED_SKEW`` s from its clock (``TokenRequestStale``); a bad signature
+(``TokenRequestSignatureInvalid``); an agent without a usable passport (``PassportRefused``); a nonce the agent used
+in the last ``NONCE_WINDOW`` s (``TokenRequestReplayed``), or an agent that already used ``NONCES_PER_AGENT`` nonces
+in that window (``TokenRequestsExhausted``, 429); a delegation chain that does not hold now or whose leaf is not to
 the agent (``DelegationRefused``), and a tool, service or resource outside the leaf's scope (``ScopeRefused``).
 
 Nonces are remembered in memory only (``NonceCache``, per process): a restart forgets them, which the ±60 s window
-on ``created`` bounds to requests created in the last minute before the restart. The token itself is described
-in ``verifier.tokens``; its ``exp`` is ``iat + ttl``.
+on ``created`` bounds to requests created in the last minute before the restart. Only a request whose signature
+verified under the key of an agent holding a usable passport stores a nonce, and each agent has its own capacity:
+anyone can make a did:key and sign requests with it, but such requests cannot fill the cache and shut minting
+off for the registered agents. The token itself is described in ``verifier.tokens``; its ``exp`` is
+``iat + ttl``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from schemas.errors import (
     TabellionError,
     TokenMalformed,
     TokenRequestReplayed,
+    TokenRequestsExhausted,
     TokenRequestSignatureInvalid,
     TokenRequestStale,
 )
@@ -52,7 +57,10 @@ from verifier.tokens import ALG, MAX_TTL, SCOPE_TOKEN, TYP, b64url_decode, deleg
 
 CREATED_SKEW: Final = 60
 NONCE_WINDOW: Final = 300
-MAX_NONCES: Final = 100_000
+NONCES_PER_AGENT: Final = 100
+"""Token requests one agent may make in ``NONCE_WINDOW`` s (each needs a fresh nonce, which is kept that long)."""
+MAX_AGENTS: Final = 10_000
+"""Agents whose nonces are kept at once: with ``NONCES_PER_AGENT``, at most 10^6 nonces in memory."""
 MAX_TOOLS: Final = 64
 MAX_TEXT: Final = 512
 REQUEST_FIELDS: Final = frozenset({"agent", "task_id", "tools", "service", "resource", "delegation", "ttl",
@@ -137,29 +145,55 @@ def new_nonce() -> str:
 
 
 class NonceCache:
-    """``(agent, nonce)`` pairs seen in the last ``window`` seconds, oldest first, at most ``capacity``.
+    """Per agent, the nonces it used in the last ``window`` seconds: at most ``per_agent`` of them, for at most
+    ``max_agents`` agents (least recently active first).
 
-    Full of pairs still inside the window, it refuses further requests (``Overloaded``) rather than forget one.
+    Only what the window has passed is ever forgotten. An agent that used ``per_agent`` nonces in the window is
+    refused (``TokenRequestsExhausted``, 429) until its oldest one expires, and other agents are unaffected; a new
+    agent while ``max_agents`` agents all have nonces in the window is refused (``Overloaded``, 429).
     """
 
-    def __init__(self, window: int = NONCE_WINDOW, capacity: int = MAX_NONCES) -> None:
+    def __init__(self, window: int = NONCE_WINDOW, per_agent: int = NONCES_PER_AGENT,
+                 max_agents: int = MAX_AGENTS) -> None:
+        if window < 1 or per_agent < 1 or max_agents < 1:
+            raise ValueError("a nonce cache needs a window, per_agent and max_agents of at least 1")
         self.window = window
-        self.capacity = capacity
-        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.per_agent = per_agent
+        self.max_agents = max_agents
+        self._agents: OrderedDict[str, OrderedDict[str, int]] = OrderedDict()  # agent -> nonce -> time used
+
+    def __len__(self) -> int:
+        """The agents tracked (for tests and metrics)."""
+        return len(self._agents)
 
     def use(self, agent: str, nonce: str, now: int) -> None:
-        """Record the nonce, or raise ``TokenRequestReplayed`` if it was used within the window."""
-        while self._seen and next(iter(self._seen.values())) <= now - self.window:
-            self._seen.popitem(last=False)
-        if (agent, nonce) in self._seen:
+        """Record the nonce, or raise ``TokenRequestReplayed`` if the agent used it within the window (429 when the
+        agent, or the cache, is at capacity)."""
+        expired = now - self.window
+        while self._agents and next(reversed(next(iter(self._agents.values())).values())) <= expired:
+            self._agents.popitem(last=False)  # the least recently active agent's nonces have all expired
+        seen = self._agents.get(agent)
+        if seen is None:
+            if len(self._agents) >= self.max_agents:
+                oldest = next(reversed(next(iter(self._agents.values())).values()))
+                raise Overloaded(f"token requests of {self.max_agents} agents are in the replay window; retry later",
+                                 retry_after=max(1, oldest - expired))
+            seen = self._agents[agent] = OrderedDict()
+        while seen and next(iter(seen.values())) <= expired:
+            seen.popitem(last=False)
+        if nonce in seen:
             raise TokenRequestReplayed(f"nonce {nonce[:40]!r} was used by this agent within the last {self.window} s")
-        if len(self._seen) >= self.capacity:
-            raise Overloaded("too many token requests in the replay window; retry later")
-        self._seen[(agent, nonce)] = now
+        if len(seen) >= self.per_agent:
+            raise TokenRequestsExhausted(
+                f"{agent[:200]} made {self.per_agent} token requests in the last {self.window} s, the most it may",
+                retry_after=max(1, next(iter(seen.values())) - expired),
+            )
+        seen[nonce] = now
+        self._agents.move_to_end(agent)
 
 
-def check_request_signature(state: IdentityState, request: TokenRequest, now: int, nonces: NonceCache) -> None:
-    """The request is fresh, signed by the agent's current key, and its nonce is new (raises otherwise)."""
+def check_request_signature(state: IdentityState, request: TokenRequest, now: int) -> None:
+    """The request is fresh and signed by the agent's current key on the log (raises otherwise)."""
     if abs(now - request.created) > CREATED_SKEW:
         raise TokenRequestStale(f"the request was created at {request.created}, more than {CREATED_SKEW} s from "
                                 f"{now}")
@@ -175,7 +209,6 @@ def check_request_signature(state: IdentityState, request: TokenRequest, now: in
         raise TokenRequestSignatureInvalid(
             f"the request signature does not verify under {request.agent[:200]}'s current key"
         ) from exc
-    nonces.use(request.agent, request.nonce, now)
 
 
 @dataclass(frozen=True)
@@ -212,8 +245,9 @@ def mint_token(body: Mapping[str, Any], *, state: IdentityState, key: RegistryKe
                issuer: str, checkpoint: int) -> MintedToken:
     """Check the agent's signed request against the state and sign its token with ``key`` (see the docstring)."""
     request = parse_request(body)
-    check_request_signature(state, request, now, nonces)
+    check_request_signature(state, request, now)
     require_passport(state, request.agent, now)
+    nonces.use(request.agent, request.nonce, now)  # only now: see the module docstring
     if request.delegation not in state.delegations:
         raise DelegationRefused(f"{request.delegation} is not an accepted delegation on this log", "no_delegation")
     chain = check_chain(state, request.delegation, now)

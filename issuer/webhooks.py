@@ -20,9 +20,14 @@ are given the issuer's public key as ``whpk_`` + base64 of its 32 raw bytes. ``v
 receiver's check; it refuses a timestamp more than ``tolerance`` seconds old or ahead (a replay).
 
 A delivery succeeds on a 2xx answer. Anything else — another status (redirects are not followed), a
-connection error, no answer within the per-attempt timeout — is retried after ``RetryPolicy.delay``
-(``Retry-After`` is honoured when longer), until ``max_attempts``; then the delivery is dead-lettered
-(``failed``, kept in the outbox with its last status and error).
+connection error, no answer within the per-attempt timeout, a URL whose host now resolves to an address that is
+not public — is retried after ``RetryPolicy.delay`` (``Retry-After`` is honoured when longer), until
+``max_attempts``; then the delivery is dead-lettered (``failed``, kept in the outbox with its last status and
+error).
+
+Targets: a subscription URL must resolve to public addresses only, unless the operator allows ranges
+(``outbound_allow``, ``transparency.outbound``): checked when subscribing (``subscribe``) and again before every
+attempt, which connects to the address it checked (DNS can change in between).
 """
 
 from __future__ import annotations
@@ -45,14 +50,23 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from issuer.outbox import Delivery, Outbox
+from issuer.outbox import Delivery, Outbox, Subscription
 from schemas.errors import (
     ConfigurationError,
     MalformedKey,
+    OutboundTargetRefused,
     WebhookDeliveryMalformed,
     WebhookSignatureInvalid,
     WebhookTimestampInFuture,
     WebhookTimestampStale,
+)
+from transparency.outbound import (
+    AllowedTargets,
+    PinnedTarget,
+    Resolver,
+    check_outbound_url,
+    pinned_target,
+    resolve_host,
 )
 
 SIGNATURE_VERSION: Final = "v1a"
@@ -65,6 +79,13 @@ _WEBHOOK_ID: Final = re.compile(r"[A-Za-z0-9_:-]{1,256}", re.ASCII)
 _TIMESTAMP: Final = re.compile(r"[0-9]{1,12}", re.ASCII)
 _ERROR_SNIPPET: Final = 200
 _DELAY_SECONDS: Final = re.compile(r"[0-9]{1,9}", re.ASCII)
+
+
+def subscribe(outbox: Outbox, url: str, event_types: Sequence[str], *, allow: AllowedTargets,
+              resolve: Resolver = resolve_host) -> Subscription:
+    """Subscribe ``url`` to ``event_types`` once its host passed the outbound check (``OutboundTargetRefused``)."""
+    check_outbound_url(url, allow=allow, resolve=resolve)
+    return outbox.subscribe(url, event_types)
 
 
 # --- signing and verification ----------------------------------------------------------------------
@@ -236,6 +257,8 @@ class WebhookDispatcher:
         rng: random.Random | None = None,
         max_in_flight: int = 8,
         lease_slack: float = 5.0,
+        allow: AllowedTargets | None = None,
+        resolve: Resolver = resolve_host,
     ) -> None:
         if max_in_flight < 1:
             raise ConfigurationError("a webhook dispatcher needs max_in_flight >= 1")
@@ -249,6 +272,8 @@ class WebhookDispatcher:
         self._max_in_flight = max_in_flight
         self._lease = self.policy.timeout + lease_slack
         self._wake = asyncio.Event()
+        self._allow = allow or AllowedTargets()
+        self._resolve = resolve
 
     async def __aenter__(self) -> WebhookDispatcher:
         return self
@@ -292,8 +317,15 @@ class WebhookDispatcher:
         headers = sign_delivery(delivery.event_id, int(self._clock()), delivery.body, self._key)
         headers["content-type"] = "application/json"
         try:
+            addresses = await asyncio.to_thread(check_outbound_url, delivery.url, allow=self._allow,
+                                                resolve=self._resolve)
+        except OutboundTargetRefused as exc:
+            self._failed(delivery, None, f"{exc.code}: {exc.detail}"[:_ERROR_SNIPPET * 2], None)
+            return
+        target = pinned_target(delivery.url, addresses[0])
+        try:
             status, snippet, retry_after = await asyncio.wait_for(
-                self._post(delivery.url, delivery.body, headers), self.policy.timeout
+                self._post(target, delivery.body, {**headers, **target.headers}), self.policy.timeout
             )
         except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError) as exc:
             self._failed(delivery, None, f"{type(exc).__name__}: {exc}"[:_ERROR_SNIPPET * 2], None)
@@ -303,8 +335,8 @@ class WebhookDispatcher:
         else:
             self._failed(delivery, status, f"HTTP {status}: {snippet}", retry_after)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, float | None]:
-        async with self._client.stream("POST", url, content=body, headers=headers,
+    async def _post(self, target: PinnedTarget, body: bytes, headers: dict[str, str]) -> tuple[int, str, float | None]:
+        async with self._client.stream("POST", target.url, content=body, headers=headers, extensions=target.extensions,
                                        timeout=self.policy.timeout) as response:
             snippet = b""
             if not 200 <= response.status_code < 300:

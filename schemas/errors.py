@@ -107,6 +107,28 @@ class PayloadTooLarge(TabellionError):
     status = 413
 
 
+class RequestBodyTimeout(TabellionError):
+    """The client stalled while sending the request body (``transparency.request_bodies``)."""
+
+    code = "request-body-timeout"
+    title = "Request body timed out"
+    status = 408
+
+
+class RequestBodyIncomplete(BadInput):
+    """The client closed the connection before the request body was complete."""
+
+    code = "request-body-incomplete"
+    title = "Request body incomplete"
+
+
+class JsonTooDeep(BadInput):
+    """A JSON body nests arrays and objects deeper than the service reads (refused before parsing)."""
+
+    code = "json-too-deep"
+    title = "JSON nested too deeply"
+
+
 class ProofOptionsInvalid(BadInput):
     """The document or options given to create a Data Integrity proof cannot make one (PROOF_GENERATION_ERROR)."""
 
@@ -596,6 +618,14 @@ class WebhookSubscriptionInvalid(BadInput):
     title = "Invalid webhook subscription"
 
 
+class OutboundTargetRefused(BadInput):
+    """A URL the service would send a request to (a webhook, a did:web document) resolves to an address that is
+    not public (loopback, link-local, private, ...) and that the operator did not allow (transparency.outbound)."""
+
+    code = "outbound-target-refused"
+    title = "Outbound target refused"
+
+
 class WebhookEventInvalid(BadInput):
     """An event to enqueue with an unknown type, an id unfit for ``webhook-id``, or data that is not JSON."""
 
@@ -811,6 +841,13 @@ class TokenRequestStale(TokenRequestRefused):
 class TokenRequestReplayed(TokenRequestRefused):
     code = "token-request-replayed"
     title = "Token request nonce already used"
+
+
+class TokenRequestsExhausted(Overloaded):
+    """The agent made as many token requests as its replay window holds; others are unaffected."""
+
+    code = "token-requests-exhausted"
+    title = "Too many token requests from this agent"
 
 
 # --- WebAuthn: passkey assertions of human approvals (verifier.webauthn, issuer.passkeys) -----------

@@ -48,6 +48,7 @@ from schemas.errors import (
 from schemas.identity_statements import content_type, encode_payload, parse_payload, statement_type_of
 from schemas.statement import SignedStatement
 from transparency.client.signing import did_of, sign_statement
+from transparency.outbound import AllowedTargets, check_outbound_url, pinned_target
 from transparency.settings import Settings
 from verifier.did_web import DID_WEB, EVIDENCE_MAX_AGE_S, RELATIONSHIP, check_fresh, did_web_url, listed_method
 
@@ -56,16 +57,6 @@ MAX_REDIRECTS: Final = 3
 _JSON_TYPES: Final = ("application/json", "application/did+json", "application/did+ld+json", "application/ld+json")
 _HEADERS: Final = {"Accept": "application/did+json, application/json", "Accept-Encoding": "identity"}
 Clock = Callable[[], float]
-
-
-def _check_target(url: str, *, allow_private: bool) -> None:
-    """The one call site of outbound address filtering for did:web fetches (every URL, redirects included).
-
-    TODO(transparency/outbound.py): refuse loopback, private, link-local and other non-public targets unless
-    ``allow_private`` (the ``did_web_allow_private`` setting, which tests set); that module is being written
-    separately and is wired here at merge. Until then this checks nothing.
-    """
-    del url, allow_private
 
 
 @dataclass(frozen=True)
@@ -97,7 +88,7 @@ class DidWebProver:
     key: Ed25519PrivateKey = field(repr=False)
     ca_file: Path | None = None
     timeout_s: float = 5.0
-    allow_private: bool = False
+    allow: AllowedTargets = field(default_factory=AllowedTargets)  # non-public ranges it may reach (outbound)
     clock: Clock = time.time
     context: ssl.SSLContext = field(init=False)
 
@@ -109,7 +100,7 @@ class DidWebProver:
 
     @classmethod
     def from_settings(cls, key: Ed25519PrivateKey, settings: Settings) -> DidWebProver:
-        return cls(key, settings.did_web_ca_file, settings.did_web_timeout_s, settings.did_web_allow_private)
+        return cls(key, settings.did_web_ca_file, settings.did_web_timeout_s, settings.allowed_targets)
 
     @property
     def signer(self) -> str:
@@ -121,7 +112,7 @@ class DidWebProver:
         payload = parse_payload("operator-registration", registration.payload)
         did, multikey = payload["operator"], payload["key"]
         url = did_web_url(did)
-        body = await fetch_document(url, self.context, self.timeout_s, allow_private=self.allow_private)
+        body = await fetch_document(url, self.context, self.timeout_s, allow=self.allow)
         fetched_at = int(self.clock())
         method = listed_method(parse_document(body), did, multikey)
         check_fresh(fetched_at, registration.issued_at, "the DID document fetched now")
@@ -132,15 +123,21 @@ class DidWebProver:
                               extra_claims={L.CWT_IAT: fetched_at})
 
 
-async def fetch_document(url: str, context: ssl.SSLContext, timeout_s: float, *, allow_private: bool) -> bytes:
-    """GET ``url`` over verified HTTPS (same-host redirects only, size and time limited); the body's bytes."""
+async def fetch_document(url: str, context: ssl.SSLContext, timeout_s: float, *, allow: AllowedTargets) -> bytes:
+    """GET ``url`` over verified HTTPS (same-host redirects only, size and time limited); the body's bytes.
+
+    Every URL, redirects included, must resolve to public addresses only, unless ``allow`` names their range
+    (``transparency.outbound``); the request then goes to the address checked, so DNS cannot change it between
+    the check and the connection (the certificate is still verified for the DID's host name)."""
     try:
         async with asyncio.timeout(timeout_s), httpx.AsyncClient(
             verify=context, follow_redirects=False, trust_env=False, timeout=timeout_s, headers=_HEADERS
         ) as client:
             for _ in range(MAX_REDIRECTS + 1):
-                _check_target(url, allow_private=allow_private)
-                async with client.stream("GET", url) as response:
+                addresses = await asyncio.to_thread(check_outbound_url, url, allow=allow)
+                target = pinned_target(url, addresses[0])
+                async with client.stream("GET", target.url, headers=target.headers,
+                                         extensions=target.extensions) as response:
                     if response.is_redirect:
                         url = _same_host(url, response.headers.get("location", ""))
                         continue

@@ -61,7 +61,7 @@ def host(ca: TestCa) -> Iterator[DidWebHost]:
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory, ca: TestCa) -> Iterator[ServerUrl]:
     with running_server(tmp_path_factory.mktemp("log"), did_web_ca_file=ca.cert_path,
-                        did_web_allow_private="true") as running:
+                        outbound_allow="127.0.0.0/8") as running:
         yield running
 
 

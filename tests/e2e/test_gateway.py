@@ -33,7 +33,8 @@ from transparency.keys import load_or_create_log_key
 from transparency.receipts import sign_checkpoint
 
 TOKEN = "upstream-token-5b1f0c7e"
-PATHS = ["/registry/operators", *["/registry/consents", "/api/agent/issue"] * 3, *["/v1/delegations"] * 3, "/v1/claims"]
+PATHS = ["/registry/operators", *["/registry/consents", "/api/agent/issue"] * 3, *["/v1/delegations"] * 3,
+         "/v1/claims"]
 
 
 # --- the upstream: records every request ---------------------------------------------------------

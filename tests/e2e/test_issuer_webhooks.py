@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from issuer.outbox import open_outbox
 from issuer.statements import PassportRequest, Signer, agent_consent, agent_passport, operator_registration
 from issuer.webhooks import parse_public_key
 from tests.e2e.test_issuer_end_to_end import Log
@@ -15,19 +16,23 @@ from tests.e2e.test_webhooks import Receiver, _wait_for, serving
 from tests.server import REPO, running_server
 
 
-def tabellion(*args: str) -> str:
+def tabellion(*args: str, check: bool = True) -> str:
     done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True, timeout=60)
-    return done.stdout.strip()
+                          check=check, timeout=60)
+    return done.stdout.strip() if done.returncode == 0 else done.stderr.strip()
 
 
 def test_every_lifecycle_change_is_delivered_signed(tmp_path: Path) -> None:
+    """The receiver is on 127.0.0.1: the service and the subscription allow it explicitly (outbound_allow)."""
     data = tmp_path / "data"
-    with running_server(tmp_path, data_dir=data) as url:
+    with running_server(tmp_path, data_dir=data, outbound_allow="127.0.0.0/8") as url:
         public = parse_public_key(tabellion("webhooks", "key", "--data", str(data)))
         receiver = Receiver(public)
         with serving(receiver) as hook:
-            assert tabellion("webhooks", "add", "--data", str(data), hook, "--event", "*").startswith("OK")
+            refused = tabellion("webhooks", "add", "--data", str(data), hook, "--event", "*", check=False)
+            assert "Outbound target refused" in refused and "loopback" in refused  # not without the setting
+            assert tabellion("webhooks", "add", "--data", str(data), hook, "--event", "*",
+                             "--outbound-allow", "127.0.0.0/8").startswith("OK")
             assert hook in tabellion("webhooks", "list", "--data", str(data))
             log = Log(url)
             operator = Signer(Ed25519PrivateKey.generate())
@@ -42,3 +47,25 @@ def test_every_lifecycle_change_is_delivered_signed(tmp_path: Path) -> None:
                         f"{passport['entry']}:passport_issued"}
             _wait_for(lambda: expected <= set(receiver.received), "the three webhook deliveries")
             assert receiver.refused == []
+
+
+def test_deliveries_are_checked_again_by_the_service(tmp_path: Path) -> None:
+    """Subscribed with 127.0.0.0/8 allowed on the command line, but the service does not allow it: nothing is sent,
+    the delivery is retried with the refusal as its error (the check runs before every attempt)."""
+    data = tmp_path / "data"
+    with running_server(tmp_path, data_dir=data) as url:
+        receiver = Receiver(parse_public_key(tabellion("webhooks", "key", "--data", str(data))))
+        with serving(receiver) as hook:
+            assert tabellion("webhooks", "add", "--data", str(data), hook, "--event", "*",
+                             "--outbound-allow", "127.0.0.1").startswith("OK")
+            Log(url).ok("/registry/operators", operator_registration(Signer(Ed25519PrivateKey.generate()), "acme",
+                                                                    Ed25519PrivateKey.generate()))
+            outbox = open_outbox(data / "issuer-cache.sqlite")
+            try:
+                _wait_for(lambda: any(d.last_error for d in outbox.deliveries()), "a failed delivery attempt")
+                delivery = outbox.deliveries()[0]
+            finally:
+                outbox.close()
+            assert delivery.status == "pending" and delivery.last_status is None
+            assert (delivery.last_error or "").startswith("outbound-target-refused:")
+            assert receiver.attempts == []

@@ -28,10 +28,11 @@ from issuer.statements import (
     operator_registration,
     revocation,
 )
-from issuer.tokens import new_nonce, sign_request
+from issuer.tokens import NONCES_PER_AGENT, new_nonce, sign_request
 from schemas.errors import PassportRefused
 from schemas.note import parse_vkey
 from tests.e2e.test_issuer_end_to_end import BUNDLE, FINGERPRINT, STATUS_LIST, Log
+from tests.problems import problem_code
 from tests.server import running_server
 from tests.token_request_recipe import signed_request, wire_body
 from transparency.client import HttpLogClient
@@ -148,3 +149,39 @@ def test_token_minted_verified_offline_rotated_and_revoked(tmp_path: Path) -> No
                 verify_token(token, jwks, state.state, int(time.time()), audience="mail", tool="read",
                              resource="mail/inbox/1")
             assert refusal.value.reason_code == "revoked"
+
+
+def test_signed_requests_of_strangers_do_not_shut_minting_off(tmp_path: Path) -> None:
+    """Anyone can make a did:key and sign token requests with it: those are refused for the passport before a
+    nonce is kept, so they use up nothing. A registered agent's own requests are bounded per agent (429), and
+    another agent still mints."""
+    operator = Signer(Ed25519PrivateKey.generate())
+    c, d = Signer(Ed25519PrivateKey.generate()), Signer(Ed25519PrivateKey.generate())
+    now = int(time.time())
+    with running_server(tmp_path) as url:
+        log = Log(url)
+        log.ok("/registry/operators", operator_registration(operator, "acme", Ed25519PrivateKey.generate()))
+        leaves = {}
+        for i, agent in enumerate((c, d)):
+            log.ok("/registry/consents", agent_consent(agent, operator.identity))
+            log.ok("/api/agent/issue", agent_passport(operator, PassportRequest(
+                agent.identity, "software", FINGERPRINT, "EU", BUNDLE, STATUS_LIST, i)))
+            leaves[agent.identity] = log.ok("/v1/delegations", delegation(operator, agent.identity, LEAF,
+                                                                          not_after=now + 3600, max_depth=0))["entry"]
+        size = log.size()
+
+        first = _request(Signer(Ed25519PrivateKey.generate()), leaves[c.identity])
+        for body in [first, first, *(_request(Signer(Ed25519PrivateKey.generate()), leaves[c.identity])
+                                     for _ in range(200))]:
+            refused = log.http.post("/v1/tokens", json=body)
+            assert refused.status_code == 403 and problem_code(refused) == "passport-refused", refused.text
+            assert refused.json()["reason_code"] == "not_issued"
+
+        for n in range(NONCES_PER_AGENT):
+            answer = log.http.post("/v1/tokens", json=_request(c, leaves[c.identity]))
+            assert answer.status_code == 201, (n, answer.text)
+        exhausted = log.http.post("/v1/tokens", json=_request(c, leaves[c.identity]))
+        assert exhausted.status_code == 429 and problem_code(exhausted) == "token-requests-exhausted"
+        assert int(exhausted.headers["retry-after"]) >= 1
+        assert log.http.post("/v1/tokens", json=_request(d, leaves[d.identity])).status_code == 201
+        assert log.size() == size

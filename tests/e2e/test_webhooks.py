@@ -1,4 +1,5 @@
-"""Webhooks end to end: a real HTTP receiver on 127.0.0.1 that verifies every v1a signature.
+"""Webhooks end to end: a real HTTP receiver on 127.0.0.1 that verifies every v1a signature (the dispatchers allow
+127.0.0.0/8 explicitly: it is refused by default, see transparency.outbound).
 
 - The receiver fails the first deliveries with 500: the dispatcher retries with backoff until it accepts.
 - A crash: the dispatcher runs in a subprocess and is killed with SIGKILL while a delivery is in flight;
@@ -26,8 +27,10 @@ from issuer.outbox import Outbox, log_event_id, open_outbox
 from issuer.webhooks import RetryPolicy, WebhookDispatcher, sign_delivery, verify_delivery
 from schemas.errors import WebhookRefused
 from tests.server import REPO
+from transparency.outbound import AllowedTargets
 
 DEADLINE_S = 60.0
+LOOPBACK = AllowedTargets.parse("127.0.0.0/8")
 
 
 class Receiver:
@@ -130,7 +133,7 @@ def test_failed_deliveries_are_retried_until_the_receiver_accepts(tmp_path: Path
 
         async def dispatch() -> None:
             policy = RetryPolicy(base_delay=0.2, max_delay=1.0, timeout=5.0)
-            async with WebhookDispatcher(outbox, key, policy=policy) as dispatcher:
+            async with WebhookDispatcher(outbox, key, policy=policy, allow=LOOPBACK) as dispatcher:
                 stop = asyncio.Event()
                 task = asyncio.create_task(dispatcher.run(stop, idle=0.1))
                 started = time.monotonic()
@@ -167,12 +170,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from issuer.outbox import open_outbox
 from issuer.webhooks import RetryPolicy, WebhookDispatcher
+from transparency.outbound import AllowedTargets
 
 async def main() -> None:
     outbox = open_outbox(Path(sys.argv[1]))
     key = Ed25519PrivateKey.from_private_bytes(Path(sys.argv[2]).read_bytes())
     policy = RetryPolicy(base_delay=0.1, max_delay=0.5, timeout=2.0)
-    async with WebhookDispatcher(outbox, key, policy=policy, lease_slack=0.5) as dispatcher:
+    async with WebhookDispatcher(outbox, key, policy=policy, lease_slack=0.5,
+                                 allow=AllowedTargets.parse("127.0.0.0/8")) as dispatcher:
         await dispatcher.run(asyncio.Event(), idle=0.1)
 
 asyncio.run(main())

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from schemas.errors import TabellionError
@@ -13,6 +14,7 @@ from transparency.http.problems import handle_tabellion_error, handle_unexpected
 from transparency.http.ratelimit import RateLimiter
 from transparency.http.routes import ROUTES
 from transparency.registration import Registrar
+from transparency.request_bodies import BodyReadDeadline
 from transparency.service import TransparencyService
 from transparency.settings import Settings
 
@@ -55,5 +57,6 @@ def create_app(
     return Starlette(
         routes=[*ROUTES, *extra_routes],
         exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
+        middleware=[Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_s)],
         lifespan=lifespan,
     )

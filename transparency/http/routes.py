@@ -16,6 +16,7 @@ from schemas.leaf import entry_id, parse_entry_id
 from schemas.tiles import parse_entries_path, parse_tile_path
 from transparency.http.ratelimit import RateLimiter
 from transparency.request_bodies import read_limited_body, require_content_type
+from transparency.request_params import query_int
 from transparency.service import TransparencyService, encode_entries
 from verifier.keys import cose_key
 
@@ -46,7 +47,8 @@ async def register_statement(request: Request) -> Response:
 
 async def get_receipt(request: Request) -> Response:
     leaf = parse_entry_id(request.path_params["entry_id"])
-    receipt = _service(request).receipt(leaf)
+    service = _service(request)
+    receipt = await service.read(service.receipt, leaf)
     if receipt is None:
         return Response(b"", 204, {"Retry-After": RETRY_AFTER_PENDING})
     return Response(receipt, 200, {"Cache-Control": IMMUTABLE}, media_types.COSE)
@@ -54,27 +56,18 @@ async def get_receipt(request: Request) -> Response:
 
 async def get_statement(request: Request) -> Response:
     leaf = parse_entry_id(request.path_params["entry_id"])
-    statement = _service(request).statement(leaf)
+    service = _service(request)
+    statement = await service.read(service.statement, leaf)
     if statement is None:
         return Response(b"", 204, {"Retry-After": RETRY_AFTER_PENDING})
     return Response(statement, 200, {"Cache-Control": IMMUTABLE}, media_types.COSE)
 
 
-def _int_param(request: Request, name: str, default: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        if default is None:
-            raise InvalidParameter(f"query parameter {name!r} is required")
-        return default
-    if not raw.isdigit() or len(raw) > 19:
-        raise InvalidParameter(f"query parameter {name}={raw[:30]!r} is not a non-negative integer")
-    return int(raw)
-
-
 async def list_entries(request: Request) -> Response:
     service = _service(request)
-    page = service.entries(_int_param(request, "start", 0), _int_param(request, "limit", 100))
-    return Response(encode_entries(page), 200, media_type=media_types.CBOR)
+    start, limit = query_int(request, "start", 0), query_int(request, "limit", 100, low=1)
+    page = await service.read_pages(lambda: encode_entries(service.entries(start, limit)))
+    return Response(page, 200, media_type=media_types.CBOR)
 
 
 async def get_keys(request: Request) -> Response:
@@ -93,8 +86,8 @@ async def get_checkpoint(request: Request) -> Response:
     than N, or after S seconds (at most 30) with the checkpoint as it is then."""
     service = _service(request)
     if "after" in request.query_params:
-        wait = min(_int_param(request, "wait", 10), MAX_CHECKPOINT_WAIT_S)
-        return Response(await service.checkpoint_after(_int_param(request, "after"), wait), 200,
+        wait = min(query_int(request, "wait", 10), MAX_CHECKPOINT_WAIT_S)
+        return Response(await service.checkpoint_after(query_int(request, "after"), wait), 200,
                         {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
     return Response(service.checkpoint(), 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
 
@@ -106,17 +99,19 @@ async def get_vkey(request: Request) -> Response:
 
 
 async def get_consistency(request: Request) -> Response:
-    proof = _service(request).consistency(_int_param(request, "old"), _int_param(request, "new"))
-    return Response(proof.encode(), 200, {"Cache-Control": IMMUTABLE}, media_types.CBOR)
+    service = _service(request)
+    old, new = query_int(request, "old"), query_int(request, "new")
+    proof = await service.read(lambda: service.consistency(old, new).encode())
+    return Response(proof, 200, {"Cache-Control": IMMUTABLE}, media_types.CBOR)
 
 
 async def get_tile(request: Request) -> Response:
     service = _service(request)
     path = "tile/" + request.path_params["path"]
     if path.startswith("tile/entries/"):
-        data = service.entry_bundle(*parse_entries_path(path))
+        data = await service.read(service.entry_bundle, *parse_entries_path(path))
     else:
-        data = service.tile(*parse_tile_path(path))
+        data = await service.read(service.tile, *parse_tile_path(path))
     cache = IMMUTABLE if ".p/" not in path else "public, max-age=60"
     return Response(data, 200, {"Cache-Control": cache}, media_types.TILE)
 

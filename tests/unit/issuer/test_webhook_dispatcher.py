@@ -7,17 +7,25 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from issuer.outbox import Outbox, log_event_id, open_outbox
-from issuer.webhooks import RetryPolicy, WebhookDispatcher, verify_delivery
-from schemas.errors import ConfigurationError
+from issuer.webhooks import RetryPolicy, WebhookDispatcher, subscribe, verify_delivery
+from schemas.errors import ConfigurationError, OutboundTargetRefused
+from transparency.outbound import AllowedTargets
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 URL = "http://receiver.test/hook"
+PUBLIC = "93.184.215.14"
+
+
+def _public(host: str, port: int) -> list[str]:
+    """The resolver of these tests: every host is one public address (no DNS needed; the transport is mocked)."""
+    return [PUBLIC]
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 
 
@@ -46,8 +54,9 @@ def _run(
 ) -> None:
     async def main() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            options: dict[str, Any] = {"resolve": _public, **kwargs}
             dispatcher = WebhookDispatcher(outbox, KEY, policy=policy, client=client, clock=clock,
-                                           rng=random.Random(7), **kwargs)  # type: ignore[arg-type]
+                                           rng=random.Random(7), **options)
             await steps(dispatcher)
 
     asyncio.run(main())
@@ -292,7 +301,7 @@ def test_run_delivers_what_is_enqueued_and_stops(outbox: Outbox) -> None:
 
     async def main() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            dispatcher = WebhookDispatcher(outbox, KEY, client=client)
+            dispatcher = WebhookDispatcher(outbox, KEY, client=client, resolve=_public)
             stop = asyncio.Event()
             task = asyncio.create_task(dispatcher.run(stop, idle=30))
             await asyncio.sleep(0.05)
@@ -313,3 +322,66 @@ def test_run_delivers_what_is_enqueued_and_stops(outbox: Outbox) -> None:
 def test_max_in_flight_must_be_positive(outbox: Outbox) -> None:
     with pytest.raises(ConfigurationError):
         WebhookDispatcher(outbox, KEY, max_in_flight=0)
+
+
+# --- targets: checked before every attempt, the checked address connected to --------------------------------------
+
+
+def test_the_attempt_connects_to_the_address_checked_with_the_name_as_host(outbox: Outbox) -> None:
+    outbox.subscribe("https://receiver.test:8443/hook?x=1", ["*"])
+    outbox.enqueue("claim.approved", {}, _event_id(1))
+    seen: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    async def steps(dispatcher: WebhookDispatcher) -> None:
+        await dispatcher.deliver_due()
+
+    _run(outbox, handler, Clock(), RetryPolicy(), steps)
+    assert [str(r.url) for r in seen] == [f"https://{PUBLIC}:8443/hook?x=1"]
+    assert seen[0].headers["host"] == "receiver.test:8443"
+    assert seen[0].extensions["sni_hostname"] == "receiver.test"
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "127.0.0.1", "10.1.2.3", "::1", "::ffff:192.168.0.1",
+                                     "fd00::1"])
+def test_a_name_that_now_resolves_to_a_private_address_is_not_sent_to(outbox: Outbox, address: str) -> None:
+    """DNS may change after the subscription was checked: the attempt fails before any request and is retried."""
+    outbox.subscribe(URL, ["*"])
+    outbox.enqueue("claim.approved", {}, _event_id(1))
+    seen: list[tuple[str, int]] = []
+    clock = Clock()
+
+    async def steps(dispatcher: WebhookDispatcher) -> None:
+        await dispatcher.deliver_due()
+
+    _run(outbox, _receiver([], seen, clock), clock, RetryPolicy(), steps, resolve=lambda host, port: [PUBLIC, address])
+    assert seen == []
+    delivery = outbox.deliveries()[0]
+    assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_status is None
+    assert (delivery.last_error or "").startswith("outbound-target-refused:")
+    assert delivery.next_attempt_at > clock.now
+
+
+def test_allowed_ranges_are_delivered_to(outbox: Outbox) -> None:
+    outbox.subscribe("http://127.0.0.1:9/hook", ["*"])
+    outbox.enqueue("claim.approved", {}, _event_id(1))
+    seen: list[tuple[str, int]] = []
+    clock = Clock()
+
+    async def steps(dispatcher: WebhookDispatcher) -> None:
+        await dispatcher.deliver_due()
+
+    _run(outbox, _receiver([], seen, clock), clock, RetryPolicy(), steps, allow=AllowedTargets.parse("127.0.0.0/8"))
+    assert seen == [(_event_id(1), 200)]
+
+
+def test_subscribing_checks_the_target(outbox: Outbox) -> None:
+    with pytest.raises(OutboundTargetRefused):
+        subscribe(outbox, "http://169.254.169.254/latest/meta-data", ["*"], allow=AllowedTargets())
+    with pytest.raises(OutboundTargetRefused):
+        subscribe(outbox, URL, ["*"], allow=AllowedTargets(), resolve=lambda host, port: ["10.0.0.7"])
+    assert outbox.subscriptions() == []
+    assert subscribe(outbox, URL, ["*"], allow=AllowedTargets(), resolve=_public).url == URL

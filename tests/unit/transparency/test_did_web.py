@@ -23,6 +23,7 @@ from schemas.errors import (
     DidWebKeyNotListed,
     DidWebRegistrationStale,
     DidWebUnreachable,
+    OutboundTargetRefused,
     TabellionError,
 )
 from schemas.identity_statements import parse_payload, statement_type_of
@@ -31,10 +32,12 @@ from tests.did_web_host import DidWebHost, TestCa, did_document, did_web_host
 from tests.server import free_port
 from transparency.client import did_of
 from transparency.did_web import MAX_DOCUMENT_BYTES, DidWebClock, DidWebProver
+from transparency.outbound import AllowedTargets
 from verifier.did_web import EVIDENCE_MAX_AGE_S
 from verifier.statements import DidKeyResolver, verify_statement
 
 LOG_KEY = Ed25519PrivateKey.generate()
+LOOPBACK = AllowedTargets.parse("127.0.0.0/8, ::1")  # the test host is on loopback, which only tests allow
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def host(ca: TestCa) -> Iterator[DidWebHost]:
 
 
 def _prover(ca: TestCa, timeout_s: float = 5.0) -> DidWebProver:
-    return DidWebProver(LOG_KEY, ca.cert_path, timeout_s, allow_private=True)
+    return DidWebProver(LOG_KEY, ca.cert_path, timeout_s, allow=LOOPBACK)
 
 
 def _registration(did: str, key: Ed25519PrivateKey | None = None, issued_at: int | None = None) -> SignedStatement:
@@ -89,6 +92,18 @@ def test_evidence_names_the_document_the_key_and_the_log(ca: TestCa, host: DidWe
         "relationship": "assertionMethod",
     }
     assert before <= payload["fetched_at"] <= int(time.time()) and statement.issued_at == payload["fetched_at"]
+
+
+def test_a_did_on_a_non_public_address_is_refused_unless_allowed(ca: TestCa, host: DidWebHost) -> None:
+    """The test host is on loopback: a log that allows no private range refuses to fetch from it (as it would
+    refuse 169.254.169.254 or 10.0.0.1), before any connection."""
+    key = Ed25519PrivateKey.generate()
+    did = host.did("private")
+    host.put(did, did_document(did, multikey_of(key)))
+    strict = DidWebProver(LOG_KEY, ca.cert_path, 5.0)
+    with pytest.raises(OutboundTargetRefused):
+        _evidence(strict, _registration(did, key))
+    assert "/private/did.json" not in host.requests
 
 
 def test_a_same_host_redirect_is_followed_another_host_is_not(ca: TestCa, host: DidWebHost) -> None:
@@ -145,7 +160,7 @@ def test_an_unknown_ca_is_refused(tmp_path: Path, host: DidWebHost) -> None:
     host.put(did, did_document(did, multikey_of(key)))
     other = TestCa.create(tmp_path / "other", "another CA")
     _refused(_prover(other), _registration(did, key), DidWebCertificateInvalid)
-    _refused(DidWebProver(LOG_KEY, allow_private=True), _registration(did, key), DidWebCertificateInvalid)
+    _refused(DidWebProver(LOG_KEY, allow=LOOPBACK), _registration(did, key), DidWebCertificateInvalid)
 
 
 def test_unreachable_and_slow_hosts(ca: TestCa, host: DidWebHost) -> None:

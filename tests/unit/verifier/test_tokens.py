@@ -40,6 +40,7 @@ from schemas.errors import (
     TokenSignatureInvalid,
 )
 from tests.unit.verifier.identity_world import HOUR, T0, World
+from transparency.client import did_of
 from verifier.fold import Fold, IdentityState
 from verifier.tokens import (
     actor_claim,
@@ -506,6 +507,20 @@ def test_minting_needs_a_usable_passport(setup: Setup) -> None:
     setup.world.revoke("op", setup.world.did("c"))
     with pytest.raises(PassportRefused):
         setup.mint()
+
+
+def test_a_request_refused_for_its_signature_or_passport_stores_no_nonce(setup: Setup) -> None:
+    """A did:key resolves to its own key, so anyone can sign a request: it must not use up replay capacity."""
+    stranger = Ed25519PrivateKey.generate()
+    body = sign_request(stranger, {**setup.request(), "agent": did_of(stranger)})
+    for _ in range(2):  # the same nonce twice: refused for the passport both times, never as a replay
+        with pytest.raises(PassportRefused):
+            setup.mint(body)
+    with pytest.raises(TokenRequestSignatureInvalid):
+        setup.mint(setup.request(signer="b"))
+    assert len(setup.nonces) == 0
+    setup.mint()
+    assert len(setup.nonces) == 1
 
 
 def test_minting_needs_the_delegation_to_the_agent(setup: Setup) -> None:
