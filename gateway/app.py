@@ -29,6 +29,7 @@ from typing import Protocol
 import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,7 +37,7 @@ from starlette.routing import Route
 from schemas.errors import InvalidParameter
 from transparency.client.http import HttpLogClient
 from transparency.problem_details import ProblemHandlers
-from transparency.request_bodies import read_limited_body
+from transparency.request_bodies import BodyReadDeadline, read_limited_body
 
 from . import signatures
 from .actions import ActionRecorder, gateway_key_path, load_or_create_gateway_key
@@ -215,5 +216,6 @@ def create_app(
     return Starlette(
         routes=routes,
         exception_handlers=PROBLEMS.handlers(),
+        middleware=[Middleware(BodyReadDeadline, timeout_s=config.body_read_timeout)],  # a stalled body: 408
         lifespan=lifespan,
     )

@@ -9,6 +9,7 @@
                                        # TABELLION_GATEWAY_MASTER_KEY (base64) takes precedence
     max_skew = 30                      # seconds a signer's clock may be off
     max_age = 300                      # seconds after ``created`` a signature is accepted
+    body_read_timeout = 10             # seconds a request body may stall (and 1 KiB/s on average beyond): 408
     max_body_bytes = 10485760          # largest request body (it is read whole: its digest is checked
                                        # before anything reaches the upstream)
     log_headers = false                # decision log lines list request headers (secrets redacted)
@@ -189,6 +190,7 @@ class GatewayConfig:
     max_skew: int = 30
     max_age: int = 300
     max_body_bytes: int = DEFAULT_MAX_BODY
+    body_read_timeout: float = 10.0  # transparency.request_bodies.BodyReadDeadline
     log_headers: bool = False
     action_records: ActionRecordsConfig = ActionRecordsConfig()
 
@@ -230,7 +232,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
     """The configuration in ``raw`` (parsed TOML); relative paths are taken from ``path``'s folder."""
     r = _Reader(path)
     top = r.table(raw, "", {"host", "port", "public_url", "data_dir", "master_key_file", "max_skew", "max_age",
-                            "max_body_bytes", "log_headers", "log", "connections", "action_records"})
+                            "max_body_bytes", "log_headers", "log", "connections", "action_records",
+                            "body_read_timeout"})
     base = path.parent
     data_dir = base / r.text(top, "data_dir", default="gateway-data")
     master = top.get("master_key_file")
@@ -251,6 +254,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
         max_skew=r.integer(top, "max_skew", 30, 0, 3600),
         max_age=r.integer(top, "max_age", 300, 1, 86400),
         max_body_bytes=r.integer(top, "max_body_bytes", DEFAULT_MAX_BODY, 0, 2**31),
+        body_read_timeout=r.number(top, "body_read_timeout", 10.0, 0.0, 3600.0),
         log_headers=r.boolean(top, "log_headers", False),
         action_records=r.action_records(top.get("action_records", {}), base),
     )

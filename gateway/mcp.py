@@ -51,6 +51,7 @@ from starlette.responses import Response
 
 from schemas.errors import (
     AuthorityRefused,
+    JsonTooDeep,
     McpMethodNotAllowed,
     McpRequestInvalid,
     McpUpstreamInvalid,
@@ -58,6 +59,7 @@ from schemas.errors import (
     UpstreamUnreachable,
 )
 from transparency.problem_details import problem_document, problem_headers, problem_status
+from transparency.request_bodies import check_json_depth
 from verifier.authority import Authorisation, authorise
 from verifier.identity_state import IdentityState
 from verifier.passports import require_passport
@@ -106,7 +108,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json(body: bytes, what: str, error: Callable[[str], TabellionError]) -> Any:
     """Strict JSON: UTF-8, no duplicate keys."""
     try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        text = body.decode("utf-8")
+        check_json_depth(text)  # json.loads recurses: a deep body is refused before it runs
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except JsonTooDeep as exc:
+        raise error(f"{what}: {exc.detail}") from exc
     except McpRequestInvalid as exc:
         raise error(f"{what}: {exc.detail}") from exc
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -77,8 +77,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]
     with running_server(tmp_path / "log") as log_url, serving(Echo) as upstream:
         world = register_world(log_url)
         port = free_port()
-        gateway = GatewayProcess(write_gateway_config(tmp_path, log_url, upstream, port), port,
-                                 tmp_path / "gateway.log").start()
+        config = write_gateway_config(tmp_path, log_url, upstream, port)
+        config.write_text(config.read_text().replace("max_body_bytes = 65536", "max_body_bytes = 65536\n"
+                                                     "body_read_timeout = 1"))
+        gateway = GatewayProcess(config, port, tmp_path / "gateway.log").start()
         try:
             yield world, gateway.url
         finally:
@@ -196,3 +198,20 @@ def test_an_echoing_upstream_cannot_hand_the_credential_to_the_agent(edge: tuple
     assert TOKEN not in answer.text and TOKEN not in str(answer.headers)
     assert answer.json()["headers"]["authorization"] == "Bearer " + "*" * len(TOKEN)
     assert answer.headers["x-echo"] == "Bearer " + "*" * len(TOKEN)
+
+
+def test_a_body_that_stalls_is_refused(edge: tuple[World, str]) -> None:
+    world, url = edge
+    request = signed(world, url, "/proxy/mail-api/inbox/1", "POST", b"x" * 100)
+    host, port = url.removeprefix("http://").split(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in request.headers)
+    before = len(Echo.seen)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall((f"POST /proxy/mail-api/inbox/1 HTTP/1.1\r\nHost: {host}:{port}\r\n{head}Content-Length: 100\r\n"
+                   "Connection: close\r\n\r\n").encode() + b"x" * 10)  # then nothing: 90 bytes never come
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].split()[1] == b"408", answer
+    assert b"urn:tabellion:error:request-body-timeout" in answer
+    assert len(Echo.seen) == before

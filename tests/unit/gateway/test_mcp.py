@@ -122,6 +122,9 @@ def test_a_request_and_a_notification_are_read() -> None:
     (b'{"jsonrpc":"2.0","id":true,"method":"ping"}', RPC_INVALID_REQUEST, "id"),
     (b'{"jsonrpc":"2.0","id":1.5,"method":"ping"}', RPC_INVALID_REQUEST, "id"),
     (b'{"jsonrpc":"2.0","id":1,"method":"ping","params":3}', RPC_INVALID_PARAMS, "params"),
+    # nesting is bounded before json.loads recurses (transparency.request_bodies.check_json_depth)
+    (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":' + b"[" * 40 + b"]" * 40
+     + b"}}", RPC_PARSE_ERROR, "deep"),
     # the gateway would decide on the last name, an upstream might call the first
     (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_ticket","name":"search"}}',
      RPC_PARSE_ERROR, "twice"),
