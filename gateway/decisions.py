@@ -118,7 +118,8 @@ class Decision:
     chain: tuple[str, ...] = ()
     root_principal: str | None = None
     claim: str | None = None
-    log_size: int | None = None
+    log_size: int | None = None  # the checkpoint the decision was taken on: its size and root
+    log_root: str | None = None
     policy_id: str | None = None
     policy_version: str | None = None
     detail: str = ""
@@ -319,7 +320,8 @@ class Gatekeeper:
             )
             agent = agent_of(verified.keyid)
             decision = draft.decision = replace(draft.decision, agent=agent, keyid=verified.keyid,
-                                                log_size=view.state.size, passport=view.state.passports[agent].entry,
+                                                log_size=view.position.size, log_root=view.position.root_hash.hex(),
+                                                passport=view.state.passports[agent].entry,
                                                 covered=verified.covered_components)
             check_identity_headers(request, view.state, agent)
             check_signed_fields(request.headers, verified.covered_components)

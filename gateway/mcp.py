@@ -293,8 +293,8 @@ class McpRelay:
             message = parse_message(request.body)
             ident = message.id
             ask = ask_of(message)
-            decision = await run_in_threadpool(self.gatekeeper.decide, connection, request, ask.resource,
-                                               action=ask.action, authority=ask.authority)
+            decision = self.gatekeeper.decide(connection, request, ask.resource, action=ask.action,
+                                              authority=ask.authority)
             upstream = await self._send(connection, request, query, decision.covered)
             if not ask.lists_tools:
                 return await self.proxy.answer(connection, upstream)

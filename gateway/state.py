@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from schemas.checkpoint import Checkpoint
 from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUntrusted, TabellionError
 from schemas.note import VerifierKey
+from schemas.statement import parse_statement
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
 from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState
@@ -39,6 +40,29 @@ from .trust import LogTrust, TrustRecord
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+DEFAULT_MIN_POLL_INTERVAL = 0.1
+"""Seconds between the starts of two long polls at least: a revocation waits at most this long more."""
+PIN_INTERVAL_S = 1.0
+"""At most one write of the pinned checkpoint per second (``gateway.trust``): the log grows with every batch of
+action records, and any verified checkpoint serves to catch a fork at the next start."""
+IDENTITY_CONTENT_PREFIX = b"application/vnd.tabellion."
+ACTION_RECORD_TYPE = b"application/vnd.tabellion.action-record+json"
+
+
+def changes_identity(statement: bytes) -> bool:
+    """Whether the fold must see ``statement``: a Tabellion statement type other than an action record. Action
+    records and plain SCITT statements change no identity state (``verifier.fold``), so the gateway skips them.
+    Read from the statement's protected header."""
+    try:
+        content_type = parse_statement(statement).content_type
+    except TabellionError:
+        return True  # let the fold record why it is refused
+    if content_type is None:
+        return True
+    encoded = content_type.encode() if isinstance(content_type, str) else b""
+    return encoded.startswith(IDENTITY_CONTENT_PREFIX) and encoded != ACTION_RECORD_TYPE
 
 
 @dataclass(frozen=True)
@@ -73,14 +97,19 @@ class FollowedLog:
         clock: Clock = time.monotonic,
         page: int = 500,
         trust: LogTrust | None = None,
+        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
     ) -> None:
+        self.min_poll_interval = min_poll_interval
         self.poll_interval = poll_interval
         self.long_poll = long_poll
         self.max_staleness = max_staleness
         self._clock = clock
-        self._fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
+        # sparse: statements that cannot change identity (action records, plain SCITT statements) are not folded
+        self._fold = Fold(sparse=True, service_signers=service_signers(receipt_keys))  # the log signs did:web evidence
         self._lock = threading.Lock()
-        self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page)
+        # entries are checked against the tree (a hash each), not one receipt signature each
+        self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page, receipts=False)
+        self._pinned_at = -PIN_INTERVAL_S
         self._verified: Checkpoint | None = None
         self._verified_at = 0.0
         self._failure: CheckpointInconsistent | None = None
@@ -148,18 +177,22 @@ class FollowedLog:
             with self._lock:
                 self._failure = failure
             raise
-        if self._trust is not None and self._follower.checkpoint_text != self._pinned:
+        now = self._clock()
+        if (self._trust is not None and self._follower.checkpoint_text != self._pinned
+                and now - self._pinned_at >= PIN_INTERVAL_S):  # a pin a second old catches a fork as well
             self._trust.pin(self._follower.checkpoint_text)
-            self._pinned = self._follower.checkpoint_text
+            self._pinned, self._pinned_at = self._follower.checkpoint_text, now
         with self._lock:
             self._verified, self._verified_at = checkpoint, self._clock()
             self._last_problem = ""
         return checkpoint
 
     def _apply(self, entries: Sequence[FollowedEntry]) -> None:
-        with self._lock:
-            for entry in entries:
-                self._fold.apply(FoldEntry(entry.index, entry.statement))
+        folded = [FoldEntry(entry.index, entry.statement) for entry in entries if changes_identity(entry.statement)]
+        if folded:
+            with self._lock:
+                for entry in folded:
+                    self._fold.apply(entry)
 
     def start(self) -> None:
         """Follow the log in a daemon thread until ``stop()``."""
@@ -177,10 +210,14 @@ class FollowedLog:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = self._clock()
             try:
                 self.poll()
-                if self.long_poll:
-                    continue  # the log held the request until it grew (or the wait ran out): ask again
+                if self.long_poll:  # the log held the request until it grew (or the wait ran out): ask again,
+                    # but not more often than every min_poll_interval: under load the log grows with every batch
+                    # of action records, and a poll per batch would be the gateway reading back its own records
+                    self._stop.wait(max(0.0, self.min_poll_interval - (self._clock() - started)))
+                    continue
             except CheckpointInconsistent as exc:
                 log.error("stopped trusting the log: %s", exc.detail)
                 return  # for good: nothing the log says from now on is believed

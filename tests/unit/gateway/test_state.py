@@ -235,3 +235,33 @@ def test_a_trust_file_of_another_log_or_unreadable_stops_the_start(service: Tran
         trust.reset("  ")
     trust.reset("moved to another log")
     assert trust.load() == TrustRecord()
+
+
+def test_entries_are_checked_against_the_tree_and_action_records_are_not_folded(
+    service: TransparencyService, tmp_path: Path
+) -> None:
+    world = build_world()
+    register(service, *world.statements)
+    log, client = followed(service)
+
+    class Swapping(Lying):
+        """Serves another (validly signed) statement in place of entry 3."""
+
+        def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
+            page = self.real.entries(start, limit)
+            return [e._replace(statement=world.statements[0]) if e.leaf_index == 3 else e for e in page]
+
+    swapped = FollowedLog(Swapping(client.real), parse_vkey(client.real.vkey()),
+                          parse_key_set(client.real.key_set()))
+    with pytest.raises(CheckpointInconsistent, match="do not hash to the checkpoint's root"):
+        swapped.poll()
+    # a gateway's own action records are on the log; the state folds only what can change identity
+    from gateway.actions import record_statement
+    from transparency.client import generate_key
+    payload = {"agent": world.c.identity, "delegation_chain": [], "resource": "inbox/1", "action": "read",
+               "decision": "ALLOW", "policy_id": "tabellion:log-state", "request_digest": "sha-256:00", "at": 1}
+    register(service, record_statement(generate_key(), 1, payload))
+    checkpoint = log.poll()
+    with log.snapshot() as view:
+        assert view.position.size == checkpoint.size == len(world.statements) + 1
+        assert len(view.state.outcomes) == len(world.statements)  # the record was skipped, not folded
