@@ -256,11 +256,12 @@ def test_entries_are_checked_against_the_tree_and_action_records_are_not_folded(
     with pytest.raises(CheckpointInconsistent, match="do not hash to the checkpoint's root"):
         swapped.poll()
     # a gateway's own action records are on the log; the state folds only what can change identity
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from gateway.actions import record_statement
-    from transparency.client import generate_key
     payload = {"agent": world.c.identity, "delegation_chain": [], "resource": "inbox/1", "action": "read",
                "decision": "ALLOW", "policy_id": "tabellion:log-state", "request_digest": "sha-256:00", "at": 1}
-    register(service, record_statement(generate_key(), 1, payload))
+    register(service, record_statement(Ed25519PrivateKey.generate(), 1, payload))
     checkpoint = log.poll()
     with log.snapshot() as view:
         assert view.position.size == checkpoint.size == len(world.statements) + 1
