@@ -290,7 +290,9 @@ class ActionRecorder:
         batch: int = 64,
         concurrency: int = 8,
         max_backoff: float = 30.0,
+        idle_wait: float = IDLE_WAIT_S,
     ) -> None:
+        self.idle_wait = idle_wait
         self.queue = queue
         self.key = key
         self.did = did_of(key)
@@ -306,7 +308,8 @@ class ActionRecorder:
         self._closers: list[HttpLogClient] = []
 
     @classmethod
-    def from_config(cls, config: GatewayConfig, key: Ed25519PrivateKey | None = None) -> ActionRecorder:
+    def from_config(cls, config: GatewayConfig, key: Ed25519PrivateKey | None = None, *,
+                    idle_wait: float = IDLE_WAIT_S) -> ActionRecorder:
         """The recorder of a configured gateway: its key (loaded or created unless given),
         ``<data_dir>/actions.sqlite``, the log of ``[log]``."""
         settings = config.action_records
@@ -314,7 +317,7 @@ class ActionRecorder:
         queue = ActionQueue(config.data_dir / ACTIONS_FILE)
         client = HttpLogClient(config.log.url, timeout=SUBMIT_WAIT_S)
         recorder = cls(queue, key, client, config.log.receipt_keys, batch=settings.batch,
-                       concurrency=settings.concurrency, max_backoff=settings.max_backoff)
+                       concurrency=settings.concurrency, max_backoff=settings.max_backoff, idle_wait=idle_wait)
         recorder._closers.append(client)
         return recorder
 
@@ -419,4 +422,4 @@ class ActionRecorder:
                 log.info("action records reach the log again")
             backoff, last_error = 0.0, ""
             if done.taken < self.batch:
-                self._wake.wait(IDLE_WAIT_S)
+                self._wake.wait(self.idle_wait)

@@ -57,6 +57,7 @@ from .proxy import InjectedHeaders, UpstreamProxy, check_framing, credential_hea
 from .ratelimit import RateLimiter
 from .replay import NonceStore
 from .secrets import Secret
+from .shared import BUCKETS_FILE, SharedBuckets, SharedLogView
 from .state import FollowedLog, LogPosition
 from .trust import LogTrust
 
@@ -138,7 +139,7 @@ def _raw_path(request: Request) -> str:
 # --- the application ----------------------------------------------------------------------------------
 
 
-def _report_trust(trust: LogTrust) -> None:
+def report_trust(trust: LogTrust) -> None:
     record = trust.load()
     events = trust.events()
     if events:
@@ -157,17 +158,22 @@ def create_app(
     followed_log: FollowedState | None = None,
     sink: DecisionSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    worker: bool = False,
 ) -> Starlette:
     """The gateway app; ``secrets`` are the decrypted provider secrets the connections name. ``followed_log``
-    (started here unless given started) and ``transport`` (the upstream's) are for tests."""
+    (started here unless given started) and ``transport`` (the upstream's) are for tests. A ``worker`` (one of
+    ``workers`` processes, ``gateway.server``) decides from the view its supervisor publishes, shares the rate
+    buckets (``gateway.shared``), and only queues its action records (the supervisor submits them)."""
     credentials: dict[str, InjectedHeaders] = {c.id: credential_headers(c, secrets) for c in config.connections}
     policies = compile_policies(config.connections)  # a bad policy stops the start, in one line, creating nothing
-    limiter = RateLimiter.for_connections(config.connections)
+    buckets = SharedBuckets(config.data_dir / BUCKETS_FILE) if worker else None
+    limiter = RateLimiter.for_connections(config.connections, store=buckets)
     metrics = GatewayMetrics(c.id for c in config.connections)
     recording = sink is None and config.action_records.enabled  # gateway.actions; a bad key stops the start
     gateway_key = load_or_create_gateway_key(gateway_key_path(config)) if recording else None
     trust = LogTrust(config.data_dir, config.log.vkey)  # gateway.trust: a pinned checkpoint, a fork remembered
-    _report_trust(trust)  # an unreadable file, or another log's checkpoint, stops the start in one line
+    if not worker:
+        report_trust(trust)  # an unreadable file, or another log's checkpoint, stops the start in one line
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,6 +182,8 @@ def create_app(
         followed: FollowedState
         if followed_log is not None:
             followed = followed_log
+        elif worker:
+            followed = SharedLogView(config.data_dir, config.log.max_staleness)
         else:
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
@@ -188,7 +196,8 @@ def create_app(
         try:
             if gateway_key is not None:  # gateway.actions: every decision as a signed record on the log
                 actions = ActionRecorder.from_config(config, gateway_key)
-                actions.start()
+                if not worker:
+                    actions.start()
             async with httpx.AsyncClient(transport=transport, trust_env=False) as upstream:  # no env proxies
                 app.state.metrics = metrics
                 app.state.gateway = Gateway(

@@ -9,6 +9,8 @@
                                        # TABELLION_GATEWAY_MASTER_KEY (base64) takes precedence
     max_skew = 30                      # seconds a signer's clock may be off
     max_age = 300                      # seconds after ``created`` a signature is accepted
+    workers = 1                        # worker processes (gateway.server): they share the nonces, rate buckets,
+                                       # action-record queue and one verified view of the log
     body_read_timeout = 10             # seconds a request body may stall (and 1 KiB/s on average beyond): 408
     max_body_bytes = 10485760          # largest request body (it is read whole: its digest is checked
                                        # before anything reaches the upstream)
@@ -191,6 +193,7 @@ class GatewayConfig:
     max_age: int = 300
     max_body_bytes: int = DEFAULT_MAX_BODY
     body_read_timeout: float = 10.0  # transparency.request_bodies.BodyReadDeadline
+    workers: int = 1  # gateway.server
     log_headers: bool = False
     action_records: ActionRecordsConfig = ActionRecordsConfig()
 
@@ -233,7 +236,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
     r = _Reader(path)
     top = r.table(raw, "", {"host", "port", "public_url", "data_dir", "master_key_file", "max_skew", "max_age",
                             "max_body_bytes", "log_headers", "log", "connections", "action_records",
-                            "body_read_timeout"})
+                            "body_read_timeout", "workers"})
     base = path.parent
     data_dir = base / r.text(top, "data_dir", default="gateway-data")
     master = top.get("master_key_file")
@@ -255,6 +258,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
         max_age=r.integer(top, "max_age", 300, 1, 86400),
         max_body_bytes=r.integer(top, "max_body_bytes", DEFAULT_MAX_BODY, 0, 2**31),
         body_read_timeout=r.number(top, "body_read_timeout", 10.0, 0.0, 3600.0),
+        workers=r.integer(top, "workers", 1, 1, 64),
         log_headers=r.boolean(top, "log_headers", False),
         action_records=r.action_records(top.get("action_records", {}), base),
     )

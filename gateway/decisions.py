@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -120,6 +121,7 @@ class Decision:
     claim: str | None = None
     log_size: int | None = None  # the checkpoint the decision was taken on: its size and root
     log_root: str | None = None
+    worker: int = field(default_factory=os.getpid)  # the process that decided (several workers: gateway.server)
     policy_id: str | None = None
     policy_version: str | None = None
     detail: str = ""

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from schemas.checkpoint import Checkpoint
 from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUntrusted, TabellionError
@@ -76,6 +77,14 @@ class LogPosition:
     age: float
 
 
+class ViewSink(Protocol):
+    """Where a supervisor publishes what it verified for its workers (``gateway.shared.ViewPublisher``)."""
+
+    def publish_state(self, state: IdentityState) -> None: ...
+
+    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None) -> None: ...
+
+
 @dataclass(frozen=True)
 class View:
     """The folded state at ``position``: read it only inside the ``snapshot()`` block that gave it."""
@@ -98,8 +107,12 @@ class FollowedLog:
         page: int = 500,
         trust: LogTrust | None = None,
         min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
+        sink: ViewSink | None = None,
     ) -> None:
         self.min_poll_interval = min_poll_interval
+        self._sink = sink
+        self._generation = 0
+        self._published_generation = -1
         self.poll_interval = poll_interval
         self.long_poll = long_poll
         self.max_staleness = max_staleness
@@ -176,6 +189,7 @@ class FollowedLog:
                 self._trust.record_fork(failure.detail, self._pinned)
             with self._lock:
                 self._failure = failure
+            self.publish()
             raise
         now = self._clock()
         if (self._trust is not None and self._follower.checkpoint_text != self._pinned
@@ -185,6 +199,7 @@ class FollowedLog:
         with self._lock:
             self._verified, self._verified_at = checkpoint, self._clock()
             self._last_problem = ""
+        self.publish()
         return checkpoint
 
     def _apply(self, entries: Sequence[FollowedEntry]) -> None:
@@ -193,6 +208,22 @@ class FollowedLog:
             with self._lock:
                 for entry in folded:
                     self._fold.apply(entry)
+                self._generation += 1
+
+    def publish(self) -> None:
+        """Hand the verified position (and the state, when the fold changed it) to the ``sink``, for the worker
+        processes (``gateway.shared``)."""
+        sink = self._sink
+        if sink is None:
+            return
+        with self._lock:
+            if self._generation != self._published_generation:
+                sink.publish_state(self._fold.state)
+                self._published_generation = self._generation
+            checkpoint = self._verified
+            position = None if checkpoint is None else LogPosition(checkpoint.origin, checkpoint.size,
+                                                                   checkpoint.root_hash, 0.0)
+            sink.publish(position, self._verified_at, self._failure.detail if self._failure else None)
 
     def start(self) -> None:
         """Follow the log in a daemon thread until ``stop()``."""
