@@ -43,7 +43,8 @@
     [action_records]                   # gateway.actions: every decision about an authenticated agent, signed
     enabled = true                     # by the gateway's key and appended to the log (default true)
     key_file = "gateway-key.pem"       # default <data_dir>/gateway-key.pem, created on first start (0600)
-    batch = 64                         # records submitted per round
+    batch = 64                         # records taken per round
+    per_statement = 64                 # records in one signed statement (action-record-batch); 1: one each
     concurrency = 8                    # submissions in flight in a round (1: strictly one after the other)
     max_backoff = 30                   # seconds, at most, between retries while the log cannot take them
 
@@ -177,6 +178,7 @@ class ActionRecordsConfig:
     batch: int = 64
     concurrency: int = 8
     max_backoff: float = 30.0
+    per_statement: int = 64
 
 
 @dataclass(frozen=True)
@@ -462,12 +464,14 @@ class _Reader:
     # --- action records (gateway.actions) -------------------------------------------------------------
 
     def action_records(self, value: object, base: Path) -> ActionRecordsConfig:
-        t = self.table(value, "action_records", {"enabled", "key_file", "batch", "concurrency", "max_backoff"})
+        t = self.table(value, "action_records", {"enabled", "key_file", "batch", "per_statement", "concurrency",
+                                                 "max_backoff"})
         key_file = t.get("key_file")
         return ActionRecordsConfig(
             enabled=self.boolean(t, "enabled", True),
             key_file=None if key_file is None else base / self.text(t, "key_file"),
             batch=self.integer(t, "batch", 64, 1, 1000),
+            per_statement=self.integer(t, "per_statement", 64, 1, 1000),
             concurrency=self.integer(t, "concurrency", 8, 1, 64),
             max_backoff=self.number(t, "max_backoff", 30.0, 0.0, 3600.0),
         )

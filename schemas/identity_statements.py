@@ -37,6 +37,7 @@ STATEMENT_TYPES: Final = (
     "approver-enrolment",
     "agent-consent",
     "did-web-evidence",
+    "action-record-batch",
 )
 
 # RFC 5280 §5.3.1 CRLReason names, by code (7 is unused).
