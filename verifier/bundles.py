@@ -101,8 +101,24 @@ class BundleReport:
         return out
 
 
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose checkpoint, receipts and consistency proofs verified, with its entries folded."""
+
+    subject: str
+    checkpoint: Checkpoint
+    state: IdentityState
+    entries: int
+
+
 def verify_bundle(bundle: Any, keys: KeySet) -> BundleReport:
     """Verify ``bundle`` (the parsed JSON) against the log's receipt keys; raise on any failure."""
+    verified = verify_bundle_state(bundle, keys)
+    return _report(verified.subject, verified.checkpoint, verified.state, verified.entries)
+
+
+def verify_bundle_state(bundle: Any, keys: KeySet) -> VerifiedBundle:
+    """``verify_bundle``'s checks, answering the folded state of the bundle's entries (to draw or query it)."""
     if not isinstance(bundle, dict) or bundle.get("type") != BUNDLE_TYPE or bundle.get("version") != BUNDLE_VERSION:
         raise PayloadInvalid(f"not a {BUNDLE_TYPE} version {BUNDLE_VERSION}")
     subject = bundle.get("subject")
@@ -123,7 +139,7 @@ def verify_bundle(bundle: Any, keys: KeySet) -> BundleReport:
         receipt = b64url_decode(item.get("receipt"), f"entry {last} receipt")
         _check_receipt(receipt, statement, last, keys, checkpoint, proofs)
         fold.apply(FoldEntry(last, statement))
-    return _report(subject, checkpoint, fold.state, len(entries))
+    return VerifiedBundle(subject, checkpoint, fold.state, len(entries))
 
 
 def _checkpoint(text: object, keys: KeySet) -> Checkpoint:

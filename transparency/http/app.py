@@ -9,6 +9,8 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from schemas.errors import TabellionError
+from transparency.http.operations import ROUTES as OPERATIONS
+from transparency.http.operations import LogMetrics
 from transparency.http.problems import handle_tabellion_error, handle_unexpected
 from transparency.http.ratelimit import RateLimiter
 from transparency.http.routes import ROUTES
@@ -52,8 +54,10 @@ def create_app(
             if service is None:
                 running.close()
 
-    return Starlette(
-        routes=[*ROUTES, *extra_routes],
+    app = Starlette(
+        routes=[*ROUTES, *OPERATIONS, *extra_routes],
         exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
         lifespan=lifespan,
     )
+    app.state.metrics = LogMetrics(app)
+    return app
