@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 import httpx
 
 from cli.admin import add_admin_commands
+from cli.console import add_console_commands
 from cli.fsck import add_fsck_command
 from cli.gateway import add_gateway_commands
 from cli.operator import add_operator_commands
@@ -480,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_commands(commands, command, _print)
     add_fsck_command(commands, command)
     add_gateway_commands(commands, command, _print)
+    add_console_commands(commands, command, _print)
     p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys)),
                 "check an audit bundle: who authorised an agent, through which chain")
     p.add_argument("file", metavar="FILE")

@@ -26,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from explorer.authorised import drawing, edges
 from explorer.entries import EntryView, view
 from issuer.audit import audit_bundle
 from issuer.service import Issuer
@@ -38,6 +37,7 @@ from transparency.client.http import LogEntry
 from transparency.client.local import LocalLogClient
 from verifier.bundles import verify_bundle, verify_bundle_state
 from verifier.keys import KeySet, parse_key_set
+from webui.authorised import drawing, edges
 from webui.identities import short_did
 from webui.pages import Pages, assets
 

@@ -39,7 +39,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class Pages:
     """The templates of one front end (``package``/templates first, then ``webui``/templates)."""
 
-    def __init__(self, package: str, globals_: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, package: str, globals_: Mapping[str, Any] | None = None,
+                 passed_on: tuple[type[TabellionError], ...] = ()) -> None:
+        self.passed_on = passed_on  # errors ``guarded`` lets through (to a caller that answers them otherwise)
         env = Environment(
             loader=ChoiceLoader([PackageLoader(package, "templates"), PackageLoader("webui", "templates")]),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -65,6 +67,8 @@ class Pages:
         async def page(request: Request) -> Response:
             try:
                 return await endpoint(request)
+            except self.passed_on:
+                raise
             except TabellionError as exc:
                 return self.refusal(request, exc)
 
