@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.signatures import Request, sign_request
 from issuer.client import IssuerClient
 from issuer.statements import Signer, revocation
-from schemas.identity_statements import statement_type_of
-from schemas.statement import parse_statement
 from schemas.checkpoint import parse_checkpoint
+from schemas.identity_statements import statement_type_of
 from schemas.note import parse_note
+from schemas.statement import parse_statement
 from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
 from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client import HttpLogClient, generate_key, sign_statement
