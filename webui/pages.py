@@ -29,7 +29,7 @@ CONTENT_SECURITY_POLICY: Final = (
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer makes browsers send "Origin: null" on form posts
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }

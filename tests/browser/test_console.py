@@ -218,9 +218,29 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
             assert browser.find_element(By.CSS_SELECTOR, "figure.graph svg").get_attribute("role") == "img"
             check_accessibility(browser)
             screenshot(browser, "console-agent")
+
+            # revoke the agent itself, behind a fresh assertion over {target, reason}: logged, the gateway refuses
+            size = s.size()
+            reset_outcome(browser)
+            form = browser.find_element(By.CSS_SELECTOR, "form.revoke")
+            form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            result, code, text = outcome(browser)
+            assert result == "done", (code, text)
+            assert s.size() == size + 1
+            refused(eventually(lambda: send(signed(world, gateway.url)), 403), 403, "passport-refused")
+
             browser.get(f"{s.console.url}/tokens")
+            field = browser.find_element(By.ID, "token")
+            field.send_keys("not.a.token")
+            browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+            wait_for(browser, "document.querySelector('.result.refused')")
+            assert "token-malformed" in browser.find_element(By.CSS_SELECTOR, ".result.refused").text
             check_accessibility(browser)
             screenshot(browser, "console-tokens")
+            browser.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()  # sign out
+            wait_for(browser, "location.pathname === '/signin'")
+            browser.get(f"{s.console.url}/approvals")
+            assert browser.current_url.endswith("/signin")
         finally:
             gateway.stop()
 
