@@ -106,10 +106,10 @@ def load_vkey(value: str) -> VerifierKey:
 
 def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None:
     """Run the transparency service until SIGINT/SIGTERM."""
-    from cli.embedded import embedded_issuer
     from explorer.app import ROUTES as EXPLORER_ROUTES
     from explorer.app import explorer_extension
-    from issuer.routes import ROUTES as ISSUER_ROUTES
+    from issuer.app import ROUTES as ISSUER_ROUTES
+    from issuer.app import IssuerSettings, hosted
     from transparency.server import serve as serve_log
     from transparency.settings import load_settings
 
@@ -121,7 +121,7 @@ def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None
 
     try:
         serve_log(settings, extra_routes=[*ISSUER_ROUTES, *EXPLORER_ROUTES],
-                  extensions=[embedded_issuer(settings), explorer_extension()], opened=opened)
+                  extensions=[hosted(IssuerSettings(settings.data_dir)), explorer_extension()], opened=opened)
     except LogCorrupted as exc:  # one line (``run``): what is wrong, and what checks the rest
         raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}' checks all "
                         "of it)") from exc
