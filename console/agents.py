@@ -140,19 +140,19 @@ async def tokens(request: Request) -> Response:
         token = str(form.get("token", "")).strip()
         context["token"] = token
         try:
-            context.update(await _inspect(c, token))
+            await _inspect(c, token, context)
         except TabellionError as exc:
             context["refusal"] = exc
     return pages.render(request, "tokens.html", context)
 
 
-async def _inspect(c: Any, token: str) -> dict[str, Any]:
-    """The token decoded, then checked offline against the registry keys and the fold of its agent's audit
-    bundle (verified against the log's keys): the chain, the passport and the scope as of now."""
+async def _inspect(c: Any, token: str, shown: dict[str, Any]) -> None:
+    """The token decoded into ``shown``, then checked offline against the registry keys and the fold of its agent's
+    audit bundle (verified against the log's keys): the chain, the passport and the scope as of now."""
     if not token:
         raise InvalidParameter("paste a task-bound token (a JWS compact JWT)")
     jws = parse_jws(token)
-    shown = {"header": json.dumps(jws.header, indent=2), "claims": json.dumps(jws.claims, indent=2)}
+    shown.update(header=json.dumps(jws.header, indent=2), claims=json.dumps(jws.claims, indent=2))
     act = jws.claims.get("act")
     agent = act.get("sub") if isinstance(act, dict) else None
     if not isinstance(agent, str):
@@ -164,4 +164,3 @@ async def _inspect(c: Any, token: str) -> dict[str, Any]:
     shown["verdict"] = (f"valid: {verified.agent} may use {', '.join(verified.tools)} on {verified.resource} at "
                         f"{verified.audience} until {format_timestamp(verified.expires_at)}, through delegations "
                         f"{', '.join(e[:12] for e in verified.chain)} (as of tree size {bundle.checkpoint.size})")
-    return shown

@@ -5,6 +5,7 @@ with a stable code and nothing is logged. The passkey ceremonies are run with th
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from issuer.client import IssuerClient
 from issuer.statements import Signer, claim_submission, operator_registration
+from issuer.tokens import new_nonce, sign_request
 from schemas.base64url import b64url
 from tests.browser.console_process import ConsoleProcess, console_config
 from tests.browser.test_console import ALICE, _submit_world
@@ -44,6 +46,11 @@ class Browserless:
              origin: str | None = None) -> httpx.Response:
         headers = {"x-csrf-token": self.csrf if csrf is None else csrf, "origin": origin or self.console.url}
         return self.http.post(path, json=body, headers=headers)
+
+
+def first_changed(text: str) -> str:
+    """``text`` with its first character changed (a base64url signature stays canonical)."""
+    return ("B" if text[0] == "A" else "A") + text[1:]
 
 
 def problem(answer: httpx.Response, status: int, code: str) -> None:
@@ -162,6 +169,19 @@ def test_strangers_and_careless_clients_are_refused_and_nothing_is_logged(tmp_pa
             assert done.status_code == 201, done.text
             assert size() == before + 1
             assert done.json()["receipt"] and done.json()["decided_by"] == ALICE
+
+            # the token inspector: a token the registry minted for the agent verifies; tampered, it is refused
+            token = httpx.post(f"{log}/v1/tokens", json=sign_request(world.c.key, {
+                "agent": world.c.identity, "task_id": "read-inbox", "tools": ["read"], "service": "mail",
+                "resource": "inbox/*", "delegation": world.chain[-1], "ttl": 120, "created": int(time.time()),
+                "nonce": new_nonce()}), timeout=30).json()["token"]
+            page = client.http.post("/tokens", data={"csrf": client.csrf, "token": token}).text
+            assert "valid: " + world.c.identity in page and "delegation_chain" in page
+            head, claims, signature = token.split(".")
+            page = client.http.post("/tokens", data={"csrf": client.csrf,
+                                                      "token": f"{head}.{claims}.{first_changed(signature)}"}).text
+            assert "token-signature-invalid" in page and "delegation_chain" in page  # decoded, and refused
+            assert "valid: " not in page
 
             samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                        for f in text_string_to_metric_families(client.http.get("/metrics").text) for s in f.samples}
