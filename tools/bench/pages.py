@@ -36,14 +36,14 @@ from schemas.cose_sign1 import decode_sign1
 from schemas.leaf import leaf_data, logged_statement
 from tools.bench.identity_fold import SCOPE, generate
 from tools.bench.processes import clean_env, free_port, stop
-from transparency.client import save_private_key
+from transparency.client import load_private_key, save_private_key
 from transparency.keys import load_or_create_log_key
 from transparency.log.sequencer import Sequencer
 from transparency.settings import Settings
 
 CONSOLE_AGENTS = 20
 BAR_MS = 300.0
-START_TIMEOUT_S = 1800.0
+START_TIMEOUT_S = 3 * 3600.0  # a 10^5-entry log is folded twice at start (the log's policy, the issuer)
 
 
 def console_world(now: int) -> tuple[Ed25519PrivateKey, list[bytes], list[str]]:
@@ -135,13 +135,23 @@ def p95(values: list[float]) -> float:
 
 
 def run_size(folder: Path, entries: int, requests: int) -> dict[str, list[float]]:
-    now = int(time.time())
-    key, statements, agents = console_world(now)
-    if entries > len(statements):
-        bulk, _ = generate(entries - len(statements), now)
-        statements += bulk
-    print(f"size {len(statements):,}: writing the log", file=sys.stderr, flush=True)
-    write_log(folder / "data", statements)
+    made = folder / "made.json"  # a log written by an earlier run (--workdir): reused as it is
+    if made.exists():
+        saved = json.loads(made.read_text())
+        key = load_private_key(folder / "console.key")
+        agents, size = saved["agents"], saved["size"]
+        print(f"size {size:,}: reusing the log in {folder}", file=sys.stderr, flush=True)
+    else:
+        now = int(time.time())
+        key, statements, agents = console_world(now)
+        if entries > len(statements):
+            bulk, _ = generate(entries - len(statements), now)
+            statements += bulk
+        size = len(statements)
+        print(f"size {size:,}: writing the log", file=sys.stderr, flush=True)
+        write_log(folder / "data", statements)
+        save_private_key(key, folder / "console.key", overwrite=True)
+        made.write_text(json.dumps({"agents": agents, "size": size}))
     log_port, console_port = free_port(), free_port()
     log_url = f"http://127.0.0.1:{log_port}"
     t0 = time.perf_counter()
@@ -149,9 +159,8 @@ def run_size(folder: Path, entries: int, requests: int) -> dict[str, list[float]
                     str(log_port)], folder / "serve.log", f"{log_url}/readyz")
     with httpx.Client(timeout=600) as http:  # the embedded issuer has folded the log once it answers
         http.get(f"{log_url}/v1/claims", params={"namespace": "console"}).raise_for_status()
-    print(f"  the service folded {len(statements):,} entries and answers ({time.perf_counter() - t0:.0f} s)",
+    print(f"  the service folded {size:,} entries and answers ({time.perf_counter() - t0:.0f} s)",
           file=sys.stderr, flush=True)
-    save_private_key(key, folder / "console.key")
     (folder / "console.toml").write_text(f"""
 port = {console_port}
 issuer = "{log_url}"
@@ -164,7 +173,6 @@ data_dir = "console-data"
     console = start([sys.executable, "-m", "cli.main", "console", "--config", str(folder / "console.toml")],
                     folder / "console.log", f"http://127.0.0.1:{console_port}/readyz")
     try:
-        size = len(statements)
         agent = agents[0]
         pages = {
             "explorer /": (log_url, "/"),
@@ -192,10 +200,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--workdir", type=Path, help="keep the logs here, and reuse those an earlier run left")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tabellion-pages-") as tmp:
-        small = run_size(Path(tmp) / "small", args.small, args.requests)
-        large = run_size(Path(tmp) / "large", args.entries, args.requests)
+        work = args.workdir or Path(tmp)
+        small = run_size(work / f"small-{args.small}", args.small, args.requests)
+        large = run_size(work / f"large-{args.entries}", args.entries, args.requests)
     print(f"\npage render time, ms (client side, {args.requests} sequential requests each)")
     print(f"{'page':42} {'p50 small':>10} {'p95 small':>10} {'p50 large':>10} {'p95 large':>10} {'ratio p95':>10}")
     worst = 0.0
