@@ -23,9 +23,12 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.signatures import Request, sign_request
+from issuer.client import IssuerClient
 from issuer.statements import Signer, revocation
 from schemas.checkpoint import parse_checkpoint
+from schemas.identity_statements import statement_type_of
 from schemas.note import parse_note
+from schemas.statement import parse_statement
 from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
 from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client import HttpLogClient, generate_key, sign_statement
@@ -163,14 +166,14 @@ actions = {{ GET = "read", POST = "write" }}
 
 
 def register_world(log_url: str) -> World:
+    """The world's statements, each to the issuer endpoint of its type (``issuer.client``), the approval last."""
     world = build_world()
-    with httpx.Client(base_url=log_url, timeout=30) as http:
-        for path, statement in zip(PATHS, world.statements, strict=False):
-            answer = http.post(path, content=statement, headers={"content-type": "application/cose"})
-            assert answer.status_code == 201, answer.text
-        approve = http.post(f"/v1/claims/{world.claim}/approve", content=world.statements[-1],
-                            headers={"content-type": "application/cose"})
-        assert approve.status_code == 201, approve.text
+    with IssuerClient(log_url) as issuer:
+        for statement in world.statements[:-1]:
+            stype = statement_type_of(parse_statement(statement).content_type)
+            assert stype is not None
+            issuer.submit(stype, statement)
+        issuer.submit("claim-approval", world.statements[-1], claim=world.claim)
     return world
 
 
