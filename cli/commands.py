@@ -23,6 +23,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cli.admin import add_admin_commands
+from cli.console import add_console_commands
 from cli.enrol import add_enrol_commands
 from cli.fsck import add_fsck_command
 from cli.gateway import add_gateway_commands
@@ -117,8 +118,10 @@ def load_vkey(value: str) -> VerifierKey:
 
 def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None:
     """Run the transparency service until SIGINT/SIGTERM."""
-    from cli.embedded import embedded_issuer
-    from issuer.routes import ROUTES as ISSUER_ROUTES
+    from explorer.app import ROUTES as EXPLORER_ROUTES
+    from explorer.app import explorer_extension
+    from issuer.app import ROUTES as ISSUER_ROUTES
+    from issuer.app import IssuerSettings, hosted
     from transparency.log.storage import describe
     from transparency.server import serve as serve_log
     from transparency.settings import load_settings
@@ -132,7 +135,10 @@ def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None
               f"(data {settings.data_dir}{database})", file=stderr or sys.stderr, flush=True)
 
     try:
-        serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)], opened=opened)
+        serve_log(settings, extra_routes=[*ISSUER_ROUTES, *EXPLORER_ROUTES],
+                  extensions=[hosted(IssuerSettings(
+                      settings.data_dir, settings.allowed_targets, settings.issuer_witness_policy,
+                      settings.issuer_witness_grace_s)), explorer_extension()], opened=opened)
     except LogCorrupted as exc:  # one line (``run``): what is wrong, and what checks the rest
         fsck_database = " --database URL" if settings.database else ""
         raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}{fsck_database}' "
@@ -632,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_enrol_commands(commands, command, _print)
     add_witness_command(commands, command, _print)
     add_monitor_command(commands, command)
+    add_console_commands(commands, command, _print)
     p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys, a.policy)),
                 "check an audit bundle: who authorised an agent, through which chain")
     p.add_argument("file", metavar="FILE")

@@ -9,6 +9,9 @@
                                        # TABELLION_GATEWAY_MASTER_KEY (base64) takes precedence
     max_skew = 30                      # seconds a signer's clock may be off
     max_age = 300                      # seconds after ``created`` a signature is accepted
+    workers = 1                        # worker processes (gateway.server): they share the nonces, rate buckets,
+                                       # action-record queue and one verified view of the log
+    body_read_timeout = 10             # seconds a request body may stall (and 1 KiB/s on average beyond): 408
     max_body_bytes = 10485760          # largest request body (it is read whole: its digest is checked
                                        # before anything reaches the upstream)
     log_headers = false                # decision log lines list request headers (secrets redacted)
@@ -44,7 +47,8 @@
     [action_records]                   # gateway.actions: every decision about an authenticated agent, signed
     enabled = true                     # by the gateway's key and appended to the log (default true)
     key_file = "gateway-key.pem"       # default <data_dir>/gateway-key.pem, created on first start (0600)
-    batch = 64                         # records submitted per round
+    batch = 64                         # records taken per round
+    per_statement = 64                 # records in one signed statement (action-record-batch); 1: one each
     concurrency = 8                    # submissions in flight in a round (1: strictly one after the other)
     max_backoff = 30                   # seconds, at most, between retries while the log cannot take them
 
@@ -183,6 +187,7 @@ class ActionRecordsConfig:
     batch: int = 64
     concurrency: int = 8
     max_backoff: float = 30.0
+    per_statement: int = 64
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,8 @@ class GatewayConfig:
     max_skew: int = 30
     max_age: int = 300
     max_body_bytes: int = DEFAULT_MAX_BODY
+    body_read_timeout: float = 10.0  # transparency.request_bodies.BodyReadDeadline
+    workers: int = 1  # gateway.server
     log_headers: bool = False
     action_records: ActionRecordsConfig = ActionRecordsConfig()
 
@@ -239,7 +246,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
     """The configuration in ``raw`` (parsed TOML); relative paths are taken from ``path``'s folder."""
     r = _Reader(path)
     top = r.table(raw, "", {"host", "port", "public_url", "data_dir", "master_key_file", "max_skew", "max_age",
-                            "max_body_bytes", "log_headers", "log", "connections", "action_records"})
+                            "max_body_bytes", "log_headers", "log", "connections", "action_records",
+                            "body_read_timeout", "workers"})
     base = path.parent
     data_dir = base / r.text(top, "data_dir", default="gateway-data")
     master = top.get("master_key_file")
@@ -260,6 +268,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
         max_skew=r.integer(top, "max_skew", 30, 0, 3600),
         max_age=r.integer(top, "max_age", 300, 1, 86400),
         max_body_bytes=r.integer(top, "max_body_bytes", DEFAULT_MAX_BODY, 0, 2**31),
+        body_read_timeout=r.number(top, "body_read_timeout", 10.0, 0.0, 3600.0),
+        workers=r.integer(top, "workers", 1, 1, 64),
         log_headers=r.boolean(top, "log_headers", False),
         action_records=r.action_records(top.get("action_records", {}), base),
     )
@@ -471,12 +481,14 @@ class _Reader:
     # --- action records (gateway.actions) -------------------------------------------------------------
 
     def action_records(self, value: object, base: Path) -> ActionRecordsConfig:
-        t = self.table(value, "action_records", {"enabled", "key_file", "batch", "concurrency", "max_backoff"})
+        t = self.table(value, "action_records", {"enabled", "key_file", "batch", "per_statement", "concurrency",
+                                                 "max_backoff"})
         key_file = t.get("key_file")
         return ActionRecordsConfig(
             enabled=self.boolean(t, "enabled", True),
             key_file=None if key_file is None else base / self.text(t, "key_file"),
             batch=self.integer(t, "batch", 64, 1, 1000),
+            per_statement=self.integer(t, "per_statement", 64, 1, 1000),
             concurrency=self.integer(t, "concurrency", 8, 1, 64),
             max_backoff=self.number(t, "max_backoff", 30.0, 0.0, 3600.0),
         )

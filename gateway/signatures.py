@@ -102,9 +102,10 @@ KeyResolver = Callable[[str], AgentKey | None]
 
 
 class ExternalSigner(Protocol):
-    """A P-256 key held elsewhere (a TPM): ``sign`` returns r || s over SHA-256 of the message."""
+    """A key held elsewhere (a TPM, an agent SDK's key): ``sign`` returns the raw signature of the message, r || s
+    over its SHA-256 for P-256, the 64-byte signature for Ed25519."""
 
-    def public_key(self) -> ec.EllipticCurvePublicKey: ...
+    def public_key(self) -> AgentKey: ...
 
     def sign(self, message: bytes) -> bytes: ...
 
@@ -114,9 +115,9 @@ SigningKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey | ExternalSigner
 
 def algorithm_of(key: SigningKey | AgentKey) -> str:
     """``ed25519`` or ``ecdsa-p256-sha256``: the RFC 9421 algorithm of a key (private, public or external)."""
-    if isinstance(key, Ed25519PrivateKey | Ed25519PublicKey):
+    public = key if isinstance(key, Ed25519PublicKey | ec.EllipticCurvePublicKey) else key.public_key()
+    if isinstance(public, Ed25519PublicKey):
         return ALG_ED25519
-    public = key if isinstance(key, ec.EllipticCurvePublicKey) else key.public_key()
     if isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve, ec.SECP256R1):
         return ALG_ECDSA_P256
     raise InvalidParameter("an agent key is Ed25519 or ECDSA P-256")

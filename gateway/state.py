@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from schemas.checkpoint import Checkpoint
 from schemas.errors import (
@@ -41,14 +42,40 @@ from schemas.errors import (
 )
 from schemas.note import VerifierKey
 from schemas.policy import Policy
+from schemas.statement import parse_statement
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
 from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState
 from verifier.keys import KeySet
 
+from .trust import LogTrust, TrustRecord
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+DEFAULT_MIN_POLL_INTERVAL = 0.1
+"""Seconds between the starts of two long polls at least: a revocation waits at most this long more."""
+PIN_INTERVAL_S = 1.0
+"""At most one write of the pinned checkpoint per second (``gateway.trust``): the log grows with every batch of
+action records, and any verified checkpoint serves to catch a fork at the next start."""
+IDENTITY_CONTENT_PREFIX = b"application/vnd.tabellion."
+ACTION_RECORD_TYPE = b"application/vnd.tabellion.action-record+json"
+
+
+def changes_identity(statement: bytes) -> bool:
+    """Whether the fold must see ``statement``: a Tabellion statement type other than an action record. Action
+    records and plain SCITT statements change no identity state (``verifier.fold``), so the gateway skips them.
+    Read from the statement's protected header."""
+    try:
+        content_type = parse_statement(statement).content_type
+    except TabellionError:
+        return True  # let the fold record why it is refused
+    if content_type is None:
+        return True
+    encoded = content_type.encode() if isinstance(content_type, str) else b""
+    return encoded.startswith(IDENTITY_CONTENT_PREFIX) and encoded != ACTION_RECORD_TYPE
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,14 @@ class LogPosition:
     size: int
     root_hash: bytes
     age: float
+
+
+class ViewSink(Protocol):
+    """Where a supervisor publishes what it verified for its workers (``gateway.shared.ViewPublisher``)."""
+
+    def publish_state(self, state: IdentityState) -> None: ...
+
+    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -84,23 +119,49 @@ class FollowedLog:
         page: int = 500,
         policy: Policy | None = None,
         witness_grace: float = 10.0,
+        trust: LogTrust | None = None,
+        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
+        sink: ViewSink | None = None,
     ) -> None:
+        self.min_poll_interval = min_poll_interval
+        self._sink = sink
+        self._generation = 0
+        self._published_generation = -1
         self.poll_interval = poll_interval
         self.long_poll = long_poll
         self.max_staleness = max_staleness
         self._clock = clock
-        self._fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
+        # sparse: statements that cannot change identity (action records, plain SCITT statements) are not folded
+        self._fold = Fold(sparse=True, service_signers=service_signers(receipt_keys))  # the log signs did:web evidence
         self._lock = threading.Lock()
         self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page, policy=policy,
-                                     clock=clock)
+                                     clock=clock, receipts=False)  # entries checked against the tree, a hash each
         self.witness_grace = witness_grace
         self._unwitnessed: LogUnwitnessed | None = None  # why no checkpoint is accepted yet, with a policy
+        self._pinned_at = -PIN_INTERVAL_S
         self._verified: Checkpoint | None = None
         self._verified_at = 0.0
         self._failure: CheckpointInconsistent | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_problem = ""
+        self._trust = trust
+        self._pinned: str | None = None
+        if trust is not None:
+            self._remember(trust.load())
+
+    def _remember(self, record: TrustRecord) -> None:
+        """Take up what the data folder remembers: a fork verdict refuses everything from the start; a pinned
+        checkpoint is the one the log's next checkpoint must be consistent with."""
+        if record.fork is not None:
+            self._failure = CheckpointInconsistent(
+                f"the log was found forked at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(record.fork.at))}: "
+                f"{record.fork.detail} (the verdict is kept in the data folder until an operator runs "
+                "'tabellion gateway trust reset')"
+            )
+        elif record.checkpoint is not None:
+            self._follower.resume(record.checkpoint, 0)  # the fold starts empty; the tree must extend the pin
+            self._pinned = record.checkpoint
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -137,31 +198,61 @@ class FollowedLog:
     def poll(self) -> Checkpoint:
         """Verify the log's latest checkpoint and fold every entry up to it. Raises ``CheckpointInconsistent``
         (and stops trusting the log for good) on a split view; other errors leave the state as it was."""
+        if self._failure is not None:
+            raise self._failure
         try:
             checkpoint = self._follower.poll(wait=self.long_poll or None)
         except CheckpointInconsistent as exc:
+            failure = self._follower.failure or exc
+            if self._trust is not None:  # on disk before anything else: a restart must not forget it
+                self._trust.record_fork(failure.detail, self._pinned)
             with self._lock:
-                self._failure = self._follower.failure or exc
+                self._failure = failure
+            self.publish()
             raise
         except LogUnwitnessed as exc:
             with self._lock:
                 self._unwitnessed = exc
             raise
+        now = self._clock()
+        if (self._trust is not None and self._follower.checkpoint_text != self._pinned
+                and now - self._pinned_at >= PIN_INTERVAL_S):  # a pin a second old catches a fork as well
+            self._trust.pin(self._follower.checkpoint_text)
+            self._pinned, self._pinned_at = self._follower.checkpoint_text, now
         with self._lock:
             self._verified, self._verified_at = checkpoint, self._clock()
             self._last_problem = ""
             self._unwitnessed = None
+        self.publish()
         return checkpoint
 
     def _apply(self, entries: Sequence[FollowedEntry]) -> None:
+        folded = [FoldEntry(entry.index, entry.statement) for entry in entries if changes_identity(entry.statement)]
+        if folded:
+            with self._lock:
+                for entry in folded:
+                    self._fold.apply(entry)
+                self._generation += 1
+
+    def publish(self) -> None:
+        """Hand the verified position (and the state, when the fold changed it) to the ``sink``, for the worker
+        processes (``gateway.shared``)."""
+        sink = self._sink
+        if sink is None:
+            return
         with self._lock:
-            for entry in entries:
-                self._fold.apply(FoldEntry(entry.index, entry.statement))
+            if self._generation != self._published_generation:
+                sink.publish_state(self._fold.state)
+                self._published_generation = self._generation
+            checkpoint = self._verified
+            position = None if checkpoint is None else LogPosition(checkpoint.origin, checkpoint.size,
+                                                                   checkpoint.root_hash, 0.0)
+            sink.publish(position, self._verified_at, self._failure.detail if self._failure else None)
 
     def start(self) -> None:
         """Follow the log in a daemon thread until ``stop()``."""
-        if self._thread is not None:
-            return
+        if self._thread is not None or self._failure is not None:
+            return  # a remembered fork: nothing the log says is believed, so it is not even asked
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="gateway-log-follower", daemon=True)
         self._thread.start()
@@ -174,10 +265,14 @@ class FollowedLog:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = self._clock()
             try:
                 self.poll()
-                if self.long_poll:
-                    continue  # the log held the request until it grew (or the wait ran out): ask again
+                if self.long_poll:  # the log held the request until it grew (or the wait ran out): ask again,
+                    # but not more often than every min_poll_interval: under load the log grows with every batch
+                    # of action records, and a poll per batch would be the gateway reading back its own records
+                    self._stop.wait(max(0.0, self.min_poll_interval - (self._clock() - started)))
+                    continue
             except CheckpointInconsistent as exc:
                 log.error("stopped trusting the log: %s", exc.detail)
                 return  # for good: nothing the log says from now on is believed

@@ -141,6 +141,25 @@ def claim_approval(owner: Signer, claim: str, *, decided_by: str | None = None, 
     return owner.sign("claim-approval", payload)
 
 
+DECISION_TYPES = {"approval": "claim-approval", "rejection": "claim-rejection", "revocation": "claim-revocation"}
+
+
+def decision_payload(kind: str, claim: str, decided_by: str, text: str | None = None) -> dict[str, Any]:
+    """The payload of a claim decision (``approval``, ``rejection`` or ``revocation``) by ``decided_by``, without its
+    ``webauthn``: what a human's passkey signs (``decision_challenge``). ``text`` is the approval's note, or the
+    rejection's or revocation's reason (a revocation's is an RFC 5280 reason code)."""
+    if kind not in DECISION_TYPES:
+        raise InvalidParameter(f"a claim decision is one of {', '.join(DECISION_TYPES)}, not {kind[:40]!r}")
+    if kind == "approval":
+        return approval_payload(claim, decided_by, text)
+    return {"claim": claim, "decided_by": decided_by, "reason": text or "privilegeWithdrawn"}
+
+
+def claim_decision(owner: Signer, kind: str, payload: dict[str, Any]) -> bytes:
+    """The owner's statement of a decision ``payload`` (``decision_payload``, with the human's ``webauthn``)."""
+    return owner.sign(DECISION_TYPES[kind], payload)
+
+
 def claim_rejection(owner: Signer, claim: str, reason: str) -> bytes:
     return owner.sign("claim-rejection", {"claim": claim, "decided_by": owner.identity, "reason": reason})
 
@@ -173,7 +192,8 @@ def approver_enrolment(owner: Signer, enrolment: dict[str, Any]) -> bytes:
 
 
 __all__ = [
-    "PassportRequest", "Signer", "agent_consent", "agent_passport", "approval_payload", "approver_enrolment",
-    "claim_approval", "claim_rejection", "claim_revocation", "claim_submission", "decision_challenge", "delegation",
-    "enrolment_payload", "key_rotation", "multikey_of", "operator_registration", "revocation",
+    "DECISION_TYPES", "PassportRequest", "Signer", "agent_consent", "agent_passport", "approval_payload",
+    "approver_enrolment", "claim_approval", "claim_decision", "claim_rejection", "claim_revocation",
+    "claim_submission", "decision_challenge", "decision_payload", "delegation", "enrolment_payload", "key_rotation",
+    "multikey_of", "operator_registration", "revocation",
 ]

@@ -39,6 +39,7 @@ STATEMENT_TYPES: Final = (
     "did-web-evidence",
     "agent-enrolment",
     "namespace-policy",
+    "action-record-batch",
 )
 
 # RFC 5280 §5.3.1 CRLReason names, by code (7 is unused).

@@ -113,11 +113,29 @@ class BundleReport:
         return out
 
 
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose checkpoint, receipts and consistency proofs verified, with its entries folded."""
+
+    subject: str
+    checkpoint: Checkpoint
+    state: IdentityState
+    entries: int
+    witnesses: tuple[str, ...] = ()  # the policy's witnesses that cosigned the checkpoint (with a policy)
+
+
 def verify_bundle(bundle: Any, keys: KeySet, policy: Policy | None = None) -> BundleReport:
     """Verify ``bundle`` (the parsed JSON) against the log's receipt keys; raise on any failure.
 
     With a C2SP tlog-policy, the bundle's checkpoint must also carry the cosignatures its quorum requires
     (``verifier.policy``), and the log key that signed it must be one of the policy's logs when it lists any."""
+    verified = verify_bundle_state(bundle, keys, policy)
+    report = _report(verified.subject, verified.checkpoint, verified.state, verified.entries)
+    return replace(report, witnesses=verified.witnesses)
+
+
+def verify_bundle_state(bundle: Any, keys: KeySet, policy: Policy | None = None) -> VerifiedBundle:
+    """``verify_bundle``'s checks, answering the folded state of the bundle's entries (to draw or query it)."""
     if not isinstance(bundle, dict) or bundle.get("type") != BUNDLE_TYPE or bundle.get("version") != BUNDLE_VERSION:
         raise PayloadInvalid(f"not a {BUNDLE_TYPE} version {BUNDLE_VERSION}")
     subject = bundle.get("subject")
@@ -142,7 +160,7 @@ def verify_bundle(bundle: Any, keys: KeySet, policy: Policy | None = None) -> Bu
         receipt = b64url_decode(item.get("receipt"), f"entry {last} receipt")
         _check_receipt(receipt, statement, last, keys, checkpoint, proofs)
         fold.apply(FoldEntry(last, statement))
-    return replace(_report(subject, checkpoint, fold.state, len(entries)), witnesses=witnesses)
+    return VerifiedBundle(subject, checkpoint, fold.state, len(entries), witnesses)
 
 
 def _checkpoint(text: object, keys: KeySet) -> tuple[Checkpoint, VerifierKey]:

@@ -36,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 from schemas.checkpoint import Checkpoint
 from schemas.errors import (
+    BadInput,
     CheckpointInconsistent,
     CheckpointUnwitnessed,
     ConfigurationError,
@@ -43,13 +44,14 @@ from schemas.errors import (
     LogUnwitnessed,
     VerificationError,
 )
+from schemas.leaf import leaf_hash, statement_leaf_data
 from schemas.note import VerifierKey
 from schemas.policy import Policy
 from schemas.proofs import ConsistencyProof
 from transparency.client.http import LogEntry
 from verifier.checkpoints import verify_checkpoint
 from verifier.keys import KeySet
-from verifier.merkle import verify_consistency
+from verifier.merkle import CompactRange, verify_consistency
 from verifier.policy import trusted_log_keys, verify_witnessed_checkpoint
 from verifier.receipts import verify_receipt
 
@@ -85,15 +87,23 @@ Apply = Callable[[Sequence[FollowedEntry]], None]
 
 
 class LogFollower:
+    """``receipts=False`` checks entries against the tree instead of one by one: the follower keeps a compact range
+    of every leaf it applied (``verifier.merkle.CompactRange``), and each page of entries must either complete
+    the checkpoint's root or be proved consistent with it (one consistency proof per page) before it is applied.
+    As strong as receipts (every entry is bound to a signed checkpoint) at a hash per entry instead of a signature
+    check; such entries' ``receipt`` is passed on unchecked."""
+
     def __init__(
         self, client: LogReadClient, log_key: VerifierKey, receipt_keys: KeySet, apply: Apply, *, page: int = 500,
-        policy: Policy | None = None, clock: Callable[[], float] = time.monotonic,
+        policy: Policy | None = None, clock: Callable[[], float] = time.monotonic, receipts: bool = True,
     ) -> None:
         if policy is not None:
             trusted_log_keys(policy, log_key)  # a policy that lists logs must list this one
             if not isinstance(client, WitnessedLogReadClient):
                 raise ConfigurationError("following a log under a witness policy needs a client that reads "
                                          "its witnessed checkpoint")
+        self.receipts = receipts
+        self._range = CompactRange()
         self.client = client
         self.log_key = log_key
         self.receipt_keys = receipt_keys
@@ -113,22 +123,23 @@ class LogFollower:
         checkpoint = verify_checkpoint(checkpoint_text, self.log_key)
         if size > checkpoint.size:
             raise CheckpointInconsistent(f"{size} entries applied, more than the checkpoint's {checkpoint.size}")
+        if not self.receipts and size:
+            raise CheckpointInconsistent("a follower checking the tree resumes from 0 entries applied")
         self.checkpoint, self.checkpoint_text, self.size = checkpoint, checkpoint_text, size
 
     def poll(self, wait: float | None = None) -> Checkpoint:
         """Accept the log's latest checkpoint if it is consistent, then apply every entry up to it.
 
-        With ``wait`` a long poll: the log answers as soon as it has grown past the accepted checkpoint
-        (or after ``wait`` seconds), so a follower learns of a new entry — a revocation, say — at once.
+        With ``wait`` a long poll: the log answers as soon as it has grown past the entries applied (at once
+        after ``resume``, or after a catch-up cut short), or after ``wait`` seconds, so a follower learns of a
+        new entry — a revocation, say — at once.
         """
         if self.failure is not None:
             raise self.failure
         if self.policy is not None:
             return self._poll_witnessed(wait)
-        if wait is None:
-            text = self.client.checkpoint()
-        else:
-            text = self.client.checkpoint(self.checkpoint.size if self.checkpoint else 0, wait)
+        # a long poll answers at once while entries are still to be applied (after ``resume``, say)
+        text = self.client.checkpoint() if wait is None else self.client.checkpoint(self.size, wait)
         new = verify_checkpoint(text, self.log_key)
         self._accept(new, text)
         return new
@@ -230,6 +241,9 @@ class LogFollower:
         verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof.path)
 
     def _catch_up(self, checkpoint: Checkpoint) -> None:
+        if not self.receipts:
+            self._catch_up_by_tree(checkpoint)
+            return
         consistent_roots: dict[int, bytes] = {checkpoint.size: checkpoint.root_hash}
         while self.size < checkpoint.size:
             page = self.client.entries(self.size, min(self.page, checkpoint.size - self.size))
@@ -238,6 +252,33 @@ class LogFollower:
             followed = [self._verified(e, self.size + i, checkpoint, consistent_roots) for i, e in enumerate(page)]
             self.apply(followed)
             self.size += len(followed)
+
+    def _catch_up_by_tree(self, checkpoint: Checkpoint) -> None:
+        while self.size < checkpoint.size:
+            page = self.client.entries(self.size, min(self.page, checkpoint.size - self.size))
+            if not page:
+                raise CheckpointInconsistent(f"the log serves no entry {self.size} below its checkpoint size")
+            grown = self._range.copy()
+            for i, entry in enumerate(page):
+                if entry.leaf_index != self.size + i:
+                    raise CheckpointInconsistent(
+                        f"the log served entry {entry.leaf_index} where {self.size + i} was due")
+                try:
+                    grown.append(leaf_hash(statement_leaf_data(entry.statement)))
+                except BadInput as exc:
+                    raise CheckpointInconsistent(
+                        f"entry {entry.leaf_index} is not a signed statement: {exc.detail}") from exc
+            if grown.size > checkpoint.size:
+                raise CheckpointInconsistent(f"the log served entries beyond its checkpoint of {checkpoint.size}")
+            if grown.size == checkpoint.size:
+                if grown.root() != checkpoint.root_hash:
+                    raise CheckpointInconsistent(f"the entries up to {grown.size} do not hash to the checkpoint's root")
+            else:
+                proof = self.client.consistency(grown.size, checkpoint.size)
+                verify_consistency(grown.size, checkpoint.size, grown.root(), checkpoint.root_hash, proof.path)
+            self.apply([FollowedEntry(e.leaf_index, e.statement, e.receipt, 0) for e in page])
+            self._range = grown
+            self.size = grown.size
 
     def _verified(
         self, entry: LogEntry, expected: int, checkpoint: Checkpoint, roots: dict[int, bytes]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemas.errors import CheckpointNotWitnessed, RegistrationPending
-from schemas.leaf import entry_id
+from schemas.leaf import entry_id, parse_entry_id
 from schemas.proofs import ConsistencyProof
 from transparency.client.http import LogEntry, Submitted
 
@@ -38,6 +38,11 @@ class LocalLogClient:
 
     def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
         return [LogEntry(e.index, e.statement, e.receipt) for e in self.service.entries(start, limit)]
+
+    def receipt(self, entry_id: str) -> bytes | None:
+        """The entry's receipt; ``None`` while it is being registered; ``EntryNotFound`` if the log has no such
+        entry."""
+        return self.service.receipt(parse_entry_id(entry_id))
 
     def vkey(self) -> str:
         return self.service.key.note_key(self.service.settings.origin).encode()

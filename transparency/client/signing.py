@@ -1,4 +1,4 @@
-"""Signing statements as a did:key signer does (docs/architecture.md §2), with pycose producing the COSE.
+"""Signing statements as a did:key signer does (docs/architecture.md §2).
 
 A statement is a tagged COSE_Sign1 (tag 18) whose protected header carries ``alg`` (EdDSA -8 for Ed25519,
 ES256 -7 for P-256), ``kid`` (the signer's verification method ``did:key:z…#z…`` as UTF-8 bytes), the CWT
@@ -21,16 +21,14 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pycose.keys.curves import P256, Ed25519
-from pycose.keys.ec2 import EC2Key
-from pycose.keys.okp import OKPKey
-from pycose.messages.sign1message import Sign1Message
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from schemas import cbor
 from schemas import cose_labels as L
+from schemas.cose_sign1 import sig_structure
 from schemas.errors import ConfigurationError, InvalidParameter, KeyFileExists, MalformedKey
 from verifier.did_key import did_key_from_public, verification_method
 from verifier.keys import PublicKey
@@ -266,33 +264,23 @@ def _base_header(
 
 
 def _sign1(key: Signing, protected: Mapping[int, Any], payload: bytes) -> bytes:
-    """Sign with pycose over the deterministic encoding of ``protected``; empty unprotected header, tag 18. An
-    external signer signs the RFC 9052 §4.4 Sig_structure ["Signature1", protected, h'', payload] itself."""
-    if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
-        header = cbor.encode(dict(protected))
-        signature = key.sign(cbor.encode(["Signature1", header, b"", payload]))
+    """COSE_Sign1 (RFC 9052 §4.2-4.4): the signature over the Sig_structure ``["Signature1", protected, h'',
+    payload]`` of the deterministic encoding of ``protected``; empty unprotected header, tag 18. EdDSA signs those
+    bytes (RFC 8032 Ed25519); ES256 signs their SHA-256, and COSE carries ``r || s``, each 32 bytes big-endian
+    (RFC 9053 §2.1), not the DER that ``cryptography`` returns. An external signer (a TPM) signs the Sig_structure
+    itself and returns ``r || s``."""
+    protected_bytes = cbor.encode(dict(protected))
+    to_be_signed = sig_structure(protected_bytes, payload)
+    if isinstance(key, Ed25519PrivateKey):
+        signature = key.sign(to_be_signed)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(to_be_signed, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(_P256_SCALAR_SIZE, "big") + s.to_bytes(_P256_SCALAR_SIZE, "big")
+    else:
+        signature = key.sign(to_be_signed)
         if len(signature) != 2 * _P256_SCALAR_SIZE:
             raise MalformedKey("an external ES256 signer must return r || s, 64 bytes")
-        return cbor.encode(cbor.tag(18, [header, {}, payload, signature]))
-    message = Sign1Message(phdr_encoded=cbor.encode(dict(protected)), uhdr={}, payload=payload)
-    message.key = _pycose_key(key)
-    return bytes(message.encode(tag=True))
-
-
-def _pycose_key(key: PrivateKey) -> Any:
-    if isinstance(key, Ed25519PrivateKey):
-        d = key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        x = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return OKPKey(crv=Ed25519, d=d, x=x)
-    numbers = key.private_numbers()
-    return EC2Key(
-        crv=P256,
-        d=numbers.private_value.to_bytes(_P256_SCALAR_SIZE, "big"),
-        x=numbers.public_numbers.x.to_bytes(_P256_SCALAR_SIZE, "big"),
-        y=numbers.public_numbers.y.to_bytes(_P256_SCALAR_SIZE, "big"),
-    )
+    return cbor.encode(cbor.tag(L.COSE_SIGN1_TAG, [protected_bytes, {}, payload, signature]))
 
 
 def _bytes(data: object, what: str) -> bytes:

@@ -11,6 +11,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from schemas.errors import TabellionError
+from transparency.http.operations import ROUTES as OPERATIONS
+from transparency.http.operations import LogMetrics
 from transparency.http.problems import handle_http_exception, handle_tabellion_error, handle_unexpected
 from transparency.http.ratelimit import RateLimiter
 from transparency.http.routes import ROUTES
@@ -58,10 +60,12 @@ def create_app(
             if service is None:
                 running.close()
 
-    return Starlette(
-        routes=[*ROUTES, *extra_routes],
+    app = Starlette(
+        routes=[*ROUTES, *OPERATIONS, *extra_routes],
         exception_handlers={TabellionError: handle_tabellion_error, HTTPException: handle_http_exception,
                             Exception: handle_unexpected},
         middleware=[Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_s)],
         lifespan=lifespan,
     )
+    app.state.metrics = LogMetrics(app)
+    return app

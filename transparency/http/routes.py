@@ -16,6 +16,7 @@ from schemas.errors import (
 )
 from schemas.leaf import entry_id, parse_entry_id
 from schemas.tiles import parse_entries_path, parse_statements_path, parse_tile_path
+from transparency.http.operations import counted
 from transparency.http.ratelimit import RateLimiter
 from transparency.log.resources import encode_entries
 from transparency.request_bodies import read_limited_body, require_content_type
@@ -174,7 +175,7 @@ async def enrol_submit(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/entries", register_statement, methods=["POST"]),
+    Route("/entries", counted(register_statement), methods=["POST"]),
     Route("/entries", list_entries, methods=["GET"]),
     Route("/entries/{entry_id}", get_receipt, methods=["GET"]),
     Route("/entries/{entry_id}/statement", get_statement, methods=["GET"]),

@@ -255,6 +255,16 @@ class Sequencer:
         self._queue.put(_Pending(leaf_data, statement, future, absent_below))
         return future
 
+    @property
+    def running(self) -> bool:
+        """The integration thread is alive (it stops only on ``stop``, or if an integration raised)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def queue_depth(self) -> int:
+        """Statements waiting to be integrated."""
+        return self._queue.qsize()
+
     def is_pending(self, leaf_data: bytes) -> bool:
         with self._pending_lock:
             return leaf_data in self._pending

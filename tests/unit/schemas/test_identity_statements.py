@@ -69,6 +69,12 @@ GOOD: dict[str, dict[str, Any]] = {
                      "signature": "AAAA"},
         "gates": ["G1", "G2", "G3", "G4", "G5", "G6"], "enrolled_at": 1_800_000_000},
     "namespace-policy": {"namespace": "acme", "require_hardware": True},
+    "action-record-batch": {"records": [
+        {"agent": AGENT, "delegation_chain": [ENTRY], "resource": "accounts/1", "action": "read", "decision": "ALLOW",
+         "policy_id": "p@1", "request_digest": "sha-256=:x:", "at": 1_800_000_000, "seq": 7},
+        {"agent": AGENT, "delegation_chain": [], "resource": "accounts/2", "action": "delete", "decision": "BLOCK",
+         "policy_id": "p@1", "request_digest": "sha-256=:y:", "at": 1_800_000_001, "seq": 8, "code": "scope-refused",
+         "reason_code": "action_out_of_scope", "log_size": 42}]},
 }
 
 
