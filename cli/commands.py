@@ -13,21 +13,28 @@ import argparse
 import json
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cli.admin import add_admin_commands
+from cli.console import add_console_commands
+from cli.enrol import add_enrol_commands
 from cli.fsck import add_fsck_command
 from cli.gateway import add_gateway_commands
+from cli.monitor import add_monitor_command
 from cli.operator import add_operator_commands
+from cli.witness import add_witness_command
 from schemas import cose_labels as L
 from schemas.checkpoint import parse_checkpoint
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
+    CheckpointInconsistent,
     ConsistencyProofInvalid,
     InvalidParameter,
     LogCorrupted,
@@ -37,7 +44,8 @@ from schemas.errors import (
     TabellionError,
 )
 from schemas.leaf import entry_id, leaf_data
-from schemas.note import VerifierKey, parse_note, parse_vkey
+from schemas.note import VerifierKey, ed25519_vkey, parse_note, parse_vkey
+from schemas.policy import Policy, parse_policy
 from schemas.proofs import ConsistencyProof
 from schemas.receipt import parse_receipt
 from transparency.client import (
@@ -52,9 +60,14 @@ from transparency.client import (
     sign_hash_envelope,
     sign_statement,
 )
+from transparency.client.log_audit import audit_log
+from transparency.client.tiles import TileLogClient
 from verifier.bundles import verify_bundle
 from verifier.checkpoints import verify_checkpoint, verify_checkpoint_consistency
-from verifier.keys import parse_key_set
+from verifier.keys import KeySet, parse_key_set, public_key_bytes
+from verifier.merkle import verify_consistency
+from verifier.passports import format_timestamp
+from verifier.policy import WitnessedCheckpoint, verify_witnessed_checkpoint
 from verifier.receipts import VerifiedReceipt, verify_receipt, verify_transparent_statement
 from verifier.statements import DidKeyResolver, verify_statement
 
@@ -105,22 +118,31 @@ def load_vkey(value: str) -> VerifierKey:
 
 def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None:
     """Run the transparency service until SIGINT/SIGTERM."""
-    from cli.embedded import embedded_issuer
-    from issuer.routes import ROUTES as ISSUER_ROUTES
+    from explorer.app import ROUTES as EXPLORER_ROUTES
+    from explorer.app import explorer_extension
+    from issuer.app import ROUTES as ISSUER_ROUTES
+    from issuer.app import IssuerSettings, hosted
+    from transparency.log.storage import describe
     from transparency.server import serve as serve_log
     from transparency.settings import load_settings
 
     settings = load_settings(overrides)
 
+    database = f", database {describe(settings.database)}" if settings.database else ""
+
     def opened() -> None:  # the log passed its start-up checks
         print(f"{PROG}: serving {settings.origin} on http://{settings.host}:{settings.port} "
-              f"(data {settings.data_dir})", file=stderr or sys.stderr, flush=True)
+              f"(data {settings.data_dir}{database})", file=stderr or sys.stderr, flush=True)
 
     try:
-        serve_log(settings, extra_routes=ISSUER_ROUTES, extensions=[embedded_issuer(settings)], opened=opened)
+        serve_log(settings, extra_routes=[*ISSUER_ROUTES, *EXPLORER_ROUTES],
+                  extensions=[hosted(IssuerSettings(
+                      settings.data_dir, settings.allowed_targets, settings.issuer_witness_policy,
+                      settings.issuer_witness_grace_s)), explorer_extension()], opened=opened)
     except LogCorrupted as exc:  # one line (``run``): what is wrong, and what checks the rest
-        raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}' checks all "
-                        "of it)") from exc
+        fsck_database = " --database URL" if settings.database else ""
+        raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}{fsck_database}' "
+                        "checks all of it)") from exc
 
 
 def keygen(out: str | Path, kind: KeyKind = "ed25519", *, force: bool = False) -> str:
@@ -254,6 +276,33 @@ def _fetch_audit(url: str, did: str) -> bytes:
     return answer.content
 
 
+def follow(
+    url: str, log_key: str, log_keys: str | Path, *, since: str | Path | None = None, out: str | Path | None = None,
+    progress: TextIO | None = None,
+) -> str:
+    """Follow a log from its tiles (its service, or a published folder behind any static server) and check all of
+    it with the log's keys (``transparency.client.log_audit``); write the verified checkpoint to ``out``."""
+    vkey = load_vkey(log_key)
+    keys = parse_key_set(read_file(log_keys, "key set"))
+    kept = None if since is None else read_file(since, "checkpoint").decode("utf-8", "replace")
+    shown = [0.0]
+
+    def report(done: int, size: int) -> None:
+        if progress is not None and (time.monotonic() - shown[0] > 2 or done == size):
+            shown[0] = time.monotonic()
+            print(f"{PROG} follow: {done}/{size} entries checked", file=progress, flush=True)
+
+    with TileLogClient(url) as client:
+        audit = audit_log(client, vkey, keys, since=kept, progress=report)
+    if out is not None:
+        write_file(out, audit.checkpoint_text.encode(), "checkpoint")
+    cp = audit.checkpoint
+    extends = "" if audit.since is None else f", consistent with the kept checkpoint of size {audit.since}"
+    wrote = "" if out is None else f"; wrote it to {out}"
+    return (f"OK: {cp.origin} at tree size {cp.size}, root {cp.root_hash.hex()}: {audit.entries} receipts, "
+            f"every checkpoint and consistency proof, the hash tiles and entry bundles checked{extends}{wrote}")
+
+
 def verify_statement_file(path: str | Path) -> str:
     """Check a statement's did:key signature offline."""
     statement = verify_statement(read_file(path, "statement"), DidKeyResolver())
@@ -273,15 +322,24 @@ def verify_receipt_files(
     statement: str | Path | None = None,
     receipt: str | Path | None = None,
     check_signer: bool = True,
+    policy: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    consistency: str | Path | None = None,
 ) -> list[str]:
     """Check receipts offline with the log's key set: a transparent statement, or a statement and its receipt.
 
-    The statement's own did:key signature is checked too unless ``check_signer`` is off.
+    The statement's own did:key signature is checked too unless ``check_signer`` is off. With a tlog-policy the
+    receipts must also lead to a cosigned ``checkpoint`` that meets the policy's quorum (the same root at the
+    same size, or an RFC 9162 ``consistency`` proof from the receipts' size to the checkpoint's).
     """
     if transparent is not None and (statement is not None or receipt is not None):
         raise UsageError("give either a transparent statement file or --statement and --receipt, not both")
     if transparent is None and (statement is None or receipt is None):
         raise UsageError("give a transparent statement file, or both --statement and --receipt")
+    if policy is None and (checkpoint is not None or consistency is not None):
+        raise UsageError("--checkpoint and --consistency go with --policy")
+    if policy is not None and checkpoint is None:
+        raise UsageError("--policy needs the cosigned checkpoint (--checkpoint FILE) the receipts are checked against")
     keys = parse_key_set(read_file(log_keys, "key set"))
     resolver = DidKeyResolver() if check_signer else None
     if transparent is not None:
@@ -292,15 +350,80 @@ def verify_receipt_files(
         verified = [verify_receipt(read_file(str(receipt), "receipt"), data, keys)]
     signed = verify_statement(data, resolver) if resolver is not None else None
     signer = f", statement signed by {signed.issuer}" if signed is not None else ""
-    return [_receipt_line(v) + signer for v in verified]
+    lines = [_receipt_line(v) + signer for v in verified]
+    if policy is not None:
+        lines += _witnessed_receipts(verified, keys, policy, checkpoint, consistency)
+    return lines
 
 
-def verify_checkpoint_file(path: str | Path, log_key: str, origin: str | None = None) -> str:
-    """Check a signed checkpoint offline with the log's verifier key."""
-    vkey = load_vkey(log_key)
-    cp = verify_checkpoint(read_file(path, "checkpoint"), vkey, origin)
-    return (f"OK: checkpoint of {cp.origin} at tree size {cp.size}, root {cp.root_hash.hex()}, "
-            f"signed by {vkey.name}+{vkey.key_id.hex()}")
+def _witnessed_receipts(
+    verified: Sequence[VerifiedReceipt], keys: KeySet, policy: str | Path, checkpoint: str | Path | None,
+    consistency: str | Path | None,
+) -> list[str]:
+    """Tie every receipt to a witnessed checkpoint: the same root at its size, else a consistency proof to it."""
+    if checkpoint is None:
+        raise UsageError("--policy needs the cosigned checkpoint (--checkpoint FILE)")
+    loaded = load_policy(policy)
+    text = read_file(checkpoint, "checkpoint")
+    witnessed = verify_witnessed_checkpoint(text, loaded, _log_vkey(text, keys))
+    cp = witnessed.checkpoint
+    proof = ConsistencyProof.decode(read_file(consistency, "consistency proof")) if consistency is not None else None
+    for receipt in verified:
+        if receipt.issuer != cp.origin:
+            raise CheckpointInconsistent(f"the receipt is from {receipt.issuer!r}, the checkpoint of {cp.origin!r}")
+        if receipt.tree_size == cp.size:
+            if receipt.root != cp.root_hash:
+                raise CheckpointInconsistent(f"the receipt and the checkpoint differ on the root of {cp.size} leaves")
+            continue
+        if proof is None or (proof.size1, proof.size2) != (receipt.tree_size, cp.size):
+            raise UsageError(f"the receipt is for tree size {receipt.tree_size} and the checkpoint for {cp.size}: give "
+                             f"--consistency with the proof between them ('tabellion fetch consistency --old "
+                             f"{receipt.tree_size} --new {cp.size}')")
+        verify_consistency(receipt.tree_size, cp.size, receipt.root, cp.root_hash, proof.path)
+    return [f"OK: the receipts lead to the checkpoint of {cp.origin} at tree size {cp.size}",
+            _witness_line(witnessed, loaded)]
+
+
+def _log_vkey(checkpoint: bytes, keys: KeySet) -> VerifierKey | None:
+    """The checkpoint key of the key set's Ed25519 key that signed ``checkpoint`` (None when none did: then the
+    policy's log lines alone decide, and refuse)."""
+    origin = parse_checkpoint(parse_note(checkpoint).text).origin
+    for kid in keys:
+        key = keys.get(kid)
+        if isinstance(key, Ed25519PublicKey):
+            vkey = ed25519_vkey(origin, public_key_bytes(key))
+            if any(s.key_id == vkey.key_id and s.name == origin for s in parse_note(checkpoint).signatures):
+                return vkey
+    return None
+
+
+def load_policy(path: str | Path) -> Policy:
+    """A C2SP tlog-policy file."""
+    return parse_policy(read_file(path, "policy"))
+
+
+def verify_checkpoint_file(
+    path: str | Path, log_key: str | None, origin: str | None = None, policy: str | Path | None = None
+) -> str | list[str]:
+    """Check a signed checkpoint offline with the log's verifier key, and with a tlog-policy its witness quorum."""
+    vkey = load_vkey(log_key) if log_key is not None else None
+    text = read_file(path, "checkpoint")
+    if policy is None:
+        if vkey is None:
+            raise UsageError("give the log's key (--log-key), a policy that lists the log (--policy), or both")
+        cp = verify_checkpoint(text, vkey, origin)
+        return (f"OK: checkpoint of {cp.origin} at tree size {cp.size}, root {cp.root_hash.hex()}, "
+                f"signed by {vkey.name}+{vkey.key_id.hex()}")
+    loaded = load_policy(policy)
+    witnessed = verify_witnessed_checkpoint(text, loaded, vkey, origin)
+    cp, key = witnessed.checkpoint, witnessed.log_key
+    return [f"OK: checkpoint of {cp.origin} at tree size {cp.size}, root {cp.root_hash.hex()}, "
+            f"signed by {key.name}+{key.key_id.hex()}", _witness_line(witnessed, loaded)]
+
+
+def _witness_line(witnessed: WitnessedCheckpoint, policy: Policy) -> str:
+    names = ", ".join(f"{name} (at {format_timestamp(at)})" for name, at in sorted(witnessed.cosigners.items()))
+    return f"witnessed by {names or 'no witness'}: the quorum {policy.quorum} ({policy.describe_quorum()}) is met"
 
 
 def verify_consistency_files(
@@ -320,14 +443,16 @@ def verify_consistency_files(
     return f"OK: tree size {new_cp.size} of {new_cp.origin} extends tree size {old_cp.size}"
 
 
-def verify_bundle_file(path: str | Path, log_keys: str | Path) -> list[str]:
-    """Check an audit bundle offline: who authorised the agent, through which chain, at which log size."""
+def verify_bundle_file(path: str | Path, log_keys: str | Path, policy: str | Path | None = None) -> list[str]:
+    """Check an audit bundle offline: who authorised the agent, through which chain, at which log size; with a
+    tlog-policy, that the bundle's checkpoint is cosigned by the policy's witness quorum."""
     keys = parse_key_set(read_file(log_keys, "key set"))
+    loaded = load_policy(policy) if policy is not None else None
     try:
         bundle = json.loads(read_file(path, "audit bundle"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadInvalid(f"the audit bundle is not JSON: {exc}") from exc
-    lines = verify_bundle(bundle, keys).lines()
+    lines = verify_bundle(bundle, keys, loaded).lines()
     return [f"OK: {lines[0]}", *(f"  {line}" for line in lines[1:])]
 
 
@@ -364,9 +489,10 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     service_log = logging.getLogger("transparency")
     service_log.addHandler(handler)
     service_log.setLevel(logging.DEBUG if a.verbose else logging.INFO)
-    serve({"data_dir": a.data, "host": a.host, "port": a.port, "origin": a.origin,
-           "max_body_bytes": a.max_body, "body_read_timeout_s": a.body_read_timeout,
-           "outbound_allow": a.outbound_allow})
+    serve({"data_dir": a.data, "database": a.database, "publish_dir": a.publish_dir, "host": a.host,
+           "port": a.port, "origin": a.origin, "max_body_bytes": a.max_body,
+           "body_read_timeout_s": a.body_read_timeout, "outbound_allow": a.outbound_allow,
+           "witness_policy": a.witness_policy})
     return 0
 
 
@@ -377,7 +503,8 @@ def _cmd_submit(a: argparse.Namespace) -> int:
 
 def _cmd_verify_receipt(a: argparse.Namespace) -> int:
     return _print(verify_receipt_files(a.log_keys, a.transparent, statement=a.statement, receipt=a.receipt,
-                                       check_signer=not a.no_signer_check))
+                                       check_signer=not a.no_signer_check, policy=a.policy,
+                                       checkpoint=a.checkpoint, consistency=a.consistency))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -398,6 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(commands, "serve", _cmd_serve, "run the transparency service")
     p.add_argument("--data", type=Path, help="data folder (log database and log key)")
+    p.add_argument("--database", metavar="URL", help="keep the log in this PostgreSQL database "
+                   "(postgresql://user@host/db) instead of the SQLite file in the data folder; several serve "
+                   "processes may share one")
+    p.add_argument("--publish-dir", type=Path, metavar="DIR", help="also write the log's tiles, entry and statement "
+                   "bundles and checkpoint into DIR as immutable files, for any static web server")
     p.add_argument("--host", help="address to listen on")
     p.add_argument("--port", type=int, help="port to listen on")
     p.add_argument("--origin", help="the log's origin (checkpoint origin line, receipt issuer)")
@@ -406,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse (408) a request body that stalls this long (default 10)")
     p.add_argument("--outbound-allow", metavar="CIDRS",
                    help="address ranges webhooks may be delivered to although not public, e.g. 127.0.0.0/8")
+    p.add_argument("--witness-policy", type=Path, metavar="POLICY_FILE", help="a C2SP tlog-policy: the witnesses "
+                   "(with URLs) asked to cosign each checkpoint, and the quorum of GET /checkpoint/witnessed")
 
     p = command(commands, "keygen", lambda a: _print(keygen(a.out, a.type, force=a.force)),
                 "create a signing key and print its did:key")
@@ -454,6 +588,16 @@ def build_parser() -> argparse.ArgumentParser:
         if what == "audit":
             p.add_argument("--did", required=True, metavar="AGENT_DID")
 
+    p = command(commands, "follow", lambda a: _print(follow(a.url, a.log_key, a.log_keys, since=a.since, out=a.out,
+                                                            progress=sys.stderr)),
+                "read all of a log from its tiles (its service, or a --publish-dir folder on a static server) "
+                "and check it with the log's keys")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--log-key", required=True, metavar="VKEY_FILE_OR_STRING")
+    p.add_argument("--log-keys", required=True, metavar="KEYSET_FILE")
+    p.add_argument("--since", metavar="CHECKPOINT_FILE", help="a checkpoint kept earlier: the log must extend it")
+    p.add_argument("-o", "--out", metavar="FILE", help="write the verified checkpoint here")
+
     verify_parser = command(commands, "verify", lambda a: 2, "verify offline (no network)")
     checks = verify_parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     p = command(checks, "statement", lambda a: _print(verify_statement_file(a.file)),
@@ -466,11 +610,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--receipt", metavar="FILE")
     p.add_argument("--no-signer-check", action="store_true",
                    help="check only the receipt, not the statement's did:key signature")
-    p = command(checks, "checkpoint", lambda a: _print(verify_checkpoint_file(a.file, a.log_key, a.origin)),
-                "check a signed checkpoint with the log's verifier key")
+    p.add_argument("--policy", metavar="POLICY_FILE", help="a C2SP tlog-policy: the receipts must lead to a "
+                   "checkpoint its witness quorum cosigned (with --checkpoint)")
+    p.add_argument("--checkpoint", metavar="CHECKPOINT_FILE", help="the cosigned checkpoint (with --policy)")
+    p.add_argument("--consistency", metavar="PROOF_FILE",
+                   help="the consistency proof from the receipts' tree size to the checkpoint's")
+    p = command(checks, "checkpoint", lambda a: _print(verify_checkpoint_file(a.file, a.log_key, a.origin,
+                                                                              a.policy)),
+                "check a signed checkpoint with the log's verifier key (and its witnesses with a policy)")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--log-key", required=True, metavar="VKEY_FILE_OR_STRING")
+    p.add_argument("--log-key", metavar="VKEY_FILE_OR_STRING", help="the log's verifier key (optional with a "
+                   "--policy that lists the log)")
     p.add_argument("--origin")
+    p.add_argument("--policy", metavar="POLICY_FILE",
+                   help="a C2SP tlog-policy: the checkpoint must carry its quorum of witness cosignatures")
     p = command(checks, "consistency", lambda a: _print(verify_consistency_files(
         a.old, a.new, a.proof, a.log_key, a.origin)), "check that one checkpoint extends another")
     p.add_argument("--old", required=True, metavar="CP1")
@@ -482,10 +635,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_commands(commands, command, _print)
     add_fsck_command(commands, command)
     add_gateway_commands(commands, command, _print)
-    p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys)),
+    add_enrol_commands(commands, command, _print)
+    add_witness_command(commands, command, _print)
+    add_monitor_command(commands, command)
+    add_console_commands(commands, command, _print)
+    p = command(checks, "bundle", lambda a: _print(verify_bundle_file(a.file, a.log_keys, a.policy)),
                 "check an audit bundle: who authorised an agent, through which chain")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--log-keys", required=True, metavar="KEYSET_FILE")
+    p.add_argument("--policy", metavar="POLICY_FILE",
+                   help="a C2SP tlog-policy: the bundle's checkpoint must carry its quorum of witness cosignatures")
     return parser
 
 

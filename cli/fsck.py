@@ -39,16 +39,19 @@ class ProgressLines:
         print(f"tabellion fsck: {what} {done}/{total}{share}", file=self.stream, flush=True)
 
 
-def run_fsck(data: Path, per_class: int = 10, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    report = fsck(data, progress=ProgressLines(err or sys.stderr))
+def run_fsck(data: Path, per_class: int = 10, *, database: str | None = None, out: TextIO | None = None,
+             err: TextIO | None = None) -> int:
+    report = fsck(data, progress=ProgressLines(err or sys.stderr), database=database)
     for line in report.lines(per_class):
         print(line, file=out or sys.stdout)
     return EXIT_CORRUPTED if report.problems else 0
 
 
 def add_fsck_command(commands: Any, command: Command) -> None:
-    p = command(commands, "fsck", lambda a: run_fsck(a.data, a.max_per_class),
+    p = command(commands, "fsck", lambda a: run_fsck(a.data, a.max_per_class, database=a.database),
                 "check a log's data folder read-only (the service may be running); exit 3 if it is corrupted")
     p.add_argument("data", type=Path, metavar="DATA", help="the service's data folder (tabellion serve --data)")
+    p.add_argument("--database", metavar="URL", help="the log's PostgreSQL database (tabellion serve --database); "
+                   "the keys are still read from DATA")
     p.add_argument("--max-per-class", type=int, default=10, metavar="N",
                    help="show at most N problems of each class (default 10), then how many more")

@@ -4,6 +4,8 @@
     tabellion gateway secret set --config FILE NAME      # store a provider secret, its value read from stdin
     tabellion gateway secret list --config FILE          # the names stored (never the values)
     tabellion gateway secret delete --config FILE NAME
+    tabellion gateway trust show --config FILE           # the pinned checkpoint, a fork verdict, past resets
+    tabellion gateway trust reset --config FILE --reason TEXT   # clear a fork verdict (logged)
 
 ``secret set`` creates the master key file (0600) when neither it nor ``TABELLION_GATEWAY_MASTER_KEY`` exists.
 """
@@ -13,12 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from gateway.config import SECRET_NAME, load_config
 from gateway.secrets import MASTER_KEY_ENV, Secret, SecretStore, load_master_key
+from gateway.trust import LogTrust
 from schemas.errors import InvalidParameter
 
 Command = Callable[[Any, str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
@@ -70,6 +74,44 @@ def delete_secret(config_file: Path, name: str) -> list[str]:
     return [f"OK: secret {name} deleted"]
 
 
+def show_trust(config_file: Path) -> list[str]:
+    config = load_config(config_file)
+    trust = LogTrust(config.data_dir, config.log.vkey)
+    record = trust.load_unchecked()
+    lines = []
+    if record.checkpoint is None:
+        lines.append("pinned checkpoint: none (the next one the log serves is trusted on first use)")
+    else:
+        origin, size = record.checkpoint.split("\n")[:2]
+        lines.append(f"pinned checkpoint: {origin} size {size}")
+    if record.fork is None:
+        lines.append("fork verdict: none")
+    else:
+        lines.append(f"fork verdict: {_when(record.fork.at)}: {record.fork.detail}")
+    lines += [f"reset at {_when(int(e.get('at', 0)))} by {e.get('operator')}: {e.get('reason')}"
+              for e in trust.events()]
+    return lines
+
+
+def reset_trust(config_file: Path, reason: str) -> list[str]:
+    """Clear the fork verdict and the pinned checkpoint (the event is appended to the data folder's
+    trust-events.jsonl and the gateway reports it at its next start)."""
+    config = load_config(config_file)
+    trust = LogTrust(config.data_dir, config.log.vkey)
+    event = trust.reset(reason)
+    fork = event["cleared_fork"]
+    lines = [f"cleared the fork verdict of {_when(fork['at'])}: {fork['detail']}" if fork
+             else "no fork verdict was kept"]
+    if event["cleared_checkpoint"]:
+        lines.append("forgot the pinned checkpoint: the next one the log serves is trusted on first use")
+    lines.append(f"OK: logged in {trust.events_path}; restart the gateway to follow the log again")
+    return lines
+
+
+def _when(at: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
 def add_gateway_commands(commands: Any, command: Command, show: Callable[[list[str]], int]) -> None:
     def run(a: argparse.Namespace) -> int:
         if a.config is None:
@@ -94,3 +136,12 @@ def add_gateway_commands(commands: Any, command: Command, show: Callable[[list[s
     with_config("list", lambda a: list_secrets(a.config), "list the names of the stored secrets")
     with_config("delete", lambda a: delete_secret(a.config, a.name), "delete a stored secret").add_argument(
         "name", metavar="NAME")
+
+    trust = command(actions, "trust", lambda a: 2, "what the gateway remembers of the log: checkpoint, fork verdict"
+                    ).add_subparsers(dest="trust_action", required=True, metavar="ACTION")
+    q = command(trust, "show", lambda a: show(show_trust(a.config)), "the pinned checkpoint, a fork verdict, resets")
+    q.add_argument("--config", type=Path, required=True, metavar="FILE")
+    q = command(trust, "reset", lambda a: show(reset_trust(a.config, a.reason)),
+                "clear a fork verdict and the pinned checkpoint (logged in the data folder)")
+    q.add_argument("--config", type=Path, required=True, metavar="FILE")
+    q.add_argument("--reason", required=True, metavar="TEXT", help="why the log is trusted again (logged)")

@@ -20,14 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from issuer import statements as st
-from schemas.base64url import b64url_decode
-from schemas.errors import InvalidParameter, LogUnreachable
+from issuer.client import IssuerClient
+from schemas.errors import InvalidParameter
 from schemas.identity_statements import REVOCATION_REASONS
-from transparency.client import load_private_key, refusal
+from transparency.client import load_private_key
 
 Command = Callable[[Any, str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
@@ -40,79 +39,97 @@ def _key(path: str) -> Ed25519PrivateKey:
 
 
 def _signer(a: argparse.Namespace) -> st.Signer:
+    tpm_signer = getattr(a, "tpm_signer", None)
+    if tpm_signer is not None:
+        return st.Signer(tpm_signer, a.as_did or "")
+    if not a.key:
+        raise InvalidParameter("give --key KEYFILE, or --tpm DIR and --tcti for an agent key held in a TPM")
     return st.Signer(_key(a.key), a.as_did or "")
+
+
+def _with_tpm(run: Callable[[argparse.Namespace], list[str]], a: argparse.Namespace) -> list[str]:
+    """Run a command whose signer may be an agent key in a TPM (``--tpm DIR --tcti T``), flushed afterwards."""
+    if not getattr(a, "tpm", None):
+        return run(a)
+    if not a.tcti:
+        raise InvalidParameter("--tpm needs --tcti (e.g. swtpm:host=127.0.0.1,port=2321)")
+    from transparency.client.enrolment import agent_signer
+    from transparency.client.tpm import Tpm
+
+    with Tpm(a.tcti) as tpm:
+        a.tpm_signer = agent_signer(tpm, Path(a.tpm))
+        return run(a)
 
 
 def _scope(a: argparse.Namespace) -> dict[str, list[str]]:
     return {name: [v for v in getattr(a, name).split(",") if v] for name in ("services", "actions", "resources")}
 
 
-def post(url: str, path: str, statement: bytes, receipt_out: str | None) -> list[str]:
-    """Submit to the issuer endpoint ``path``; one line naming the entry, or the refusal as an error."""
-    try:
-        answer = httpx.post(url.rstrip("/") + path, content=statement, headers={"content-type": "application/cose"},
-                            timeout=60)
-    except httpx.HTTPError as exc:
-        raise LogUnreachable(f"{url}: {exc}") from exc
-    if answer.status_code != 201:
-        raise refusal(answer)
-    body = answer.json()
+def post(url: str, statement_type: str, statement: bytes, receipt_out: str | None, *,
+         claim: str | None = None) -> list[str]:
+    """Submit to the issuer (``issuer.client``); one line naming the entry, or the refusal as an error."""
+    with IssuerClient(url) as issuer:
+        logged = issuer.submit(statement_type, statement, claim=claim)
     if receipt_out:
-        Path(receipt_out).write_bytes(b64url_decode(body["receipt"], "the receipt in the issuer's answer"))
-    return [f"OK: {body['statement_type']} registered as entry {body['entry']} (index {body['index']})"]
+        Path(receipt_out).write_bytes(logged.receipt)
+    return [f"OK: {logged.statement_type} registered as entry {logged.entry} (index {logged.index})"]
 
 
 def _register(a: argparse.Namespace) -> list[str]:
     statement = st.operator_registration(_signer(a), a.namespace, _key(a.next_key), a.witness, a.threshold)
-    return post(a.url, "/registry/operators", statement, a.receipt)
+    return post(a.url, "operator-registration", statement, a.receipt)
 
 
 def _rotate(a: argparse.Namespace) -> list[str]:
+    if not a.key:
+        raise InvalidParameter("a rotation is signed with --key KEYFILE (the committed next key)")
     statement = st.key_rotation(a.as_did, _key(a.key), sequence=a.sequence, previous=a.previous,
                                 next_key=_key(a.next_key), witness_keys=[_key(w) for w in a.witness_key])
-    return post(a.url, "/registry/rotate", statement, a.receipt)
+    return post(a.url, "key-rotation", statement, a.receipt)
 
 
 def _consent(a: argparse.Namespace) -> list[str]:
-    return post(a.url, "/registry/consents", st.agent_consent(_signer(a), a.operator), a.receipt)
+    return post(a.url, "agent-consent", st.agent_consent(_signer(a), a.operator), a.receipt)
 
 
 def _passport(a: argparse.Namespace) -> list[str]:
     request = st.PassportRequest(a.agent, a.tier, a.fingerprint, a.jurisdiction, a.policy_bundle, a.status_list,
                                  a.status_index, a.lifetime)
-    return post(a.url, "/api/agent/issue", st.agent_passport(_signer(a), request), a.receipt)
+    return post(a.url, "agent-passport", st.agent_passport(_signer(a), request), a.receipt)
 
 
 def _delegate(a: argparse.Namespace) -> list[str]:
     statement = st.delegation(_signer(a), a.agent, _scope(a), not_after=int(time.time()) + a.ttl,
                               max_depth=a.max_depth, parent=a.parent)
-    return post(a.url, "/v1/delegations", statement, a.receipt)
+    return post(a.url, "delegation", statement, a.receipt)
 
 
 def _claim(a: argparse.Namespace) -> list[str]:
     signer = _signer(a)
     if a.action == "submit":
-        return post(a.url, "/v1/claims", st.claim_submission(signer, a.claim_id, a.namespace, a.service, _scope(a)),
-                    a.receipt)
+        statement = st.claim_submission(signer, a.claim_id, a.namespace, a.service, _scope(a))
+        return post(a.url, "claim-submission", statement, a.receipt)
     if a.action == "approve":
-        statement = st.claim_approval(signer, a.claim, decided_by=a.decided_by, note=a.note)
+        kind, statement = "claim-approval", st.claim_approval(signer, a.claim, decided_by=a.decided_by, note=a.note)
     elif a.action == "reject":
-        statement = st.claim_rejection(signer, a.claim, a.reason)
+        kind, statement = "claim-rejection", st.claim_rejection(signer, a.claim, a.reason)
     else:
-        statement = st.claim_revocation(signer, a.claim, a.reason)
-    return post(a.url, f"/v1/claims/{a.claim}/{a.action}", statement, a.receipt)
+        kind, statement = "claim-revocation", st.claim_revocation(signer, a.claim, a.reason)
+    return post(a.url, kind, statement, a.receipt, claim=a.claim)
 
 
 def _revoke(a: argparse.Namespace) -> list[str]:
-    return post(a.url, "/registry/revoke", st.revocation(_signer(a), a.target, a.reason), a.receipt)
+    return post(a.url, "revocation", st.revocation(_signer(a), a.target, a.reason), a.receipt)
 
 
 def add_operator_commands(commands: Any, command: Command, show: Callable[[list[str]], int]) -> None:
     def signed(name: str, run: Callable[[argparse.Namespace], list[str]], help_text: str,
                sub: Any = commands) -> argparse.ArgumentParser:
-        p = command(sub, name, lambda a: show(run(a)), help_text)
+        p = command(sub, name, lambda a: show(_with_tpm(run, a)), help_text)
         p.add_argument("url", metavar="URL", help="the issuer (embedded: the log's URL)")
-        p.add_argument("--key", required=True, metavar="KEYFILE", help="the signing key (Ed25519 PEM)")
+        p.add_argument("--key", metavar="KEYFILE", help="the signing key (Ed25519 PEM)")
+        p.add_argument("--tpm", metavar="DIR", help="sign with the agent key held in a TPM (tabellion enrol's --dir)")
+        p.add_argument("--tcti", help="the TPM for --tpm: swtpm:host=…,port=… or device:/dev/tpmrm0")
         p.add_argument("--as", dest="as_did", metavar="DID", help="the identity the key signs for")
         p.add_argument("--receipt", metavar="FILE", help="also write the receipt here")
         return p

@@ -49,7 +49,8 @@ from schemas.errors import (
     LogRequestRefused,
     TabellionError,
 )
-from schemas.identity_statements import content_type, encode_payload
+from schemas.identity_statements import content_type, encode_payload, parse_payload
+from schemas.statement import parse_statement
 from transparency.client import HttpLogClient, Submitted, did_of, load_ed25519_key, save_private_key, sign_statement
 from transparency.sqlite_files import connect
 from verifier.keys import KeySet
@@ -61,6 +62,7 @@ from .decisions import Decision
 log = logging.getLogger(__name__)
 
 STATEMENT_TYPE: Final = "action-record"
+BATCH_TYPE: Final = "action-record-batch"
 ACTIONS_FILE: Final = "actions.sqlite"
 GATEWAY_KEY_FILE: Final = "gateway-key.pem"
 DEFAULT_POLICY_ID: Final = "tabellion:log-state"  # no policy of its own: decided from the followed log alone
@@ -133,6 +135,23 @@ def record_statement(key: Ed25519PrivateKey, seq: int, payload: dict[str, Any]) 
     body = encode_payload(STATEMENT_TYPE, {**payload, "seq": seq})
     return sign_statement(key, body, subject=payload["agent"], content_type=content_type(STATEMENT_TYPE),
                           extra_claims={L.CWT_IAT: payload["at"]})
+
+
+def batch_statement(key: Ed25519PrivateKey, did: str, records: Sequence[tuple[int, dict[str, Any]]]) -> bytes:
+    """The signed ``action-record-batch`` statement of ``(seq, payload)`` records, in ``seq`` order: ``sub`` the
+    gateway itself, ``iat`` the latest decision's time; the same bytes each time it is made."""
+    ordered = sorted(records, key=lambda r: r[0])
+    body = encode_payload(BATCH_TYPE, {"records": [{**payload, "seq": seq} for seq, payload in ordered]})
+    return sign_statement(key, body, subject=did, content_type=content_type(BATCH_TYPE),
+                          extra_claims={L.CWT_IAT: max(payload["at"] for _, payload in ordered)})
+
+
+def records_in(statement: bytes) -> list[dict[str, Any]]:
+    """The action records an ``action-record`` or ``action-record-batch`` statement holds (for auditors and tests)."""
+    parsed = parse_statement(statement)
+    if parsed.content_type == content_type(BATCH_TYPE):
+        return list(parse_payload(BATCH_TYPE, parsed.payload)["records"])
+    return [parse_payload(STATEMENT_TYPE, parsed.payload)]
 
 
 @dataclass(frozen=True)
@@ -210,6 +229,12 @@ class ActionQueue:
         with self._lock:
             self._db.execute("UPDATE action_records SET state = 'logged', entry_id = ?, receipt = ?, error = NULL, "
                              "attempts = attempts + 1 WHERE seq = ?", (entry_id, receipt, seq))
+
+    def mark_logged_all(self, seqs: Sequence[int], entry_id: str, receipt: bytes) -> None:
+        """Records logged in one statement: one transaction."""
+        with self._transaction() as db:
+            db.executemany("UPDATE action_records SET state = 'logged', entry_id = ?, receipt = ?, error = NULL, "
+                           "attempts = attempts + 1 WHERE seq = ?", [(entry_id, receipt, seq) for seq in seqs])
 
     def mark_refused(self, seq: int, error: str) -> None:
         with self._lock:
@@ -290,7 +315,11 @@ class ActionRecorder:
         batch: int = 64,
         concurrency: int = 8,
         max_backoff: float = 30.0,
+        idle_wait: float = IDLE_WAIT_S,
+        per_statement: int = 1,
     ) -> None:
+        self.idle_wait = idle_wait
+        self.per_statement = per_statement
         self.queue = queue
         self.key = key
         self.did = did_of(key)
@@ -306,7 +335,8 @@ class ActionRecorder:
         self._closers: list[HttpLogClient] = []
 
     @classmethod
-    def from_config(cls, config: GatewayConfig, key: Ed25519PrivateKey | None = None) -> ActionRecorder:
+    def from_config(cls, config: GatewayConfig, key: Ed25519PrivateKey | None = None, *,
+                    idle_wait: float = IDLE_WAIT_S) -> ActionRecorder:
         """The recorder of a configured gateway: its key (loaded or created unless given),
         ``<data_dir>/actions.sqlite``, the log of ``[log]``."""
         settings = config.action_records
@@ -314,7 +344,8 @@ class ActionRecorder:
         queue = ActionQueue(config.data_dir / ACTIONS_FILE)
         client = HttpLogClient(config.log.url, timeout=SUBMIT_WAIT_S)
         recorder = cls(queue, key, client, config.log.receipt_keys, batch=settings.batch,
-                       concurrency=settings.concurrency, max_backoff=settings.max_backoff)
+                       concurrency=settings.concurrency, max_backoff=settings.max_backoff, idle_wait=idle_wait,
+                       per_statement=settings.per_statement)
         recorder._closers.append(client)
         return recorder
 
@@ -335,26 +366,44 @@ class ActionRecorder:
     # --- the submitter ----------------------------------------------------------------------------------
 
     def submit_pending(self) -> Round:
-        """One round: sign, submit and store the receipts of the oldest pending records (up to ``batch``)."""
+        """One round: sign, submit and store the receipts of the oldest pending records (up to ``batch``), up to
+        ``per_statement`` records in each statement. A record signed before (and perhaps logged, its answer lost)
+        goes again in the same bytes, with the records signed with it."""
         records = self.queue.pending(self.batch)
         if not records:
             return Round()
-        signed = [(r.seq, r.statement or record_statement(self.key, r.seq, r.payload)) for r in records]
-        self.queue.keep_statements([pair for pair, r in zip(signed, records, strict=True) if r.statement is None])
+        groups: dict[bytes, list[int]] = {}
+        for r in records:  # signed before: the same statement again
+            if r.statement is not None:
+                groups.setdefault(r.statement, []).append(r.seq)
+        fresh = [r for r in records if r.statement is None]
+        kept: list[tuple[int, bytes]] = []
+        for start in range(0, len(fresh), self.per_statement):
+            chunk = fresh[start:start + self.per_statement]
+            if self.per_statement == 1:
+                statement = record_statement(self.key, chunk[0].seq, chunk[0].payload)
+            else:
+                statement = batch_statement(self.key, self.did, [(r.seq, r.payload) for r in chunk])
+            groups[statement] = [r.seq for r in chunk]
+            kept += [(r.seq, statement) for r in chunk]
+        self.queue.keep_statements(kept)
+        ordered = sorted(groups.items(), key=lambda g: g[1][0])
         if self._pool is not None:
-            outcomes = list(self._pool.map(self._submit, signed))
+            outcomes = list(self._pool.map(self._submit, ordered))
         else:  # one after the other: the first failure ends the round, so the log gets them in seq order
             outcomes = []
-            for pair in signed:
-                outcomes.append(self._submit(pair))
+            for group in ordered:
+                outcomes.append(self._submit(group))
                 if outcomes[-1] not in (LOGGED, REFUSED):
                     break
-        failures = [o for o in outcomes if o not in (LOGGED, REFUSED)]
-        return Round(outcomes.count(LOGGED), outcomes.count(REFUSED), len(failures), failures[0] if failures else "")
+        logged = sum(len(seqs) for (_, seqs), o in zip(ordered, outcomes, strict=False) if o == LOGGED)
+        refused = sum(len(seqs) for (_, seqs), o in zip(ordered, outcomes, strict=False) if o == REFUSED)
+        failures = [(seqs, o) for (_, seqs), o in zip(ordered, outcomes, strict=False) if o not in (LOGGED, REFUSED)]
+        return Round(logged, refused, sum(len(seqs) for seqs, _ in failures), failures[0][1] if failures else "")
 
-    def _submit(self, signed: tuple[int, bytes]) -> str:
-        """Submit one record: LOGGED, REFUSED, or the reason it is to be retried."""
-        seq, statement = signed
+    def _submit(self, group: tuple[bytes, list[int]]) -> str:
+        """Submit one statement and settle its records: LOGGED, REFUSED, or the reason it is to be retried."""
+        statement, seqs = group
         try:
             submitted = self.client.submit(statement, wait=SUBMIT_WAIT_S)
             if submitted.receipt is None:
@@ -363,15 +412,18 @@ class ActionRecorder:
                 verify_receipt(submitted.receipt, statement, self.receipt_keys)
         except LogRequestRefused as exc:
             if exc.status in PERMANENT_STATUSES:
-                log.error("the log refused action record %d for good: %s", seq, exc)
-                self.queue.mark_refused(seq, str(exc))
+                log.error("the log refused action records %s for good: %s", _span(seqs), exc)
+                for seq in seqs:
+                    self.queue.mark_refused(seq, str(exc))
                 return REFUSED
-            self.queue.note_failure(seq, str(exc))
+            for seq in seqs:
+                self.queue.note_failure(seq, str(exc))
             return str(exc)
         except TabellionError as exc:  # unreachable, or a receipt that does not verify: try again later
-            self.queue.note_failure(seq, str(exc))
+            for seq in seqs:
+                self.queue.note_failure(seq, str(exc))
             return str(exc)
-        self.queue.mark_logged(seq, submitted.entry_id, submitted.receipt)
+        self.queue.mark_logged_all(seqs, submitted.entry_id, submitted.receipt)
         return LOGGED
 
     def start(self) -> None:
@@ -419,4 +471,8 @@ class ActionRecorder:
                 log.info("action records reach the log again")
             backoff, last_error = 0.0, ""
             if done.taken < self.batch:
-                self._wake.wait(IDLE_WAIT_S)
+                self._wake.wait(self.idle_wait)
+
+
+def _span(seqs: Sequence[int]) -> str:
+    return str(seqs[0]) if len(seqs) == 1 else f"{seqs[0]}-{seqs[-1]}"

@@ -4,23 +4,23 @@ Routes (all listed in ``create_app``):
 
     GET  /healthz                            200 {"status": "ok", "log": {origin, size, root, age_s}} while the
                                              gateway can decide; 503 problem (log-not-ready, log-untrusted,
-                                             log-stale) otherwise
+                                             log-stale, log-unwitnessed) otherwise
     ANY  /proxy/{connection_id}/{path...}    a signed agent request: decided (``gateway.decisions``), then
                                              forwarded upstream (``gateway.proxy``), or refused with a problem;
                                              on an MCP connection, one JSON-RPC message (``gateway.mcp``)
     GET  /metrics                            Prometheus text exposition (``gateway.metrics``)
 
-Every refusal is an RFC 9457 ``application/problem+json`` answer from ``problem_response``: ``type``
-(``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``, ``instance`` and, for authority refusals,
-``reason_code``; the same layout as the transparency service's JSON problems. 503s carry ``Retry-After``.
+Every refusal is an RFC 9457 ``application/problem+json`` answer from the one mapper the services share
+(``transparency.problem_details``): ``type`` (``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``,
+``instance`` and, for authority refusals, ``reason_code``. 429s and 503s carry ``Retry-After``.
 The follower thread, nonce store, action recorder (``gateway.actions``) and upstream client start in the
 lifespan, not at import.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,39 +28,42 @@ from typing import Protocol
 
 import httpx
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from schemas import media_types
-from schemas.errors import (
-    GatewayUnavailable,
-    InvalidParameter,
-    Overloaded,
-    PolicyDenied,
-    TabellionError,
-)
+from schemas.errors import InvalidParameter
 from transparency.client.http import HttpLogClient
-from transparency.request_bodies import read_limited_body
+from transparency.problem_details import ProblemHandlers
+from transparency.request_bodies import BodyReadDeadline, read_limited_body
 
 from . import signatures
 from .actions import ActionRecorder, gateway_key_path, load_or_create_gateway_key
 from .config import GatewayConfig
-from .decisions import DecisionSink, Gatekeeper, StateSource, resource_of, split_proxy_path, target_uri
+from .decisions import (
+    DecisionSink,
+    Gatekeeper,
+    StateSource,
+    forwarded_path,
+    resource_of,
+    split_proxy_path,
+    target_uri,
+)
 from .mcp import McpRelay
 from .metrics import DecisionCounter, GatewayMetrics, measured, metrics_endpoint
 from .policies import compile_policies
-from .proxy import InjectedHeaders, UpstreamProxy, credential_headers, streamed
+from .proxy import InjectedHeaders, UpstreamProxy, check_framing, credential_headers
 from .ratelimit import RateLimiter
 from .replay import NonceStore
 from .secrets import Secret
+from .shared import BUCKETS_FILE, SharedBuckets, SharedLogView
 from .state import FollowedLog, LogPosition
+from .trust import LogTrust
 
 log = logging.getLogger(__name__)
 
 PROXY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-RETRY_AFTER_S = "1"
 
 
 class FollowedState(StateSource, Protocol):
@@ -81,34 +84,7 @@ class Gateway:
 
 # --- problems -----------------------------------------------------------------------------------------
 
-
-def problem_response(request: Request, error: TabellionError) -> Response:
-    headers = {}
-    if isinstance(error, GatewayUnavailable):
-        headers["Retry-After"] = RETRY_AFTER_S
-    if isinstance(error, Overloaded):
-        headers["Retry-After"] = str(error.retry_after)
-    problem: dict[str, object] = {"type": error.type_uri, "title": error.title, "status": error.status,
-                                  "detail": error.detail, "instance": request.url.path}
-    reason_code = getattr(error, "reason_code", None)
-    if isinstance(reason_code, str):
-        problem["reason_code"] = reason_code
-    if isinstance(error, PolicyDenied):  # the policy that decided (gateway.policies)
-        problem["policy_id"], problem["policy_version"] = error.policy_id, error.policy_version
-    return Response(json.dumps(problem), error.status, headers, media_types.PROBLEM_JSON)
-
-
-async def handle_tabellion_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, TabellionError):
-        return await handle_unexpected(request, exc)
-    if exc.status >= 500 and not isinstance(exc, GatewayUnavailable):
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return problem_response(request, exc)
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem_response(request, TabellionError("the gateway failed unexpectedly; nothing was forwarded"))
+PROBLEMS = ProblemHandlers("the gateway failed unexpectedly; nothing was forwarded")  # transparency.problem_details
 
 
 # --- routes -------------------------------------------------------------------------------------------
@@ -131,6 +107,7 @@ async def proxy(request: Request) -> Response:
     resource = resource_of(rest)
     query = request.scope.get("query_string", b"").decode("latin-1")
     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
+    check_framing(headers)
     body = await read_limited_body(request, gateway.config.max_body_bytes)
     signed = signatures.Request(
         request.method,
@@ -140,9 +117,12 @@ async def proxy(request: Request) -> Response:
     if connection.kind == "mcp":  # JSON-RPC, decided per tool, tools/list filtered by scope (gateway.mcp)
         relay = McpRelay(gateway.gatekeeper, gateway.proxy, gateway.log)
         return await relay.answer(connection, signed, rest, query, request.url.path)
-    await run_in_threadpool(gateway.gatekeeper.decide, connection, signed, resource)
-    upstream = await gateway.proxy.forward(connection, request.method, rest, query, headers, body)
-    return streamed(upstream)
+    # on the event loop: a decision is CPU work of well under a millisecond (a hop to a thread cost more), and
+    # its locks are held only for a fold of an identity statement or one SQLite write
+    decision = gateway.gatekeeper.decide(connection, signed, resource)
+    upstream = await gateway.proxy.forward(connection, request.method, forwarded_path(resource), query, headers, body,
+                                           decision.covered)
+    return await gateway.proxy.answer(connection, upstream)
 
 
 def _raw_path(request: Request) -> str:
@@ -159,6 +139,18 @@ def _raw_path(request: Request) -> str:
 # --- the application ----------------------------------------------------------------------------------
 
 
+def report_trust(trust: LogTrust) -> None:
+    record = trust.load()
+    events = trust.events()
+    if events:
+        last = events[-1]
+        log.warning("the log's trust was last reset at %s by %s: %s", time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(last.get("at", 0)))), last.get("operator"), last.get("reason"))
+    if record.fork is not None:
+        log.error("the log was found forked (%s); every request is refused until an operator runs "
+                  "'tabellion gateway trust reset --config FILE --reason TEXT'", record.fork.detail)
+
+
 def create_app(
     config: GatewayConfig,
     secrets: Mapping[str, Secret],
@@ -166,15 +158,22 @@ def create_app(
     followed_log: FollowedState | None = None,
     sink: DecisionSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    worker: bool = False,
 ) -> Starlette:
     """The gateway app; ``secrets`` are the decrypted provider secrets the connections name. ``followed_log``
-    (started here unless given started) and ``transport`` (the upstream's) are for tests."""
+    (started here unless given started) and ``transport`` (the upstream's) are for tests. A ``worker`` (one of
+    ``workers`` processes, ``gateway.server``) decides from the view its supervisor publishes, shares the rate
+    buckets (``gateway.shared``), and only queues its action records (the supervisor submits them)."""
     credentials: dict[str, InjectedHeaders] = {c.id: credential_headers(c, secrets) for c in config.connections}
     policies = compile_policies(config.connections)  # a bad policy stops the start, in one line, creating nothing
-    limiter = RateLimiter.for_connections(config.connections)
+    buckets = SharedBuckets(config.data_dir / BUCKETS_FILE) if worker else None
+    limiter = RateLimiter.for_connections(config.connections, store=buckets)
     metrics = GatewayMetrics(c.id for c in config.connections)
     recording = sink is None and config.action_records.enabled  # gateway.actions; a bad key stops the start
     gateway_key = load_or_create_gateway_key(gateway_key_path(config)) if recording else None
+    trust = LogTrust(config.data_dir, config.log.vkey)  # gateway.trust: a pinned checkpoint, a fork remembered
+    if not worker:
+        report_trust(trust)  # an unreadable file, or another log's checkpoint, stops the start in one line
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -183,11 +182,15 @@ def create_app(
         followed: FollowedState
         if followed_log is not None:
             followed = followed_log
+        elif worker:
+            followed = SharedLogView(config.data_dir, config.log.max_staleness)
         else:
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
                                            poll_interval=config.log.poll_interval,
                                            long_poll=config.log.long_poll, max_staleness=config.log.max_staleness,
+                                           policy=config.log.witness_policy,
+                                           witness_grace=config.log.witness_grace, trust=trust,
                                            snapshots=config.data_dir / "state")
             owned.start()
         nonces = NonceStore(config.nonces_path)
@@ -195,7 +198,8 @@ def create_app(
         try:
             if gateway_key is not None:  # gateway.actions: every decision as a signed record on the log
                 actions = ActionRecorder.from_config(config, gateway_key)
-                actions.start()
+                if not worker:
+                    actions.start()
             async with httpx.AsyncClient(transport=transport, trust_env=False) as upstream:  # no env proxies
                 app.state.metrics = metrics
                 app.state.gateway = Gateway(
@@ -223,6 +227,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
+        exception_handlers=PROBLEMS.handlers(),
+        middleware=[Middleware(BodyReadDeadline, timeout_s=config.body_read_timeout)],  # a stalled body: 408
         lifespan=lifespan,
     )

@@ -9,6 +9,9 @@
                                        # TABELLION_GATEWAY_MASTER_KEY (base64) takes precedence
     max_skew = 30                      # seconds a signer's clock may be off
     max_age = 300                      # seconds after ``created`` a signature is accepted
+    workers = 1                        # worker processes (gateway.server): they share the nonces, rate buckets,
+                                       # action-record queue and one verified view of the log
+    body_read_timeout = 10             # seconds a request body may stall (and 1 KiB/s on average beyond): 408
     max_body_bytes = 10485760          # largest request body (it is read whole: its digest is checked
                                        # before anything reaches the upstream)
     log_headers = false                # decision log lines list request headers (secrets redacted)
@@ -22,6 +25,10 @@
     poll_interval = 0.15               # seconds between polls without long poll, and after a failed one
     max_staleness = 60                 # refuse (503 log-stale) when no checkpoint verified for this long;
                                        # must be above long_poll
+    witness_policy = "witnesses.policy"   # optional C2SP tlog-policy: accept only checkpoints its quorum of
+                                       # witnesses cosigned (docs/witnessing.md)
+    witness_grace = 10                 # with a policy: refuse (503 log-unwitnessed) once a newer checkpoint
+                                       # of the log has waited this long for its quorum
 
     [[connections]]
     id = "mail"                        # /proxy/mail/...
@@ -40,7 +47,8 @@
     [action_records]                   # gateway.actions: every decision about an authenticated agent, signed
     enabled = true                     # by the gateway's key and appended to the log (default true)
     key_file = "gateway-key.pem"       # default <data_dir>/gateway-key.pem, created on first start (0600)
-    batch = 64                         # records submitted per round
+    batch = 64                         # records taken per round
+    per_statement = 64                 # records in one signed statement (action-record-batch); 1: one each
     concurrency = 8                    # submissions in flight in a round (1: strictly one after the other)
     max_backoff = 30                   # seconds, at most, between retries while the log cannot take them
 
@@ -62,13 +70,16 @@ from urllib.parse import urlsplit
 
 from schemas.errors import ConnectionUnknown, GatewayConfigInvalid, TabellionError
 from schemas.note import VerifierKey, parse_vkey
+from schemas.policy import Policy, parse_policy
 from verifier.keys import KeySet, parse_key_set
+from verifier.policy import trusted_log_keys
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8700
 DEFAULT_MAX_BODY: Final = 10 * 1024 * 1024
 DEFAULT_POLL_INTERVAL: Final = 0.15
 DEFAULT_MAX_STALENESS: Final = 60.0
+DEFAULT_WITNESS_GRACE: Final = 10.0
 DEFAULT_LONG_POLL: Final = 10
 MAX_LONG_POLL: Final = 30  # the transparency service holds a long poll at most this long
 DEFAULT_UPSTREAM_TIMEOUT: Final = 30.0
@@ -163,6 +174,8 @@ class LogConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     long_poll: int = DEFAULT_LONG_POLL
     max_staleness: float = DEFAULT_MAX_STALENESS
+    witness_policy: Policy | None = None
+    witness_grace: float = DEFAULT_WITNESS_GRACE
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,7 @@ class ActionRecordsConfig:
     batch: int = 64
     concurrency: int = 8
     max_backoff: float = 30.0
+    per_statement: int = 64
 
 
 @dataclass(frozen=True)
@@ -189,6 +203,8 @@ class GatewayConfig:
     max_skew: int = 30
     max_age: int = 300
     max_body_bytes: int = DEFAULT_MAX_BODY
+    body_read_timeout: float = 10.0  # transparency.request_bodies.BodyReadDeadline
+    workers: int = 1  # gateway.server
     log_headers: bool = False
     action_records: ActionRecordsConfig = ActionRecordsConfig()
 
@@ -230,7 +246,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
     """The configuration in ``raw`` (parsed TOML); relative paths are taken from ``path``'s folder."""
     r = _Reader(path)
     top = r.table(raw, "", {"host", "port", "public_url", "data_dir", "master_key_file", "max_skew", "max_age",
-                            "max_body_bytes", "log_headers", "log", "connections", "action_records"})
+                            "max_body_bytes", "log_headers", "log", "connections", "action_records",
+                            "body_read_timeout", "workers"})
     base = path.parent
     data_dir = base / r.text(top, "data_dir", default="gateway-data")
     master = top.get("master_key_file")
@@ -251,6 +268,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> GatewayConfig:
         max_skew=r.integer(top, "max_skew", 30, 0, 3600),
         max_age=r.integer(top, "max_age", 300, 1, 86400),
         max_body_bytes=r.integer(top, "max_body_bytes", DEFAULT_MAX_BODY, 0, 2**31),
+        body_read_timeout=r.number(top, "body_read_timeout", 10.0, 0.0, 3600.0),
+        workers=r.integer(top, "workers", 1, 1, 64),
         log_headers=r.boolean(top, "log_headers", False),
         action_records=r.action_records(top.get("action_records", {}), base),
     )
@@ -327,7 +346,7 @@ class _Reader:
             self.where = ""
             raise self.error("log", "the [log] table is required")
         t = self.table(value, "log", {"url", "vkey", "vkey_file", "keys_file", "poll_interval", "long_poll",
-                                      "max_staleness"})
+                                      "max_staleness", "witness_policy", "witness_grace"})
         if ("vkey" in t) == ("vkey_file" in t):
             raise self.error("vkey", "give exactly one of vkey (the verifier key text) and vkey_file")
         key = "vkey" if "vkey" in t else "vkey_file"
@@ -345,10 +364,18 @@ class _Reader:
         max_staleness = self.number(t, "max_staleness", DEFAULT_MAX_STALENESS, 0.0, 86400.0)
         if max_staleness <= long_poll:
             raise self.error("max_staleness", f"must be above long_poll ({long_poll} s)")
+        policy = None
+        if "witness_policy" in t:
+            try:
+                policy = parse_policy(self._read_bytes(base / self.text(t, "witness_policy"), "witness_policy"))
+                trusted_log_keys(policy, vkey)
+            except TabellionError as exc:
+                raise self.error("witness_policy", exc.detail) from exc
         return LogConfig(
             url=str(self.url(t, "url")), vkey=vkey, receipt_keys=receipt_keys,
             poll_interval=self.number(t, "poll_interval", DEFAULT_POLL_INTERVAL, 0.0, 60.0),
-            long_poll=long_poll, max_staleness=max_staleness,
+            long_poll=long_poll, max_staleness=max_staleness, witness_policy=policy,
+            witness_grace=self.number(t, "witness_grace", DEFAULT_WITNESS_GRACE, 0.0, 86400.0),
         )
 
     def connection(self, value: object, i: int) -> Connection:
@@ -454,12 +481,14 @@ class _Reader:
     # --- action records (gateway.actions) -------------------------------------------------------------
 
     def action_records(self, value: object, base: Path) -> ActionRecordsConfig:
-        t = self.table(value, "action_records", {"enabled", "key_file", "batch", "concurrency", "max_backoff"})
+        t = self.table(value, "action_records", {"enabled", "key_file", "batch", "per_statement", "concurrency",
+                                                 "max_backoff"})
         key_file = t.get("key_file")
         return ActionRecordsConfig(
             enabled=self.boolean(t, "enabled", True),
             key_file=None if key_file is None else base / self.text(t, "key_file"),
             batch=self.integer(t, "batch", 64, 1, 1000),
+            per_statement=self.integer(t, "per_statement", 64, 1, 1000),
             concurrency=self.integer(t, "concurrency", 8, 1, 64),
             max_backoff=self.number(t, "max_backoff", 30.0, 0.0, 3600.0),
         )

@@ -32,14 +32,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import (
@@ -52,17 +55,21 @@ from schemas.errors import (
     SignatureParameterMissing,
     TabellionError,
 )
+from transparency.problem_details import problem_status
 from verifier.authority import Authorisation, authorise
 from verifier.identity_state import DID_KEY, IdentityState, multikey_key
 
 from .config import Connection, HeaderCredentials
+from .errors import MethodOverrideRefused
 from .policies import CompiledPolicy, policy_input
+from .proxy import METHOD_OVERRIDES, URL_OVERRIDES, check_signed_fields
 from .ratelimit import RateLimiter
 from .replay import NonceStore
-from .signatures import KeyResolver, Request, verify_request
+from .signatures import AgentKey, KeyResolver, Request, verify_request
 from .state import View
 
 decision_log = logging.getLogger("gateway.decisions")
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}")
 
 REDACTED: Final = "***"
 SENSITIVE_HEADERS: Final = frozenset({
@@ -113,11 +120,14 @@ class Decision:
     chain: tuple[str, ...] = ()
     root_principal: str | None = None
     claim: str | None = None
-    log_size: int | None = None
+    log_size: int | None = None  # the checkpoint the decision was taken on: its size and root
+    log_root: str | None = None
+    worker: int = field(default_factory=os.getpid)  # the process that decided (several workers: gateway.server)
     policy_id: str | None = None
     policy_version: str | None = None
     detail: str = ""
     headers: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
+    covered: tuple[str, ...] = field(default=(), repr=False)  # what the signature covers (not recorded)
 
     @property
     def allowed(self) -> bool:
@@ -125,6 +135,7 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
+        del record["covered"]
         record["chain"] = list(self.chain)
         if self.headers is None:
             del record["headers"]
@@ -148,24 +159,46 @@ def target_uri(scheme: str, host: str | None, raw_path: str, query: str, public_
     return base + raw_path + (f"?{query}" if query else "")
 
 
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODED_DOT_OR_PERCENT = re.compile(r"%(2[eE]|25)")
+# What a path segment may hold unencoded when it goes upstream (RFC 3986 pchar without ";"): everything else is
+# percent-encoded, so the upstream decodes exactly the resource that was decided on.
+_PCHAR_SAFE: Final = "!$&'()*+,=:@"
+
+
 def resource_of(rest: str) -> str:
     """The resource a proxied path names: the raw path after ``/proxy/{connection}/``, percent-decoded.
 
-    Refused when the upstream could read it as another path than the one decided on: ``.``/``..``
-    segments (encoded or not), encoded ``/``, any backslash or NUL, anything not ASCII.
+    Refused (``resource-invalid``) when an upstream could read it as another path than the one decided on:
+    ``.``/``..`` segments, encoded dots (``%2e``) and encoded percents (``%25``: ``%252e`` is a dot to a server
+    that decodes twice), a ``%`` not followed by two hex digits (``%u002e``, IIS), ``;`` (path parameters:
+    ``inbox/..;/outbox`` is ``outbox`` to Tomcat) raw or encoded, an empty segment but a last one, encoded
+    ``/``, backslashes, control characters, anything not ASCII. What goes upstream is ``forwarded_path`` of the
+    result, never the raw path.
     """
-    if not rest.isascii() or "\\" in rest:
-        raise ResourceInvalid("the path must be ASCII without backslashes")
+    if not rest.isascii() or "\\" in rest or ";" in rest:
+        raise ResourceInvalid("the path must be ASCII without backslashes or ';'")
+    if _PERCENT.search(rest) or _ENCODED_DOT_OR_PERCENT.search(rest):
+        raise ResourceInvalid("the path has an encoded dot or percent sign, or a '%' that is not an escape")
+    raws = rest.split("/")
     segments = []
-    for raw in rest.split("/"):
+    for i, raw in enumerate(raws):
         try:
             segment = unquote(raw, errors="strict") if "%" in raw else raw
         except UnicodeDecodeError as exc:
             raise ResourceInvalid(f"the path segment {raw[:60]!r} is not percent-encoded UTF-8") from exc
-        if segment in (".", "..") or any(c in segment for c in "/\\\x00"):
+        if segment in (".", "..") or any(c in segment for c in "/\\;") or not segment.isprintable():
             raise ResourceInvalid(f"the path segment {raw[:60]!r} could name another resource upstream")
+        if not segment and 0 < len(raws) - 1 != i:
+            raise ResourceInvalid("the path has an empty segment ('//'), which upstreams merge differently")
         segments.append(segment)
     return "/".join(segments)
+
+
+def forwarded_path(resource: str) -> str:
+    """The path sent upstream for a decided ``resource``: each segment percent-encoded the one way, so that the
+    upstream decodes exactly ``resource`` whatever escapes the agent chose."""
+    return "/".join(quote(segment, safe=_PCHAR_SAFE) for segment in resource.split("/"))
 
 
 def request_digest(request: Request) -> str:
@@ -189,9 +222,10 @@ def agent_of(keyid: str) -> str:
 
 
 def agent_key_resolver(state: IdentityState) -> KeyResolver:
-    """Maps a keyid to the agent's current Ed25519 key, for an agent that has a passport on the log."""
+    """Maps a keyid to the agent's current key (Ed25519, or P-256 as a TPM holds it), for an agent that has a
+    passport on the log."""
 
-    def resolve(keyid: str) -> Ed25519PublicKey | None:
+    def resolve(keyid: str) -> AgentKey | None:
         agent, _, fragment = keyid.partition("#")
         if agent not in state.passports:
             return None
@@ -199,7 +233,7 @@ def agent_key_resolver(state: IdentityState) -> KeyResolver:
         if multikey is None or (fragment and fragment != multikey):
             return None
         key = multikey_key(multikey)
-        return key if isinstance(key, Ed25519PublicKey) else None
+        return key if isinstance(key, Ed25519PublicKey | ec.EllipticCurvePublicKey) else None
 
     return resolve
 
@@ -270,18 +304,19 @@ class Gatekeeper:
             policy_version=connection.policy.version if connection.policy else None,
         ))
         try:
-            decision = self._decide(connection, request, draft, now, authority)
+            decision = self._decide(connection, request, draft, now, authority, overridable=action is None)
         except TabellionError as exc:
-            self._record(replace(draft.decision, status=exc.status, code=exc.code,
+            self._record(replace(draft.decision, status=problem_status(exc), code=exc.code,
                                  reason_code=getattr(exc, "reason_code", exc.code), detail=exc.detail))
             raise
         self._record(decision)
         return decision
 
     def _decide(self, connection: Connection, request: Request, draft: _Draft, now: int,
-                authority: Authority = authorise) -> Decision:
+                authority: Authority = authorise, *, overridable: bool = True) -> Decision:
         """The allowed decision, or raise the refusal; ``draft`` gathers what is known on the way (the agent,
-        the log size) so that a refusal is recorded with it."""
+        the log size) so that a refusal is recorded with it. ``overridable``: a signed method override decides
+        the action (an HTTP connection); else it is refused (an MCP message names its own action)."""
         with self.log.snapshot() as view:
             verified = verify_request(
                 request, key_resolver=agent_key_resolver(view.state), now=now, max_skew=self.max_skew,
@@ -289,8 +324,16 @@ class Gatekeeper:
             )
             agent = agent_of(verified.keyid)
             decision = draft.decision = replace(draft.decision, agent=agent, keyid=verified.keyid,
-                                                log_size=view.state.size, passport=view.state.passports[agent].entry)
+                                                log_size=view.position.size, log_root=view.position.root_hash.hex(),
+                                                passport=view.state.passports[agent].entry,
+                                                covered=verified.covered_components)
             check_identity_headers(request, view.state, agent)
+            check_signed_fields(request.headers, verified.covered_components)
+            override = signed_method_override(request, verified.covered_components)
+            if override is not None:
+                if not overridable:
+                    raise MethodOverrideRefused(f"a signed method override ({override[:20]}) on an MCP connection")
+                decision = draft.decision = replace(decision, action=connection.action_for(override))
             outcome: Authorisation | AuthorityRefused | RateLimited
             try:
                 self.limiter.take(connection.id, agent)  # the agent is proven; the authority's work is still to do
@@ -344,6 +387,23 @@ class _Draft:
 def _credential_headers(connection: Connection) -> tuple[str, ...]:
     credentials = connection.credentials
     return tuple(name for name, _ in credentials.headers) if isinstance(credentials, HeaderCredentials) else ()
+
+
+def signed_method_override(request: Request, covered: Sequence[str]) -> str | None:
+    """The method a signed override header asks the upstream to use, or None. Unsigned overrides are dropped
+    on the way up (``gateway.proxy``); a signed URL override (``X-Original-URL``, ``X-Rewrite-URL``) would have
+    the upstream serve another path than the one decided on, and is refused (``MethodOverrideRefused``)."""
+    urls = sorted(URL_OVERRIDES.intersection(covered))
+    if urls:
+        raise MethodOverrideRefused(f"the signature covers {urls[0]}: the gateway decides on the request's own path")
+    methods = {value.strip() for name in METHOD_OVERRIDES.intersection(covered)
+               if (value := request.field(name)) is not None}
+    if not methods:
+        return None
+    method = methods.pop()
+    if methods or not _METHOD.fullmatch(method):
+        raise MethodOverrideRefused("the signed method override headers do not name one HTTP method")
+    return method.upper()
 
 
 def split_proxy_path(raw_path: str) -> tuple[str, str]:

@@ -15,7 +15,9 @@ message                                     decided as (action, resource, author
                                             answer's ``tools`` keep only those ``T`` that ``authorise``
                                             allows (``tool_permitted``), as of the latest verified state
 ``initialize``, ``ping``, ``notifications/*``  the method, the method, a usable passport; passed through
-any other method M                          ``M``, ``M``, ``authorise`` (deny unless delegated by name)
+without ``id`` (a notification)
+any other method M, and ``notifications/*``   ``M``, ``M``, ``authorise`` (deny unless delegated by name)
+with an ``id`` (a request, whatever its name)
 ==========================================  ==========================================================
 
 Refused: batches (a JSON array: MCP 2025-06-18 dropped them; send one message per POST), responses (the
@@ -49,21 +51,22 @@ from starlette.responses import Response
 
 from schemas.errors import (
     AuthorityRefused,
-    GatewayUnavailable,
+    JsonTooDeep,
     McpMethodNotAllowed,
     McpRequestInvalid,
     McpUpstreamInvalid,
-    Overloaded,
     TabellionError,
     UpstreamUnreachable,
 )
+from transparency.problem_details import problem_document, problem_headers, problem_status
+from transparency.request_bodies import check_json_depth
 from verifier.authority import Authorisation, authorise
 from verifier.identity_state import IdentityState
 from verifier.passports import require_passport
 
 from .config import Connection
 from .decisions import Authority, Gatekeeper, StateSource
-from .proxy import UpstreamProxy, response_headers, streamed
+from .proxy import UpstreamProxy, response_headers
 from .signatures import Request
 
 JSONRPC: Final = "2.0"
@@ -105,7 +108,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json(body: bytes, what: str, error: Callable[[str], TabellionError]) -> Any:
     """Strict JSON: UTF-8, no duplicate keys."""
     try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        text = body.decode("utf-8")
+        check_json_depth(text)  # json.loads recurses: a deep body is refused before it runs
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except JsonTooDeep as exc:
+        raise error(f"{what}: {exc.detail}") from exc
     except McpRequestInvalid as exc:
         raise error(f"{what}: {exc.detail}") from exc
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -168,7 +175,7 @@ def ask_of(message: RpcMessage) -> Ask:
                 "tools/call needs params.name: 1-128 letters, digits, '_', '.', ':', '/' or '-'", RPC_INVALID_PARAMS
             )
         return Ask(name, tool_resource(name), authorise)
-    if method in SESSION_METHODS or method.startswith(NOTIFICATIONS):
+    if method in SESSION_METHODS or (method.startswith(NOTIFICATIONS) and message.id is None):
         return Ask(method, method, passport_only, lists_tools=method == "tools/list")
     return Ask(method, method, authorise)
 
@@ -245,25 +252,17 @@ def filter_event_stream(body: bytes, permitted: Permitted) -> bytes:
 
 
 def rpc_error(error: TabellionError, ident: RequestId, instance: str) -> Response:
-    """The JSON-RPC error response for a refusal, with the problem details in ``error.data``."""
-    problem: dict[str, object] = {"type": error.type_uri, "title": error.title, "status": error.status,
-                                  "detail": error.detail, "instance": instance}
-    reason_code = getattr(error, "reason_code", None)
-    if isinstance(reason_code, str):
-        problem["reason_code"] = reason_code
-    if isinstance(error, McpRequestInvalid):
-        code = error.rpc_code
-    else:
-        code = RPC_UNAVAILABLE if error.status >= 500 else RPC_REFUSED
-    headers = {}
-    if isinstance(error, GatewayUnavailable):
-        headers["Retry-After"] = "1"
-    if isinstance(error, Overloaded):
-        headers["Retry-After"] = str(error.retry_after)
+    """The JSON-RPC error response for a refusal, with the problem details in ``error.data`` (status, headers and
+    document from the one mapper, ``transparency.problem_details``)."""
+    status = problem_status(error)
+    unavailable_or_refused = RPC_UNAVAILABLE if status >= 500 else RPC_REFUSED
+    code = error.rpc_code if isinstance(error, McpRequestInvalid) else unavailable_or_refused
+    headers = problem_headers(error)
     if isinstance(error, McpMethodNotAllowed):
         headers["Allow"] = "POST"
-    body = {"jsonrpc": JSONRPC, "id": ident, "error": {"code": code, "message": error.title, "data": problem}}
-    return Response(_dump(body), error.status, headers, JSON)
+    body = {"jsonrpc": JSONRPC, "id": ident,
+            "error": {"code": code, "message": error.title, "data": problem_document(error, instance)}}
+    return Response(_dump(body), status, headers, JSON)
 
 
 async def _read_capped(upstream: httpx.Response, limit: int) -> bytes:
@@ -294,18 +293,19 @@ class McpRelay:
             message = parse_message(request.body)
             ident = message.id
             ask = ask_of(message)
-            decision = await run_in_threadpool(self.gatekeeper.decide, connection, request, ask.resource,
-                                               action=ask.action, authority=ask.authority)
-            upstream = await self._send(connection, request, query)
+            decision = self.gatekeeper.decide(connection, request, ask.resource, action=ask.action,
+                                              authority=ask.authority)
+            upstream = await self._send(connection, request, query, decision.covered)
             if not ask.lists_tools:
-                return streamed(upstream)
+                return await self.proxy.answer(connection, upstream)
             return await self._filtered(connection, upstream, decision.agent or "")  # no agent: no tool
         except TabellionError as exc:
             return rpc_error(exc, ident, instance)
 
-    async def _send(self, connection: Connection, request: Request, query: str) -> httpx.Response:
+    async def _send(self, connection: Connection, request: Request, query: str,
+                    covered: tuple[str, ...]) -> httpx.Response:
         url = connection.upstream + (f"?{query}" if query else "")
-        return await self.proxy.send(connection, "POST", url, request.headers, request.body)
+        return await self.proxy.send(connection, "POST", url, request.headers, request.body, covered)
 
     async def _filtered(self, connection: Connection, upstream: httpx.Response, agent: str) -> Response:
         try:
@@ -319,7 +319,9 @@ class McpRelay:
             body = await run_in_threadpool(self._filter, connection, agent, ctype, body)
         elif body and upstream.is_success:
             raise McpUpstreamInvalid(f"the upstream answered tools/list with {ctype or 'no content type'}")
-        headers = [(k, v) for k, v in response_headers(upstream.headers.multi_items())
+        scrubber = self.proxy.scrubber(connection)  # gateway.scrub: the credentials never reach the agent
+        body = scrubber.mask(body)
+        headers = [(k, v) for k, v in scrubber.headers(response_headers(upstream.headers.multi_items()))
                    if k.lower() not in ("content-length", "content-encoding")]
         response = Response(body, upstream.status_code)
         response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]

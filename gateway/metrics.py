@@ -1,4 +1,4 @@
-"""Prometheus metrics at ``GET /metrics`` (text exposition format 0.0.4, written here: no client library).
+"""Prometheus metrics at ``GET /metrics``, written by ``prometheus-client`` from a registry of the app's own:
 
     tabellion_gateway_decisions_total{outcome="allow|refuse",code="ok|<error code>"}        counter
     tabellion_gateway_request_duration_seconds{connection="<id>",outcome="allow|refuse|upstream-error"}
@@ -15,8 +15,9 @@ body too large, a malformed MCP message) counts as a ``refuse`` with its code; a
 allow counts as an ``allow`` decision with request outcome ``upstream-error``. Labels carry no agent
 identities (they are in the decision log): connection ids are the configured ones, else ``unknown``.
 
-The checkpoint gauges are read from the followed log at scrape time. While the log is stale the last seen
-position's age keeps growing; before the first verified checkpoint the two checkpoint gauges are ``NaN``.
+The checkpoint gauges are read from the followed log at scrape time (a collector). While the log is stale the
+last seen position's age keeps growing; before the first verified checkpoint the two checkpoint gauges are
+``NaN``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import json
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -38,7 +42,7 @@ from schemas.errors import PROBLEM_TYPE_BASE, LogUntrusted, TabellionError
 from .decisions import Decision, DecisionSink
 from .state import LogPosition
 
-CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNKNOWN_CONNECTION: Final = "unknown"
 Clock = Callable[[], float]
@@ -51,19 +55,24 @@ class PositionSource(Protocol):
     def position(self) -> LogPosition: ...
 
 
-class _Histogram:
-    def __init__(self) -> None:
-        self.counts = [0] * len(BUCKETS)  # per bucket, not cumulative
-        self.total = 0
-        self.sum = 0.0
+class _LogGauges(Collector):
+    """The followed log's gauges, read at scrape time from the source the current scrape names."""
 
-    def observe(self, value: float) -> None:
-        for i, bound in enumerate(BUCKETS):
-            if value <= bound:
-                self.counts[i] += 1
-                break
-        self.total += 1
-        self.sum += value
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        source = self.metrics.scraping
+        if source is None:
+            return
+        size, age, trusted = self.metrics.log_gauges(source)
+        yield GaugeMetricFamily("tabellion_gateway_checkpoint_size",
+                                "Entries in the last checkpoint the gateway verified.", value=size)
+        yield GaugeMetricFamily("tabellion_gateway_checkpoint_age_seconds",
+                                "Seconds since the gateway last verified the log's latest checkpoint.", value=age)
+        yield GaugeMetricFamily("tabellion_gateway_log_trusted",
+                                "1 while the log is trusted; 0 for good once it served an inconsistent checkpoint.",
+                                value=trusted)
 
 
 class GatewayMetrics:
@@ -72,9 +81,15 @@ class GatewayMetrics:
     def __init__(self, connections: Iterable[str], *, clock: Clock = time.monotonic) -> None:
         self.connections = frozenset(connections)
         self.clock = clock
-        self._lock = threading.Lock()
-        self._decisions: dict[tuple[str, str], int] = {}
-        self._durations: dict[tuple[str, str], _Histogram] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._decisions = Counter("tabellion_gateway_decisions", "Decisions on agent requests, by outcome and code "
+                                  "(ok or the refusal's error code).", ["outcome", "code"], registry=self.registry)
+        self._durations = Histogram("tabellion_gateway_request_duration_seconds",
+                                    "Seconds from a request's arrival to the upstream's answer headers or the refusal.",
+                                    ["connection", "outcome"], buckets=BUCKETS, registry=self.registry)
+        self._scrape = threading.Lock()
+        self.scraping: PositionSource | None = None
+        self.registry.register(_LogGauges(self))
         self._seen: tuple[LogPosition, float] | None = None  # the last position read, and when
 
     def connection_label(self, connection: str | None) -> str:
@@ -83,42 +98,24 @@ class GatewayMetrics:
     def observe(self, connection: str | None, outcome: str, code: str, seconds: float) -> None:
         """One request: its decision (``allow``/``refuse`` and code) and its duration by request outcome."""
         decision = "refuse" if outcome == "refuse" else "allow"
-        key = (self.connection_label(connection), outcome)
-        with self._lock:
-            self._decisions[(decision, code)] = self._decisions.get((decision, code), 0) + 1
-            self._durations.setdefault(key, _Histogram()).observe(seconds)
+        self._decisions.labels(decision, code).inc()
+        self._durations.labels(self.connection_label(connection), outcome).observe(seconds)
 
     def decisions(self, outcome: str, code: str) -> int:
-        with self._lock:
-            return self._decisions.get((outcome, code), 0)
+        value = self.registry.get_sample_value("tabellion_gateway_decisions_total", {"outcome": outcome, "code": code})
+        return int(value or 0)
 
     # --- exposition -------------------------------------------------------------------------------------
 
     def exposition(self, log: PositionSource) -> str:
-        lines: list[str] = []
-        with self._lock:
-            _family(lines, "tabellion_gateway_decisions_total", "counter",
-                    "Decisions on agent requests, by outcome and code (ok or the refusal's error code).")
-            for (outcome, code), count in sorted(self._decisions.items()):
-                lines.append(f"tabellion_gateway_decisions_total{_labels(outcome=outcome, code=code)} {count}")
-            _family(lines, "tabellion_gateway_request_duration_seconds", "histogram",
-                    "Seconds from a request's arrival to the upstream's answer headers or the refusal.")
-            for (connection, outcome), histogram in sorted(self._durations.items()):
-                _histogram(lines, "tabellion_gateway_request_duration_seconds", histogram,
-                           connection=connection, outcome=outcome)
-        size, age, trusted = self._log_gauges(log)
-        for name, value, text in (
-            ("tabellion_gateway_checkpoint_size", size, "Entries in the last checkpoint the gateway verified."),
-            ("tabellion_gateway_checkpoint_age_seconds", age,
-             "Seconds since the gateway last verified the log's latest checkpoint."),
-            ("tabellion_gateway_log_trusted", trusted,
-             "1 while the log is trusted; 0 for good once it served an inconsistent checkpoint."),
-        ):
-            _family(lines, name, "gauge", text)
-            lines.append(f"{name} {_number(value)}")
-        return "\n".join(lines) + "\n"
+        with self._scrape:
+            self.scraping = log
+            try:
+                return generate_latest(self.registry).decode("utf-8")
+            finally:
+                self.scraping = None
 
-    def _log_gauges(self, log: PositionSource) -> tuple[float, float, float]:
+    def log_gauges(self, log: PositionSource) -> tuple[float, float, float]:
         """(checkpoint size, checkpoint age, trusted) now; a stale log's age grows from the last position seen."""
         now = self.clock()
         try:
@@ -223,36 +220,3 @@ async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics``."""
     metrics: GatewayMetrics = request.app.state.metrics
     return Response(metrics.exposition(request.app.state.gateway.log), media_type=CONTENT_TYPE)
-
-
-# --- the text format ------------------------------------------------------------------------------------
-
-
-def _family(lines: list[str], name: str, kind: str, text: str) -> None:
-    lines.append(f"# HELP {name} {text}")
-    lines.append(f"# TYPE {name} {kind}")
-
-
-def _histogram(lines: list[str], name: str, histogram: _Histogram, **labels: str) -> None:
-    cumulative = 0
-    for bound, count in zip(BUCKETS, histogram.counts, strict=True):
-        cumulative += count
-        lines.append(f"{name}_bucket{_labels(**labels, le=_number(bound))} {cumulative}")
-    lines.append(f"{name}_bucket{_labels(**labels, le='+Inf')} {histogram.total}")
-    lines.append(f"{name}_sum{_labels(**labels)} {_number(histogram.sum)}")
-    lines.append(f"{name}_count{_labels(**labels)} {histogram.total}")
-
-
-def _labels(**labels: str) -> str:
-    def escaped(value: str) -> str:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-    return "{" + ",".join(f'{k}="{escaped(v)}"' for k, v in labels.items()) + "}"
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))

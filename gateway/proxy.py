@@ -2,27 +2,39 @@
 
 On the way up the gateway removes what belongs to it and not to the provider — the agent's signature
 (``Signature``, ``Signature-Input``), the four ``Tabellion-*`` identity headers, hop-by-hop headers
-(RFC 9110 §7.6.1, and any named in ``Connection``), ``Host`` and ``Content-Length`` (httpx sets both) and any
-header the credentials set — then adds the credentials: ``Authorization: Bearer <secret>`` or the configured
-headers. The path and query go up exactly as the agent sent (and signed) them, appended to the upstream base.
+(RFC 9110 §7.6.1: ``Connection``, ``Proxy-Connection``, ``Keep-Alive``, ``TE``, ``Transfer-Encoding``,
+``Upgrade``, ``Trailer``, the proxy authentication fields, and any field ``Connection`` names), ``Host`` and
+``Content-Length`` (the client sets both), method and URL override headers (``X-HTTP-Method-Override``,
+``X-HTTP-Method``, ``X-Method-Override``, ``X-Original-URL``, ``X-Rewrite-URL``) unless the agent's signature
+covers them, and any header the credentials set — then adds the credentials: ``Authorization: Bearer <secret>``
+or the configured headers. The path is ``forwarded_path`` of the decided resource (``gateway.decisions``),
+appended to the upstream base; the query goes up as sent (and signed).
+
+Before anything is decided, ``check_framing`` refuses a request with both ``Content-Length`` and
+``Transfer-Encoding`` (RFC 9112 §6.3: the two ends of a hop could frame it differently), and
+``check_signed_fields`` refuses a signature over a field that would not reach the upstream (a hop-by-hop
+field, or one ``Connection`` names: what the agent signed would not be what goes up).
 
 The request body has been read whole (its digest had to match before anything was sent); the upstream's
-answer is streamed back as it arrives (raw bytes: a compressed body stays compressed, with its headers),
-with its status, minus hop-by-hop headers. No redirect is followed.
+answer is streamed back as it arrives, with its status, minus hop-by-hop headers. No redirect is followed.
+On a connection with credentials the answer is scrubbed (``gateway.scrub``): an upstream that echoes the
+request cannot hand the injected secret to the agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from schemas.errors import SecretMissing, UpstreamTimeout, UpstreamUnreachable
+from schemas.errors import SecretMissing, TabellionError, UpstreamTimeout, UpstreamUnreachable
 
 from .config import BearerCredentials, Connection, HeaderCredentials
+from .errors import HopByHopFieldSigned, RequestFramingAmbiguous
+from .scrub import Scrubber
 from .secrets import Secret
 from .signatures import AGENT_IDENTITY_HEADERS
 
@@ -30,6 +42,8 @@ HOP_BY_HOP: Final = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade",
 })
+METHOD_OVERRIDES: Final = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})
+URL_OVERRIDES: Final = frozenset({"x-original-url", "x-rewrite-url"})
 AGENT_SIGNING_HEADERS: Final = frozenset({"signature", "signature-input", *AGENT_IDENTITY_HEADERS})
 _SET_BY_CLIENT: Final = frozenset({"host", "content-length"})
 
@@ -54,15 +68,45 @@ def credential_headers(connection: Connection, secrets: Mapping[str, Secret]) ->
     return ()
 
 
+def _secrets_in(injected: InjectedHeaders) -> list[Secret]:
+    """The secret values the injected headers carry: a bearer token on its own, other values whole."""
+    return [Secret(value.reveal().removeprefix("Bearer ")) for _, value in injected]
+
+
 def _connection_listed(headers: Headers) -> set[str]:
     """Names listed in ``Connection`` header values: hop-by-hop for this hop only (RFC 9110 §7.6.1)."""
     return {n.strip().lower() for k, v in headers if k.lower() == "connection" for n in v.split(",") if n.strip()}
 
 
-def upstream_headers(headers: Headers, injected: InjectedHeaders) -> list[tuple[str, str]]:
+def hop_by_hop(headers: Headers) -> frozenset[str]:
+    """Every field name of ``headers``' hop: the fixed ones and those ``Connection`` names."""
+    return HOP_BY_HOP | frozenset(_connection_listed(headers))
+
+
+def check_framing(headers: Headers) -> None:
+    """Refuse a request carrying both ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112 §6.3)."""
+    names = {k.lower() for k, _ in headers}
+    if "content-length" in names and "transfer-encoding" in names:
+        raise RequestFramingAmbiguous("the request has both Content-Length and Transfer-Encoding: send one")
+
+
+def check_signed_fields(headers: Headers, covered: Collection[str]) -> None:
+    """Refuse a signature covering a field this hop removes (``HopByHopFieldSigned``)."""
+    removed = sorted(hop_by_hop(headers).intersection(covered))
+    if removed:
+        raise HopByHopFieldSigned(
+            f"the signature covers {', '.join(removed)[:200]}, removed at this hop (hop-by-hop, or named in "
+            "Connection): the upstream would not receive what was signed"
+        )
+
+
+def upstream_headers(headers: Headers, injected: InjectedHeaders, signed: Collection[str] = ()) -> list[
+    tuple[str, str]
+]:
     """The request headers to send upstream: the agent's, stripped (see the module docstring), then the
-    credentials."""
-    drop = HOP_BY_HOP | AGENT_SIGNING_HEADERS | _SET_BY_CLIENT | _connection_listed(headers)
+    credentials. ``signed`` are the fields the agent's signature covers (override headers go up only then)."""
+    drop = hop_by_hop(headers) | AGENT_SIGNING_HEADERS | _SET_BY_CLIENT
+    drop |= (METHOD_OVERRIDES | URL_OVERRIDES) - set(signed)
     drop |= {name.lower() for name, _ in injected}
     kept = [(k, v) for k, v in headers if k.lower() not in drop]
     return kept + [(name, value.reveal()) for name, value in injected]
@@ -70,34 +114,38 @@ def upstream_headers(headers: Headers, injected: InjectedHeaders) -> list[tuple[
 
 def response_headers(headers: Headers) -> list[tuple[str, str]]:
     """The upstream's response headers to pass back: all but hop-by-hop ones."""
-    drop = HOP_BY_HOP | _connection_listed(headers)
+    drop = hop_by_hop(headers)
     return [(k, v) for k, v in headers if k.lower() not in drop]
 
 
-def upstream_url(connection: Connection, rest: str, query: str) -> str:
-    """``upstream + "/" + rest`` (the raw path after the connection id) ``+ "?" + query``."""
-    return f"{connection.upstream.rstrip('/')}/{rest}" + (f"?{query}" if query else "")
+def upstream_url(connection: Connection, path: str, query: str) -> str:
+    """``upstream + "/" + path`` (the forwarded path of the decided resource) ``+ "?" + query``."""
+    return f"{connection.upstream.rstrip('/')}/{path}" + (f"?{query}" if query else "")
 
 
 class UpstreamProxy:
-    """Sends allowed requests upstream over one shared ``httpx.AsyncClient`` (connection pooling)."""
+    """Sends allowed requests upstream over one shared ``httpx.AsyncClient`` (connection pooling), and passes the
+    answers back scrubbed of each connection's credentials."""
 
     def __init__(self, client: httpx.AsyncClient, credentials: Mapping[str, InjectedHeaders]) -> None:
         self.client = client
         self.credentials = credentials
+        self.scrubbers = {cid: Scrubber(_secrets_in(injected)) for cid, injected in credentials.items()}
 
     async def forward(
-        self, connection: Connection, method: str, rest: str, query: str, headers: Headers, body: bytes
+        self, connection: Connection, method: str, path: str, query: str, headers: Headers, body: bytes,
+        signed: Collection[str] = (),
     ) -> httpx.Response:
         """Send the request; the answer's body is still to be read (``aiter_raw``) and closed (``aclose``)."""
-        return await self.send(connection, method, upstream_url(connection, rest, query), headers, body)
+        return await self.send(connection, method, upstream_url(connection, path, query), headers, body, signed)
 
     async def send(
-        self, connection: Connection, method: str, url: str, headers: Headers, body: bytes
+        self, connection: Connection, method: str, url: str, headers: Headers, body: bytes,
+        signed: Collection[str] = (),
     ) -> httpx.Response:
         """Send to ``url`` with the agent's headers stripped and the connection's credentials injected."""
         request = self.client.build_request(
-            method, httpx.URL(url), headers=upstream_headers(headers, self.credentials.get(connection.id, ())),
+            method, httpx.URL(url), headers=upstream_headers(headers, self.credentials.get(connection.id, ()), signed),
             content=body, timeout=connection.timeout,
         )
         try:
@@ -109,12 +157,28 @@ class UpstreamProxy:
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(f"connection {connection.id!r}: {type(exc).__name__}: {exc}") from exc
 
+    def scrubber(self, connection: Connection) -> Scrubber:
+        return self.scrubbers.get(connection.id) or Scrubber(())
 
-def streamed(upstream: httpx.Response) -> Response:
+    async def answer(self, connection: Connection, upstream: httpx.Response) -> Response:
+        """The upstream's answer passed back as it arrives, scrubbed; the upstream connection is released at the
+        end (at once when the answer is refused)."""
+        try:
+            return streamed(upstream, self.scrubber(connection))
+        except TabellionError:
+            await upstream.aclose()
+            raise
+
+
+def streamed(upstream: httpx.Response, scrubber: Scrubber | None = None) -> Response:
     """The upstream's answer passed back as it arrives; the upstream connection is released at the end."""
-    response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
-                                 background=BackgroundTask(upstream.aclose))
-    response.raw_headers = [
-        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response_headers(upstream.headers.multi_items())
-    ]
+    scrubber = scrubber or Scrubber(())
+    headers = scrubber.headers(response_headers(upstream.headers.multi_items()))
+    if scrubber.active and scrubber.encoded(upstream):  # scanned decoded: the codings are undone
+        headers = [(k, v) for k, v in headers if k.lower() not in ("content-encoding", "content-length")]
+        body = scrubber.stream(upstream.aiter_bytes())
+    else:
+        body = scrubber.stream(upstream.aiter_raw())
+    response = StreamingResponse(body, status_code=upstream.status_code, background=BackgroundTask(upstream.aclose))
+    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     return response

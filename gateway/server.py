@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Mapping
+from functools import partial
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
 from typing import TextIO
 
 from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
-from .app import create_app
-from .config import GatewayConfig
+from transparency.client.http import HttpLogClient
+
+from .actions import ActionRecorder
+from .app import create_app, report_trust
+from .config import GatewayConfig, load_config
 from .secrets import RedactSecrets, Secret, SecretStore, load_master_key
+from .shared import ViewPublisher
+from .state import FollowedLog
+from .trust import LogTrust
+
+SUPERVISOR_RECORD_WAIT_S = 0.1  # the workers queue records in SQLite: the submitter looks for them this often
 
 
 def load_connection_secrets(config: GatewayConfig) -> dict[str, Secret]:
@@ -62,6 +77,9 @@ def serve(config: GatewayConfig, *, secrets: Mapping[str, Secret] | None = None,
     """Run until SIGINT/SIGTERM."""
     loaded = dict(secrets) if secrets is not None else load_connection_secrets(config)
     configure_logging(loaded.values(), verbose=verbose)
+    if config.workers > 1:
+        supervise(config, loaded, verbose=verbose)
+        return
     app = create_app(config, loaded)  # compiles the connections' policies: a mistake stops here, in one line
     logging.getLogger("gateway").info(
         "gateway on http://%s:%d following %s (%d connections: %s)", config.host, config.port, config.log.url,
@@ -76,3 +94,67 @@ def serve(config: GatewayConfig, *, secrets: Mapping[str, Secret] | None = None,
         await hypercorn_serve(app, hypercorn_config(config), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     asyncio.run(main())
+
+
+# --- several workers ---------------------------------------------------------------------------------------
+
+
+def supervise(config: GatewayConfig, secrets: Mapping[str, Secret], *, verbose: bool = False) -> None:
+    """``workers`` processes serve the socket this process binds; this one follows the log for all of them
+    (``gateway.shared``: the verified view they decide from) and submits the action records they queue."""
+    create_app(config, secrets, worker=True)  # checks the policies, keys and trust file now, in one line
+    trust = LogTrust(config.data_dir, config.log.vkey)
+    report_trust(trust)
+    hc = hypercorn_config(config)
+    sockets = hc.create_sockets()
+    client = HttpLogClient(config.log.url, timeout=5.0)
+    publisher = ViewPublisher(config.data_dir)
+    followed = FollowedLog(client, config.log.vkey, config.log.receipt_keys, poll_interval=config.log.poll_interval,
+                           long_poll=config.log.long_poll, max_staleness=config.log.max_staleness, trust=trust,
+                           sink=publisher, snapshots=config.data_dir / "state")
+    followed.publish()
+    followed.start()
+    recorder = None
+    if config.action_records.enabled:
+        recorder = ActionRecorder.from_config(config, idle_wait=SUPERVISOR_RECORD_WAIT_S)
+        recorder.start()
+    context = multiprocessing.get_context("spawn")
+    shutdown = context.Event()
+    workers = [context.Process(target=_worker, args=(config.path, sockets, shutdown, verbose), daemon=True,
+                               name=f"gateway-worker-{i + 1}") for i in range(config.workers)]
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    for worker in workers:
+        worker.start()
+    logging.getLogger("gateway").info(
+        "gateway on http://%s:%d with %d workers, following %s (%d connections: %s)", config.host, config.port,
+        config.workers, config.log.url, len(config.connections), ", ".join(c.id for c in config.connections))
+    try:
+        while not stop.wait(0.5):
+            if any(not w.is_alive() for w in workers):
+                logging.getLogger("gateway").error("a gateway worker exited; stopping the gateway")
+                break
+    finally:
+        shutdown.set()
+        for worker in workers:
+            worker.join(10)
+            if worker.is_alive():
+                worker.kill()
+        if recorder is not None:
+            recorder.close()
+        followed.stop()
+        client.close()
+        publisher.close()
+
+
+def _worker(config_path: Path, sockets: Sockets, shutdown: EventType, verbose: bool) -> None:
+    config = load_config(config_path)
+    secrets = load_connection_secrets(config)
+    configure_logging(secrets.values(), verbose=verbose)
+    app = create_app(config, secrets, worker=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    trigger = partial(check_multiprocess_shutdown_event, shutdown, asyncio.sleep)
+    hc = hypercorn_config(config)
+    asyncio.run(worker_serve(wrap_app(app, hc.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+                             hc, sockets=sockets, shutdown_trigger=trigger))

@@ -1,4 +1,6 @@
-"""RFC 9421 HTTP Message Signatures on agent requests, with Ed25519 (``alg`` ``ed25519``).
+"""RFC 9421 HTTP Message Signatures on agent requests, with Ed25519 (``alg`` ``ed25519``, §3.3.6) or ECDSA on
+P-256 with SHA-256 (``alg`` ``ecdsa-p256-sha256``, §3.3.4: the signature is r || s, 32 bytes each), the kind of
+key the agent holds (a TPM-resident agent key is P-256). ``alg``, when present, must name the agent key's kind.
 
 The gateway accepts a request only when one signature in its ``Signature-Input``/``Signature`` fields
 (RFC 9421 §4, RFC 8941 Dictionaries) verifies with the agent's key and covers what the gateway decides on:
@@ -28,11 +30,14 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from urllib.parse import SplitResult, urlsplit
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from schemas.errors import (
     ComponentMissing,
@@ -68,6 +73,8 @@ from .structured_fields import (
 )
 
 ALG_ED25519 = "ed25519"
+ALG_ECDSA_P256 = "ecdsa-p256-sha256"
+_P256_SIZE = 32
 AGENT_IDENTITY_HEADERS = (
     "tabellion-namespace",
     "tabellion-subject",
@@ -89,8 +96,40 @@ _OBS_FOLD = re.compile(r"[ \t]*\r\n[ \t]+")
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
-KeyResolver = Callable[[str], Ed25519PublicKey | None]
-"""Maps a ``keyid`` to the agent's public key, or None when the key is unknown."""
+AgentKey = Ed25519PublicKey | ec.EllipticCurvePublicKey
+KeyResolver = Callable[[str], AgentKey | None]
+"""Maps a ``keyid`` to the agent's public key (Ed25519 or P-256), or None when the key is unknown."""
+
+
+class ExternalSigner(Protocol):
+    """A key held elsewhere (a TPM, an agent SDK's key): ``sign`` returns the raw signature of the message, r || s
+    over its SHA-256 for P-256, the 64-byte signature for Ed25519."""
+
+    def public_key(self) -> AgentKey: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+SigningKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey | ExternalSigner
+
+
+def algorithm_of(key: SigningKey | AgentKey) -> str:
+    """``ed25519`` or ``ecdsa-p256-sha256``: the RFC 9421 algorithm of a key (private, public or external)."""
+    public = key if isinstance(key, Ed25519PublicKey | ec.EllipticCurvePublicKey) else key.public_key()
+    if isinstance(public, Ed25519PublicKey):
+        return ALG_ED25519
+    if isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve, ec.SECP256R1):
+        return ALG_ECDSA_P256
+    raise InvalidParameter("an agent key is Ed25519 or ECDSA P-256")
+
+
+def _raw_signature(key: SigningKey, base: bytes) -> bytes:
+    if isinstance(key, Ed25519PrivateKey):
+        return key.sign(base)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(base, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(_P256_SIZE, "big") + s.to_bytes(_P256_SIZE, "big")
+    return key.sign(base)
 
 
 @dataclass(frozen=True)
@@ -261,7 +300,7 @@ def _authority(uri: SplitResult) -> str:
 def sign_request(
     request: Request,
     *,
-    key: Ed25519PrivateKey,
+    key: SigningKey,
     keyid: str,
     created: int,
     label: str = DEFAULT_LABEL,
@@ -286,13 +325,13 @@ def sign_request(
         params.append(("expires", expires))
     params.append(("keyid", keyid))
     if include_alg:
-        params.append(("alg", ALG_ED25519))
+        params.append(("alg", algorithm_of(key)))
     if nonce is not None:
         params.append(("nonce", nonce))
     if tag is not None:
         params.append(("tag", tag))
     covered = InnerList(tuple(Item(n) for n in names), tuple(params))
-    signature = key.sign(signature_base(request, covered))
+    signature = _raw_signature(key, signature_base(request, covered))
     inputs = _dictionary(request, "signature-input") or {}
     signatures = _dictionary(request, "signature") or {}
     if label in inputs or label in signatures:
@@ -356,7 +395,10 @@ def verify_request(
     key = key_resolver(p.keyid)
     if key is None:
         raise SignatureKeyUnknown(f"no agent key is known under keyid {p.keyid[:200]!r}")
-    lowered = _verify_ed25519(key, signature.value, request, covered, lowercase_method_compat and "@method" in names)
+    if p.alg is not None and p.alg != algorithm_of(key):
+        raise SignatureAlgorithmMismatch(f"signature algorithm {p.alg[:40]!r} is not {algorithm_of(key)!r}, the "
+                                         "algorithm of the agent's key")
+    lowered = _verify(key, signature.value, request, covered, lowercase_method_compat and "@method" in names)
     if request.body or "content-digest" in names:
         verify_content_digest(request.field("content-digest"), request.body)
     return VerifiedSignature(
@@ -405,6 +447,7 @@ class _Params(NamedTuple):
     expires: int | None
     nonce: str | None
     tag: str | None
+    alg: str | None
 
 
 def _check_params(params: Parameters, *, require_nonce: bool) -> _Params:
@@ -425,13 +468,14 @@ def _check_params(params: Parameters, *, require_nonce: bool) -> _Params:
     absent = [n for n in required if n not in ints and n not in strs]
     if absent:
         raise SignatureParameterMissing(f"the signature has no {', '.join(absent)} parameter")
-    alg = strs.get("alg", ALG_ED25519)
-    if alg != ALG_ED25519:
-        raise SignatureAlgorithmMismatch(f"signature algorithm {alg[:40]!r} is not {ALG_ED25519!r}")
+    alg = strs.get("alg")
+    if alg is not None and alg not in (ALG_ED25519, ALG_ECDSA_P256):
+        raise SignatureAlgorithmMismatch(f"signature algorithm {alg[:40]!r} is not {ALG_ED25519!r} or "
+                                         f"{ALG_ECDSA_P256!r}")
     created, expires = ints["created"], ints.get("expires")
     if expires is not None and expires < created:
         raise SignatureInputInvalid(f"expires {expires} is before created {created}")
-    return _Params(strs["keyid"], created, expires, strs.get("nonce"), strs.get("tag"))
+    return _Params(strs["keyid"], created, expires, strs.get("nonce"), strs.get("tag"), alg)
 
 
 def _check_time(p: _Params, *, now: int, max_skew: int, max_age: int) -> int:
@@ -446,18 +490,28 @@ def _check_time(p: _Params, *, now: int, max_skew: int, max_age: int) -> int:
     return end + max_skew
 
 
-def _verify_ed25519(
-    key: Ed25519PublicKey, signature: bytes, request: Request, covered: InnerList, try_lowercase: bool
-) -> bool:
+def _check(key: AgentKey, signature: bytes, base: bytes) -> None:
+    """Raise ``InvalidSignature`` unless ``signature`` verifies over ``base``."""
+    if isinstance(key, Ed25519PublicKey):
+        key.verify(signature, base)
+        return
+    if len(signature) != 2 * _P256_SIZE:
+        raise InvalidSignature
+    r, s = int.from_bytes(signature[:_P256_SIZE], "big"), int.from_bytes(signature[_P256_SIZE:], "big")
+    key.verify(encode_dss_signature(r, s), base, ec.ECDSA(hashes.SHA256()))
+
+
+def _verify(key: AgentKey, signature: bytes, request: Request, covered: InnerList, try_lowercase: bool) -> bool:
     """Verify; return True when only the lower-cased-method base verified (compatibility mode)."""
     try:
-        key.verify(signature, signature_base(request, covered))
+        _check(key, signature, signature_base(request, covered))
         return False
     except InvalidSignature:
         if try_lowercase and request.method != request.method.lower():
             try:
-                key.verify(signature, signature_base(request, covered, lowercase_method=True))
+                _check(key, signature, signature_base(request, covered, lowercase_method=True))
                 return True
             except InvalidSignature:
                 pass
-    raise RequestSignatureInvalid("the Ed25519 signature does not verify over the request's signature base")
+    raise RequestSignatureInvalid(f"the {algorithm_of(key)} signature does not verify over the request's "
+                                  "signature base")

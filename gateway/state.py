@@ -14,7 +14,11 @@ from a state it cannot vouch for:
 - ``LogUntrusted`` for good once the log served an inconsistent checkpoint or entry (``CheckpointInconsistent``):
   the gateway never falls back to the state it had;
 - ``LogStale`` when no checkpoint has been verified for ``max_staleness`` seconds (the log is unreachable or
-  its answers do not verify), since a revocation may have been logged meanwhile.
+  its answers do not verify), since a revocation may have been logged meanwhile;
+- with a witness policy (C2SP tlog-policy), ``LogUnwitnessed`` before any checkpoint met its quorum, and when a
+  newer checkpoint of the log has waited more than ``witness_grace`` seconds for its quorum of cosignatures:
+  the state is folded only up to witnessed checkpoints (``transparency.client.follower``), so past the grace
+  the gateway would decide without entries the log has (a revocation, say).
 
 With a snapshot folder (``<data_dir>/state``), the folded state is saved there (``transparency.snapshots``)
 every ``snapshot_every`` entries or ``snapshot_interval`` seconds and at the stop, keyed by the log's signed
@@ -32,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from schemas.checkpoint import Checkpoint
 from schemas.errors import (
@@ -39,10 +44,13 @@ from schemas.errors import (
     LogNotFollowed,
     LogStale,
     LogUntrusted,
+    LogUnwitnessed,
     SnapshotUnusable,
     TabellionError,
 )
 from schemas.note import VerifierKey
+from schemas.policy import Policy
+from schemas.statement import parse_statement
 from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
 from transparency.snapshots import SnapshotKey, SnapshotStore, SnapshotWriter
 from verifier.checkpoints import verify_checkpoint
@@ -50,6 +58,9 @@ from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome
 from verifier.fold_snapshot import copy_state
 from verifier.keys import KeySet
+from verifier.merkle import CompactRange
+
+from .trust import LogTrust, TrustRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +69,29 @@ Clock = Callable[[], float]
 
 def _discard(_outcome: Outcome) -> None:
     return None
+
+
+DEFAULT_MIN_POLL_INTERVAL = 0.1
+"""Seconds between the starts of two long polls at least: a revocation waits at most this long more."""
+PIN_INTERVAL_S = 1.0
+"""At most one write of the pinned checkpoint per second (``gateway.trust``): the log grows with every batch of
+action records, and any verified checkpoint serves to catch a fork at the next start."""
+IDENTITY_CONTENT_PREFIX = b"application/vnd.tabellion."
+ACTION_RECORD_TYPE = b"application/vnd.tabellion.action-record+json"
+
+
+def changes_identity(statement: bytes) -> bool:
+    """Whether the fold must see ``statement``: a Tabellion statement type other than an action record. Action
+    records and plain SCITT statements change no identity state (``verifier.fold``), so the gateway skips them.
+    Read from the statement's protected header."""
+    try:
+        content_type = parse_statement(statement).content_type
+    except TabellionError:
+        return True  # let the fold record why it is refused
+    if content_type is None:
+        return True
+    encoded = content_type.encode() if isinstance(content_type, str) else b""
+    return encoded.startswith(IDENTITY_CONTENT_PREFIX) and encoded != ACTION_RECORD_TYPE
 
 
 @dataclass(frozen=True)
@@ -69,6 +103,14 @@ class LogPosition:
     size: int
     root_hash: bytes
     age: float
+
+
+class ViewSink(Protocol):
+    """Where a supervisor publishes what it verified for its workers (``gateway.shared.ViewPublisher``)."""
+
+    def publish_state(self, state: IdentityState) -> None: ...
+
+    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,32 +133,67 @@ class FollowedLog:
         max_staleness: float = 60.0,
         clock: Clock = time.monotonic,
         page: int = 500,
+        policy: Policy | None = None,
+        witness_grace: float = 10.0,
+        trust: LogTrust | None = None,
+        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
+        sink: ViewSink | None = None,
         snapshots: Path | None = None,
         snapshot_every: int = 100_000,
         snapshot_interval: float = 300.0,
     ) -> None:
         """``snapshots``: the folder of this gateway's snapshots of its folded state (``transparency.snapshots``),
         so that a start folds only what the log added since; none: fold the log from its first entry."""
+        self.min_poll_interval = min_poll_interval
+        self._sink = sink
+        self._generation = 0
+        self._published_generation = -1
         self.poll_interval = poll_interval
         self.long_poll = long_poll
         self.max_staleness = max_staleness
         self._clock = clock
         self._log_key = log_key
         self._signers = service_signers(receipt_keys)  # the log signs its did:web evidence
-        self._fold = Fold(service_signers=self._signers, outcomes=_discard)  # decisions read no per-entry outcome
+        self._fold = self._new_fold()
         self._lock = threading.Lock()
-        self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page)
+        self._follower = LogFollower(client, log_key, receipt_keys, self._apply, page=page, policy=policy,
+                                     clock=clock, receipts=False)  # entries checked against the tree, a hash each
+        self.witness_grace = witness_grace
+        self._unwitnessed: LogUnwitnessed | None = None  # why no checkpoint is accepted yet, with a policy
+        self._pinned_at = -PIN_INTERVAL_S
         self._writer = (SnapshotWriter(SnapshotStore(snapshots), every=snapshot_every, interval=snapshot_interval)
                         if snapshots is not None else None)
         self.restored_from = 0
-        if self._writer is not None:
-            self._restore(self._writer.store)
         self._verified: Checkpoint | None = None
         self._verified_at = 0.0
         self._failure: CheckpointInconsistent | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_problem = ""
+        self._trust = trust
+        self._pinned: str | None = None
+        if trust is not None:
+            self._remember(trust.load())
+        if self._writer is not None and self._failure is None:
+            self._restore(self._writer.store)
+
+    def _new_fold(self, state: IdentityState | None = None) -> Fold:
+        """Sparse: statements that cannot change identity (action records, plain SCITT statements) are not folded;
+        no per-entry outcome is kept (decisions read none)."""
+        return Fold(state, sparse=True, service_signers=self._signers, outcomes=_discard)
+
+    def _remember(self, record: TrustRecord) -> None:
+        """Take up what the data folder remembers: a fork verdict refuses everything from the start; a pinned
+        checkpoint is the one the log's next checkpoint must be consistent with."""
+        if record.fork is not None:
+            self._failure = CheckpointInconsistent(
+                f"the log was found forked at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(record.fork.at))}: "
+                f"{record.fork.detail} (the verdict is kept in the data folder until an operator runs "
+                "'tabellion gateway trust reset')"
+            )
+        elif record.checkpoint is not None:
+            self._follower.resume(record.checkpoint, 0)  # the fold starts empty; the tree must extend the pin
+            self._pinned = record.checkpoint
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -135,6 +212,8 @@ class FollowedLog:
         if self._failure is not None:
             raise LogUntrusted(f"the gateway refuses every request: {self._failure.detail}")
         if self._verified is None:
+            if self._unwitnessed is not None:
+                raise LogUnwitnessed(self._unwitnessed.detail)
             raise LogNotFollowed("the gateway has not verified a checkpoint of the log yet")
         age = self._clock() - self._verified_at
         if age > self.max_staleness:
@@ -142,6 +221,7 @@ class FollowedLog:
                 f"the last checkpoint of the log was verified {age:.1f} s ago (limit {self.max_staleness:g} s)"
                 + (f"; {self._last_problem}" if self._last_problem else "")
             )
+        self._follower.require_witnessed(self.witness_grace)
         checkpoint = self._verified
         return LogPosition(checkpoint.origin, checkpoint.size, checkpoint.root_hash, age)
 
@@ -150,23 +230,41 @@ class FollowedLog:
     def poll(self) -> Checkpoint:
         """Verify the log's latest checkpoint and fold every entry up to it. Raises ``CheckpointInconsistent``
         (and stops trusting the log for good) on a split view; other errors leave the state as it was."""
+        if self._failure is not None:
+            raise self._failure
         try:
             checkpoint = self._follower.poll(wait=self.long_poll or None)
         except CheckpointInconsistent as exc:
+            failure = self._follower.failure or exc
+            if self._trust is not None:  # on disk before anything else: a restart must not forget it
+                self._trust.record_fork(failure.detail, self._pinned)
             with self._lock:
-                self._failure = self._follower.failure or exc
+                self._failure = failure
+            self.publish()
             raise
+        except LogUnwitnessed as exc:
+            with self._lock:
+                self._unwitnessed = exc
+            raise
+        now = self._clock()
+        if (self._trust is not None and self._follower.checkpoint_text != self._pinned
+                and now - self._pinned_at >= PIN_INTERVAL_S):  # a pin a second old catches a fork as well
+            self._trust.pin(self._follower.checkpoint_text)
+            self._pinned, self._pinned_at = self._follower.checkpoint_text, now
         with self._lock:
             self._verified, self._verified_at = checkpoint, self._clock()
             self._last_problem = ""
+            self._unwitnessed = None
+        self.publish()
         self._save_if_due(checkpoint)
         return checkpoint
 
     # --- snapshots ----------------------------------------------------------------------------------------
 
     def _restore(self, store: SnapshotStore) -> None:
-        """Start from the newest snapshot whose checkpoint is signed by the log's key for its size and root; the
-        first poll then checks that checkpoint's consistency with the log's latest, as any accepted one."""
+        """Start from the newest snapshot whose checkpoint is signed by the log's key for its size and root, and
+        whose compact range hashes to that root; the first poll then proves the entries after it consistent with
+        the log's latest checkpoint (and with the pinned one, when that is newer), as for any accepted one."""
 
         def match(key: SnapshotKey, checkpoint: str) -> None:
             try:
@@ -177,11 +275,23 @@ class FollowedLog:
                 raise SnapshotUnusable("its checkpoint is not of its tree size and root")
 
         snapshot, why = store.newest(SnapshotKey.of(self._log_key.name, 0, b"", self._signers), match)
-        if snapshot is None:
+        tree = None
+        if snapshot is not None:
+            try:
+                tree = CompactRange(snapshot.key.tree_size, snapshot.tree)
+            except ValueError:
+                tree = None
+            if tree is None or tree.root() != snapshot.key.root:
+                why = f"{snapshot.path.name}: its compact range does not hash to its root"
+                snapshot = None
+        if snapshot is None or tree is None:
             log.info("no usable snapshot of the log's state (%s); folding the log from its first entry", why)
             return
-        self._fold = Fold(snapshot.state, service_signers=self._signers, outcomes=_discard)
-        self._follower.resume(snapshot.checkpoint, snapshot.key.tree_size)
+        resume_from = snapshot.checkpoint
+        if self._pinned is not None and verify_checkpoint(self._pinned, self._log_key).size > snapshot.key.tree_size:
+            resume_from = self._pinned  # the entries after the snapshot must lead to the pinned checkpoint
+        self._follower.resume(resume_from, snapshot.key.tree_size, tree)
+        self._fold = self._new_fold(snapshot.state)
         assert self._writer is not None
         self._writer.saved(snapshot.key.tree_size)
         self.restored_from = snapshot.key.tree_size
@@ -192,26 +302,47 @@ class FollowedLog:
         writer = self._writer
         if writer is None or not (writer.due(checkpoint.size) or (now and checkpoint.size > writer.saved_size)):
             return
+        # called by the thread that polls: the fold and the follower are at ``checkpoint`` (a sparse fold's own
+        # size stops at the last statement that could change identity)
+        tree = self._follower.tree
+        if tree.size != checkpoint.size:  # pragma: no cover - a poll applies every entry up to its checkpoint
+            return
         with self._lock:
-            if self._fold.state.size != checkpoint.size:  # pragma: no cover - a poll folds up to its checkpoint
-                return
             state, text = copy_state(self._fold.state), self._follower.checkpoint_text
         key = SnapshotKey.of(self._log_key.name, checkpoint.size, checkpoint.root_hash, self._signers)
 
         def save() -> None:
-            writer.store.save(key, text, state)
+            writer.store.save(key, text, state, tree.nodes)
 
         writer.save_in_background(checkpoint.size, save)
 
     def _apply(self, entries: Sequence[FollowedEntry]) -> None:
+        folded = [FoldEntry(entry.index, entry.statement) for entry in entries if changes_identity(entry.statement)]
+        if folded:
+            with self._lock:
+                for entry in folded:
+                    self._fold.apply(entry)
+                self._generation += 1
+
+    def publish(self) -> None:
+        """Hand the verified position (and the state, when the fold changed it) to the ``sink``, for the worker
+        processes (``gateway.shared``)."""
+        sink = self._sink
+        if sink is None:
+            return
         with self._lock:
-            for entry in entries:
-                self._fold.apply(FoldEntry(entry.index, entry.statement))
+            if self._generation != self._published_generation:
+                sink.publish_state(self._fold.state)
+                self._published_generation = self._generation
+            checkpoint = self._verified
+            position = None if checkpoint is None else LogPosition(checkpoint.origin, checkpoint.size,
+                                                                   checkpoint.root_hash, 0.0)
+            sink.publish(position, self._verified_at, self._failure.detail if self._failure else None)
 
     def start(self) -> None:
         """Follow the log in a daemon thread until ``stop()``."""
-        if self._thread is not None:
-            return
+        if self._thread is not None or self._failure is not None:
+            return  # a remembered fork: nothing the log says is believed, so it is not even asked
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="gateway-log-follower", daemon=True)
         self._thread.start()
@@ -230,10 +361,14 @@ class FollowedLog:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = self._clock()
             try:
                 self.poll()
-                if self.long_poll:
-                    continue  # the log held the request until it grew (or the wait ran out): ask again
+                if self.long_poll:  # the log held the request until it grew (or the wait ran out): ask again,
+                    # but not more often than every min_poll_interval: under load the log grows with every batch
+                    # of action records, and a poll per batch would be the gateway reading back its own records
+                    self._stop.wait(max(0.0, self.min_poll_interval - (self._clock() - started)))
+                    continue
             except CheckpointInconsistent as exc:
                 log.error("stopped trusting the log: %s", exc.detail)
                 return  # for good: nothing the log says from now on is believed

@@ -7,7 +7,9 @@ decisions on them (with the passkey enrolment behind a human approval), the key 
 and rotations) of every principal, passport issuer and namespace owner involved (with the did:web evidence
 a did:web registration rested on), and every revocation
 of any of these — each with its receipt, plus the latest verified checkpoint and the consistency
-proofs from each receipt's tree size to it.
+proofs from each receipt's tree size to it. When the log's witnesses have cosigned a checkpoint that covers
+every entry, that cosigned checkpoint is the one (``LogState.witnessed``), so that the bundle checks offline
+against a C2SP tlog-policy (``tabellion verify bundle --policy``).
 
 Inclusion is proven; completeness is not: a bundle cannot show that no other entry (say a revocation)
 exists. A verifier that needs that follows the log itself.
@@ -58,6 +60,15 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
             if decision.enrolment is not None:  # the passkey enrolment a human approval was checked against
                 indices.add(state.approvers[decision.enrolment].index)
                 subjects.update((decision.enrolment, decision.decided_by))
+    for enrolment in state.enrolment_entries.values():  # a TPM-rooted agent: what its enrolment rests on
+        if enrolment.agent == did:
+            indices.add(enrolment.index)
+            subjects.update((enrolment.entry, enrolment.trust_anchor, enrolment.approver))
+            principals.add(enrolment.operator)
+            anchor = state.trust_anchors.get(enrolment.trust_anchor)
+            if anchor is not None:
+                indices.add(anchor.index)
+            indices.add(state.approvers[enrolment.approver].index)
     agents = {did} | {link.agent for d in state.delegations_to.get(did, ()) for link in chain_of(state, d).delegations}
     for consent in state.consent_entries.values():
         if consent.agent in agents:
@@ -72,6 +83,9 @@ def relevant_entries(state: IdentityState, did: str) -> set[int]:
             evidence = state.did_web_evidence.get((principal, controller.history[0].key))
             if evidence is not None:  # what a did:web registration rested on (verifier.did_web)
                 indices.add(evidence.index)
+            policy = state.namespace_policies.get(controller.namespace)
+            if policy is not None:  # whether the namespace requires hardware-rooted agents
+                indices.add(policy.index)
         subjects.add(principal)
     for target in subjects:
         revocation = state.revoked.get(target)
@@ -93,6 +107,9 @@ def audit_bundle(log: LogState, did: str) -> dict[str, Any]:
         entry = log.entry(index)
         entries.append({"index": index, "statement": b64url(entry.statement), "receipt": b64url(entry.receipt)})
         sizes.add(parse_receipt(entry.receipt).inclusion[0].tree_size)
+    witnessed = log.witnessed(max(sizes))  # the cosigned checkpoint, when one covers every entry
+    if witnessed is not None:
+        checkpoint_text, checkpoint = witnessed
     client = log.follower.client
     consistency = [
         {"tree_size": size, "path": [b64url(h) for h in client.consistency(size, checkpoint.size).path]}

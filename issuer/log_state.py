@@ -24,10 +24,11 @@ from schemas.checkpoint import Checkpoint
 from schemas.errors import LogCorrupted
 from schemas.identity_statements import parse_payload
 from schemas.note import VerifierKey
+from schemas.policy import Policy
 from schemas.statement import parse_statement
-from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient
+from transparency.client.follower import FollowedEntry, LogFollower, LogReadClient, WitnessedLogReadClient
 from transparency.client.http import LogEntry
-from verifier.checkpoints import verify_checkpoint
+from verifier.checkpoints import verify_checkpoint, verify_checkpoint_consistency
 from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome
 from verifier.keys import KeySet
@@ -74,13 +75,18 @@ class EventCursor(Protocol):
 class LogState:
     def __init__(
         self, client: LogReadClient, log_key: VerifierKey, receipt_keys: KeySet, events: EventSink | None = None,
-        *, shared: SharedState | None = None, cursor: EventCursor | None = None,
+        *, shared: SharedState | None = None, cursor: EventCursor | None = None, policy: Policy | None = None,
+        witness_grace: float = 10.0,
     ) -> None:
         self.shared = shared
         self.fold = Fold(service_signers=service_signers(receipt_keys))  # the log signs its did:web evidence
         self.events = events
         self.log_key = log_key
-        self.follower = LogFollower(client, log_key, receipt_keys, self._apply)
+        if shared is not None and policy is not None:
+            raise ValueError("a witness policy needs the issuer's own follower: the shared fold runs ahead of "
+                             "witnessed checkpoints")
+        self.follower = LogFollower(client, log_key, receipt_keys, self._apply, policy=policy)
+        self.witness_grace = witness_grace
         self._cursor = cursor
         self._checkpoints: tuple[str, Checkpoint] | None = None
         self._derived = 0
@@ -128,12 +134,38 @@ class LogState:
         return self._checkpoints
 
     def refresh(self) -> Checkpoint:
-        """Follow the log up to its latest checkpoint (raises, for good, if the log is inconsistent)."""
-        if self.shared is None:
-            return self.follower.poll()
-        checkpoint = self._shared_checkpoint()[1]
-        self._derive_events(checkpoint.size)
+        """Follow the log up to its latest checkpoint (raises, for good, if the log is inconsistent). With a
+        witness policy, up to its latest witnessed checkpoint, and ``LogUnwitnessed`` (503) when a newer one has
+        waited longer than ``witness_grace`` seconds for its quorum, or none is witnessed yet. Sharing the log's
+        fold, the log's latest checkpoint (the fold is at it)."""
+        if self.shared is not None:
+            checkpoint = self._shared_checkpoint()[1]
+            self._derive_events(checkpoint.size)
+            return checkpoint
+        checkpoint = self.follower.poll()
+        self.follower.require_witnessed(self.witness_grace)
         return checkpoint
+
+    def witnessed(self, min_size: int) -> tuple[str, Checkpoint] | None:
+        """A checkpoint the log's witnesses cosigned, no smaller than ``min_size`` and within the accepted one,
+        for audit bundles: with a witness policy the accepted checkpoint itself; otherwise the log's witnessed
+        checkpoint when the log serves one, verified with the log's key and shown consistent with the accepted
+        one. ``None`` when there is none such."""
+        accepted = self.checkpoint
+        if self.follower.policy is not None:
+            return (self.checkpoint_text, accepted) if accepted.size >= min_size else None
+        client = self.follower.client
+        if not isinstance(client, WitnessedLogReadClient):
+            return None
+        text = client.witnessed_checkpoint()
+        if text is None:
+            return None
+        checkpoint = verify_checkpoint(text, self.follower.log_key)
+        if not min_size <= checkpoint.size <= accepted.size:
+            return None
+        proof = client.consistency(checkpoint.size, accepted.size) if 0 < checkpoint.size < accepted.size else None
+        verify_checkpoint_consistency(checkpoint, accepted, proof.path if proof is not None else ())
+        return text, checkpoint
 
     def outcome(self, index: int) -> Outcome:
         if self.shared is not None:

@@ -62,14 +62,14 @@ def verify_decision(
     if WEBAUTHN not in payload or claim is None:
         return None
     approver = enrolled_approver(state, claim.namespace, payload)
-    return _verify_assertion(payload, approver.credential_id, b64url_decode(approver.public_key, "public_key"),
-                             rp_id=approver.rp_id, origin=approver.origin,
-                             sign_count=state.sign_counts.get(approver.entry, 0),
-                             require_user_verification=require_user_verification)
+    public_key = b64url_decode(approver.public_key, "public_key")
+    return verify_payload_assertion(payload, approver.credential_id, public_key, rp_id=approver.rp_id,
+                                    origin=approver.origin, sign_count=state.sign_counts.get(approver.entry, 0),
+                                    require_user_verification=require_user_verification)
 
 
-def _verify_assertion(payload: dict[str, Any], credential_id: str, public_key: bytes, *, rp_id: str, origin: str,
-                      sign_count: int, require_user_verification: bool) -> VerifiedAuthentication:
+def verify_payload_assertion(payload: dict[str, Any], credential_id: str, public_key: bytes, *, rp_id: str,
+                             origin: str, sign_count: int, require_user_verification: bool) -> VerifiedAuthentication:
     """py_webauthn's check of ``payload[webauthn]``, an assertion over ``decision_digest(payload)``."""
     assertion = payload[WEBAUTHN]
     response = {"authenticatorData": assertion["authenticator_data"], "clientDataJSON": assertion["client_data_json"],
@@ -195,13 +195,15 @@ def add_consent(enrolment: Mapping[str, Any], assertion: Mapping[str, str],
     if assertion.get("credential_id") != enrolment["credential_id"]:
         raise AssertionCredentialUnknown("the consent assertion is made by another passkey than the one enrolled")
     payload = {**enrolment, WEBAUTHN: dict(assertion)}
-    _verify_assertion(payload, str(enrolment["credential_id"]), b64url_decode(enrolment["public_key"], "public_key"),
-                      rp_id=str(enrolment["rp_id"]), origin=str(enrolment["origin"]), sign_count=0,
-                      require_user_verification=require_user_verification)
+    public_key = b64url_decode(enrolment["public_key"], "public_key")
+    verify_payload_assertion(payload, str(enrolment["credential_id"]), public_key, rp_id=str(enrolment["rp_id"]),
+                             origin=str(enrolment["origin"]), sign_count=0,
+                             require_user_verification=require_user_verification)
     return payload
 
 
 __all__ = [
     "ALGORITHMS", "add_consent", "approval_options", "authentication_options", "consent_options",
-    "enrolment_registration_options", "registration_options", "user_id", "verify_decision", "verify_registration",
+    "enrolment_registration_options", "registration_options", "user_id", "verify_decision", "verify_payload_assertion",
+    "verify_registration",
 ]

@@ -92,6 +92,27 @@ async def get_claim(request: Request) -> Response:
     return JSONResponse(_issuer(request).claim(parse_entry_id(request.path_params["claim"]).hex()))
 
 
+CLAIM_STATUSES = ("submitted", "approved", "rejected", "revoked")
+
+
+async def list_claims(request: Request) -> Response:
+    """``GET /v1/claims?namespace=NS[&status=submitted|approved|rejected|revoked]``: the namespace's claims."""
+    status = request.query_params.get("status")
+    if status is not None and status not in CLAIM_STATUSES:
+        raise InvalidParameter(f"status must be one of {', '.join(CLAIM_STATUSES)}")
+    return JSONResponse(_issuer(request).claims(_query(request, "namespace"), status))
+
+
+async def list_approvers(request: Request) -> Response:
+    """``GET /v1/approvers?namespace=NS``: the passkeys enrolled for the namespace (public keys, counters)."""
+    return JSONResponse(_issuer(request).approvers(_query(request, "namespace")))
+
+
+async def list_agents(request: Request) -> Response:
+    """``GET /v1/agents?operator=DID``: the agents bound to the operator or holding its passports."""
+    return JSONResponse(_issuer(request).agents(_query(request, "operator")))
+
+
 async def approved_claims(request: Request) -> Response:
     issuer = _issuer(request)
     return JSONResponse(issuer.approved_claims(query_int(request, "after", 0),
@@ -163,6 +184,9 @@ ROUTES: list[BaseRoute] = [
     Route("/registry/keys", registry_keys, methods=["GET"]),
     Route("/v1/delegations", _submitting("delegation"), methods=["POST"]),
     Route("/v1/claims", _submitting("claim-submission"), methods=["POST"]),
+    Route("/v1/claims", list_claims, methods=["GET"]),
+    Route("/v1/approvers", list_approvers, methods=["GET"]),
+    Route("/v1/agents", list_agents, methods=["GET"]),
     Route("/v1/claims/approved", approved_claims, methods=["GET"]),
     Route("/v1/claims/{claim}", get_claim, methods=["GET"]),
     Route("/v1/claims/{claim}/{decision:str}", claim_decision, methods=["POST"]),

@@ -33,6 +33,7 @@ from schemas.statement import SignedStatement, parse_statement
 from transparency.client.http import Submitted
 from verifier.authority import authorise
 from verifier.fold import IdentityState
+from verifier.identity_state import Claim
 from verifier.keys import KeySet
 from verifier.passports import passport_status
 from verifier.refusals import Refused
@@ -182,15 +183,70 @@ class Issuer:
             decided_on = self.decided_on()
         if claim is None:
             raise InvalidParameter(f"no claim submission {entry[:80]!r} is on the log")
+        return self._claim_json(claim, decided_on)
+
+    def _claim_json(self, claim: Claim, decided_on: dict[str, Any]) -> dict[str, Any]:
         return {
             "entry": claim.entry, "index": claim.index, "claim_id": claim.claim_id, "agent": claim.agent,
             "namespace": claim.namespace, "service": claim.service, "status": claim.status,
             "scope": {"services": list(claim.scope.services), "actions": list(claim.scope.actions),
                       "resources": list(claim.scope.resources)},
+            "submitted_at": claim.submitted_at,
             "decisions": [{"kind": d.kind, "entry": d.entry, "index": d.index, "decided_by": d.decided_by,
-                           "signer": d.signer} for d in claim.decisions],
+                           "signer": d.signer, "text": d.text, "human_assertion": d.webauthn is not None}
+                          for d in claim.decisions],
             **decided_on,
         }
+
+    def claims(self, namespace: str, status: str | None) -> dict[str, Any]:
+        """The claims submitted in ``namespace`` (with ``status`` only, when given), in log order."""
+        self.log.refresh()
+        with self.log.view() as state:
+            decided_on = self.decided_on()
+            found = [self._claim_json(c, decided_on) for c in sorted(state.claims.values(), key=lambda c: c.index)
+                     if c.namespace == namespace and (status is None or c.status == status)]
+        return {"namespace": namespace, "claims": found, **decided_on}
+
+    def approvers(self, namespace: str) -> dict[str, Any]:
+        """The passkeys enrolled for ``namespace``, each with the counter of its last logged use and whether a
+        revocation took it away: what a relying party needs to check an assertion before it signs anything."""
+        self.log.refresh()
+        with self.log.view() as state:
+            found = [{
+                "entry": a.entry, "index": a.index, "approver": a.approver, "credential_id": a.credential_id,
+                "public_key": a.public_key, "rp_id": a.rp_id, "origin": a.origin, "enrolled_by": a.enrolled_by,
+                "sign_count": state.sign_counts.get(a.entry, 0),
+                "revoked": a.entry in state.revoked or state.revocation_of(a.approver) is not None,
+            } for a in sorted(state.approvers.values(), key=lambda a: a.index) if a.namespace == namespace]
+            decided_on = self.decided_on()
+        return {"namespace": namespace, "approvers": found, **decided_on}
+
+    def agents(self, operator: str) -> dict[str, Any]:
+        """The agents bound to ``operator`` (their standing consent) or holding a passport it issued: each one's
+        passport, tier, expiry and standing now."""
+        self.log.refresh()
+        now = self.now()
+        with self.log.view() as state:
+            dids = {a for a, c in state.consents.items() if c.operator == operator}
+            dids |= {p.agent for p in state.passport_entries.values() if p.operator == operator}
+            found = []
+            for did in sorted(dids):
+                status = passport_status(state, did, now)
+                passport = status.passport
+                revoked = state.revocation_of(did)
+                found.append({
+                    "agent": did, "bound_operator": state.bound_operator(did),
+                    "passport": None if passport is None else {
+                        "entry": passport.entry, "index": passport.index, "operator": passport.operator,
+                        "tier": passport.tier, "valid_from": passport.valid_from, "valid_until": passport.valid_until},
+                    "verdict": status.verdict.value.upper(), "reason_code": status.reason_code,
+                    "revoked": None if revoked is None else {"entry": revoked.entry, "index": revoked.index,
+                                                             "reason": revoked.reason, "by": revoked.by},
+                    "delegations": list(state.delegations_to.get(did, ())),
+                    "claims": list(state.claims_of.get(did, ())),
+                })
+            decided_on = self.decided_on()
+        return {"operator": operator, "agents": found, **decided_on}
 
     def approved_claims(self, after: int, limit: int) -> dict[str, Any]:
         """The approved-claims feed: each approval with the logged statements and receipts to check it."""

@@ -20,7 +20,7 @@ from schemas import cose_labels as L
 from schemas.base64url import b64url
 from schemas.errors import InvalidParameter
 from schemas.identity_statements import content_type, encode_payload
-from transparency.client.signing import did_of, sign_statement
+from transparency.client.signing import Signing, did_of, sign_statement
 from verifier.claims import decision_challenge
 from verifier.data_integrity import create_proof
 from verifier.did_key import multibase_of
@@ -28,7 +28,7 @@ from verifier.fold import key_digest, witness_message
 from verifier.passports import TIER_CAPS, format_timestamp, passport_verification_method, unsigned_passport
 
 
-def multikey_of(key: Ed25519PrivateKey) -> str:
+def multikey_of(key: Signing) -> str:
     return multibase_of(key.public_key())
 
 
@@ -36,8 +36,15 @@ def multikey_of(key: Ed25519PrivateKey) -> str:
 class Signer:
     """A signing key and the identity it signs for (``did`` defaults to the key's own did:key)."""
 
-    key: Ed25519PrivateKey
+    key: Signing  # Ed25519 or P-256, held here or in a TPM (transparency.client.tpm.TpmSigner)
     did: str = ""
+
+    @property
+    def ed25519(self) -> Ed25519PrivateKey:
+        """The key, for what only Ed25519 signs (eddsa-jcs-2022 proofs, task-bound token requests)."""
+        if not isinstance(self.key, Ed25519PrivateKey):
+            raise InvalidParameter(f"{self.identity[:200]} signs with a P-256 key; this needs an Ed25519 key")
+        return self.key
 
     @property
     def identity(self) -> str:
@@ -100,7 +107,7 @@ def agent_passport(operator: Signer, request: PassportRequest, *, now: int | Non
         policy_bundle=request.policy_bundle, status_list=request.status_list, status_index=request.status_index,
     )
     method = passport_verification_method(operator.identity, multikey_of(operator.key))
-    credential = create_proof(unsigned, operator.key, method, format_timestamp(start))
+    credential = create_proof(unsigned, operator.ed25519, method, format_timestamp(start))
     return operator.sign("agent-passport", {"credential": credential}, subject=request.agent, issued_at=start)
 
 
@@ -132,6 +139,25 @@ def claim_approval(owner: Signer, claim: str, *, decided_by: str | None = None, 
     if webauthn is not None:
         payload["webauthn"] = webauthn
     return owner.sign("claim-approval", payload)
+
+
+DECISION_TYPES = {"approval": "claim-approval", "rejection": "claim-rejection", "revocation": "claim-revocation"}
+
+
+def decision_payload(kind: str, claim: str, decided_by: str, text: str | None = None) -> dict[str, Any]:
+    """The payload of a claim decision (``approval``, ``rejection`` or ``revocation``) by ``decided_by``, without its
+    ``webauthn``: what a human's passkey signs (``decision_challenge``). ``text`` is the approval's note, or the
+    rejection's or revocation's reason (a revocation's is an RFC 5280 reason code)."""
+    if kind not in DECISION_TYPES:
+        raise InvalidParameter(f"a claim decision is one of {', '.join(DECISION_TYPES)}, not {kind[:40]!r}")
+    if kind == "approval":
+        return approval_payload(claim, decided_by, text)
+    return {"claim": claim, "decided_by": decided_by, "reason": text or "privilegeWithdrawn"}
+
+
+def claim_decision(owner: Signer, kind: str, payload: dict[str, Any]) -> bytes:
+    """The owner's statement of a decision ``payload`` (``decision_payload``, with the human's ``webauthn``)."""
+    return owner.sign(DECISION_TYPES[kind], payload)
 
 
 def claim_rejection(owner: Signer, claim: str, reason: str) -> bytes:
@@ -166,7 +192,8 @@ def approver_enrolment(owner: Signer, enrolment: dict[str, Any]) -> bytes:
 
 
 __all__ = [
-    "PassportRequest", "Signer", "agent_consent", "agent_passport", "approval_payload", "approver_enrolment",
-    "claim_approval", "claim_rejection", "claim_revocation", "claim_submission", "decision_challenge", "delegation",
-    "enrolment_payload", "key_rotation", "multikey_of", "operator_registration", "revocation",
+    "DECISION_TYPES", "PassportRequest", "Signer", "agent_consent", "agent_passport", "approval_payload",
+    "approver_enrolment", "claim_approval", "claim_decision", "claim_rejection", "claim_revocation",
+    "claim_submission", "decision_challenge", "decision_payload", "delegation", "enrolment_payload", "key_rotation",
+    "multikey_of", "operator_registration", "revocation",
 ]

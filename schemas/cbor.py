@@ -11,9 +11,11 @@ from io import BytesIO
 from typing import Any
 
 import cbor2
-from cbor2 import CBORDecodeError, CBORDecoder, CBORTag, FrozenDict
+from cbor2 import CBORDecodeError, CBORDecoder, CBORTag
 
 from schemas.errors import MalformedCbor
+
+FrozenDict: Any = cbor2.frozendict  # the immutable map cbor2 6 builds inside tags and for map keys
 
 _BREAK: Any = getattr(cbor2, "break_marker", object())
 _DECODE_ERRORS = (CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, EOFError)
@@ -27,15 +29,39 @@ def decode(data: bytes, what: str = "body") -> Any:
         data = bytes(data)
     stream = BytesIO(data)
     try:
-        item = CBORDecoder(stream).decode()
+        item = CBORDecoder(stream, tag_hook=_thawed_tag).decode()
     except _DECODE_ERRORS as exc:
-        raise MalformedCbor(f"{what} is not well-formed CBOR: {exc}") from exc
+        raise MalformedCbor(f"{what} is not well-formed CBOR: {_reason(exc)}") from exc
     end = stream.tell()  # the decoder reads one head or one string at a time, never past the item
     if end != len(data):
         raise MalformedCbor(f"{what} has {len(data) - end} trailing bytes after the CBOR item")
     if b"\xff" in data:  # a stray break is a 0xFF byte; without one there is nothing to look for
         _refuse_stray_breaks(item, what, len(data))
     return item
+
+
+def _reason(error: Exception) -> str:
+    """cbor2's reason, in the words Tabellion uses for the same defect whichever cbor2 found it."""
+    text = str(error)
+    if "break code encountered" in text:  # cbor2 6: a 0xFF where a data item was expected
+        return f"a stray break (0xFF) where a data item was expected ({text})"
+    return text
+
+
+def _thawed_tag(tag: CBORTag, immutable: bool) -> CBORTag:
+    """cbor2 6 decodes what a tag holds as immutable values (tuples, ``frozendict``), so that a tag can be a map
+    key; Tabellion reads a tag's content (a COSE_Sign1 in tag 18) as it reads any other: arrays as lists, maps as
+    dicts, except where the tag itself is a map key (``immutable``: it must stay hashable)."""
+    return tag if immutable else CBORTag(tag.tag, _thaw(tag.value))
+
+
+def _thaw(value: Any) -> Any:
+    kind = type(value)
+    if kind is tuple:
+        return [_thaw(v) for v in value]
+    if kind is FrozenDict:
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
 
 
 def first_item(data: bytes, what: str) -> bytes:
@@ -45,14 +71,15 @@ def first_item(data: bytes, what: str) -> bytes:
     try:
         CBORDecoder(stream).decode()
     except _DECODE_ERRORS as exc:
-        raise MalformedCbor(f"{what} is not well-formed CBOR: {exc}") from exc
+        raise MalformedCbor(f"{what} is not well-formed CBOR: {_reason(exc)}") from exc
     item = data[: stream.tell()]
     decode(item, what)  # the strict checks of one item (stray breaks)
     return item
 
 
 def _refuse_stray_breaks(item: Any, what: str, budget: int) -> None:
-    """cbor2 5.x returns a lone 0xFF "break" as a value; RFC 8949 §3.2.1 makes it not well-formed.
+    """cbor2 5.x returns a lone 0xFF "break" as a value; RFC 8949 §3.2.1 makes it not well-formed (cbor2 6 refuses it
+    itself; this stays for any decoder that does not).
 
     An explicit stack that only ever holds containers and breaks: this runs on decodes in the receipt
     verification path, so scalars are skipped without a call. Containers are every type the decoder builds

@@ -80,6 +80,20 @@ class MalformedCheckpoint(BadInput):
     title = "Malformed checkpoint"
 
 
+class MalformedWitnessRequest(BadInput):
+    """A C2SP tlog-witness body (add-checkpoint request, 409 size, cosignature lines) that does not parse."""
+
+    code = "malformed-witness-request"
+    title = "Malformed witness request"
+
+
+class MalformedPolicy(BadInput):
+    """A C2SP tlog-policy file that does not parse or breaks one of its rules."""
+
+    code = "malformed-policy"
+    title = "Malformed trust policy"
+
+
 class MalformedReceipt(BadInput):
     code = "malformed-receipt"
     title = "Malformed receipt"
@@ -198,6 +212,13 @@ class CheckpointInconsistent(VerificationError):
     title = "Checkpoint inconsistent"
 
 
+class CheckpointUnwitnessed(VerificationError):
+    """A checkpoint signed by the log lacks the witness cosignatures a C2SP tlog-policy quorum requires."""
+
+    code = "checkpoint-unwitnessed"
+    title = "Checkpoint not witnessed by the quorum"
+
+
 class KeyUnknown(VerificationError):
     code = "key-unknown"
     title = "Key unknown"
@@ -248,6 +269,25 @@ class NotFound(TabellionError):
 class EntryNotFound(NotFound):
     code = "entry-not-found"
     title = "Entry not found"
+
+
+class MethodNotAllowed(TabellionError):
+    """The path exists but does not take this method; ``allow`` lists those it takes (the ``Allow`` header)."""
+
+    code = "method-not-allowed"
+    title = "Method not allowed"
+    status = 405
+
+    def __init__(self, detail: str, allow: str = "") -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
+class CheckpointNotWitnessed(NotFound):
+    """The log has no checkpoint that its witness policy's quorum cosigned (none configured, or none yet)."""
+
+    code = "checkpoint-not-witnessed"
+    title = "No witnessed checkpoint"
 
 
 class Overloaded(TabellionError):
@@ -712,7 +752,9 @@ class AuthorityRefused(PolicyRefused):
 
 
 class PassportRefused(AuthorityRefused):
-    """No valid agent passport: ``not_issued``, ``not_yet_valid``, ``expired``, ``revoked``, ``operator_revoked``."""
+    """No valid agent passport: ``not_issued``, ``not_yet_valid``, ``expired``, ``revoked``, ``operator_revoked``,
+    ``enrolment_revoked`` (a tpm passport whose agent enrolment was revoked), ``hardware_required`` (a software
+    passport under a namespace policy that requires hardware)."""
 
     code = "passport-refused"
     title = "Agent passport not valid"
@@ -1017,6 +1059,14 @@ class LogStale(GatewayUnavailable):
 
     code = "log-stale"
     title = "Log state too old"
+
+
+class LogUnwitnessed(GatewayUnavailable):
+    """The log has checkpoints newer than the last one its witness quorum cosigned, for longer than a follower
+    that requires the quorum may decide without them (gateway or issuer)."""
+
+    code = "log-unwitnessed"
+    title = "Log checkpoints not witnessed"
 
 
 class ConnectionUnknown(NotFound):

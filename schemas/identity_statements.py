@@ -37,6 +37,9 @@ STATEMENT_TYPES: Final = (
     "approver-enrolment",
     "agent-consent",
     "did-web-evidence",
+    "agent-enrolment",
+    "namespace-policy",
+    "action-record-batch",
 )
 
 # RFC 5280 §5.3.1 CRLReason names, by code (7 is unused).

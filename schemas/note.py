@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 
 from schemas.errors import MalformedKey, MalformedNote
@@ -15,6 +16,7 @@ from schemas.errors import MalformedKey, MalformedNote
 SIG_TYPE_ED25519 = 0x01
 SIG_TYPE_COSIGNATURE_V1 = 0x04
 _DASH = "\u2014 "
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")  # every control character but newline
 MAX_SIGNATURES = 100
 
 
@@ -31,10 +33,7 @@ class Note:
     signatures: tuple[NoteSignature, ...]
 
     def encode(self) -> str:
-        lines = "".join(
-            f"{_DASH}{s.name} {base64.b64encode(s.key_id + s.signature).decode()}\n" for s in self.signatures
-        )
-        return f"{self.text}\n{lines}"
+        return f"{self.text}\n{''.join(encode_signature_line(s) for s in self.signatures)}"
 
 
 def check_key_name(name: str) -> None:
@@ -94,33 +93,46 @@ def parse_note(message: str | bytes) -> Note:
             message = message.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedNote("a note is not valid UTF-8") from exc
-    for ch in message:
-        if (ord(ch) < 0x20 and ch != "\n") or ord(ch) == 0x7F:
-            raise MalformedNote("a note contains a control character")
+    if _CONTROL.search(message):
+        raise MalformedNote("a note contains a control character")
     split = message.rfind("\n\n")
     if split < 0:
         raise MalformedNote("a note needs a blank line between its text and its signatures")
     text, sigs = message[: split + 1], message[split + 2 :]
-    if not sigs.endswith("\n"):
-        raise MalformedNote("a note's signature block must end with a newline")
-    signatures = []
-    for line in sigs[:-1].split("\n"):
-        if not line.startswith(_DASH):
-            raise MalformedNote(f"signature line {line[:60]!r} does not start with an em dash and a space")
-        fields = line[len(_DASH) :].split(" ")
-        if len(fields) != 2:
-            raise MalformedNote("a signature line is '\u2014 <name> <base64 signature>'")
-        name, blob = fields
-        try:
-            check_key_name(name)
-            raw = base64.b64decode(blob, validate=True)
-        except (MalformedKey, binascii.Error, ValueError) as exc:
-            raise MalformedNote(f"signature line for {name!r} is malformed: {exc}") from exc
-        if len(raw) < 5:
-            raise MalformedNote(f"signature by {name!r} is too short")
-        signatures.append(NoteSignature(name, raw[:4], raw[4:]))
-    if not signatures:
+    if not sigs:
         raise MalformedNote("a note has no signatures")
+    return Note(text, parse_signature_lines(sigs))
+
+
+def parse_signature_line(line: str) -> NoteSignature:
+    """One signature line ``\u2014 <name> <base64(key id || signature)>``, without its newline."""
+    if not line.startswith(_DASH):
+        raise MalformedNote(f"signature line {line[:60]!r} does not start with an em dash and a space")
+    fields = line[len(_DASH) :].split(" ")
+    if len(fields) != 2:
+        raise MalformedNote("a signature line is '\u2014 <name> <base64 signature>'")
+    name, blob = fields
+    try:
+        check_key_name(name)
+        raw = base64.b64decode(blob, validate=True)
+    except (MalformedKey, binascii.Error, ValueError) as exc:
+        raise MalformedNote(f"signature line for {name!r} is malformed: {exc}") from exc
+    if len(raw) < 5:
+        raise MalformedNote(f"signature by {name!r} is too short")
+    return NoteSignature(name, raw[:4], raw[4:])
+
+
+def parse_signature_lines(block: str) -> tuple[NoteSignature, ...]:
+    """A block of one or more signature lines, each ending in a newline (a note's signatures, or a witness's
+    answer to add-checkpoint)."""
+    if not block.endswith("\n"):
+        raise MalformedNote("a note's signature block must end with a newline")
+    signatures = tuple(parse_signature_line(line) for line in block[:-1].split("\n"))
     if len(signatures) > MAX_SIGNATURES:
         raise MalformedNote(f"a note has more than {MAX_SIGNATURES} signatures")
-    return Note(text, tuple(signatures))
+    return signatures
+
+
+def encode_signature_line(signature: NoteSignature) -> str:
+    """``\u2014 <name> <base64(key id || signature)>\n``."""
+    return f"{_DASH}{signature.name} {base64.b64encode(signature.key_id + signature.signature).decode()}\n"

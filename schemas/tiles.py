@@ -7,6 +7,12 @@
   ``x``: 1234067 is ``x001/x234/067``. Only the shortest encoding is accepted.
 - ``.p/<W>`` marks a partial tile of ``W`` (1..255) hashes; a full tile has 256 and no suffix.
 
+Tabellion adds one resource of its own, outside C2SP's ``tile/`` namespace, with the same index and width
+encoding: the *statement bundle* ``statements/<N>[.p/<W>]``, the logged statements of entries ``256 N`` to
+``256 N + W - 1`` with their receipts (a CBOR array of ``[index, logged statement, receipt]``, as a page of
+``GET /entries``). An entry bundle holds only each entry's ``leaf_data`` (the hash of its statement), so a
+follower reading static files needs these to fold the log; like tiles they never change once written.
+
 Paths are parsed strictly: anything not produced by ``tile_path``/``entries_path`` is refused with
 ``InvalidParameter``, so a path maps to exactly one resource (they are cached as immutable).
 """
@@ -24,6 +30,7 @@ MAX_INDEX = (1 << 64) - 1
 _MAX_PATH_LENGTH = 128  # far above the longest valid path; refuses absurd input before splitting
 _PREFIX = "tile/"
 _ENTRIES = "entries"
+_STATEMENTS = "statements/"
 
 
 def _check_int(value: int, what: str, low: int, high: int) -> None:
@@ -56,6 +63,12 @@ def entries_path(index: int, width: int = TILE_WIDTH) -> str:
     """``tile/entries/<N>[.p/<W>]`` of the entry bundle ``index`` holding ``width`` entries."""
     _check_int(index, "index", 0, MAX_INDEX)
     return f"{_PREFIX}{_ENTRIES}/{_encode_index(index)}{_suffix(width)}"
+
+
+def statements_path(index: int, width: int = TILE_WIDTH) -> str:
+    """``statements/<N>[.p/<W>]`` of the statement bundle ``index`` holding ``width`` entries."""
+    _check_int(index, "index", 0, MAX_INDEX)
+    return f"{_STATEMENTS}{_encode_index(index)}{_suffix(width)}"
 
 
 def _decimal(text: str, what: str, path: str) -> int:
@@ -115,6 +128,13 @@ def parse_entries_path(path: str) -> tuple[int, int]:
     if parts[0] != _ENTRIES:
         raise InvalidParameter(f"entry bundle path {path!r} does not start with 'tile/entries/'")
     return _parse_index_and_width(parts[1:], path)
+
+
+def parse_statements_path(path: str) -> tuple[int, int]:
+    """``(index, width)`` of a statement-bundle path; the inverse of ``statements_path``."""
+    if len(path) > _MAX_PATH_LENGTH or not path.startswith(_STATEMENTS):
+        raise InvalidParameter(f"statement bundle path {path[:_MAX_PATH_LENGTH]!r} does not start with 'statements/'")
+    return _parse_index_and_width(path[len(_STATEMENTS):].split("/"), path)
 
 
 def level_tiles(tree_size: int, level: int) -> tuple[int, int]:

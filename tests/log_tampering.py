@@ -32,11 +32,12 @@ def statements(count: int, salt: str = "") -> list[tuple[bytes, bytes]]:
     return [(leaf_data(m), logged_statement(m)) for m in signed]
 
 
-def build_log(directory: Path, count: int) -> Path:
-    """A log of ``count`` real statements in ``directory`` (its data folder), written by the sequencer in
-    batches of varying sizes, with an entry-id index that seals a run every 4 entries and merges 2 at a time
-    (so some entries are out of the writer's recent window, and a merge may be under way)."""
-    sequencer = open_sequencer(directory, seal=4, fanin=2)
+def build_log(directory: Path, count: int, database: str | None = None) -> Path:
+    """A log of ``count`` real statements in ``directory`` (its data folder; or in the PostgreSQL ``database``),
+    written by the sequencer in batches of varying sizes, with an entry-id index that seals a run every 4
+    entries and merges 2 at a time (so some entries are out of the writer's recent window, and a merge may be
+    under way)."""
+    sequencer = open_sequencer(directory, seal=4, fanin=2, database=database)
     items = statements(count)
     position = 0
     while position < count:

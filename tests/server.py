@@ -7,7 +7,8 @@
 ``url`` is a ``str`` (the base URL, e.g. ``http://127.0.0.1:41234``) that also carries the ``Popen``
 (``url.process``), the data folder (``url.data_dir``) and the server's stderr log (``url.log_path``).
 Settings are ``transparency.settings.Settings`` field names; they reach the server as ``TABELLION_*``
-environment variables (``data_dir``, ``host`` and ``port`` as flags). On leaving the block the server gets
+environment variables (``data_dir``, ``host`` and ``port`` as flags; a setting of ``None`` is left out, so
+``database=None`` is the SQLite default). On leaving the block the server gets
 SIGTERM, then SIGKILL after 5 s; leaving after ``kill9()`` is fine.
 """
 
@@ -79,7 +80,7 @@ def start_server(tmp_path: Path, **settings: Any) -> ServerUrl:
     port = int(settings.pop("port", free_port()))
     host = str(settings.pop("host", "127.0.0.1"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TABELLION_")}
-    env.update({f"TABELLION_{name.upper()}": str(value) for name, value in settings.items()})
+    env.update({f"TABELLION_{name.upper()}": str(value) for name, value in settings.items() if value is not None})
     tmp_path.mkdir(parents=True, exist_ok=True)
     log_path = tmp_path / f"server-{port}.log"
     command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data_dir), "--host", host,

@@ -31,7 +31,7 @@ from schemas.errors import BadInput, SignerUnresolvable, SnapshotUnusable
 from schemas.identity_statements import statement_type_of
 from schemas.statement import SignedStatement
 from transparency.log.checks import check_contiguous, check_leaf
-from transparency.log.store import LogReader, TreeHead
+from transparency.log.reader import LogReader, TreeHead
 from transparency.snapshots import OutcomeStore, SnapshotKey, SnapshotStore, SnapshotWriter
 from verifier.did_key import resolve_did_key
 from verifier.fold import Fold, FoldEntry, IdentityState, KeyState, Outcome, key_digest, kid_multikey

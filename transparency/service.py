@@ -1,12 +1,13 @@
 """The transparency service as a library: register statements, read receipts, checkpoints, proofs, tiles.
 
 The HTTP routes and the in-process client both sit on this one object. It owns the sequencer (the only
-writer), a read connection per thread that reads, two pools of read threads (``transparency.log.read_threads``)
-and the latest signed tree head (kept in memory by the sequencer's callback: GET /checkpoint reads nothing). Every
-read method reads one snapshot of the log and may be called from any thread; the routes run those that cost more
-than an indexed row or two off the event loop: pages of entries in one thread of their own (``read_pages``), the
-others (a receipt, a proof, a tile, a registration's look-up and receipt) in ``read_threads`` threads (``read``),
-so they never queue behind pages.
+writer, on SQLite or PostgreSQL: ``transparency.log.storage``), the publisher of static files if asked
+(``transparency.publish``), a read connection per thread that reads, two pools of read threads
+(``transparency.log.read_threads``) and the latest signed tree head (kept in memory by the sequencer's callback:
+GET /checkpoint reads nothing). Every read method reads one snapshot of the log and may be called from any thread;
+the routes run those that cost more than an indexed row or two off the event loop: pages of entries in one thread
+of their own (``read_pages``), the others (a receipt, a proof, a tile, a registration's look-up and receipt) in
+``read_threads`` threads (``read``), so they never queue behind pages.
 
 One thread for pages, at a lower priority: a page of 1000 entries with their receipts is some 130 ms of Python,
 which holds the GIL whatever thread it runs in. Two page threads read no more pages per second than one, but the
@@ -25,31 +26,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from schemas import cbor
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
+    CheckpointNotWitnessed,
+    ConfigurationError,
     DidWebEvidenceMissing,
     EntryNotFound,
-    InvalidParameter,
-    LogCorrupted,
-    NotFound,
+    MalformedPolicy,
     RegistrationPending,
 )
 from schemas.leaf import entry_id
-from schemas.proofs import ConsistencyProof, InclusionProof
+from schemas.policy import parse_policy
+from schemas.proofs import ConsistencyProof
 from schemas.receipt import transparent_statement
 from schemas.statement import parse_statement
-from schemas.tiles import TILE_HEIGHT, TILE_WIDTH
 from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.read_threads import ReadPool, ReadViews
+from transparency.log.reader import EntryRow, LogReader, TreeHead
+from transparency.log.resources import LoggedEntry, LogResources
 from transparency.log.sequencer import Integrated, Sequencer
-from transparency.log.store import EntryRow, LogReader, TreeHead, open_database
-from transparency.receipts import assemble_receipt
+from transparency.log.storage import open_database
+from transparency.publish import Publisher
 from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
+from transparency.witnessing import CosignatureGatherer, LogView
 from verifier.did_web import service_signers
 from verifier.keys import KeySet
 
@@ -68,13 +71,6 @@ class Submission:
     receipt: bytes | None
 
 
-@dataclass(frozen=True)
-class LoggedEntry:
-    index: int
-    statement: bytes
-    receipt: bytes
-
-
 class TransparencyService:
     def __init__(self, settings: Settings, registrar: Registrar | None = None) -> None:
         self.settings = settings
@@ -91,25 +87,66 @@ class TransparencyService:
         self.did_web = DidWebProver.from_settings(self.key.private, settings)
         # opening the log runs the start-up checks (transparency.log.checks): a corrupted log raises here
         self.sequencer = Sequencer(
-            settings.db_path, self.key, settings.origin,
+            settings.log_location, self.key, settings.origin,
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
             queue_limit=settings.queue_limit, on_integrated=self._integrated, retired_keys=retired,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grown: asyncio.Event | None = None
-        self.views = ReadViews(settings.db_path)
+        self.views = ReadViews(settings.log_location, settings.entries_page_limit)
         self.read_pool = ReadPool(settings.read_threads)
         self.page_pool = ReadPool(1, nice=PAGE_THREAD_NICE, name="log-pages")
+        self.cosignatures: CosignatureGatherer | None = None
+        self.publisher: Publisher | None = None
+        self._witnessed_grown: asyncio.Event | None = None
         try:
             self.identity.start(self.reader)  # its snapshot, then the entries after it (checked on the way)
+            self.cosignatures = self._gatherer()
         except BaseException:
             self.close()
             raise
         self._head_lock = threading.Lock()
         self._head = self.latest_head()  # the latest signed tree head, kept up to date by _integrated
-        self.sequencer.start()
+        self.sequencer.start(self.identity.size)
+        if self.cosignatures is not None:
+            self.cosignatures.start()
+        if settings.publish_dir is not None:
+            try:
+                self.publisher = Publisher(
+                    settings.publish_dir, settings.log_location, self.key.note_key(settings.origin),
+                    self.key_set_cbor, is_sequencer=lambda: self.sequencer.leading,
+                )
+            except BaseException:
+                self.close()
+                raise
+            self.publisher.start()
+
+    def _gatherer(self) -> CosignatureGatherer | None:
+        """The witnesses this log asks to cosign its checkpoints (``Settings.witness_policy``), if any."""
+        if self.settings.witness_policy is None:
+            return None
+        try:
+            policy = parse_policy(self.settings.witness_policy.read_bytes())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the witness policy {self.settings.witness_policy}: "
+                                     f"{exc.strerror or exc}") from exc
+        except MalformedPolicy as exc:
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy}: {exc.detail}") from exc
+        own = self.key.note_key(self.settings.origin)
+        if policy.logs and own not in policy.log_keys():
+            raise ConfigurationError(f"the witness policy {self.settings.witness_policy} lists logs, but not this "
+                                     f"one ({own.encode()})")
+        return CosignatureGatherer(
+            policy, own, LogView(self.settings.log_location), self.settings.data_dir,
+            timeout=self.settings.witness_timeout_s, max_backoff=self.settings.witness_max_backoff_s,
+            on_published=self._cosigned,
+        )
 
     def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.stop()
+        if self.cosignatures is not None:
+            self.cosignatures.stop()
         self.sequencer.stop()
         self.identity.close()  # after the last batch: a snapshot of the final state
         self.read_pool.close()
@@ -125,6 +162,11 @@ class TransparencyService:
     def tree(self) -> PersistentMerkleTree:
         """The calling thread's Merkle tree."""
         return self.views.current().tree
+
+    @property
+    def resources(self) -> LogResources:
+        """The calling thread's read resources (receipts, pages, proofs, tiles, bundles)."""
+        return self.views.current().resources
 
     @contextmanager
     def _snapshot(self) -> Iterator[None]:
@@ -142,7 +184,7 @@ class TransparencyService:
     def _head_of(self, size: int) -> TreeHead | None:
         """The signed tree head of ``size``, read on a connection of the calling thread's own (the snapshot
         writer's)."""
-        db = open_database(self.settings.db_path, create=False)
+        db = open_database(self.settings.log_location, create=False)
         try:
             return LogReader(db).head(size)
         finally:
@@ -169,10 +211,15 @@ class TransparencyService:
         return self.registrar.check(body)
 
     async def _sequence(self, checked: Checked) -> Submission:
-        looked_up, existing = await self.read(self._look_up, checked.leaf_data)
-        if existing is not None:
-            return Submission(checked.leaf_data, existing)
-        # the sequencer's dedupe then checks only the entries logged since (it keeps those in memory)
+        """A statement already logged gets its receipt; the sequencer dedupes too, in the batch's transaction. On
+        SQLite the entry is looked up first (microseconds), so the batch's dedupe checks only the entries logged
+        since, which it keeps in memory. On PostgreSQL a look-up costs round trips (a snapshot and a query) per
+        registration: the batch's dedupe, one query for the whole batch, does it instead."""
+        looked_up = 0
+        if self.views.current().db.backend == "sqlite":
+            looked_up, existing = await self.read(self._look_up, checked.leaf_data)
+            if existing is not None:
+                return Submission(checked.leaf_data, existing)
         future = self.sequencer.submit(checked.leaf_data, checked.logged, absent_below=looked_up)
         try:
             done: Integrated = await asyncio.wait_for(
@@ -215,14 +262,52 @@ class TransparencyService:
         return row
 
     def latest_head(self) -> TreeHead:
-        head = self.reader.latest_head()
-        if head is None:
-            raise LogCorrupted("the log has no signed tree head")
-        return head
+        return self.resources.latest_head()
 
     def checkpoint(self) -> str:
-        """The latest checkpoint, from memory (no read on the event loop)."""
-        return self._head.checkpoint
+        """The latest signed checkpoint, from memory (no read on the event loop), with the witness cosignatures
+        gathered for it so far (maybe none)."""
+        head = self._head
+        latest = self.cosignatures.latest() if self.cosignatures is not None else None
+        if latest is not None and latest.size == head.tree_size and latest.note.startswith(head.checkpoint):
+            return latest.note
+        return head.checkpoint
+
+    def witnessed_checkpoint(self) -> str:
+        """The newest checkpoint whose cosignatures meet the quorum of the log's witness policy."""
+        witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+        if witnessed is None:
+            why = "has no witness policy" if self.cosignatures is None else "has no checkpoint witnessed yet"
+            raise CheckpointNotWitnessed(f"this log {why}")
+        return witnessed.note
+
+    async def witnessed_checkpoint_after(self, size: int, wait_s: float) -> str:
+        """The witnessed checkpoint once it is larger than ``size``, or after ``wait_s`` whatever it is then."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop, self._grown = loop, asyncio.Event()
+        if self._witnessed_grown is None:
+            self._witnessed_grown = asyncio.Event()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            witnessed = self.cosignatures.witnessed() if self.cosignatures is not None else None
+            if witnessed is not None and witnessed.size > size:
+                break
+            try:
+                await asyncio.wait_for(self._witnessed_grown.wait(), left)
+            except TimeoutError:
+                break
+        return self.witnessed_checkpoint()
+
+    def _cosigned(self) -> None:
+        """In the gatherer's thread, after it published cosignatures: wake the long polls of witnessed ones."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_witnessed)
+
+    def _wake_witnessed(self) -> None:
+        if self._witnessed_grown is not None:
+            self._witnessed_grown.set()
+            self._witnessed_grown = asyncio.Event()
 
     async def checkpoint_after(self, size: int, wait_s: float) -> str:
         """The checkpoint once the tree is larger than ``size``, or after ``wait_s`` whatever it is then."""
@@ -239,12 +324,18 @@ class TransparencyService:
         return self.checkpoint()
 
     def _integrated(self, entries: list[tuple[int, bytes]]) -> None:
-        """In the sequencer thread, after a batch committed: keep its head, fold it, then wake long polls."""
+        """In the sequencer thread, after a batch committed (or, standing by for another process's sequencer, after
+        it read the batches that process committed): keep its head, fold it, wake the cosignature gatherer and
+        the publisher, then long polls."""
         head = self.latest_head()
         with self._head_lock:
             if head.tree_size > self._head.tree_size:
                 self._head = head
         self.identity.integrated(entries)
+        if self.cosignatures is not None:
+            self.cosignatures.notify()
+        if self.publisher is not None:
+            self.publisher.notify()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake)
 
@@ -255,56 +346,29 @@ class TransparencyService:
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
         with self._snapshot():
-            size = self.latest_head().tree_size
-            if not 1 <= old <= new <= size:
-                raise InvalidParameter(f"need 1 <= old <= new <= {size} (the current tree size); got {old}, {new}")
-            return ConsistencyProof(old, new, self.tree.consistency_path(old, new))
+            return self.resources.consistency(old, new)
 
     def entries(self, start: int, limit: int) -> list[LoggedEntry]:
         """Entries in log order from ``start``, each with its receipt, for followers."""
-        if start < 0 or limit < 1:
-            raise InvalidParameter("start must be >= 0 and limit >= 1")
         with self._snapshot():
-            size = self.latest_head().tree_size
-            limit = min(limit, self.settings.entries_page_limit)
-            return [self._logged(r) for r in self.reader.entries(start, limit) if r.index < size]
-
-    def _logged(self, row: EntryRow) -> LoggedEntry:
-        return LoggedEntry(row.index, row.statement, self._receipt_for(row.index, row.tree_size))
+            return self.resources.entries(start, limit)
 
     def _receipt_for(self, index: int, tree_size: int) -> bytes:
-        view = self.views.current()
-        head = view.reader.head(tree_size)
-        if head is None:
-            raise LogCorrupted(f"entry {index} names tree head {tree_size}, which is missing")
-        proof = InclusionProof(tree_size, index, view.tree.inclusion_path(index, tree_size))
-        return assemble_receipt(head.receipt_protected, head.receipt_signature, proof)
+        return self.resources.receipt(index, tree_size)
 
-    # --- C2SP tlog-tiles ------------------------------------------------------------------------
+    # --- C2SP tlog-tiles, and statement bundles -------------------------------------------------
 
     def tile(self, level: int, index: int, width: int) -> bytes:
         """Hashes at tree level ``8 * level``, ``index``-th group of 256, first ``width`` of them."""
         with self._snapshot():
-            size = self.latest_head().tree_size
-            available = (size >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
-            if available < width:
-                raise NotFound(f"tile {level}/{index} has {max(available, 0)} hashes in the tree of size {size}")
-            start = index * TILE_WIDTH
-            hashes = self.reader.node_hashes(TILE_HEIGHT * level, start, start + width)
-        if len(hashes) != width:
-            raise LogCorrupted(f"tile {level}/{index} is missing stored hashes")
-        return b"".join(hashes)
+            return self.resources.tile(level, index, width)
 
     def entry_bundle(self, index: int, width: int) -> bytes:
         """Entry bundle: each entry is its ``leaf_data``, prefixed by its 2-byte big-endian length."""
         with self._snapshot():
-            size = self.latest_head().tree_size
-            start = index * TILE_WIDTH
-            if size - start < width:
-                raise NotFound(f"entry bundle {index} has {max(size - start, 0)} entries in the tree of size {size}")
-            return b"".join(len(d).to_bytes(2, "big") + d for d in self.reader.leaf_datas(start, start + width))
+            return self.resources.entry_bundle(index, width)
 
-
-def encode_entries(entries: list[LoggedEntry]) -> bytes:
-    """Follower page: CBOR array of ``[index, logged statement, receipt]``."""
-    return cbor.encode([[e.index, e.statement, e.receipt] for e in entries])
+    def statement_bundle(self, index: int, width: int) -> bytes:
+        """Statement bundle (``schemas.tiles``): entries ``256 * index`` on with their receipts."""
+        with self._snapshot():
+            return self.resources.statement_bundle(index, width)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,8 @@ ENV_PREFIX = "TABELLION_"
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("./data")
+    database: str | None = None  # a postgresql:// URL; None: the SQLite file in data_dir (the embedded default)
+    publish_dir: Path | None = None  # write tiles, bundles and checkpoints there as static files (transparency.publish)
     host: str = "127.0.0.1"
     port: int = 8000
     origin: str = "tabellion.localhost/log"
@@ -34,6 +37,12 @@ class Settings:
     read_threads: int = 2  # threads reading receipts, proofs, tiles off the event loop (pages have their own)
     # address ranges outbound requests (webhooks, did:web) may reach although not public: transparency.outbound
     outbound_allow: str = ""
+    enrolment_token_ttl_s: int = 300  # how long an enrolment token and its nonce may be used (single use)
+    witness_policy: Path | None = None  # a C2SP tlog-policy: the witnesses asked to cosign, the quorum aimed for
+    witness_timeout_s: float = 5.0  # one add-checkpoint request to one witness
+    witness_max_backoff_s: float = 10.0  # longest pause before asking a failed witness again
+    issuer_witness_policy: Path | None = None  # the embedded issuer accepts only checkpoints this quorum cosigned
+    issuer_witness_grace_s: float = 10.0  # ... and answers 503 log-unwitnessed past this wait for a quorum
     snapshot_every: int = 100_000  # save a snapshot of the identity state every this many entries ...
     snapshot_interval_s: float = 300.0  # ... or after this many seconds, whichever comes first (and at a stop)
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -43,8 +52,18 @@ class Settings:
         return self.data_dir / "log.sqlite"
 
     @property
+    def log_location(self) -> Path | str:
+        """Where the log is stored (``transparency.log.storage``): the PostgreSQL URL, else the SQLite file."""
+        return self.database or self.db_path
+
+    @property
     def key_path(self) -> Path:
         return self.data_dir / "log-key.pem"
+
+    @property
+    def enrolments_path(self) -> Path:
+        """The enrolment ceremony's tokens and nonces (SQLite): short-lived, single-use, not part of the log."""
+        return self.data_dir / "enrolments.sqlite"
 
     @property
     def retired_keys_dir(self) -> Path:
@@ -69,11 +88,15 @@ def flag(raw: str) -> bool:
 
 
 _CASTS: dict[str, Callable[[str], Any]] = {
-    "data_dir": Path, "host": str, "port": int, "origin": str, "max_body_bytes": int,
+    "data_dir": Path, "database": str, "publish_dir": Path, "host": str, "port": int, "origin": str,
+    "max_body_bytes": int,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
     "did_web_ca_file": Path, "did_web_timeout_s": float, "body_read_timeout_s": float, "read_threads": int,
     "outbound_allow": str, "snapshot_every": int, "snapshot_interval_s": float,
+    "enrolment_token_ttl_s": int,
+    "witness_policy": Path, "witness_timeout_s": float, "witness_max_backoff_s": float,
+    "issuer_witness_policy": Path, "issuer_witness_grace_s": float,
 }
 
 
@@ -93,12 +116,19 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     if (settings.batch_max_entries < 1 or settings.max_body_bytes < 1 or settings.queue_limit < 1
             or settings.read_threads < 1):
         raise ConfigurationError("batch_max_entries, max_body_bytes, queue_limit and read_threads must be positive")
-    if not settings.body_read_timeout_s > 0:
-        raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive")
+    if not 0 < settings.body_read_timeout_s < math.inf:
+        raise ConfigurationError(f"body_read_timeout_s {settings.body_read_timeout_s} must be positive and finite")
+    if not 0 < settings.did_web_timeout_s < math.inf:
+        raise ConfigurationError(f"did_web_timeout_s {settings.did_web_timeout_s} must be positive and finite")
+    if settings.enrolment_token_ttl_s < 1:
+        raise ConfigurationError("enrolment_token_ttl_s must be at least 1")
+    if settings.witness_timeout_s <= 0 or settings.witness_max_backoff_s <= 0:
+        raise ConfigurationError("witness_timeout_s and witness_max_backoff_s must be positive")
+    if settings.database is not None and not settings.database.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError("the log database must be a postgresql:// URL (without it, the log is the SQLite "
+                                 "file in the data folder)")
     if settings.snapshot_every < 1 or settings.snapshot_interval_s <= 0:
         raise ConfigurationError("snapshot_every and snapshot_interval_s must be positive")
-    if settings.did_web_timeout_s <= 0:
-        raise ConfigurationError("did_web_timeout_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
     AllowedTargets.parse(settings.outbound_allow)  # ConfigurationError unless address ranges

@@ -29,7 +29,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -65,33 +65,36 @@ class SnapshotKey:
         """The key of a state folded by this code with these ``service_signers``."""
         return cls(origin, tree_size, root, code_digest(), signers_digest(service_signers))
 
-    def header(self, checkpoint: str) -> dict[str, Any]:
+    def header(self, checkpoint: str, tree: Sequence[bytes] = ()) -> dict[str, Any]:
         return {"origin": self.origin, "tree_size": self.tree_size, "root": self.root, "verifier": self.verifier,
-                "signers": self.signers, "checkpoint": checkpoint}
+                "signers": self.signers, "checkpoint": checkpoint, "tree": list(tree)}
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A snapshot read and checked: its key, the signed checkpoint of its tree head, and the state."""
+    """A snapshot read and checked: its key, the signed checkpoint of its tree head, the state, and (for a follower
+    that checks entries against the tree) the compact range of the tree's leaves at that size (RFC 9162 subtree
+    roots, largest first: ``verifier.merkle.CompactRange``; empty when not kept)."""
 
     key: SnapshotKey
     checkpoint: str
     state: IdentityState
     path: Path
+    tree: tuple[bytes, ...] = ()
 
 
 Match = Callable[[SnapshotKey, str], None]
 """Raises ``SnapshotUnusable`` unless the key and checkpoint name a tree head of the caller's log."""
 
 
-def encode_snapshot(key: SnapshotKey, checkpoint: str, state: IdentityState) -> bytes:
-    body = cbor2.dumps([MAGIC, FORMAT, key.header(checkpoint), encode_state(state)])
+def encode_snapshot(key: SnapshotKey, checkpoint: str, state: IdentityState, tree: Sequence[bytes] = ()) -> bytes:
+    body = cbor2.dumps([MAGIC, FORMAT, key.header(checkpoint, tree), encode_state(state)])
     return body + _sha256(body)
 
 
-def decode_snapshot(data: bytes) -> tuple[SnapshotKey, str, bytes]:
-    """The key, checkpoint and encoded state of a snapshot file's bytes; ``SnapshotUnusable`` if they are not
-    whole (digest) or not of this format."""
+def decode_snapshot(data: bytes) -> tuple[SnapshotKey, str, bytes, tuple[bytes, ...]]:
+    """The key, checkpoint, encoded state and compact range of a snapshot file's bytes; ``SnapshotUnusable`` if
+    they are not whole (digest) or not of this format."""
     body, digest = data[:-DIGEST_BYTES], data[-DIGEST_BYTES:]
     if len(data) <= DIGEST_BYTES or _sha256(body) != digest:
         raise SnapshotUnusable("its SHA-256 digest does not match its content (cut short or altered)")
@@ -103,13 +106,14 @@ def decode_snapshot(data: bytes) -> tuple[SnapshotKey, str, bytes]:
         raise SnapshotUnusable(f"it is not a snapshot of format {FORMAT} ({str(magic)[:40]!r}, {str(version)[:10]})")
     try:
         key = SnapshotKey(header["origin"], header["tree_size"], header["root"], header["verifier"], header["signers"])
-        checkpoint = header["checkpoint"]
+        checkpoint, tree = header["checkpoint"], header["tree"]
     except (KeyError, TypeError) as exc:
         raise SnapshotUnusable(f"its header lacks {exc}") from exc
     if not (isinstance(key.tree_size, int) and isinstance(key.root, bytes) and isinstance(checkpoint, str)
-            and isinstance(state, bytes)):
+            and isinstance(state, bytes) and isinstance(tree, (list, tuple))
+            and all(isinstance(node, bytes) and len(node) == 32 for node in tree)):
         raise SnapshotUnusable("its header or state has the wrong types")
-    return key, checkpoint, state
+    return key, checkpoint, state, tuple(tree)
 
 
 class SnapshotStore:
@@ -119,9 +123,9 @@ class SnapshotStore:
         self.folder = folder
         self.keep = keep
 
-    def save(self, key: SnapshotKey, checkpoint: str, state: IdentityState) -> Path:
+    def save(self, key: SnapshotKey, checkpoint: str, state: IdentityState, tree: Sequence[bytes] = ()) -> Path:
         """Write a snapshot atomically (temporary file, fsync, rename, fsync of the folder); keep the newest."""
-        data = encode_snapshot(key, checkpoint, state)
+        data = encode_snapshot(key, checkpoint, state, tree)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"fold-{key.tree_size:012d}-{key.root[:8].hex()}.cbor"
         fd, tmp = tempfile.mkstemp(prefix=".fold-", suffix=".tmp", dir=self.folder)
@@ -164,7 +168,7 @@ class SnapshotStore:
         return None, reasons[0] + (f" (and {len(reasons) - 1} older)" if len(reasons) > 1 else "")
 
     def load(self, path: Path, expected: SnapshotKey, match: Match) -> Snapshot:
-        key, checkpoint, body = decode_snapshot(path.read_bytes())
+        key, checkpoint, body, tree = decode_snapshot(path.read_bytes())
         if key.origin != expected.origin:
             raise SnapshotUnusable(f"it is of the log {key.origin[:80]!r}, not {expected.origin[:80]!r}")
         if key.verifier != expected.verifier:
@@ -172,7 +176,7 @@ class SnapshotStore:
         if key.signers != expected.signers:
             raise SnapshotUnusable("it was folded trusting other service signers (the log's keys changed)")
         match(key, checkpoint)
-        return Snapshot(key, checkpoint, decode_state(body), path)
+        return Snapshot(key, checkpoint, decode_state(body), path, tree)
 
 
 class SnapshotWriter:

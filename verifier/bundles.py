@@ -16,12 +16,17 @@ entries are then folded in log order (a sparse fold: only these entries, trustin
 signed by a key of the key set) and the answer is read off the folded state. What it proves: each
 entry is in the log the checkpoint commits to. What it cannot prove: that the log holds no other entry
 about the agent (a later revocation, say).
+
+The checkpoint carries the witness cosignatures the log gathered (C2SP tlog-cosignature). Checked against a
+C2SP tlog-policy, they show that the log showed this same checkpoint to a quorum of witnesses, each of which
+checked it extends every checkpoint of the log it cosigned before: a log that shows one history to the
+auditor and another to someone else must then fool the witnesses too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -37,7 +42,8 @@ from schemas.errors import (
     PayloadInvalid,
     TabellionError,
 )
-from schemas.note import ed25519_vkey, parse_note
+from schemas.note import VerifierKey, ed25519_vkey, parse_note
+from schemas.policy import Policy
 from verifier.checkpoints import verify_checkpoint
 from verifier.delegation import chain_of, check_chain
 from verifier.did_web import service_signers
@@ -46,6 +52,7 @@ from verifier.identity_state import Passport
 from verifier.keys import KeySet, public_key_bytes
 from verifier.merkle import verify_consistency
 from verifier.passports import check_standing, format_timestamp
+from verifier.policy import verify_witnessed_checkpoint
 from verifier.receipts import verify_receipt
 
 BUNDLE_TYPE: Final = "tabellion-audit-bundle"
@@ -81,11 +88,16 @@ class BundleReport:
     chains: tuple[ChainReport, ...]
     claims: tuple[ClaimReport, ...]
     revoked: str | None
+    enrolment: str | None = None  # a TPM-rooted agent: its agent-enrolment and the root its EK chained to
+    witnesses: tuple[str, ...] = ()  # the policy's witnesses that cosigned the checkpoint (with --policy)
 
     def lines(self) -> list[str]:
         out = [f"audit bundle for {self.subject}: {self.entries} entries verified against {self.origin} "
                f"at tree size {self.tree_size}"]
+        if self.witnesses:
+            out.append(f"checkpoint witnessed by {', '.join(self.witnesses)} (the policy's quorum is met)")
         out.append(f"passport: {self.passport or 'none in the bundle'}")
+        out.append(f"hardware: {self.enrolment or 'no TPM enrolment in the bundle (a software agent)'}")
         for chain in self.chains:
             out.append(f"authorised by {chain.principals[0]} through {' -> '.join(chain.principals[1:])} "
                        f"(delegations {', '.join(e[:12] for e in chain.delegations)}): {chain.standing}")
@@ -101,14 +113,39 @@ class BundleReport:
         return out
 
 
-def verify_bundle(bundle: Any, keys: KeySet) -> BundleReport:
-    """Verify ``bundle`` (the parsed JSON) against the log's receipt keys; raise on any failure."""
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose checkpoint, receipts and consistency proofs verified, with its entries folded."""
+
+    subject: str
+    checkpoint: Checkpoint
+    state: IdentityState
+    entries: int
+    witnesses: tuple[str, ...] = ()  # the policy's witnesses that cosigned the checkpoint (with a policy)
+
+
+def verify_bundle(bundle: Any, keys: KeySet, policy: Policy | None = None) -> BundleReport:
+    """Verify ``bundle`` (the parsed JSON) against the log's receipt keys; raise on any failure.
+
+    With a C2SP tlog-policy, the bundle's checkpoint must also carry the cosignatures its quorum requires
+    (``verifier.policy``), and the log key that signed it must be one of the policy's logs when it lists any."""
+    verified = verify_bundle_state(bundle, keys, policy)
+    report = _report(verified.subject, verified.checkpoint, verified.state, verified.entries)
+    return replace(report, witnesses=verified.witnesses)
+
+
+def verify_bundle_state(bundle: Any, keys: KeySet, policy: Policy | None = None) -> VerifiedBundle:
+    """``verify_bundle``'s checks, answering the folded state of the bundle's entries (to draw or query it)."""
     if not isinstance(bundle, dict) or bundle.get("type") != BUNDLE_TYPE or bundle.get("version") != BUNDLE_VERSION:
         raise PayloadInvalid(f"not a {BUNDLE_TYPE} version {BUNDLE_VERSION}")
     subject = bundle.get("subject")
     if not isinstance(subject, str):
         raise PayloadInvalid("the bundle names no subject")
-    checkpoint = _checkpoint(bundle.get("checkpoint"), keys)
+    checkpoint, log_key = _checkpoint(bundle.get("checkpoint"), keys)
+    witnesses: tuple[str, ...] = ()
+    if policy is not None:
+        witnessed = verify_witnessed_checkpoint(bundle["checkpoint"], policy, log_key)
+        witnesses = tuple(sorted(witnessed.cosigners))
     proofs = _consistency_proofs(bundle.get("consistency"))
     entries = bundle.get("entries")
     if not isinstance(entries, list) or not entries:
@@ -123,10 +160,10 @@ def verify_bundle(bundle: Any, keys: KeySet) -> BundleReport:
         receipt = b64url_decode(item.get("receipt"), f"entry {last} receipt")
         _check_receipt(receipt, statement, last, keys, checkpoint, proofs)
         fold.apply(FoldEntry(last, statement))
-    return _report(subject, checkpoint, fold.state, len(entries))
+    return VerifiedBundle(subject, checkpoint, fold.state, len(entries), witnesses)
 
 
-def _checkpoint(text: object, keys: KeySet) -> Checkpoint:
+def _checkpoint(text: object, keys: KeySet) -> tuple[Checkpoint, VerifierKey]:
     if not isinstance(text, str):
         raise PayloadInvalid("the bundle has no checkpoint note")
     origin = parse_checkpoint(parse_note(text).text).origin
@@ -135,8 +172,9 @@ def _checkpoint(text: object, keys: KeySet) -> Checkpoint:
         key = keys.get(kid)
         if not isinstance(key, Ed25519PublicKey):
             continue
+        vkey = ed25519_vkey(origin, public_key_bytes(key))
         try:
-            return verify_checkpoint(text, ed25519_vkey(origin, public_key_bytes(key)))
+            return verify_checkpoint(text, vkey), vkey
         except TabellionError as exc:
             failures.append(exc.detail)
     raise CheckpointSignatureInvalid(f"no key of the key set signed the checkpoint for {origin!r}: {failures[:3]}")
@@ -203,7 +241,21 @@ def _report(subject: str, checkpoint: Checkpoint, state: IdentityState, count: i
         _passport_line(state, passport),
         tuple(chains), tuple(claims),
         f"at entry {revocation.index} by {revocation.by} ({revocation.reason})" if revocation else None,
+        _enrolment_line(state, subject),
     )
+
+
+def _enrolment_line(state: IdentityState, subject: str) -> str | None:
+    """The agent's TPM enrolment in the bundle: its entry, the pinned root its EK chained to, and its standing."""
+    enrolment = state.enrolments.get(subject)
+    if enrolment is None:
+        return None
+    revoked = state.revoked.get(enrolment.entry)
+    standing = f"REVOKED at entry {revoked.index} ({revoked.reason})" if revoked else "not revoked in this bundle"
+    return (f"TPM 2.0 enrolment entry {enrolment.entry} ({enrolment.operator}, namespace {enrolment.namespace}); "
+            f"EK chained to root sha256:{enrolment.root_sha256} pinned by trust-anchor entry {enrolment.trust_anchor}; "
+            f"machine {enrolment.machine_fingerprint}; gates G1-G6 passed; approved by the passkey of approver "
+            f"enrolment {enrolment.approver}; {standing}")
 
 
 def _passport_line(state: IdentityState, passport: Passport | None) -> str | None:

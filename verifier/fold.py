@@ -17,7 +17,8 @@ and the ones it calls enforce it, and every refusal carries one stable code (``v
 an identity as a whole (a DID) is revoked only by itself (its current key, or its pre-committed next key as
 recovery) or by the operator it consented to (``agent-consent``, signed by the agent); every other party revokes
 only its own grants. Statements of the log service itself (``registration-policy``, ``trust-anchor``) count only
-when signed by one of the ``service_signers`` the fold is given.
+when signed by one of the ``service_signers`` the fold is given, and so does ``agent-enrolment``, the service's
+verdict on an agent's TPM evidence (``verifier.enrolments``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from verifier.cose import STATEMENT_SIGNATURES, verify_sign1
 from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
 from verifier.did_web import accept_evidence, check_did_web_registration
+from verifier.enrolments import accept_trust_anchor, check_agent_enrolment, check_namespace_policy
 from verifier.identity_state import (
     DID_KEY,
     AgentConsent,
@@ -66,7 +68,7 @@ __all__ = [
 ]
 
 _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}", re.ASCII)
-SERVICE_STATEMENTS: Final = frozenset({"registration-policy", "trust-anchor"})
+SERVICE_STATEMENTS: Final = frozenset({"registration-policy", "trust-anchor", "agent-enrolment"})
 """Statements only the log service itself may make: accepted from ``Fold.service_signers`` alone."""
 Commit = Callable[[], None]
 OutcomeSink = Callable[[Outcome], None]
@@ -140,7 +142,13 @@ class Fold:
             if s.issuer not in self.service_signers:
                 raise Refused(Refusal.SERVICE_STATEMENT_UNTRUSTED,
                               f"a {stype} statement counts only from the log service, not from {s.issuer[:200]}")
+            if stype == "trust-anchor":
+                return accept_trust_anchor(self.state, s)
+            if stype == "agent-enrolment":
+                return self._enrol_agent(s)
             return _nothing
+        if stype == "namespace-policy":
+            return self._set_policy(s)
         if stype == "agent-consent":
             return self._consent(s)
         if stype == "agent-passport":
@@ -345,6 +353,20 @@ class Fold:
 
         return commit
 
+    def _enrol_agent(self, s: LoggedStatement) -> Commit:
+        enrolment, sign_count = check_agent_enrolment(self.state, s)
+
+        def commit() -> None:
+            self.state.enrolments[enrolment.agent] = enrolment
+            self.state.enrolment_entries[enrolment.entry] = enrolment
+            self.state.sign_counts[enrolment.approver] = sign_count
+
+        return commit
+
+    def _set_policy(self, s: LoggedStatement) -> Commit:
+        policy = check_namespace_policy(self.state, s)
+        return lambda: self.state.namespace_policies.__setitem__(policy.namespace, policy)
+
     def _revoke(self, s: LoggedStatement) -> Commit:
         target, signer, reason = s.payload["target"], s.issuer, s.payload["reason"]
         state = self.state
@@ -408,6 +430,12 @@ class Fold:
                 raise Refused(Refusal.ENROLMENT_REVOCATION_NOT_ENTITLED,
                               f"approver enrolment {target} can be revoked only by its namespace's owner or the "
                               "approver")
+            return _nothing
+        enrolment = state.enrolment_entries.get(target)
+        if enrolment is not None:
+            if signer not in (enrolment.operator, enrolment.agent):
+                raise Refused(Refusal.AGENT_ENROLMENT_REVOCATION_NOT_ENTITLED,
+                              f"agent enrolment {target} can be revoked only by its operator or its agent")
             return _nothing
         consent = state.consent_entries.get(target)
         if consent is not None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from schemas.base64url import b64url
 from schemas.statement import SignedStatement
 from verifier.did_key import resolve_did_key
 from verifier.keys import PublicKey
 from verifier.refusals import Refusal, Refused
+
+if TYPE_CHECKING:
+    from verifier.enrolments import AgentEnrolment, NamespacePolicy, TrustAnchor
 
 DID_KEY = "did:key:"
 
@@ -264,6 +267,10 @@ class IdentityState:
     consent_entries: dict[str, AgentConsent] = field(default_factory=dict)  # every accepted consent, by entry
     delegation_contents: set[bytes] = field(default_factory=set)  # what each accepted delegation signed (replays)
     did_web_evidence: dict[tuple[str, str], DidWebEvidence] = field(default_factory=dict)  # (DID, key) -> newest
+    trust_anchors: dict[str, TrustAnchor] = field(default_factory=dict)  # pinned TPM endorsement roots, by entry
+    enrolments: dict[str, AgentEnrolment] = field(default_factory=dict)  # agent DID -> its newest agent-enrolment
+    enrolment_entries: dict[str, AgentEnrolment] = field(default_factory=dict)  # every accepted one, by entry
+    namespace_policies: dict[str, NamespacePolicy] = field(default_factory=dict)  # namespace -> its newest policy
 
     def current_key(self, did: str) -> PublicKey:
         """The key that must sign for ``did`` now: its registered current key, else its did:key."""

@@ -191,3 +191,36 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, path:
         raise ConsistencyProofInvalid(f"the consistency proof does not lead to the {size1}-leaf tree's root")
     if sr != root2:
         raise ConsistencyProofInvalid(f"the consistency proof does not lead to the {size2}-leaf tree's root")
+
+
+class CompactRange:
+    """The RFC 9162 tree hash of a growing list of leaves, kept as the roots of its perfect subtrees (largest first):
+    O(log n) hashes of memory, one interior hash per appended leaf on average. A follower that downloads every
+    entry checks them all against a signed root with it, without a proof per entry."""
+
+    def __init__(self, size: int = 0, nodes: Sequence[bytes] = ()) -> None:
+        if size.bit_count() != len(nodes):
+            raise ValueError("a compact range of n leaves holds one subtree root per bit set in n")
+        self.size = size
+        self.nodes = list(nodes)
+
+    def copy(self) -> CompactRange:
+        return CompactRange(self.size, self.nodes)
+
+    def append(self, leaf_hash: bytes) -> None:
+        self.nodes.append(leaf_hash)
+        merged = self.size
+        while merged & 1:  # the new subtree completes a larger one for each low 1 bit of the old size
+            right = self.nodes.pop()
+            self.nodes[-1] = _node(self.nodes[-1] + right)
+            merged >>= 1
+        self.size += 1
+
+    def root(self) -> bytes:
+        """MTH of the leaves appended so far (``EMPTY_ROOT`` for none)."""
+        if not self.nodes:
+            return EMPTY_ROOT
+        root = self.nodes[-1]
+        for node in reversed(self.nodes[:-1]):
+            root = _node(node + root)
+        return root

@@ -49,13 +49,15 @@ What the fold refuses
 ---------------------
 A passport is refused when the credential breaks the format above; when issuer, ``credentialSubject.operator``
 and the statement's iss differ; when the operator is not a registered controller or is revoked; when the agent
-(its DID or its key) is revoked; when the validity is empty or longer than the tier's cap; when it had already
-expired at the statement's ``iat``; when the operator already used that ``statusListIndex`` for an accepted
-passport; when the agent has not consented to this operator (its newest ``agent-consent`` names another, or none, or was
-withdrawn); and when the proof
-does not verify against the operator's current key (a key the operator rotated out is refused by name). A newer
-passport for the same agent supersedes the older one, which stays in ``IdentityState.passport_entries``: an agent
-that consented to another operator can so be issued a passport by it while the old one is still valid.
+(its DID or its key) is revoked; when the tier is ``tpm`` and the agent has no unrevoked enrolment by this
+operator with the same machine fingerprint, or ``secure-enclave`` (not supported), or ``software`` under a namespace
+policy that requires hardware (``verifier.enrolments``); when the validity is empty or longer than the tier's
+cap; when it had already expired at the statement's ``iat``; when the operator already used that
+``statusListIndex`` for an accepted passport; when the agent has not consented to this operator (its newest
+``agent-consent`` names another, or none, or was withdrawn); and when the proof does not verify against the
+operator's current key (a key the operator rotated out is refused by name). A newer passport for the same agent
+supersedes the older one, which stays in ``IdentityState.passport_entries``: an agent that consented to another
+operator can so be issued a passport by it while the old one is still valid.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from schemas.errors import PassportRefused, PayloadInvalid, ProofInvalid, TabellionError
 from schemas.jsonld_contexts import AGENT_PASSPORT_CONTEXT
 from verifier.data_integrity import KeyResolver, verify_proof
+from verifier.enrolments import HARDWARE_TIERS, check_tier, enrolment_of, hardware_required
 from verifier.identity_state import DID_KEY, IdentityState, LoggedStatement, Passport, multikey_key
 from verifier.refusals import Refusal, Refused
 
@@ -255,6 +258,7 @@ def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
     if state.bound_operator(agent) != operator:
         raise Refused(Refusal.CONSENT_MISSING,
                       f"the agent {agent[:200]} has not consented to operator {operator[:200]} (agent-consent)")
+    check_tier(state, operator, agent, passport.tier, passport.machine_fingerprint)
     cap = TIER_CAPS[passport.tier]
     if passport.valid_until <= passport.valid_from:
         raise Refused(Refusal.PASSPORT_VALIDITY_EMPTY, "passport validUntil is not after validFrom")
@@ -313,6 +317,13 @@ def check_standing(state: IdentityState, passport: Passport) -> None:
             raise PassportRefused(
                 f"{what} {target[:200]} was revoked at entry {revoked.index} ({revoked.reason})", "revoked"
             )
+    if passport.tier in HARDWARE_TIERS and enrolment_of(state, passport.agent) is None:
+        raise PassportRefused(f"the agent's TPM enrolment behind passport entry {passport.entry} was revoked",
+                              "enrolment_revoked")
+    policy = hardware_required(state, passport.operator) if passport.tier not in HARDWARE_TIERS else None
+    if policy is not None:
+        raise PassportRefused(f"namespace {policy.namespace!r} requires hardware-rooted agents since entry "
+                              f"{policy.entry}; this passport is of tier {passport.tier}", "hardware_required")
     revoked = state.revocation_of(passport.operator)
     if revoked is not None:
         raise PassportRefused(

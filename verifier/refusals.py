@@ -59,6 +59,15 @@ class Refusal(StrEnum):
     PASSPORT_EXPIRED_AT_ISSUE = "passport-expired-at-issue"
     PASSPORT_STATUS_INDEX_USED = "passport-status-index-used"
     PASSPORT_PROOF_INVALID = "passport-proof-invalid"
+    PASSPORT_TIER_UNSUPPORTED = "passport-tier-unsupported"
+    PASSPORT_ENROLMENT_MISSING = "passport-enrolment-missing"
+    PASSPORT_FINGERPRINT_MISMATCH = "passport-fingerprint-mismatch"
+    PASSPORT_HARDWARE_REQUIRED = "passport-hardware-required"
+    # --- trust-anchor, agent-enrolment (TPM 2.0), namespace-policy ------------------------------------------
+    TRUST_ANCHOR_INVALID = "trust-anchor-invalid"
+    AGENT_ENROLMENT_OPERATOR_MISMATCH = "agent-enrolment-operator-mismatch"
+    AGENT_ENROLMENT_ROOT_NOT_PINNED = "agent-enrolment-root-not-pinned"
+    AGENT_ENROLMENT_DIGEST_MISMATCH = "agent-enrolment-digest-mismatch"
     # --- delegation ---------------------------------------------------------------------------------------
     DELEGATION_ISSUER_MISMATCH = "delegation-issuer-mismatch"
     DELEGATION_PRINCIPAL_REVOKED = "delegation-principal-revoked"
@@ -93,6 +102,7 @@ class Refusal(StrEnum):
     DELEGATION_REVOCATION_NOT_ENTITLED = "delegation-revocation-not-entitled"
     ENROLMENT_REVOCATION_NOT_ENTITLED = "enrolment-revocation-not-entitled"
     CONSENT_REVOCATION_NOT_ENTITLED = "consent-revocation-not-entitled"
+    AGENT_ENROLMENT_REVOCATION_NOT_ENTITLED = "agent-enrolment-revocation-not-entitled"
     KEY_REVOCATION_NOT_ENTITLED = "key-revocation-not-entitled"
 
 

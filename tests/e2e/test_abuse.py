@@ -191,3 +191,17 @@ def test_a_body_sent_in_parts_with_short_pauses_is_read(url: ServerUrl, http: ht
     answer, _ = _raw_post(url, "/entries", "application/cose", len(statement),
                           [(0, statement[:third]), (0.5, statement[third:2 * third]), (0.5, statement[2 * third:])])
     assert answer.status_code == 201, cbor2.loads(answer.content) if answer.content else answer
+
+
+# --- Starlette's own refusals --------------------------------------------------------------------------------------
+
+
+def test_unknown_paths_and_methods_are_problems_too(http: httpx.Client) -> None:
+    for method, path, status, code in [("GET", "/nope", 404, "not-found"), ("GET", "/entries/x/y/z", 404, "not-found"),
+                                       ("DELETE", "/entries", 405, "method-not-allowed"),
+                                       ("PUT", "/checkpoint", 405, "method-not-allowed"),
+                                       ("GET", "/v1/tokens", 405, "method-not-allowed")]:
+        answer = http.request(method, path)
+        assert answer.status_code == status and problem_code(answer) == code, (method, path, answer.text)
+        if status == 405:
+            assert answer.headers["allow"]

@@ -1,4 +1,5 @@
-"""Nothing is lost on a crash: kill -9 the server mid-load, restart it, and check every receipt and checkpoint."""
+"""Nothing is lost on a crash: kill -9 the server mid-load, restart it, and check every receipt and checkpoint;
+on both storage backends (``log_database``: SQLite, or a PostgreSQL database that outlives the killed server)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ RECEIPTS_BEFORE_KILL = 150
 LOAD_DEADLINE_S = 60.0
 
 
-def test_kill9_mid_load_keeps_every_receipt_and_checkpoint(tmp_path: Path) -> None:
+def test_kill9_mid_load_keeps_every_receipt_and_checkpoint(tmp_path: Path, log_database: str | None) -> None:
     key = Ed25519PrivateKey.generate()
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, database=log_database)
     vkey = parse_vkey(httpx.get(f"{server}/log/vkey").text)
     receipts: list[tuple[bytes, bytes]] = []
     checkpoints: list[str] = []
@@ -71,7 +72,7 @@ def test_kill9_mid_load_keeps_every_receipt_and_checkpoint(tmp_path: Path) -> No
         t.join(15)
     assert len(receipts) >= RECEIPTS_BEFORE_KILL, "the load never reached the kill point"
 
-    restarted = start_server(tmp_path, data_dir=server.data_dir)
+    restarted = start_server(tmp_path, data_dir=server.data_dir, database=log_database)
     try:
         keys = parse_key_set(httpx.get(f"{restarted}/.well-known/scitt-keys").content)
         new = verify_checkpoint(httpx.get(f"{restarted}/checkpoint").text, vkey)

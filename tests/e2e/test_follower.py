@@ -1,4 +1,4 @@
-"""The verifying log follower against a real server, and against a log that lies."""
+"""The verifying log follower against a real server (on both storage backends), and against a log that lies."""
 
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def _forge(url: ServerUrl, checkpoint: Checkpoint) -> str:
     return sign_checkpoint(load_or_create_log_key(url.data_dir / "log-key.pem"), checkpoint)
 
 
-def test_follows_every_entry_in_order_verified(tmp_path: Path) -> None:
-    with running_server(tmp_path) as url, HttpLogClient(url) as client:
+def test_follows_every_entry_in_order_verified(tmp_path: Path, log_database: str | None) -> None:
+    with running_server(tmp_path, database=log_database) as url, HttpLogClient(url) as client:
         first = _statements(23, "first")
         for s in first:
             client.submit(s)
@@ -110,8 +110,8 @@ def test_a_shrinking_or_forked_tree_is_refused(tmp_path: Path) -> None:
                 follower.poll()
 
 
-def test_long_poll_answers_when_the_log_grows(tmp_path: Path) -> None:
-    with running_server(tmp_path) as url, HttpLogClient(url) as client:
+def test_long_poll_answers_when_the_log_grows(tmp_path: Path, log_database: str | None) -> None:
+    with running_server(tmp_path, database=log_database) as url, HttpLogClient(url) as client:
         client.submit(_statements(1, "first")[0])
         applied: list[FollowedEntry] = []
         follower = _follower(client, applied)

@@ -23,9 +23,12 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.signatures import Request, sign_request
+from issuer.client import IssuerClient
 from issuer.statements import Signer, revocation
 from schemas.checkpoint import parse_checkpoint
+from schemas.identity_statements import statement_type_of
 from schemas.note import parse_note
+from schemas.statement import parse_statement
 from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
 from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client import HttpLogClient, generate_key, sign_statement
@@ -34,7 +37,7 @@ from transparency.receipts import sign_checkpoint
 
 TOKEN = "upstream-token-5b1f0c7e"
 PATHS = ["/registry/operators", *["/registry/consents", "/api/agent/issue"] * 3, *["/v1/delegations"] * 3,
-         "/v1/claims"]
+         "/v1/claims"]  # the order of build_world's statements: each agent consents to the operator before its passport
 
 
 # --- the upstream: records every request ---------------------------------------------------------
@@ -93,14 +96,25 @@ class GatewayProcess:
         self.config, self.url, self.log_path = config, f"http://127.0.0.1:{port}", log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> GatewayProcess:
+    def start(self, *, healthy: bool = True) -> GatewayProcess:
+        """Start and wait until ``/healthz`` answers 200 (``healthy``) or answers at all."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TABELLION_")}
         log: IO[bytes]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "gateway", "--config", str(self.config)],
                                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until_answering(self.process, f"{self.url}/healthz", "the gateway", self.log, self.stop)
-        return self
+        if healthy:
+            wait_until_answering(self.process, f"{self.url}/healthz", "the gateway", self.log, self.stop)
+            return self
+        deadline = time.monotonic() + 20
+        while True:
+            assert self.process.poll() is None, f"the gateway exited:\n{self.log()}"
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return self
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, f"the gateway never answered:\n{self.log()}"
+                time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -152,23 +166,23 @@ actions = {{ GET = "read", POST = "write" }}
 
 
 def register_world(log_url: str) -> World:
+    """The world's statements, each to the issuer endpoint of its type (``issuer.client``), the approval last."""
     world = build_world()
-    with httpx.Client(base_url=log_url, timeout=30) as http:
-        for path, statement in zip(PATHS, world.statements, strict=False):
-            answer = http.post(path, content=statement, headers={"content-type": "application/cose"})
-            assert answer.status_code == 201, answer.text
-        approve = http.post(f"/v1/claims/{world.claim}/approve", content=world.statements[-1],
-                            headers={"content-type": "application/cose"})
-        assert approve.status_code == 201, approve.text
+    with IssuerClient(log_url) as issuer:
+        for statement in world.statements[:-1]:
+            stype = statement_type_of(parse_statement(statement).content_type)
+            assert stype is not None
+            issuer.submit(stype, statement)
+        issuer.submit("claim-approval", world.statements[-1], claim=world.claim)
     return world
 
 
 def signed(world: World, gateway: str, path: str = "/proxy/mail-api/inbox/1?x=1", method: str = "GET",
            body: bytes = b"", *, agent: Signer | None = None, created: int | None = None,
-           **options: Any) -> Request:
+           extra_headers: tuple[tuple[str, str], ...] = (), **options: Any) -> Request:
     agent = agent or world.c
     now = int(time.time()) if created is None else created
-    request = Request(method, gateway + path, world.headers(agent=agent), body)
+    request = Request(method, gateway + path, (*world.headers(agent=agent), *extra_headers), body)
     kw: dict[str, Any] = {"key": agent.key, "keyid": agent.identity, "created": now, "expires": now + 60,
                           "nonce": uuid.uuid4().hex} | options
     return sign_request(request, **kw)

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.actions import ACTIONS_FILE, GATEWAY_KEY_FILE, ActionQueue, load_or_create_gateway_key
+from gateway.actions import ACTIONS_FILE, GATEWAY_KEY_FILE, ActionQueue, load_or_create_gateway_key, records_in
 from issuer.statements import Signer
-from schemas.identity_statements import content_type, parse_payload
+from schemas.identity_statements import content_type
 from schemas.statement import parse_statement
 from tests.e2e.test_gateway import (
     GatewayProcess,
@@ -37,6 +37,7 @@ from verifier.receipts import verify_receipt
 from verifier.statements import DidKeyResolver, verify_statement
 
 ACTION_RECORD = content_type("action-record")
+ACTION_RECORD_BATCH = content_type("action-record-batch")  # the gateway's default: up to 64 records a statement
 
 
 def logged_records(log_url: str, gateway_did: str) -> list[tuple[bytes, bytes, dict[str, Any]]]:
@@ -47,8 +48,8 @@ def logged_records(log_url: str, gateway_did: str) -> list[tuple[bytes, bytes, d
         while page := client.entries(start, 100):
             for entry in page:
                 statement = parse_statement(entry.statement)
-                if statement.content_type == ACTION_RECORD and statement.issuer == gateway_did:
-                    found.append((entry.statement, entry.receipt, parse_payload("action-record", statement.payload)))
+                if statement.content_type in (ACTION_RECORD, ACTION_RECORD_BATCH) and statement.issuer == gateway_did:
+                    found += [(entry.statement, entry.receipt, payload) for payload in records_in(entry.statement)]
             start = page[-1].leaf_index + 1
     return found
 

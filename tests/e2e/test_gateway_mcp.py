@@ -145,6 +145,11 @@ def test_mcp_tools_are_listed_and_called_only_inside_the_scope(tmp_path: Path) -
                 assert error["error"]["data"]["reason_code"] == "action_out_of_scope"
             outsider = rpc(url, world, "crm-mcp", "resources/read", {"uri": "crm://accounts"}, 10)
             assert outsider.status_code == 403
+            # a "notification" with an id is a request: the server would answer it, so it is decided by name
+            for method in ("notifications/initialized", "notifications/cancelled"):
+                disguised = rpc(url, world, "crm-mcp", method, {"requestId": 5}, 11)
+                assert disguised.status_code == 403 and disguised.json()["id"] == 11
+                assert disguised.json()["error"]["data"]["type"] == "urn:tabellion:error:scope-refused"
             assert len(McpServer.calls) == seen
             assert not [m for _, m, _ in McpServer.calls if m.get("params", {}).get("name") in ("delete_ticket",
                                                                                                   "admin/reset")]
@@ -161,7 +166,8 @@ def test_mcp_tools_are_listed_and_called_only_inside_the_scope(tmp_path: Path) -
 
         decisions = [d for d in gateway.decisions() if d["connection"] == "crm-mcp"]
         refused_tools = {d["action"] for d in decisions if d["outcome"] == "refuse" and d["code"] == "scope-refused"}
-        assert refused_tools == {"delete_ticket", "admin/reset", "resources/read"}
+        assert refused_tools == {"delete_ticket", "admin/reset", "resources/read", "notifications/initialized",
+                                 "notifications/cancelled"}
         assert any(d["action"] == "search" and d["resource"] == "tools/search" and d["outcome"] == "allow"
                    and d["chain"] == list(world.chain) for d in decisions)
         assert TOKEN not in gateway.log()

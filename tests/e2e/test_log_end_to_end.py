@@ -1,5 +1,6 @@
 """The log end to end over real HTTP: concurrent registrations, offline verification with only the key set,
-followers reading entries in order, C2SP tiles recomputing the signed root, restarts without rebuild."""
+followers reading entries in order, C2SP tiles recomputing the signed root, restarts without rebuild; on both
+storage backends."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ async def _submit_all(url: str, statements: list[bytes], concurrency: int = 16) 
         return list(await asyncio.gather(*(one(s) for s in statements)))
 
 
-def test_concurrent_registrations_verify_offline_and_survive_restart(tmp_path: Path) -> None:
+def test_concurrent_registrations_verify_offline_and_survive_restart(tmp_path: Path, log_database: str | None) -> None:
     ed, p256 = generate_key("ed25519"), generate_key("p256")
     statements = [
         sign_statement(ed if i % 3 else p256, b'{"n":%d}' % i, subject=f"urn:example:{i}",
@@ -48,7 +49,7 @@ def test_concurrent_registrations_verify_offline_and_survive_restart(tmp_path: P
     ]
     statements.append(sign_hash_envelope(ed, b"a large artefact", subject="urn:example:artefact",
                                          preimage_content_type="application/octet-stream"))
-    with running_server(tmp_path) as url:
+    with running_server(tmp_path, database=log_database) as url:
         responses = asyncio.run(_submit_all(url, statements))
         key_set_bytes = httpx.get(f"{url}/.well-known/scitt-keys").content
         checkpoint_text = httpx.get(f"{url}/checkpoint").text
@@ -105,7 +106,7 @@ def test_concurrent_registrations_verify_offline_and_survive_restart(tmp_path: P
         data_dir = url.data_dir
 
     # Restart: same state, no rebuild, and the log keeps growing consistently.
-    restarted = start_server(tmp_path, data_dir=data_dir)
+    restarted = start_server(tmp_path, data_dir=data_dir, database=log_database)
     try:
         assert httpx.get(f"{restarted}/checkpoint").text == checkpoint_text
         extra = sign_statement(ed, b'{"after":"restart"}', subject="urn:example:after", content_type="application/json")
@@ -117,10 +118,10 @@ def test_concurrent_registrations_verify_offline_and_survive_restart(tmp_path: P
         restarted.terminate()
 
 
-def test_slow_registration_answers_202_then_the_receipt(tmp_path: Path) -> None:
+def test_slow_registration_answers_202_then_the_receipt(tmp_path: Path, log_database: str | None) -> None:
     key = generate_key()
     statement = sign_statement(key, b"{}", subject="urn:example:slow", content_type="application/json")
-    with running_server(tmp_path, registration_timeout_s=0, batch_max_wait_ms=300) as url:
+    with running_server(tmp_path, registration_timeout_s=0, batch_max_wait_ms=300, database=log_database) as url:
         r = httpx.post(f"{url}/entries", content=statement, headers=COSE)
         assert r.status_code == 202
         assert r.headers["retry-after"] == "1"

@@ -36,7 +36,7 @@ def test_operator_lifecycle_from_the_command_line(tmp_path: Path) -> None:
     with running_server(tmp_path) as url:
         tabellion("register", url, "--key", key("op"), "--next-key", key("op-next"), "--namespace", "acme")
         tabellion("consent", url, "--key", key("agent"), "--operator", dids["op"])
-        tabellion("passport", url, "--key", key("op"), "--agent", dids["agent"], "--tier", "tpm",
+        tabellion("passport", url, "--key", key("op"), "--agent", dids["agent"], "--tier", "software",
                   "--fingerprint", "sha256:" + "ab" * 32, "--jurisdiction", "EU", "--policy-bundle",
                   "sha256:" + "cd" * 32, "--status-list", "https://issuer.example/status/1", "--status-index", "7")
         root = entry_of(tabellion("delegate", url, "--key", key("op"), "--agent", dids["agent"], *scope,

@@ -47,7 +47,7 @@ def _request(agent: Signer, leaf: str, **fields: Any) -> dict[str, Any]:
                             "service": "mail", "resource": "mail/inbox/*", "delegation": leaf, "ttl": 120,
                             "created": int(time.time()), "nonce": new_nonce()}
     body.update(fields)
-    return sign_request(agent.key, body)
+    return sign_request(agent.ed25519, body)
 
 
 def _verify_query(agent: str) -> str:
@@ -105,7 +105,7 @@ def test_token_minted_verified_offline_rotated_and_revoked(tmp_path: Path) -> No
         recipe = {"agent": c.identity, "task_id": "from-the-docs", "tools": ["list"], "service": "mail",
                   "resource": "mail/inbox/*", "delegation": bc["entry"], "ttl": 60, "created": int(time.time()),
                   "nonce": new_nonce()}
-        independent = log.http.post("/v1/tokens", content=wire_body(signed_request(c.key, recipe)),
+        independent = log.http.post("/v1/tokens", content=wire_body(signed_request(c.ed25519, recipe)),
                                     headers={"Content-Type": "application/json"})
         assert independent.status_code == 201, independent.text
         assert verify_token(independent.json()["token"], jwks, state.state, int(time.time()), audience="mail",

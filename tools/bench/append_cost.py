@@ -41,8 +41,9 @@ from pathlib import Path
 
 from tools.bench.inclusion_proofs import BUILD_BATCH, build, fill, filler, log_directory, open_log
 from transparency.keys import LogKey, load_or_create_log_key
+from transparency.log.reader import LogReader
 from transparency.log.sequencer import Sequencer, _Pending
-from transparency.log.store import LogReader, open_database
+from transparency.log.sqlite_storage import open_sqlite
 
 # (label, PRAGMA synchronous, submitted after a lookup as the service does)
 SETTINGS = (("FULL", "FULL", True), ("NORMAL", "NORMAL", True), ("FULL, direct", "FULL", False))
@@ -69,7 +70,7 @@ class SmallLog:
         if self.sequencer.size > 2 * self.start:
             old = self.sequencer
             old.stop()
-            shutil.rmtree(old.db_path.parent)
+            shutil.rmtree(Path(old.location).parent)
             self.sequencer = self._fresh()
 
 
@@ -90,7 +91,7 @@ def append_batch(sequencer: Sequencer, batch: int, synchronous: str, prechecked:
 
 def wal_pages_per_commit(sequencer: Sequencer, batch: int, commits: int) -> list[float]:
     """Pages each of ``commits`` batch commits appends to the WAL (autocheckpoint paused while counting)."""
-    wal = Path(f"{sequencer.db_path}-wal")
+    wal = Path(f"{sequencer.location}-wal")
     page_size = int(sequencer.db.execute("PRAGMA page_size").fetchone()[0])
     sequencer.db.execute("PRAGMA wal_autocheckpoint=0")
     sequencer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -121,7 +122,7 @@ def per_entry_us(samples: Sequence[float], batch: int) -> dict[str, float]:
 
 def lookup_us(db_path: Path, size: int, samples: int, rng: random.Random) -> dict[str, tuple[float, float]]:
     """``LogReader.entry_by_id`` on a fresh read connection: (p50, p99) µs for ids in the log and not in it."""
-    db = open_database(db_path, create=False)
+    db = open_sqlite(db_path, create=False)
     try:
         reader = LogReader(db)
         hits = [filler(rng.randrange(size))[0] for _ in range(samples)]
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name in names:  # layout and lookups first: counting WAL pages appends more batches
                 seq = small.sequencer if name == "small" else grown[name]
                 layout[name] = index_layout(seq)
-                lookups[name] = lookup_us(seq.db_path, seq.size, args.lookups, rng)
+                lookups[name] = lookup_us(Path(seq.location), seq.size, args.lookups, rng)
                 wal[name] = wal_pages_per_commit(seq, args.batch, args.wal_commits)
         finally:
             for seq in grown.values():

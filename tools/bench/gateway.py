@@ -214,7 +214,7 @@ def running(folder: Path, *, action_records: bool | None) -> Iterator[Setup]:
 
 
 def write_config(folder: Path, log: str, upstream: str, port: int,
-                 action_records: bool | None) -> tuple[Path, dict[str, str]]:
+                 action_records: bool | None, *, workers: int = 1) -> tuple[Path, dict[str, str]]:
     with HttpLogClient(log) as client:
         (folder / "log.vkey").write_text(client.vkey() + "\n")
         (folder / "log-keys.cbor").write_bytes(client.key_set())
@@ -230,7 +230,8 @@ actions = {{ GET = "read", POST = "write" }}
 """ for name, extra in (("plain", ""), ("policy", 'policy = { file = "mail.rego", id = "mail-eu", version = "1" }')))
     records = "" if action_records is None else f"\n[action_records]\nenabled = {str(action_records).lower()}\n"
     config = folder / "gateway.toml"
-    config.write_text(f'port = {port}\ndata_dir = "gw-data"\n\n[log]\nurl = "{log}"\nvkey_file = "log.vkey"\n'
+    top = f"workers = {workers}\n" if workers != 1 else ""
+    config.write_text(f'port = {port}\ndata_dir = "gw-data"\n{top}\n[log]\nurl = "{log}"\nvkey_file = "log.vkey"\n'
                       f'keys_file = "log-keys.cbor"\n{records}{connections}')
     env = clean_env(TABELLION_GATEWAY_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode())
     stored = subprocess.run([sys.executable, "-m", "cli.main", "gateway", "secret", "set", "--config", str(config),

@@ -43,8 +43,9 @@ from schemas.leaf import leaf_hash
 from schemas.proofs import InclusionProof
 from transparency.keys import LogKey, load_or_create_log_key
 from transparency.log.merkle_tree import PersistentMerkleTree
+from transparency.log.reader import LogReader
 from transparency.log.sequencer import Integrated, Sequencer, _Pending
-from transparency.log.store import LogReader, open_database
+from transparency.log.sqlite_storage import open_sqlite
 from transparency.receipts import assemble_receipt
 from transparency.settings import Settings
 from verifier.merkle import verify_inclusion
@@ -146,11 +147,11 @@ def summary_us(samples_ns: Sequence[int]) -> str:
 
 def count_reads(db_path: Path, index: int, size: int) -> int:
     """SQL statements one inclusion proof runs on a fresh connection (so no cache hides any)."""
-    db = open_database(db_path, create=False)
+    db = open_sqlite(db_path, create=False)
     try:
         statements: list[str] = []
         db.conn.set_trace_callback(statements.append)
-        PersistentMerkleTree(db.conn).inclusion_path(index, size)
+        PersistentMerkleTree(db).inclusion_path(index, size)
         db.conn.set_trace_callback(None)
         return sum(1 for s in statements if s.lstrip().upper().startswith("SELECT"))
     finally:
@@ -160,9 +161,9 @@ def count_reads(db_path: Path, index: int, size: int) -> int:
 def time_cold(db_path: Path, indices: Sequence[int], size: int) -> list[int]:
     samples = []
     for i in indices:
-        db = open_database(db_path, create=False)
+        db = open_sqlite(db_path, create=False)
         try:
-            tree = PersistentMerkleTree(db.conn)
+            tree = PersistentMerkleTree(db)
             t0 = time.perf_counter_ns()
             tree.inclusion_path(i, size)
             samples.append(time.perf_counter_ns() - t0)
@@ -200,12 +201,12 @@ def time_receipts(reader: LogReader, tree: PersistentMerkleTree, indices: Sequen
 
 def check_proofs(db_path: Path, indices: Sequence[int], size: int) -> None:
     """The timed code must be right: each sampled path leads to the signed root of ``size``."""
-    db = open_database(db_path, create=False)
+    db = open_sqlite(db_path, create=False)
     try:
         head = LogReader(db).head(size)
         if head is None:
             raise SystemExit(f"no signed tree head of size {size}")
-        tree = PersistentMerkleTree(db.conn)
+        tree = PersistentMerkleTree(db)
         for i in indices:
             verify_inclusion(i, size, leaf_hash(filler(i)[0]), tree.inclusion_path(i, size), head.root)
     finally:
@@ -245,9 +246,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"\ninclusion_path(i, {size:,}) for random i:")
         cold = time_cold(settings.db_path, [rng.randrange(size) for _ in range(cold_n)], size)
         print(f"  cold (fresh connection each, n={cold_n:,})  {summary_us(cold)}")
-        db = open_database(settings.db_path, create=False)
+        db = open_sqlite(settings.db_path, create=False)
         try:
-            tree = PersistentMerkleTree(db.conn)
+            tree = PersistentMerkleTree(db)
             time_warm(tree, [rng.randrange(size) for _ in range(1000)], size)  # warm-up, not reported
             warm = time_warm(tree, [rng.randrange(size) for _ in range(args.samples)], size)
             print(f"  warm (one connection, n={args.samples:,})        {summary_us(warm)}")

@@ -38,8 +38,9 @@ from schemas.leaf import entry_id, leaf_data, logged_statement
 from schemas.statement import parse_statement
 from transparency.identity import IdentityFollower
 from transparency.keys import load_or_create_log_key, published_key_set, retired_public_keys
+from transparency.log.reader import LogReader
 from transparency.log.sequencer import Integrated, Sequencer, _Pending
-from transparency.log.store import LogReader, open_database
+from transparency.log.storage import open_database
 from transparency.settings import Settings
 from verifier.did_web import service_signers
 

@@ -42,7 +42,7 @@ from tools.bench.inclusion_proofs import fill, integrate, log_directory, open_lo
 from transparency.client.signing import did_of, sign_statement
 from transparency.keys import published_key_set
 from transparency.log.merkle_tree import PersistentMerkleTree
-from transparency.log.store import LogReader, TreeHead
+from transparency.log.reader import LogReader, TreeHead
 from verifier.cose import sig_structure_of, verify_over
 from verifier.keys import KeySet
 from verifier.merkle import root_from_inclusion_proof
@@ -82,7 +82,7 @@ def build_with_statement(directory: Path, size: int, statement: bytes) -> tuple[
         row = reader.entry_by_id(leaf_data(message))
         if row is None:
             raise SystemExit("the real statement is not in the log")
-        receipt = receipt_for(reader, PersistentMerkleTree(sequencer.db.conn), row.index, head.tree_size)
+        receipt = receipt_for(reader, PersistentMerkleTree(sequencer.db), row.index, head.tree_size)
         return receipt, head, published_key_set(sequencer.key, [])
     finally:
         sequencer.stop()

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cli.embedded import embedded_issuer
+from issuer.app import IssuerSettings, hosted
 from schemas.leaf import entry_id, statement_leaf_data
 from schemas.media_types import COSE
 from tools.bench.processes import REPO, free_port, start, stop
@@ -64,7 +64,8 @@ def run_server(data: Path, port: int) -> None:
     if os.environ.get("SWITCH"):
         sys.setswitchinterval(float(os.environ["SWITCH"]))
     settings = load_settings({"data_dir": data, "port": port})
-    serve(settings, extra_routes=[Route("/bench/noop", noop, methods=["POST"])], extensions=[embedded_issuer(settings)])
+    serve(settings, extra_routes=[Route("/bench/noop", noop, methods=["POST"])],
+          extensions=[hosted(IssuerSettings(settings.data_dir))])
 
 
 def statements(n: int, tag: str, signers: int = 64) -> list[bytes]:

@@ -19,6 +19,7 @@ import httpx
 
 from schemas import cbor, media_types
 from schemas.errors import (
+    PROBLEM_TYPE_BASE,
     InvalidParameter,
     LogRequestRefused,
     LogUnreachable,
@@ -153,6 +154,19 @@ class HttpLogClient:
         timeout = (timeout or DEFAULT_TIMEOUT_S) + params["wait"]
         return self._text(self._expect(self._request("GET", "/checkpoint", params=params, timeout=timeout)))
 
+    def witnessed_checkpoint(self, after: int | None = None, wait: float | None = None) -> str | None:
+        """The newest checkpoint the log's witness quorum cosigned, as text (unverified), or ``None`` when the log
+        has none (404 ``checkpoint-not-witnessed``). With ``after`` a long poll, as ``checkpoint``."""
+        if after is None:
+            answer = self._request("GET", "/checkpoint/witnessed")
+        else:
+            params = {"after": after, "wait": int(wait if wait is not None else 10)}
+            timeout = (self._http.timeout.read or DEFAULT_TIMEOUT_S) + params["wait"]
+            answer = self._request("GET", "/checkpoint/witnessed", params=params, timeout=timeout)
+        if answer.status_code == 404 and _problem_code(answer) == "checkpoint-not-witnessed":
+            return None
+        return self._text(self._expect(answer))
+
     def vkey(self) -> str:
         """The log's signed-note verifier key ``<origin>+<key id>+<key>``."""
         return self._text(self._expect(self._request("GET", "/log/vkey"))).strip()
@@ -176,19 +190,7 @@ class HttpLogClient:
     def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
         """Up to ``limit`` entries from index ``start``, each with its receipt (the log may cap ``limit``)."""
         answer = self._expect(self._request("GET", "/entries", params={"start": start, "limit": limit}))
-        items = cbor.decode(answer.content, "entries page")
-        if not isinstance(items, list | tuple):
-            raise MalformedCbor("the entries page is not a CBOR array")
-        page: list[LogEntry] = []
-        for item in items:
-            if (
-                not isinstance(item, list | tuple) or len(item) != 3
-                or not isinstance(item[0], int) or isinstance(item[0], bool)
-                or not isinstance(item[1], bytes) or not isinstance(item[2], bytes)
-            ):
-                raise MalformedCbor("an entry of the page is not [index, statement bstr, receipt bstr]")
-            page.append(LogEntry(item[0], item[1], item[2]))
-        return page
+        return decode_entries_page(answer.content)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -252,12 +254,29 @@ class HttpLogClient:
         return True
 
 
+def decode_entries_page(content: bytes, what: str = "entries page") -> list[LogEntry]:
+    """A follower page (or a statement bundle): a CBOR array of ``[index, logged statement, receipt]``."""
+    items = cbor.decode(content, what)
+    if not isinstance(items, list | tuple):
+        raise MalformedCbor(f"the {what} is not a CBOR array")
+    page: list[LogEntry] = []
+    for item in items:
+        if (
+            not isinstance(item, list | tuple) or len(item) != 3
+            or not isinstance(item[0], int) or isinstance(item[0], bool)
+            or not isinstance(item[1], bytes) or not isinstance(item[2], bytes)
+        ):
+            raise MalformedCbor(f"an entry of the {what} is not [index, statement bstr, receipt bstr]")
+        page.append(LogEntry(item[0], item[1], item[2]))
+    return page
+
+
 def retry_after(value: str | None, now: float | None = None) -> float:
     """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date), within 0..60 s."""
     if value is None:
         return DEFAULT_RETRY_AFTER_S
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float() refuses
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -330,3 +349,11 @@ def _entry_id_of(location: str) -> str:
             f"the log's Location {location[:120]!r} names no entry id", status=502
         ) from exc
     return entry_id
+
+
+def _problem_code(answer: httpx.Response) -> str | None:
+    """The stable code of a JSON problem answer (``urn:tabellion:error:<code>``), if it is one."""
+    _, _, problem_type = _json_problem(answer.content)
+    if problem_type is None or not problem_type.startswith(PROBLEM_TYPE_BASE):
+        return None
+    return problem_type[len(PROBLEM_TYPE_BASE):]

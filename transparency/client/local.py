@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from schemas.errors import LogCorrupted, RegistrationPending
-from schemas.leaf import entry_id
+from schemas.errors import CheckpointNotWitnessed, LogCorrupted, RegistrationPending
+from schemas.leaf import entry_id, parse_entry_id
 from schemas.proofs import ConsistencyProof
 from transparency.client.http import LogEntry, Submitted
 from verifier.fold import IdentityState, Outcome
@@ -63,11 +63,23 @@ class LocalLogClient:
         """The latest checkpoint (no long poll in-process: the caller follows after its own writes)."""
         return self.service.checkpoint()
 
+    def witnessed_checkpoint(self, after: int | None = None, wait: float | None = None) -> str | None:
+        """The newest checkpoint the log's witness quorum cosigned, or ``None`` (no long poll in-process)."""
+        try:
+            return self.service.witnessed_checkpoint()
+        except CheckpointNotWitnessed:
+            return None
+
     def consistency(self, old: int, new: int) -> ConsistencyProof:
         return self.service.consistency(old, new)
 
     def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
         return [LogEntry(e.index, e.statement, e.receipt) for e in self.service.entries(start, limit)]
+
+    def receipt(self, entry_id: str) -> bytes | None:
+        """The entry's receipt; ``None`` while it is being registered; ``EntryNotFound`` if the log has no such
+        entry."""
+        return self.service.receipt(parse_entry_id(entry_id))
 
     def vkey(self) -> str:
         return self.service.key.note_key(self.service.settings.origin).encode()

@@ -1,4 +1,4 @@
-"""Signing statements as a did:key signer does (docs/architecture.md §2), with pycose producing the COSE.
+"""Signing statements as a did:key signer does (docs/architecture.md §2).
 
 A statement is a tagged COSE_Sign1 (tag 18) whose protected header carries ``alg`` (EdDSA -8 for Ed25519,
 ES256 -7 for P-256), ``kid`` (the signer's verification method ``did:key:z…#z…`` as UTF-8 bytes), the CWT
@@ -18,25 +18,36 @@ import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pycose.keys.curves import P256, Ed25519
-from pycose.keys.ec2 import EC2Key
-from pycose.keys.okp import OKPKey
-from pycose.messages.sign1message import Sign1Message
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from schemas import cbor
 from schemas import cose_labels as L
+from schemas.cose_sign1 import sig_structure
 from schemas.errors import ConfigurationError, InvalidParameter, KeyFileExists, MalformedKey
 from verifier.did_key import did_key_from_public, verification_method
 from verifier.keys import PublicKey
 
 PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 """A signing key: Ed25519, or ECDSA on P-256."""
+
+
+@runtime_checkable
+class ExternalSigner(Protocol):
+    """A P-256 key held elsewhere (a TPM: ``transparency.client.tpm.TpmSigner``) that signs ES256: ``sign`` returns
+    r || s (32 bytes each) over SHA-256 of the message, the form COSE ES256 and RFC 9421 ecdsa-p256-sha256 use."""
+
+    def public_key(self) -> ec.EllipticCurvePublicKey: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+Signing = PrivateKey | ExternalSigner
 
 KeyKind = Literal["ed25519", "p256"]
 KEY_KINDS: tuple[str, ...] = get_args(KeyKind)
@@ -140,12 +151,14 @@ def load_ed25519_key(path: str | Path, what: str, *, owner_only: bool = True) ->
     return key
 
 
-def public_key(key: PrivateKey) -> PublicKey:
+def public_key(key: Signing) -> PublicKey:
+    if isinstance(key, ExternalSigner) and not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        return key.public_key()
     _check_key(key)
     return key.public_key()
 
 
-def did_of(key: PrivateKey) -> str:
+def did_of(key: Signing) -> str:
     """The signer's ``did:key``."""
     return did_key_from_public(public_key(key))
 
@@ -155,17 +168,19 @@ def kid_of(key: PrivateKey) -> bytes:
     return verification_method(did_of(key)).encode()
 
 
-def algorithm_of(key: PrivateKey) -> int:
-    """EdDSA (-8) for an Ed25519 key, ES256 (-7) for a P-256 key."""
-    _check_key(key)
-    return L.ALG_EDDSA if isinstance(key, Ed25519PrivateKey) else L.ALG_ES256
+def algorithm_of(key: Signing) -> int:
+    """EdDSA (-8) for an Ed25519 key, ES256 (-7) for a P-256 key (held here or in a TPM)."""
+    if isinstance(key, Ed25519PrivateKey):
+        return L.ALG_EDDSA
+    public_key(key)
+    return L.ALG_ES256
 
 
 # --- statements -----------------------------------------------------------------------------------
 
 
 def sign_statement(
-    key: PrivateKey,
+    key: Signing,
     payload: bytes,
     *,
     subject: str,
@@ -190,7 +205,7 @@ def sign_statement(
 
 
 def sign_hash_envelope(
-    key: PrivateKey,
+    key: Signing,
     content: bytes,
     *,
     subject: str,
@@ -220,7 +235,7 @@ def sign_hash_envelope(
 
 
 def _base_header(
-    key: PrivateKey,
+    key: Signing,
     subject: str,
     issuer: str | None,
     kid: bytes | None,
@@ -248,27 +263,24 @@ def _base_header(
     }
 
 
-def _sign1(key: PrivateKey, protected: Mapping[int, Any], payload: bytes) -> bytes:
-    """Sign with pycose over the deterministic encoding of ``protected``; empty unprotected header, tag 18."""
-    message = Sign1Message(phdr_encoded=cbor.encode(dict(protected)), uhdr={}, payload=payload)
-    message.key = _pycose_key(key)
-    return bytes(message.encode(tag=True))
-
-
-def _pycose_key(key: PrivateKey) -> Any:
+def _sign1(key: Signing, protected: Mapping[int, Any], payload: bytes) -> bytes:
+    """COSE_Sign1 (RFC 9052 §4.2-4.4): the signature over the Sig_structure ``["Signature1", protected, h'',
+    payload]`` of the deterministic encoding of ``protected``; empty unprotected header, tag 18. EdDSA signs those
+    bytes (RFC 8032 Ed25519); ES256 signs their SHA-256, and COSE carries ``r || s``, each 32 bytes big-endian
+    (RFC 9053 §2.1), not the DER that ``cryptography`` returns. An external signer (a TPM) signs the Sig_structure
+    itself and returns ``r || s``."""
+    protected_bytes = cbor.encode(dict(protected))
+    to_be_signed = sig_structure(protected_bytes, payload)
     if isinstance(key, Ed25519PrivateKey):
-        d = key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        x = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return OKPKey(crv=Ed25519, d=d, x=x)
-    numbers = key.private_numbers()
-    return EC2Key(
-        crv=P256,
-        d=numbers.private_value.to_bytes(_P256_SCALAR_SIZE, "big"),
-        x=numbers.public_numbers.x.to_bytes(_P256_SCALAR_SIZE, "big"),
-        y=numbers.public_numbers.y.to_bytes(_P256_SCALAR_SIZE, "big"),
-    )
+        signature = key.sign(to_be_signed)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(to_be_signed, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(_P256_SCALAR_SIZE, "big") + s.to_bytes(_P256_SCALAR_SIZE, "big")
+    else:
+        signature = key.sign(to_be_signed)
+        if len(signature) != 2 * _P256_SCALAR_SIZE:
+            raise MalformedKey("an external ES256 signer must return r || s, 64 bytes")
+    return cbor.encode(cbor.tag(L.COSE_SIGN1_TAG, [protected_bytes, {}, payload, signature]))
 
 
 def _bytes(data: object, what: str) -> bytes:

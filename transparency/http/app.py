@@ -6,17 +6,21 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from schemas.errors import TabellionError
-from transparency.http.problems import handle_tabellion_error, handle_unexpected
+from transparency.http.operations import ROUTES as OPERATIONS
+from transparency.http.operations import LogMetrics
+from transparency.http.problems import handle_http_exception, handle_tabellion_error, handle_unexpected
 from transparency.http.ratelimit import RateLimiter
 from transparency.http.routes import ROUTES
 from transparency.registration import Registrar
 from transparency.request_bodies import BodyReadDeadline
 from transparency.service import TransparencyService
 from transparency.settings import Settings
+from transparency.tpm.ceremony import EnrolmentCeremony
 
 Extension = Callable[[Starlette, TransparencyService], AbstractAsyncContextManager[None]]
 """Something hosted in the same process (the issuer): started after the service, stopped before it."""
@@ -41,6 +45,7 @@ def create_app(
             raise
         app.state.service = running
         app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        app.state.enrolment = EnrolmentCeremony(running, settings)
         try:
             async with AsyncExitStack() as stack:
                 try:
@@ -51,12 +56,16 @@ def create_app(
                     raise
                 yield
         finally:
+            app.state.enrolment.close()
             if service is None:
                 running.close()
 
-    return Starlette(
-        routes=[*ROUTES, *extra_routes],
-        exception_handlers={TabellionError: handle_tabellion_error, Exception: handle_unexpected},
+    app = Starlette(
+        routes=[*ROUTES, *OPERATIONS, *extra_routes],
+        exception_handlers={TabellionError: handle_tabellion_error, HTTPException: handle_http_exception,
+                            Exception: handle_unexpected},
         middleware=[Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_s)],
         lifespan=lifespan,
     )
+    app.state.metrics = LogMetrics(app)
+    return app

@@ -1,31 +1,23 @@
-"""Per-client token buckets for registrations (429 + Retry-After when a client overspends)."""
+"""Per-client token buckets for registrations (429 + Retry-After when a client overspends): the one token bucket
+of the services, ``transparency.token_buckets``."""
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
-
 from schemas.errors import Overloaded
+from transparency.token_buckets import DEFAULT_MAX_BUCKETS, LocalBuckets, Rate, TokenBuckets
 
 
-@dataclass
 class RateLimiter:
-    rate: float  # tokens per second; 0 disables the limit
-    burst: int
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-    max_clients: int = 100_000
+    def __init__(self, rate: float, burst: int, max_clients: int = DEFAULT_MAX_BUCKETS) -> None:
+        self.rate = Rate(rate, burst) if rate > 0 else None  # 0 disables the limit
+        self.buckets = TokenBuckets(LocalBuckets(max_clients))
 
     def take(self, client: str) -> None:
-        if self.rate <= 0:
+        rate = self.rate
+        if rate is None:
             return
-        now = time.monotonic()
-        tokens, last = self._buckets.get(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[client] = (tokens, now)
-            wait = math.ceil((1.0 - tokens) / self.rate)
-            raise Overloaded(f"client {client} is over its registration rate of {self.rate:g}/s", max(wait, 1))
-        if len(self._buckets) >= self.max_clients and client not in self._buckets:
-            self._buckets.clear()
-        self._buckets[client] = (tokens - 1.0, now)
+
+        def refused(retry_after: int) -> Overloaded:
+            return Overloaded(f"client {client} is over its registration rate of {rate.per_second:g}/s", retry_after)
+
+        self.buckets.take(client, rate, refused)

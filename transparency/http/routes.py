@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from schemas import cbor, media_types
 from schemas.base64url import b64url_decode
 from schemas.errors import (
     InvalidParameter,
-    NotFound,
 )
 from schemas.leaf import entry_id, parse_entry_id
-from schemas.tiles import parse_entries_path, parse_tile_path
+from schemas.tiles import parse_entries_path, parse_statements_path, parse_tile_path
+from transparency.http.operations import counted
 from transparency.http.ratelimit import RateLimiter
+from transparency.log.resources import encode_entries
 from transparency.request_bodies import read_limited_body, require_content_type
 from transparency.request_params import query_int
-from transparency.service import TransparencyService, encode_entries
+from transparency.service import TransparencyService
+from transparency.tpm.ceremony import EnrolmentCeremony
+from transparency.tpm.errors import EnrolmentRequestInvalid
 from verifier.keys import cose_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -92,6 +98,18 @@ async def get_checkpoint(request: Request) -> Response:
     return Response(service.checkpoint(), 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
 
 
+async def get_witnessed_checkpoint(request: Request) -> Response:
+    """The newest checkpoint cosigned by the quorum of the log's witness policy (404 ``checkpoint-not-witnessed``
+    when there is none); ``?after=N&wait=S`` as for ``/checkpoint``."""
+    service = _service(request)
+    if "after" in request.query_params:
+        wait = min(query_int(request, "wait", 10), MAX_CHECKPOINT_WAIT_S)
+        text = await service.witnessed_checkpoint_after(query_int(request, "after"), wait)
+    else:
+        text = service.witnessed_checkpoint()
+    return Response(text, 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
+
+
 async def get_vkey(request: Request) -> Response:
     service = _service(request)
     vkey = service.key.note_key(service.settings.origin).encode()
@@ -116,19 +134,59 @@ async def get_tile(request: Request) -> Response:
     return Response(data, 200, {"Cache-Control": cache}, media_types.TILE)
 
 
-async def not_found(request: Request) -> Response:
-    raise NotFound(f"no resource at {request.url.path}")
+async def get_statement_bundle(request: Request) -> Response:
+    """Statement bundle (``schemas.tiles``): the logged statements of up to 256 entries with their receipts (a
+    page of entries: read in the page thread)."""
+    service = _service(request)
+    index, width = parse_statements_path("statements/" + request.path_params["path"])
+    data = await service.read_pages(service.statement_bundle, index, width)
+    cache = IMMUTABLE if ".p/" not in request.path_params["path"] else "public, max-age=60"
+    return Response(data, 200, {"Cache-Control": cache}, media_types.CBOR)
+
+
+MAX_ENROLMENT_BYTES = 64 * 1024
+
+
+async def _enrolment_body(request: Request) -> dict[str, Any]:
+    limiter: RateLimiter = request.app.state.limiter
+    limiter.take(request.client.host if request.client else "unknown")
+    require_content_type(request, "application/json")
+    body = await read_limited_body(request, MAX_ENROLMENT_BYTES)
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise EnrolmentRequestInvalid(f"the body is not JSON: {str(exc)[:200]}") from exc
+    if not isinstance(value, dict):
+        raise EnrolmentRequestInvalid("the body is not a JSON object")
+    return value
+
+
+async def enrol_start(request: Request) -> Response:
+    """``POST /v1/enrol/start``: a single-use token, a nonce and a credential for the agent's EK and AK."""
+    ceremony: EnrolmentCeremony = request.app.state.enrolment
+    return JSONResponse(ceremony.start(await _enrolment_body(request)), 201, {"Cache-Control": "no-store"})
+
+
+async def enrol_submit(request: Request) -> Response:
+    """``POST /v1/enrol/submit``: the six gates; 201 with the logged agent-enrolment, or the gate's problem."""
+    ceremony: EnrolmentCeremony = request.app.state.enrolment
+    status, answer = await ceremony.submit(await _enrolment_body(request))
+    return JSONResponse(answer, status, {"Location": f"/entries/{answer['entry']}"})
 
 
 ROUTES = [
-    Route("/entries", register_statement, methods=["POST"]),
+    Route("/entries", counted(register_statement), methods=["POST"]),
     Route("/entries", list_entries, methods=["GET"]),
     Route("/entries/{entry_id}", get_receipt, methods=["GET"]),
     Route("/entries/{entry_id}/statement", get_statement, methods=["GET"]),
     Route("/.well-known/scitt-keys", get_keys, methods=["GET"]),
     Route("/.well-known/scitt-keys/{kid}", get_key, methods=["GET"]),
     Route("/checkpoint", get_checkpoint, methods=["GET"]),
+    Route("/checkpoint/witnessed", get_witnessed_checkpoint, methods=["GET"]),
     Route("/log/vkey", get_vkey, methods=["GET"]),
     Route("/proofs/consistency", get_consistency, methods=["GET"]),
     Route("/tile/{path:path}", get_tile, methods=["GET"]),
+    Route("/statements/{path:path}", get_statement_bundle, methods=["GET"]),
+    Route("/v1/enrol/start", enrol_start, methods=["POST"]),
+    Route("/v1/enrol/submit", enrol_submit, methods=["POST"]),
 ]

@@ -35,7 +35,7 @@ from schemas.errors import (
 )
 from schemas.leaf import leaf_hash, statement_leaf_data
 from schemas.note import VerifierKey, ed25519_vkey, parse_note
-from transparency.log.store import TreeHead
+from transparency.log.reader import TreeHead
 from verifier.checkpoints import verify_checkpoint
 from verifier.cose import sig_structure_of, verify_over
 from verifier.keys import KeySet

@@ -1,7 +1,9 @@
-"""``tabellion fsck``: check all of a log against itself, read-only, from its data folder.
+"""``tabellion fsck``: check all of a log against itself, read-only, from its data folder (and its PostgreSQL
+database, ``--database``).
 
 The database is opened read-only in one read transaction (one consistent snapshot, also while the service
-runs; ``sqlite_files.connect_read_only`` creates no file), the keys are read from the data folder, and
+runs; on SQLite ``sqlite_files.connect_read_only`` creates no file; on PostgreSQL a ``REPEATABLE READ READ ONLY``
+transaction whose large results stream through server-side cursors), the keys are read from the data folder, and
 everything stored is recomputed from the statements with the checks of ``transparency.log.checks``, which use
 the verifier's code rather than the writer's:
 
@@ -16,12 +18,12 @@ the verifier's code rather than the writer's:
   the root recomputed from the leaves (``check_head_root``). Sizes increase by construction (the size is the
   table's key), and since every root is recomputed from a prefix of the one leaf sequence, each head is
   consistent with every earlier one exactly when all their roots check out;
-- **the entry-id index** (the LSM of sorted runs of ``transparency.log.store``): the live runs tile the log,
+- **the entry-id index** (the LSM of sorted runs of ``transparency.log.entry_index``): the live runs tile the log,
   every index row sits in a live run whose range covers its entry, on the right side of a merge, keyed by the
   first bytes of its entry's id, and every entry has exactly one row; two entries with one id (a statement
   logged twice) are found on the way.
 
-First of all, SQLite's own ``quick_check`` of the file's b-trees (a damaged page: ``log-corrupted``; a read
+First of all, on SQLite, SQLite's own ``quick_check`` of the file's b-trees (a damaged page: ``log-corrupted``; a read
 that fails on one stops the check there). Each problem is a ``LogCorrupted`` subclass (its ``code`` is the
 class of corruption); the report keeps them all in the order found. Memory: 9 bytes per entry (the index
 keys and row counts) besides O(log n).
@@ -59,7 +61,10 @@ from transparency.log.checks import (
     short,
     statement_id,
 )
-from transparency.log.store import KEY_BYTES, TreeHead
+from transparency.log.entry_index import KEY_BYTES
+from transparency.log.reader import TreeHead
+from transparency.log.sqlite_storage import SqliteLogDatabase
+from transparency.log.storage import LogDatabase, open_database
 from transparency.settings import Settings
 from transparency.sqlite_files import connect_read_only
 from verifier.keys import KeySet
@@ -112,52 +117,57 @@ class FsckReport:
                       f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''} ({classes})"]
 
 
-def fsck(data_dir: Path, progress: Progress | None = None) -> FsckReport:
-    """Check the log in ``data_dir`` (``tabellion serve --data``), read-only; the service may be running."""
-    settings = Settings(data_dir=data_dir)
+def fsck(data_dir: Path, progress: Progress | None = None, *, database: str | None = None) -> FsckReport:
+    """Check the log in ``data_dir`` (``tabellion serve --data``; ``database``: its ``--database``), read-only;
+    the service may be running."""
+    settings = Settings(data_dir=data_dir, database=database)
     wal = settings.db_path.with_name(settings.db_path.name + "-wal")
-    was_open = wal.exists()
-    conn = connect_read_only(settings.db_path)
+    was_open = database is None and wal.exists()
+    db: LogDatabase
+    if database is None:
+        db = SqliteLogDatabase(connect_read_only(settings.db_path), settings.db_path)
+    else:
+        db = open_database(database, create=False)
     try:
         keys = read_published_key_set(settings.key_path, settings.retired_keys_dir)
-        conn.execute("BEGIN")  # one snapshot for the whole check
-        check = _Check(conn, data_dir, keys, progress or (lambda what, done, total: None))
+        db.begin_snapshot()  # one snapshot for the whole check
+        check = _Check(db, data_dir, keys, progress or (lambda what, done, total: None))
         try:
             check.run()
         except sqlite3.DatabaseError as exc:  # a file SQLite cannot read (on): that is corruption too
             check.problem(LogCorrupted(f"SQLite: {exc} (the check stopped there)"))
     finally:
-        conn.close()
-    check.report.opened_meanwhile = not was_open and wal.exists()
+        db.close()
+    check.report.opened_meanwhile = database is None and not was_open and wal.exists()
     return check.report
 
 
 class _StoredLevel:
     """The stored hashes of one tree level, read in index order as the recomputation asks for them."""
 
-    def __init__(self, conn: sqlite3.Connection, level: int) -> None:
+    def __init__(self, db: LogDatabase, level: int) -> None:
         self.level = level
-        self.rows = conn.execute("SELECT idx, hash FROM tree_nodes WHERE level = ? ORDER BY idx", (level,))
-        self.ahead = self.rows.fetchone()
+        self.rows = db.stream("SELECT idx, hash FROM tree_nodes WHERE level = ? ORDER BY idx", (level,))
+        self.ahead = next(self.rows, None)
 
     def take(self, index: int) -> bytes | None:
         """The stored hash of node ``index`` (asked in increasing order), or ``None`` if there is none."""
         if self.ahead is None or self.ahead[0] != index:
             return None
         found = bytes(self.ahead[1])
-        self.ahead = self.rows.fetchone()
+        self.ahead = next(self.rows, None)
         return found
 
     def rest(self) -> Iterator[int]:
         """The indices of the rows never asked for (nodes outside the tree)."""
         while self.ahead is not None:
             yield int(self.ahead[0])
-            self.ahead = self.rows.fetchone()
+            self.ahead = next(self.rows, None)
 
 
 class _Check:
-    def __init__(self, conn: sqlite3.Connection, data_dir: Path, keys: KeySet, progress: Progress) -> None:
-        self.conn = conn
+    def __init__(self, db: LogDatabase, data_dir: Path, keys: KeySet, progress: Progress) -> None:
+        self.db = db
         self.report = FsckReport(data_dir)
         self.key_set = keys
         self.progress = progress
@@ -168,17 +178,18 @@ class _Check:
         self.report.problems.append(error)
 
     def run(self) -> None:
-        rows = self.conn.execute(f"PRAGMA quick_check({SQLITE_MESSAGES})").fetchall()  # the file's own b-trees
-        messages = [m for (row,) in rows for m in map(str.strip, str(row).splitlines())
-                    if m and m != "ok" and not m.startswith("***")]
-        for message in messages[:SQLITE_MESSAGES]:
-            self.problem(LogCorrupted(f"SQLite: {message}"))
+        if self.db.backend == "sqlite":  # the file's own b-trees
+            rows = self.db.execute(f"PRAGMA quick_check({SQLITE_MESSAGES})").fetchall()
+            messages = [m for (row,) in rows for m in map(str.strip, str(row).splitlines())
+                        if m and m != "ok" and not m.startswith("***")]
+            for message in messages[:SQLITE_MESSAGES]:
+                self.problem(LogCorrupted(f"SQLite: {message}"))
         head_keys = self._head_keys()
         self._entries_and_tree(head_keys)
         self._entry_index()
 
     def _one(self, sql: str, *args: object) -> object:
-        row = self.conn.execute(sql, args).fetchone()
+        row = self.db.execute(sql, args).fetchone()
         return None if row is None else row[0]
 
     def _count(self, sql: str, *args: object) -> int:
@@ -211,9 +222,9 @@ class _Check:
         n = max(size, entries_end, leaves_end)
         self.keys = bytearray(KEY_BYTES * n)
         self.known = bytearray(n)
-        levels = [_StoredLevel(self.conn, level) for level in range(max(top, n.bit_length()) + 1)]
-        heads = (TreeHead(*row) for row in self.conn.execute(_HEADS))
-        entries = self.conn.execute(_ENTRIES)
+        levels = [_StoredLevel(self.db, level) for level in range(max(top, n.bit_length()) + 1)]
+        heads = (TreeHead(*row) for row in self.db.stream(_HEADS))
+        entries = self.db.stream(_ENTRIES)
         frontier: list[tuple[int, int, bytes]] = []  # (level, index, hash) of the perfect subtrees, left to right
         broken: int | None = None  # the first leaf found neither in the entries nor in the tree
         gap: int | None = None  # the first entry of the gap the pass is in
@@ -222,14 +233,14 @@ class _Check:
         while head is not None and head.tree_size == 0:
             self._head(head, keys, [], broken)
             head = next(heads, None)
-        row = entries.fetchone()
+        row = next(entries, None)
         for i in range(n):
             if i % PROGRESS_EVERY == 0:
                 self.progress("entries", i, n)
             stored_leaf = levels[0].take(i)
             if row is not None and row[0] == i:
                 leaf: bytes | None = self._entry(i, row, stored_leaf, head, missing_heads)
-                row = entries.fetchone()
+                row = next(entries, None)
                 if gap is not None:
                     self.problem(EntryMissing(f"{missing_entries(gap, i)} (the next stored entry is {i})"))
                     gap = None
@@ -341,9 +352,9 @@ class _Check:
 
     def _entry_index(self) -> None:
         size = self.report.size
-        runs = {int(r[0]): (int(r[1]), int(r[2]), r[3], r[4]) for r in self.conn.execute(
+        runs = {int(r[0]): (int(r[1]), int(r[2]), r[3], r[4]) for r in self.db.execute(
             "SELECT run, level, first_idx, end_idx, filled_below FROM entry_index_runs")}
-        counts = {int(run): int(count) for run, count in self.conn.execute(
+        counts = {int(run): int(count) for run, count in self.db.execute(
             "SELECT run, COUNT(*) FROM entry_index GROUP BY run")}
         for run, count in counts.items():
             if run not in runs:
@@ -385,7 +396,7 @@ class _Check:
                     else f"entry {index} has {seen[index]} rows in the entry-id index"))
 
     def _run_rows(self, run: int) -> Iterator[tuple[bytes, int, int]]:
-        for key, index in self.conn.execute("SELECT key, idx FROM entry_index WHERE run = ? ORDER BY key, idx",
+        for key, index in self.db.stream("SELECT key, idx FROM entry_index WHERE run = ? ORDER BY key, idx",
                                             (run,)):
             yield bytes(key), int(index), run
 
@@ -411,7 +422,7 @@ class _Check:
 
     def _same_id(self, first: int, second: int) -> None:
         """Two entries whose ids start alike: the same statement logged twice if the ids are equal."""
-        ids = {int(i): bytes(d) for i, d in self.conn.execute(
+        ids = {int(i): bytes(d) for i, d in self.db.execute(
             "SELECT idx, entry_id FROM entries WHERE idx IN (?, ?)", (first, second))}
         if len(ids) == 2 and ids[first] == ids[second]:
             self.problem(EntryIdCorrupted(

@@ -1,4 +1,5 @@
-"""The log's Merkle tree: pymerkle 7.0.0 over SQLite with every perfect-subtree root persisted.
+"""The log's Merkle tree: pymerkle 7.0.0 over the log's storage (either backend) with every perfect-subtree root
+persisted.
 
 pymerkle's stock ``SqliteTree`` keeps only leaves and recomputes subtree roots from them, so its cost grows
 with the tree and stalls at powers of two. Here every perfect-subtree root is a row of ``tree_nodes``,
@@ -6,26 +7,25 @@ written in the sequencer's transaction together with the leaves, so:
 
 - any root or RFC 9162 proof costs O(log n) primary-key reads, at any size;
 - appending costs O(1) amortised writes (one leaf row plus, on average, one internal node row);
-- a restart needs no rebuild: the right frontier (at most log n rows) is read back on first append.
+- a restart needs no rebuild: the right frontier (at most log n rows) is read back on first append;
+- a proof reads all the nodes it needs in one query (the perfect subtrees under its ranges), which matters
+  when every query is a round trip to a PostgreSQL server.
 
-Leaf indices are 0-based everywhere in Tabellion; pymerkle counts from 1. The conversion happens in this
-module and nowhere else (``_pm_index``).
+pymerkle hashes (RFC 9162 prefixes) and appends; the proofs are computed here, on 0-based leaf ranges.
+Leaf indices are 0-based everywhere in Tabellion; pymerkle counts from 1, and its storage interface
+(``_get_leaf``) is the one place here that converts.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from pymerkle import BaseMerkleTree
 
 from schemas.errors import InvalidParameter, LogCorrupted
+from transparency.log.storage import LogDatabase
 
-
-def _pm_index(index: int) -> int:
-    """0-based wire index -> pymerkle's 1-based leaf index."""
-    return index + 1
+_NODES_PER_QUERY = 200  # (level, idx) pairs per query; a proof needs at most about 2 log2(n)
 
 
 def _largest_power_of_two_below(n: int) -> int:
@@ -53,12 +53,36 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose roots form the RFC 9162 §2.1.3.1 audit path of leaf ``index``, in proof order."""
+    ranges: list[tuple[int, int]] = []
+
+    def path(m: int, start: int, end: int) -> None:
+        if end - start == 1:
+            return
+        k = _largest_power_of_two_below(end - start)
+        if m < k:
+            path(m, start, start + k)
+            ranges.append((start + k, end))
+        else:
+            path(m - k, start + k, end)
+            ranges.append((start, start + k))
+
+    path(index, 0, size)
+    return ranges
+
+
+def _is_node(start: int, end: int) -> bool:
+    width = end - start
+    return width & (width - 1) == 0 and start % width == 0
+
+
 class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
     """An RFC 9162 (SHA-256, 0x00/0x01 prefixes) tree whose nodes live in the ``tree_nodes`` table."""
 
-    def __init__(self, conn: sqlite3.Connection, cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, db: LogDatabase, cache_bytes: int = 64 * 1024 * 1024) -> None:
         super().__init__("sha256", threshold=64, capacity=cache_bytes)
-        self.conn = conn
+        self.db = db
         self._frontier: list[tuple[int, int, bytes]] | None = None  # (level, index, hash), left to right
 
     # --- pymerkle's storage interface -------------------------------------------------------------
@@ -73,7 +97,7 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
         return self._node(0, index - 1)
 
     def _get_leaves(self, offset: int, width: int) -> list[bytes]:
-        rows = self.conn.execute(
+        rows = self.db.execute(
             "SELECT hash FROM tree_nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx",
             (offset, offset + width),
         ).fetchall()
@@ -82,7 +106,7 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
         return [bytes(r[0]) for r in rows]
 
     def _get_size(self) -> int:
-        row = self.conn.execute("SELECT MAX(idx) FROM tree_nodes WHERE level = 0").fetchone()
+        row = self.db.execute("SELECT MAX(idx) FROM tree_nodes WHERE level = 0").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
     def _get_subroot_uncached(self, offset: int, width: int) -> bytes:
@@ -113,7 +137,7 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
                 frontier.append(node)
             size += 1
         try:
-            self.conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+            self.db.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
         except BaseException:
             self._frontier = None
             raise
@@ -144,14 +168,16 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
     # --- RFC 9162 proofs (0-based indices) --------------------------------------------------------
 
     def root(self, size: int) -> bytes:
-        return bytes(self.get_root(size))
+        """The RFC 9162 root of the first ``size`` leaves (which must be stored)."""
+        if size == 0:
+            return bytes(self.hash_empty())
+        return self._range_roots([(0, size)])[0]
 
     def inclusion_path(self, index: int, size: int) -> tuple[bytes, ...]:
         """RFC 9162 §2.1.3.1 audit path of leaf ``index`` (0-based) in the tree of ``size`` leaves."""
         if not 0 <= index < size:
             raise InvalidParameter(f"leaf index {index} is not below tree size {size}")
-        proof: Any = self.prove_inclusion(_pm_index(index), size)
-        return tuple(bytes(h) for h in proof.path[1:])  # pymerkle's path starts with the leaf itself
+        return self._range_roots(inclusion_ranges(index, size))
 
     def consistency_path(self, size1: int, size2: int) -> tuple[bytes, ...]:
         """RFC 9162 §2.1.4.1 proof (never pymerkle's own format, which differs when size1 is a split)."""
@@ -161,10 +187,53 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
             raise InvalidParameter(f"size {size2} is beyond the tree")
         if size1 == size2:
             return ()
-        return tuple(bytes(self._get_root(s, e)) for s, e in consistency_ranges(size1, size2))
+        return self._range_roots(consistency_ranges(size1, size2))
+
+    def _range_roots(self, ranges: Sequence[tuple[int, int]]) -> tuple[bytes, ...]:
+        """The RFC 9162 roots of leaf ranges (each split as the RFC splits: a power of two on the left), from the
+        stored perfect subtrees under them, read in one query."""
+        needed: set[tuple[int, int]] = set()
+
+        def collect(start: int, end: int) -> None:
+            if _is_node(start, end):
+                level = (end - start).bit_length() - 1
+                needed.add((level, start >> level))
+                return
+            k = _largest_power_of_two_below(end - start)
+            collect(start, start + k)
+            collect(start + k, end)
+
+        for start, end in ranges:
+            collect(start, end)
+        hashes = self._nodes(sorted(needed))
+
+        def root(start: int, end: int) -> bytes:
+            if _is_node(start, end):
+                level = (end - start).bit_length() - 1
+                return hashes[(level, start >> level)]
+            k = _largest_power_of_two_below(end - start)
+            return bytes(self.hash_pair(root(start, start + k), root(start + k, end)))
+
+        return tuple(root(start, end) for start, end in ranges)
+
+    def _nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        for offset in range(0, len(keys), _NODES_PER_QUERY):
+            chunk = keys[offset:offset + _NODES_PER_QUERY]
+            # OR of primary-key lookups: both SQLite (MULTI-INDEX OR) and PostgreSQL (BitmapOr) seek each one;
+            # SQLite scans the table for (level, idx) IN (VALUES ...)
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
+            rows = self.db.execute(
+                f"SELECT level, idx, hash FROM tree_nodes WHERE {where}", [n for key in chunk for n in key]  # noqa: S608
+            )
+            found.update({(int(level), int(idx)): bytes(digest) for level, idx, digest in rows})
+        for level, index in keys:
+            if (level, index) not in found:
+                raise LogCorrupted(f"tree node ({level}, {index}) is missing")
+        return found
 
     def _node(self, level: int, index: int) -> bytes:
-        row = self.conn.execute(
+        row = self.db.execute(
             "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
         ).fetchone()
         if row is None:

@@ -320,8 +320,9 @@ def test_verify_receipt_tampered(log: Log, tmp_path: Path, capsys: Capsys) -> No
     other_keys.write_bytes(KeySet.from_keys([Ed25519PrivateKey.generate().public_key()]).encode())
     assert verify(other_keys, log.transparent1).startswith("Key unknown:")
     tag = cbor2.loads(log.transparent1.read_bytes())
-    tag.value[2] = tag.value[2].replace(b"issue", b"revok")
-    (tmp_path / "t.cose").write_bytes(cbor2.dumps(tag))
+    parts = list(tag.value)  # cbor2 6 decodes arrays as tuples
+    parts[2] = parts[2].replace(b"issue", b"revok")
+    (tmp_path / "t.cose").write_bytes(cbor2.dumps(cbor2.CBORTag(tag.tag, parts)))
     assert verify(log.keys, tmp_path / "t.cose").startswith("Signature invalid:")
     assert verify(log.keys, "--no-signer-check", tmp_path / "t.cose").startswith("Receipt signature invalid:")
     assert verify(log.keys, log.statement1).startswith("Malformed receipt:")  # no receipts (394)

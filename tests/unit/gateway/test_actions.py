@@ -22,11 +22,13 @@ from gateway.actions import (
     ActionQueue,
     ActionRecorder,
     Round,
+    batch_statement,
     gateway_key_path,
     load_or_create_gateway_key,
     next_backoff,
     record_payload,
     record_statement,
+    records_in,
 )
 from gateway.config import ActionRecordsConfig, load_config
 from gateway.decisions import Decision
@@ -339,3 +341,42 @@ def test_action_records_configuration(tmp_path: Path) -> None:
                                                 'batch = 10\nconcurrency = 1\nmax_backoff = 2.5\n'))
     assert config.action_records == ActionRecordsConfig(False, tmp_path / "k" / "gw.pem", 10, 1, 2.5)
     assert gateway_key_path(config) == tmp_path / "k" / "gw.pem"
+
+
+def test_records_go_to_the_log_in_batch_statements_each_with_its_receipt(tmp_path: Path,
+                                                                        service: TransparencyService) -> None:
+    log = ServiceLog(service)
+    rec = recorder(tmp_path, log, batch=10, per_statement=4)
+    for n in range(6):
+        rec.record(decision(n))
+    rec.record(REFUSED)
+    assert rec.submit_pending() == Round(logged=7)
+    records = rec.queue.records()
+    statements = list(dict.fromkeys(r.statement or b"" for r in records))
+    assert len(statements) == 2 and len(log.client.entries(0, 100)) == 2  # 4 + 3 records: two log entries
+    keys = parse_key_set(log.client.key_set())
+    for record in records:
+        assert record.statement is not None and record.receipt is not None
+        verify_receipt(record.receipt, record.statement, keys)  # each record's receipt verifies offline
+        (held,) = [r for r in records_in(record.statement) if r["seq"] == record.seq]
+        assert held == record.payload | {"seq": record.seq}
+    assert records_in(statements[1])[-1]["decision"] == "BLOCK"
+    assert batch_statement(KEY, rec.did, [(r.seq, r.payload) for r in records[:4]]) == statements[0]  # same bytes
+    rec.close()
+
+
+def test_a_batch_signed_before_a_crash_goes_again_as_it_was(tmp_path: Path, service: TransparencyService) -> None:
+    log = ServiceLog(service)
+    rec = recorder(tmp_path, log, batch=10, per_statement=3)
+    for n in range(3):
+        rec.record(decision(n))
+    log.lose = 1  # the log registers the batch, its answer is lost
+    assert rec.submit_pending().failed == 3
+    for n in range(3, 5):
+        rec.record(decision(n))  # new records after the loss go in a new batch, not into the signed one
+    rec.close()
+    rec = recorder(tmp_path, log, batch=10, per_statement=3)  # a restart over the same queue
+    assert rec.submit_pending() == Round(logged=5)
+    entries = log.client.entries(0, 100)
+    assert len(entries) == 2 and sorted(r["seq"] for e in entries for r in records_in(e.statement)) == [1, 2, 3, 4, 5]
+    rec.close()

@@ -3,6 +3,7 @@ replay, and the authority of the operator -> A -> B -> C chain."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -12,9 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import Connection
 from gateway.decisions import (
@@ -22,14 +26,16 @@ from gateway.decisions import (
     Gatekeeper,
     agent_key_resolver,
     check_identity_headers,
+    forwarded_path,
     redact_headers,
     request_digest,
     resource_of,
     split_proxy_path,
     target_uri,
 )
+from gateway.errors import HopByHopFieldSigned, MethodOverrideRefused
 from gateway.replay import NonceStore
-from gateway.signatures import Request, sign_request
+from gateway.signatures import AGENT_IDENTITY_HEADERS, Request, sign_request
 from gateway.state import LogPosition, View
 from issuer.statements import (
     PassportRequest,
@@ -206,9 +212,45 @@ def test_resource_is_the_decoded_path_after_the_connection() -> None:
     assert split_proxy_path("/proxy/mail-api") == ("mail-api", "")
     assert resource_of("inbox/a%20b/c") == "inbox/a b/c"
     for sneaky in ("inbox/../secret", "inbox/%2e%2E/secret", "inbox/.", "inbox/a%2Fb", "inbox\\x", "inbox/%00",
-                   "inbox/%ff", "inbox/é"):
+                   "inbox/%ff", "inbox/é",
+                   # path parameters, raw or encoded: "inbox/..;/outbox/1" is outbox/1 to Tomcat
+                   "inbox/..;/outbox/1", "inbox;x/1", "inbox/%3b/1", "inbox/a%3Bb",
+                   # encoded dots, double encoding, IIS %u escapes, stray percents
+                   "inbox/%2e", "inbox/a%2Ejson", "inbox/%252e%252e/outbox", "inbox/%25", "inbox/%u002e%u002e/outbox",
+                   "inbox/%", "inbox/%4", "inbox/%zz",
+                   # empty segments (merged by some upstreams), control characters
+                   "inbox//1", "/inbox/1", "inbox/%0a", "inbox/%7f", "inbox/%c2%85"):
         with pytest.raises(ResourceInvalid):
             resource_of(sneaky)
+    assert resource_of("inbox/") == "inbox/" and resource_of("") == ""
+
+
+def test_what_goes_upstream_is_what_was_decided() -> None:
+    # the agent's own escapes do not go up: the decided resource is encoded one way
+    for raw, resource, path in (("inbox/%41bc", "inbox/Abc", "inbox/Abc"), ("inbox/a%20b", "inbox/a b", "inbox/a%20b"),
+                                ("inbox/caf%C3%A9", "inbox/café", "inbox/caf%C3%A9"), ("inbox/a+b:c@d", "inbox/a+b:c@d",
+                                                                                       "inbox/a+b:c@d"),
+                                ("inbox/%3F%23", "inbox/?#", "inbox/%3F%23"), ("inbox/", "inbox/", "inbox/")):
+        assert resource_of(raw) == resource
+        assert forwarded_path(resource) == path
+        assert resource_of(path) == resource  # the upstream decodes exactly the resource decided on
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=8),
+                min_size=1, max_size=4))
+def test_forwarded_paths_decode_to_the_decided_resource(segments: list[str]) -> None:
+    raw = "/".join(quote(segment, safe="") for segment in segments)
+    ambiguous = any(seg in (".", "..") or set(seg) & set("/\\;%") or not seg.isprintable() for seg in segments)
+    try:
+        resource = resource_of(raw)
+    except ResourceInvalid:
+        assert ambiguous
+        return
+    assert not ambiguous
+    assert resource == "/".join(segments)
+    assert unquote(forwarded_path(resource), errors="strict") == resource
+    assert resource_of(forwarded_path(resource)) == resource
 
 
 def test_request_digest_and_redaction(world: World) -> None:
@@ -229,7 +271,8 @@ def test_only_the_current_key_of_an_agent_with_a_passport_resolves(world: World)
     multikey = multikey_of(world.c.key)
     for keyid in (world.c.identity, f"{world.c.identity}#{multikey}"):
         key = resolve(keyid)
-        assert key is not None and key.public_bytes_raw() == world.c.key.public_key().public_bytes_raw()
+        assert isinstance(key, Ed25519PublicKey) and key.public_bytes_raw() == world.c.ed25519.public_key(
+        ).public_bytes_raw()
     assert resolve(f"{world.c.identity}#z6MkOther") is None
     assert resolve(Signer(Ed25519PrivateKey.generate()).identity) is None  # no passport on the log
 
@@ -330,3 +373,47 @@ def test_an_untrusted_log_refuses_before_anything_else(world: World, nonces: Non
         decide(keeper, world.request())
     assert sink.decisions[-1].code == "log-untrusted" and sink.decisions[-1].status == 503
     assert nonces.count() == 0
+
+
+# --- what the signature covers and what goes upstream (gateway.proxy) --------------------------------------
+
+SIGNED = ["@method", "@target-uri", *AGENT_IDENTITY_HEADERS]
+
+
+def with_fields(world: World, *extra: tuple[str, str], signed: tuple[str, ...] = (), method: str = "GET") -> Request:
+    return world.request(method=method, headers=(*world.headers(), *extra), components=[*SIGNED, *signed])
+
+
+def test_a_signed_method_override_decides_the_action_an_unsigned_one_nothing(world: World,
+                                                                              nonces: NonceStore) -> None:
+    keeper = gatekeeper(world.state(), nonces)
+    unsigned = decide(keeper, with_fields(world, ("X-HTTP-Method-Override", "DELETE")))
+    assert unsigned.action == "read" and "x-http-method-override" not in unsigned.covered  # dropped on the way up
+    signed_write = decide(keeper, with_fields(world, ("X-HTTP-Method-Override", "post"),
+                                              signed=("x-http-method-override",)))
+    assert signed_write.action == "write" and "x-http-method-override" in signed_write.covered
+    with pytest.raises(ScopeRefused) as caught:  # DELETE is outside C's scope, whatever the request line says
+        decide(keeper, with_fields(world, ("X-HTTP-Method", "DELETE"), signed=("x-http-method",)))
+    assert caught.value.reason_code == "action_out_of_scope"
+    for extra, signed in (((("X-Original-URL", "/outbox/1"),), ("x-original-url",)),
+                          ((("X-Rewrite-URL", "/outbox/1"),), ("x-rewrite-url",)),
+                          ((("X-HTTP-Method-Override", "DELETE"), ("X-Method-Override", "GET")),
+                           ("x-http-method-override", "x-method-override")),
+                          ((("X-HTTP-Method-Override", "GET /x"),), ("x-http-method-override",))):
+        with pytest.raises(MethodOverrideRefused):
+            decide(keeper, with_fields(world, *extra, signed=signed))
+    mcp = dataclasses.replace(CONNECTION, kind="mcp")
+    request = with_fields(world, ("X-HTTP-Method-Override", "POST"), signed=("x-http-method-override",))
+    with pytest.raises(MethodOverrideRefused, match="MCP"):
+        keeper.decide(mcp, request, "ping", action="ping")
+
+
+def test_a_signature_over_a_field_removed_at_this_hop_is_refused(world: World, nonces: NonceStore) -> None:
+    keeper = gatekeeper(world.state(), nonces)
+    for extra, signed in (((("X-Tenant", "acme"), ("Connection", "keep-alive, X-Tenant")), ("x-tenant",)),
+                          ((("Keep-Alive", "timeout=5"),), ("keep-alive",)),
+                          ((("TE", "trailers"),), ("te",))):
+        with pytest.raises(HopByHopFieldSigned):
+            decide(keeper, with_fields(world, *extra, signed=signed))
+    # a Connection header naming fields that are not signed is fine: they are dropped, nothing signed is lost
+    assert decide(keeper, with_fields(world, ("X-Tenant", "acme"), ("Connection", "X-Tenant"))).outcome == "allow"

@@ -122,6 +122,9 @@ def test_a_request_and_a_notification_are_read() -> None:
     (b'{"jsonrpc":"2.0","id":true,"method":"ping"}', RPC_INVALID_REQUEST, "id"),
     (b'{"jsonrpc":"2.0","id":1.5,"method":"ping"}', RPC_INVALID_REQUEST, "id"),
     (b'{"jsonrpc":"2.0","id":1,"method":"ping","params":3}', RPC_INVALID_PARAMS, "params"),
+    # nesting is bounded before json.loads recurses (transparency.request_bodies.check_json_depth)
+    (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":' + b"[" * 40 + b"]" * 40
+     + b"}}", RPC_PARSE_ERROR, "deep"),
     # the gateway would decide on the last name, an upstream might call the first
     (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_ticket","name":"search"}}',
      RPC_PARSE_ERROR, "twice"),
@@ -138,9 +141,15 @@ def test_what_each_method_is_decided_as() -> None:
         "read_ticket", "tools/read_ticket", authorise, False)
     listed = ask_of(parse_message(rpc("tools/list")))
     assert (listed.action, listed.authority, listed.lists_tools) == ("tools/list", passport_only, True)
-    for method in ("initialize", "ping", "notifications/initialized", "notifications/cancelled"):
+    for method in ("initialize", "ping"):
         session = ask_of(parse_message(rpc(method)))
         assert (session.action, session.resource, session.authority) == (method, method, passport_only)
+    for method in ("notifications/initialized", "notifications/cancelled"):
+        notification = ask_of(parse_message(rpc(method, ident_=None)))
+        assert (notification.action, notification.resource, notification.authority) == (method, method, passport_only)
+        # with an id it is a request, whatever its name: decided by name, as any other method
+        request = ask_of(parse_message(rpc(method)))
+        assert (request.action, request.resource, request.authority) == (method, method, authorise)
     other = ask_of(parse_message(rpc("resources/read", {"uri": "file:///etc/passwd"})))
     assert (other.action, other.resource, other.authority) == ("resources/read", "resources/read", authorise)
     for params in ({}, {"name": ""}, {"name": 3}, {"name": "a b"}, {"name": "x" * 129}):

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.responses import StreamingResponse
 
 from gateway.config import BearerCredentials, Connection, HeaderCredentials
-from gateway.proxy import UpstreamProxy, credential_headers, response_headers, upstream_headers, upstream_url
+from gateway.errors import HopByHopFieldSigned, RequestFramingAmbiguous, UpstreamAnswerUnreadable
+from gateway.proxy import (
+    UpstreamProxy,
+    check_framing,
+    check_signed_fields,
+    credential_headers,
+    response_headers,
+    upstream_headers,
+    upstream_url,
+)
+from gateway.scrub import Scrubber
 from gateway.secrets import Secret
 from schemas.errors import SecretMissing, UpstreamTimeout, UpstreamUnreachable
 
@@ -101,3 +116,85 @@ def test_an_upstream_that_fails_is_a_502_or_504(failure: Exception, error: type[
     with pytest.raises(error) as caught:
         asyncio.run(go())
     assert "tok-123" not in str(caught.value)
+
+
+def test_override_headers_go_up_only_when_signed() -> None:
+    overrides = [("X-HTTP-Method-Override", "DELETE"), ("X-HTTP-Method", "PUT"), ("X-Method-Override", "PATCH"),
+                 ("X-Original-URL", "/admin"), ("X-Rewrite-URL", "/admin")]
+    names = {n.lower() for n, _ in upstream_headers([*AGENT, *overrides], ())}
+    assert not names & {n.lower() for n, _ in overrides}
+    kept = upstream_headers([*AGENT, *overrides], (), signed=("x-http-method-override",))
+    assert ("X-HTTP-Method-Override", "DELETE") in kept and ("X-HTTP-Method", "PUT") not in kept
+
+
+def test_framing_and_signed_hop_by_hop_fields_are_refused() -> None:
+    check_framing([("Content-Length", "3")])
+    check_framing([("Transfer-Encoding", "chunked")])
+    with pytest.raises(RequestFramingAmbiguous):
+        check_framing([("content-length", "3"), ("Transfer-Encoding", "chunked")])
+    check_signed_fields(AGENT, ("@method", "content-digest", "x-request-id"))
+    for covered in (("x-hop",), ("keep-alive",), ("upgrade",), ("connection",)):
+        with pytest.raises(HopByHopFieldSigned):
+            check_signed_fields(AGENT, ("@method", *covered))
+
+
+SCRUB = Scrubber([Secret("tok-123"), Secret('k"e/y 9')])
+
+
+@pytest.mark.parametrize("text", [
+    b"tok-123", b"Bearer tok-123 and again tok-123", b'{"h": "k\\"e/y 9"}', b"q=k%22e%2Fy%209", b"k\"e/y 9"])
+def test_every_spelling_of_a_secret_is_masked_to_the_same_length(text: bytes) -> None:
+    masked = SCRUB.mask(text)
+    assert len(masked) == len(text) and b"tok-123" not in masked and b"e/y 9" not in masked and b"e%2Fy" not in masked
+    assert SCRUB.headers([("X-Echo", text.decode())]) == [("X-Echo", masked.decode())]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=60), st.binary(max_size=60), st.lists(st.integers(1, 9), min_size=1, max_size=40))
+def test_a_secret_split_across_chunks_is_masked_like_a_whole_body(before: bytes, after: bytes,
+                                                                 sizes: list[int]) -> None:
+    body = before + b"tok-123" + after + b'k"e/y 9'
+    chunks, at = [], 0
+    for size in sizes:
+        chunks.append(body[at:at + size])
+        at += size
+    chunks.append(body[at:])
+
+    async def collect() -> bytes:
+        async def source() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        return b"".join([c async for c in SCRUB.stream(source())])
+
+    assert asyncio.run(collect()) == SCRUB.mask(body)
+    assert b"tok-123" not in SCRUB.mask(body)
+
+
+def test_answers_are_scrubbed_decoded_when_compressed_and_refused_in_an_unknown_coding() -> None:
+    echoed = b'{"authorization": "Bearer tok-123"}'
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/gzip"):
+            return httpx.Response(200, headers={"Content-Encoding": "gzip", "X-Echo": "tok-123"},
+                                  stream=httpx.ByteStream(gzip.compress(echoed)))
+        if request.url.path.endswith("/odd"):
+            return httpx.Response(200, headers={"Content-Encoding": "x-odd"}, stream=httpx.ByteStream(b"tok-123"))
+        return httpx.Response(200, headers={"X-Echo": request.headers["authorization"]},
+                              stream=httpx.ByteStream(echoed))
+
+    async def through(path: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
+            proxy = UpstreamProxy(client, {"mail": credential_headers(BEARER, SECRETS)})
+            response = await proxy.answer(BEARER, await proxy.forward(BEARER, "GET", path, "", AGENT, b""))
+            assert isinstance(response, StreamingResponse)
+            body = b"".join([bytes(c) if not isinstance(c, str) else c.encode() async for c in response.body_iterator])
+            return response.raw_headers, body
+
+    headers, body = asyncio.run(through("plain"))
+    assert body == echoed.replace(b"tok-123", b"*******") and (b"x-echo", b"Bearer *******") in headers
+    headers, body = asyncio.run(through("gzip"))
+    assert body == echoed.replace(b"tok-123", b"*******")
+    assert not [k for k, _ in headers if k.lower() in (b"content-encoding", b"content-length")]
+    with pytest.raises(UpstreamAnswerUnreadable, match="x-odd"):
+        asyncio.run(through("odd"))

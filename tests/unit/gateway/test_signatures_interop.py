@@ -145,3 +145,33 @@ def test_target_uri_normalization_agrees(uri: str) -> None:
     message = Message("GET", uri, dict(IDENTITY))
     _theirs_sign(message, None, (*ALL_DERIVED, *AGENT_IDENTITY_HEADERS), ContentDigest)
     verify_request(_as_request(message, b""), key_resolver=keys().get, now=int(time.time()))
+
+
+# --- ecdsa-p256-sha256 (RFC 9421 §3.3.4): the algorithm of a TPM-resident agent key --------------------------------
+
+
+def test_p256_both_ways_with_the_independent_implementation() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from schemas.errors import SignatureAlgorithmMismatch
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    resolver = MappingKeyResolver(public_keys={KEYID: key.public_key()}, private_keys={KEYID: key})
+    message = _message()
+    signer = HTTPMessageSigner(signature_algorithm=hms_algorithms.ECDSA_P256_SHA256, key_resolver=resolver)
+    signer.sign(message, key_id=KEYID, created=datetime.datetime.now(datetime.UTC), nonce="n1", label="pyhms",
+                covered_component_ids=("@method", "@target-uri", *AGENT_IDENTITY_HEADERS), body=BODY)
+    verified = verify_request(_as_request(message, BODY), key_resolver={KEYID: key.public_key()}.get,
+                              now=int(time.time()))
+    assert verified.label == "pyhms"
+    ours = sign_request(_as_request(_message(), BODY), key=key, keyid=KEYID, created=int(time.time()), nonce="n2")
+    assert 'alg="ecdsa-p256-sha256"' in (ours.field("signature-input") or "")
+    verifier = HTTPMessageVerifier(signature_algorithm=hms_algorithms.ECDSA_P256_SHA256, key_resolver=resolver)
+    (result,) = verifier.verify(_as_message(ours), require_components=("@method", "content-digest"), body=BODY)
+    assert result.parameters["alg"] == "ecdsa-p256-sha256"
+    with pytest.raises(RequestSignatureInvalid):  # another P-256 key
+        verify_request(ours, key_resolver={KEYID: ec.generate_private_key(ec.SECP256R1()).public_key()}.get,
+                       now=int(time.time()))
+    with pytest.raises(SignatureAlgorithmMismatch):  # an ed25519 signature for a P-256 agent key
+        verify_request(sign_request(_as_request(_message(), BODY), key=KEY, keyid=KEYID, created=int(time.time()),
+                                    nonce="n3"), key_resolver={KEYID: key.public_key()}.get, now=int(time.time()))

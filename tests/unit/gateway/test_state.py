@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.errors import LogTrustFileInvalid
 from gateway.state import FollowedLog
+from gateway.trust import LogTrust, TrustRecord
 from issuer.statements import revocation
 from schemas.checkpoint import parse_checkpoint
 from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUnreachable, LogUntrusted
@@ -224,3 +226,98 @@ def test_a_restart_resumes_from_the_gateways_own_snapshot(
     fourth.poll()
     with fourth.snapshot() as view, reference.snapshot() as rebuilt:
         assert _fields(view.state) == _fields(rebuilt.state)
+
+
+# --- what the data folder remembers (gateway.trust) ------------------------------------------------------
+
+
+def test_the_pinned_checkpoint_and_a_fork_verdict_survive_a_restart(service: TransparencyService,
+                                                                     tmp_path: Path) -> None:
+    world = build_world()
+    register(service, *world.statements)
+    vkey = parse_vkey(LocalLogClient(service).vkey())
+    trust = LogTrust(tmp_path / "gw", vkey)
+
+    def restarted() -> tuple[FollowedLog, Lying]:
+        client = Lying(LocalLogClient(service))
+        return FollowedLog(client, vkey, parse_key_set(client.real.key_set()), trust=trust), client
+
+    log, _ = restarted()
+    log.poll()
+    assert trust.load().checkpoint == service.checkpoint()  # pinned as soon as verified
+
+    # restarted, the log now serves another tree of the same size: caught at the first poll, and written down
+    log, client = restarted()
+    real = parse_checkpoint(parse_note(service.checkpoint()).text)
+    client.forged = sign_checkpoint(service.key, dataclasses.replace(real, root_hash=bytes(32)))
+    with pytest.raises(CheckpointInconsistent, match="two different roots"):
+        log.poll()
+    verdict = trust.load().fork
+    assert verdict is not None and "two different roots" in verdict.detail
+
+    # every later start refuses before asking the log anything, even when the log tells the truth again
+    log, client = restarted()
+    client.forged, client.down = None, True
+    with pytest.raises(LogUntrusted, match="found forked"):
+        log.position()
+    with pytest.raises(CheckpointInconsistent):
+        log.poll()
+    log.start()  # no thread: nothing the log says is believed
+    assert log._thread is None
+
+    event = trust.reset("reviewed: the forged checkpoint came from a test", operator="tester")
+    assert event["cleared_fork"]["detail"] == verdict.detail and trust.events() == [event]
+    assert trust.load().fork is None and trust.load().checkpoint is None
+    log, client = restarted()
+    assert log.poll().size == len(world.statements)
+
+
+def test_a_trust_file_of_another_log_or_unreadable_stops_the_start(service: TransparencyService,
+                                                                  tmp_path: Path) -> None:
+    other = TransparencyService(Settings(data_dir=tmp_path / "other", origin="other.test/log"))
+    try:
+        other_vkey = parse_vkey(LocalLogClient(other).vkey())
+    finally:
+        other.close()
+    trust = LogTrust(tmp_path / "gw", parse_vkey(LocalLogClient(service).vkey()))
+    trust.pin(service.checkpoint())
+    with pytest.raises(LogTrustFileInvalid, match="does not verify"):
+        LogTrust(tmp_path / "gw", other_vkey).load()
+    trust.path.write_text("{not json")
+    with pytest.raises(LogTrustFileInvalid, match="cannot read"):
+        trust.load()
+    with pytest.raises(LogTrustFileInvalid, match="needs a reason"):
+        trust.reset("  ")
+    trust.reset("moved to another log")
+    assert trust.load() == TrustRecord()
+
+
+def test_entries_are_checked_against_the_tree_and_action_records_are_not_folded(
+    service: TransparencyService, tmp_path: Path
+) -> None:
+    world = build_world()
+    register(service, *world.statements)
+    log, client = followed(service)
+
+    class Swapping(Lying):
+        """Serves another (validly signed) statement in place of entry 3."""
+
+        def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
+            page = self.real.entries(start, limit)
+            return [e._replace(statement=world.statements[0]) if e.leaf_index == 3 else e for e in page]
+
+    swapped = FollowedLog(Swapping(client.real), parse_vkey(client.real.vkey()),
+                          parse_key_set(client.real.key_set()))
+    with pytest.raises(CheckpointInconsistent, match="do not hash to the checkpoint's root"):
+        swapped.poll()
+    # a gateway's own action records are on the log; the state folds only what can change identity
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.actions import record_statement
+    payload = {"agent": world.c.identity, "delegation_chain": [], "resource": "inbox/1", "action": "read",
+               "decision": "ALLOW", "policy_id": "tabellion:log-state", "request_digest": "sha-256:00", "at": 1}
+    register(service, record_statement(Ed25519PrivateKey.generate(), 1, payload))
+    checkpoint = log.poll()
+    with log.snapshot() as view:
+        assert view.position.size == checkpoint.size == len(world.statements) + 1
+        assert view.state.size == len(world.statements)  # the record was skipped, not folded

@@ -58,6 +58,23 @@ GOOD: dict[str, dict[str, Any]] = {
     "did-web-evidence": {"did": "did:web:acme.example", "url": "https://acme.example/.well-known/did.json",
                          "document_sha256": "ab" * 32, "fetched_at": 1_800_000_000, "key": KEY,
                          "method": "did:web:acme.example#key-1", "relationship": "assertionMethod"},
+    "agent-enrolment": {
+        "agent": "did:key:zDnaerDaTF5BXEavCrfRZEk316dpbLsfPDZ3WJ5hRTPFU2169", "operator": OPERATOR,
+        "namespace": "acme", "platform": "tpm2", "machine_fingerprint": "sha256:" + "ab" * 32,
+        "ek_certificate_sha256": "01" * 32, "ek_root_sha256": "02" * 32, "trust_anchor": "03" * 32,
+        "ak_name": "000b" + "04" * 32, "quote_sha256": "05" * 32, "quote_pcr_selection": "sha256:0,1,2,3,4,5,6,7",
+        "quote_pcr_digest": "06" * 32, "certify_sha256": "07" * 32, "agent_key_name": "000b" + "08" * 32,
+        "nonce": "09" * 32, "enrolment_digest": "0a" * 32,
+        "webauthn": {"credential_id": "AAAA", "authenticator_data": "AAAA", "client_data_json": "AAAA",
+                     "signature": "AAAA"},
+        "gates": ["G1", "G2", "G3", "G4", "G5", "G6"], "enrolled_at": 1_800_000_000},
+    "namespace-policy": {"namespace": "acme", "require_hardware": True},
+    "action-record-batch": {"records": [
+        {"agent": AGENT, "delegation_chain": [ENTRY], "resource": "accounts/1", "action": "read", "decision": "ALLOW",
+         "policy_id": "p@1", "request_digest": "sha-256=:x:", "at": 1_800_000_000, "seq": 7},
+        {"agent": AGENT, "delegation_chain": [], "resource": "accounts/2", "action": "delete", "decision": "BLOCK",
+         "policy_id": "p@1", "request_digest": "sha-256=:y:", "at": 1_800_000_001, "seq": 8, "code": "scope-refused",
+         "reason_code": "action_out_of_scope", "log_size": 42}]},
 }
 
 

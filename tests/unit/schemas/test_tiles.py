@@ -17,7 +17,9 @@ from schemas.tiles import (
     entries_path,
     level_tiles,
     parse_entries_path,
+    parse_statements_path,
     parse_tile_path,
+    statements_path,
     tile_path,
     tile_width,
 )
@@ -64,6 +66,16 @@ def test_paths_round_trip(level: int, index: int, width: int, path: str) -> None
     bundle = "tile/entries/" + path.split("/", 2)[2]
     assert entries_path(index, width) == bundle
     assert parse_entries_path(bundle) == (index, width)
+    statements = "statements/" + path.split("/", 2)[2]
+    assert statements_path(index, width) == statements
+    assert parse_statements_path(statements) == (index, width)
+
+
+@pytest.mark.parametrize("path", ["statements/", "statements/67", "statements/x000/067", "statements/000.p/256",
+                                  "statements/000.p/0", "tile/statements/000", "tile/entries/000", "/statements/000"])
+def test_statement_bundle_paths_are_parsed_strictly(path: str) -> None:
+    with pytest.raises(InvalidParameter):
+        parse_statements_path(path)
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,20 @@
 """Helpers for the entry-id index tests: a sequencer with tiny runs, and the index's invariants checked
-against the ``entries`` rows with plain SQL (not with the code under test)."""
+against the ``entries`` rows with plain SQL (not with the code under test), on either backend."""
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from transparency.keys import load_or_create_log_key
 from transparency.log.sequencer import Integrated, Sequencer, _Pending
+from transparency.log.storage import LogLocation, is_postgres
 
 ORIGIN = "index.example/log"
 
@@ -22,11 +27,31 @@ def statement(i: int) -> bytes:
     return b"statement %d" % i
 
 
-def open_sequencer(directory: Path, *, seal: int = 4, fanin: int = 2) -> Sequencer:
+def open_sequencer(directory: Path, *, seal: int = 4, fanin: int = 2, database: str | None = None) -> Sequencer:
     """A sequencer whose index seals a run every ``seal`` entries and merges ``fanin`` runs at a time, so
-    merges (each spread over several batches) happen all the time. Its thread is not started."""
+    merges (each spread over several batches) happen all the time. Its thread is not started. The log is
+    ``directory/log.sqlite``, or the PostgreSQL ``database``; its key is in ``directory``."""
     key = load_or_create_log_key(directory / "log-key.pem")
-    return Sequencer(directory / "log.sqlite", key, ORIGIN, index_seal_entries=seal, index_fanin=fanin)
+    deadline = time.monotonic() + 10
+    while True:
+        seq = Sequencer(location(directory, database), key, ORIGIN, index_seal_entries=seal, index_fanin=fanin)
+        if seq.leading:
+            return seq
+        # PostgreSQL: the session of a writer killed just before still holds the sequencer's lock (for a moment)
+        seq.stop()
+        assert time.monotonic() < deadline, "the sequencer's lock was never released"
+        time.sleep(0.05)
+
+
+def location(directory: Path, database: str | None = None) -> LogLocation:
+    return database or directory / "log.sqlite"
+
+
+def raw_connection(where: LogLocation) -> Any:
+    """A plain DB-API connection (sqlite3 or psycopg, autocommit), not the code under test."""
+    if is_postgres(where):
+        return psycopg.connect(str(where), autocommit=True)
+    return sqlite3.connect(str(where))
 
 
 def integrate(
@@ -40,14 +65,14 @@ def integrate(
     return [p.future.result() for p in batch]
 
 
-def check_index(db_path: Path) -> int:
+def check_index(where: LogLocation) -> int:
     """Assert the index's invariants on committed rows; the tree size.
 
     Every entry has exactly one index row, in a live run whose range covers it, keyed by its id's first
     8 bytes; a run being filled by a merge holds exactly the rows of its range below ``filled_below`` and its
     sources the others; the runs not being merged away tile the log; exactly one run is open.
     """
-    conn = sqlite3.connect(str(db_path))
+    conn = raw_connection(where)
     try:
         size = conn.execute("SELECT MAX(tree_size) FROM tree_heads").fetchone()[0]
         assert conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == size
@@ -64,10 +89,10 @@ def check_index(db_path: Path) -> int:
         for run, key, idx, entry_id in rows:
             assert run in runs, f"row of entry {idx} in a run that is not live"
             _, first, end, _ = runs[run]
-            assert first <= idx < end and key == entry_id[:8]
+            assert first <= idx < end and bytes(key) == bytes(entry_id)[:8]
             for target, (_, t_first, t_end, below) in targets.items():
                 if t_first <= idx < t_end:
-                    assert (run == target) == (key < below), f"entry {idx} is on the wrong side of a merge"
+                    assert (run == target) == (bytes(key) < bytes(below)), f"entry {idx}: wrong side of a merge"
         covering = sorted(
             (first, end) for run, (_, first, end, _) in runs.items()
             if not any(t != run and tf <= first and end <= te for t, (_, tf, te, _) in targets.items())

@@ -1,4 +1,4 @@
-"""The entry-id index (an LSM of sorted runs, see transparency.log.store): dedupe and lookups across seals,
+"""The entry-id index (an LSM of sorted runs, see transparency.log.entry_index): dedupe and lookups across seals,
 merges, restarts, prefix collisions and a migrated log; interrupted batches leave no trace."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import pytest
 
 from schemas.errors import LogCorrupted, StorageError
 from tests.unit.transparency.index_world import check_index, integrate, leaf, open_sequencer, statement
+from transparency.log.reader import LogReader
 from transparency.log.sequencer import Sequencer
-from transparency.log.store import LogReader, open_database
+from transparency.log.sqlite_storage import SqliteLogDatabase
+from transparency.log.storage import open_database
 
 
 def _reader(tmp_path: Path) -> LogReader:
@@ -74,6 +76,7 @@ def test_a_pre_checked_batch_probes_no_large_run_yet_finds_recent_duplicates(tmp
         _append(seq, start, 4)
     assert seq.index._recent_from > 0, "the test needs large runs"
     probes: list[str] = []
+    assert isinstance(seq.db, SqliteLogDatabase)
     seq.db.conn.set_trace_callback(lambda sql: probes.append(sql) if "r.first_idx <" in sql else None)
     integrate(seq, [(leaf(200), statement(200))], [200])
     (dup,) = integrate(seq, [(leaf(200), b"pre-checked before the first one was logged")], [200])

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -37,12 +38,14 @@ from tests.log_tampering import (
     tampered,
     truncate_entries,
 )
+from tests.postgres import PostgresServer
 from tests.unit.transparency.index_world import ORIGIN, integrate, open_sequencer
 from transparency.client import generate_key, sign_statement
 from transparency.identity import IdentityFollower
 from transparency.keys import load_or_create_log_key
 from transparency.log.fsck import FsckReport, fsck
-from transparency.log.store import LogReader, open_database
+from transparency.log.reader import LogReader
+from transparency.log.storage import open_database
 from transparency.service import TransparencyService
 from transparency.settings import Settings
 
@@ -264,3 +267,25 @@ def test_a_writer_opening_a_closed_log_during_the_check_is_told(pristine: Path, 
     writers[0].close()
     assert report.problems == [] and report.opened_meanwhile
     assert "run it again" in report.lines()[-2]
+
+
+def test_fsck_checks_a_log_on_postgresql(tmp_path: Path, postgres: PostgresServer) -> None:
+    """The same checks through the storage interface, on one REPEATABLE READ snapshot of a PostgreSQL log; the
+    tampering needs the append-only triggers disabled first (the owner of the tables can)."""
+    database = postgres.create_database()
+    data = build_log(tmp_path / "data", COUNT, database=database)
+    report = fsck(data, database=database)
+    assert report.problems == [] and (report.size, report.entries, report.index_rows) == (COUNT, COUNT, COUNT)
+    with psycopg.connect(database, autocommit=True) as conn:
+        for table in ("entries", "tree_nodes"):
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        conn.execute("UPDATE entries SET statement = set_byte(statement, 40, get_byte(statement, 40) # 1) "
+                     "WHERE idx = 20")
+        conn.execute("UPDATE tree_nodes SET hash = set_byte(hash, 0, get_byte(hash, 0) # 1) "
+                     "WHERE level = 1 AND idx = 3")
+        conn.execute("DELETE FROM entry_index WHERE idx = 30")
+    report = fsck(data, database=database)
+    assert {p.code for p in report.problems} == {"statement-corrupted", "tree-node-corrupted",
+                                                  "entry-index-corrupted"}
+    lines = "\n".join(report.lines())
+    assert "entry 20:" in lines and "tree node (1, 3):" in lines and "entry 30 is not in the entry-id index" in lines

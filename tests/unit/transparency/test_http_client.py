@@ -224,6 +224,7 @@ def test_retry_after_forms() -> None:
     assert retry_after("5") == 5.0
     assert retry_after("100000") == 60.0
     assert retry_after("soon") == 1.0
+    assert retry_after("²") == retry_after("٣") == 1.0  # Unicode digits are not delay-seconds
     now = 1_700_000_000.0
     assert retry_after(email.utils.formatdate(now + 7, usegmt=True), now=now) == 7.0
     assert retry_after(email.utils.formatdate(now - 7, usegmt=True), now=now) == 0.0

@@ -11,8 +11,8 @@ import pytest
 
 from schemas.errors import ConfigurationError, LogCorrupted, Overloaded
 from transparency.keys import load_or_create_log_key
+from transparency.log.reader import LogReader
 from transparency.log.sequencer import Sequencer
-from transparency.log.store import LogReader
 from transparency.settings import load_settings
 
 
@@ -96,3 +96,7 @@ def test_settings_flags_beat_environment_beat_defaults() -> None:
         load_settings(env={"TABELLION_PORT": "eighty"})
     with pytest.raises(ConfigurationError):
         load_settings({"origin": "has space"}, env={})
+    assert load_settings(env={"TABELLION_DATABASE": "postgresql://u@h/db"}).log_location == "postgresql://u@h/db"
+    assert load_settings(env={}).log_location == Path("data/log.sqlite")
+    with pytest.raises(ConfigurationError, match="postgresql:// URL"):
+        load_settings({"database": "mysql://u@h/db"}, env={})

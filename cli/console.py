@@ -1,0 +1,60 @@
+"""``tabellion console --config FILE`` (the operator's web console, ``console``) and
+``tabellion console invite --config FILE --approver DID --name NAME`` (a one-time enrolment link)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def _serve(a: argparse.Namespace) -> list[str]:
+    import asyncio
+    import signal
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from console.app import create_app
+    from console.config import load_config
+
+    config = load_config(a.config)
+    app = create_app(config)
+    hyper = Config()
+    hyper.bind = [f"{config.host}:{config.port}"]
+    hyper.accesslog = None
+    hyper.graceful_timeout = 2.0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(f"tabellion: console for {config.namespace} on http://{config.host}:{config.port} "
+          f"(origin {config.origin}, issuer {config.issuer})", file=sys.stderr, flush=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(app, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    return []
+
+
+def _invite(a: argparse.Namespace) -> list[str]:
+    from console.ceremonies import Invitations, session_secret
+    from console.config import load_config
+
+    config = load_config(a.config)
+    token = Invitations(session_secret(config.data_dir), config.data_dir).make(a.approver, a.name)
+    return [f"{config.origin}/enrol?invitation={token}"]
+
+
+def add_console_commands(commands: Any, command: Callable[..., argparse.ArgumentParser],
+                         show: Callable[[list[str]], int]) -> None:
+    p = command(commands, "console", lambda a: show(_invite(a) if a.action == "invite" else _serve(a)),
+                "the operator's web console (passkey approvals), or an enrolment invitation for an approver")
+    p.add_argument("action", nargs="?", choices=("serve", "invite"), default="serve")
+    p.add_argument("--config", required=True, metavar="FILE", help="the console's TOML configuration")
+    p.add_argument("--approver", metavar="DID", help="invite: the approver's DID")
+    p.add_argument("--name", default="approver", help="invite: the name the passkey is made for")

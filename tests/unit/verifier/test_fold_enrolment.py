@@ -1,0 +1,249 @@
+"""Hardware-rooted agents in the fold (verifier.enrolments): pinned TPM roots, agent enrolments by the log service
+with the operator's passkey approval checked offline, the tpm tier, namespace policies requiring hardware. Each
+refusal has its code and leaves the state as it was."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.unit.verifier.identity_world import FINGERPRINT, HOUR, T0, World, snapshot
+from verifier.enrolments import GATES, enrolment_digest
+from verifier.fold import Fold, FoldEntry, IdentityState
+from verifier.passports import Verdict, passport_status
+from verifier.webauthn import FLAG_UP
+
+DAY = 24 * HOUR
+
+
+def _root_pem(name: str = "Test TPM Root") -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                   .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=9))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class TpmWorld(World):
+    """A World whose agents named ``tpm…`` have P-256 keys (as a TPM makes them) and whose fold trusts ``log``."""
+
+    def key(self, name: str) -> Any:
+        if name.startswith("tpm") and name not in self.keys:
+            self.keys[name] = ec.generate_private_key(ec.SECP256R1())  # type: ignore[assignment]
+        return super().key(name)
+
+    def fold(self) -> IdentityState:
+        return Fold(service_signers=frozenset({self.did("log")})).apply_all(self.entries)
+
+    def anchor(self, pem: str, signer: str = "log") -> str:
+        return self.add(signer, "trust-anchor", {"anchor": pem, "kind": "x509-root-pem", "purpose": "tpm-endorsement"})
+
+    def enrolment_payload(self, anchor: str, pem: str, agent: str = "tpm-agent", operator: str = "op",
+                          human: str = "human", flags: int | None = None, **changes: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "agent": self.did(agent), "operator": self.did(operator), "namespace": "acme", "platform": "tpm2",
+            "machine_fingerprint": FINGERPRINT, "ek_certificate_sha256": "11" * 32,
+            "ek_root_sha256": hashlib.sha256(x509.load_pem_x509_certificate(pem.encode()).public_bytes(
+                serialization.Encoding.DER)).hexdigest(),
+            "trust_anchor": anchor, "ak_name": "000b" + "22" * 32, "quote_sha256": "33" * 32,
+            "quote_pcr_selection": "sha256:0,1,2,3,4,5,6,7", "quote_pcr_digest": "44" * 32,
+            "certify_sha256": "55" * 32, "agent_key_name": "000b" + "66" * 32, "nonce": "77" * 32,
+            "gates": list(GATES), "enrolled_at": T0,
+        }
+        payload.update({k: v for k, v in changes.items() if k != "after"})
+        digest = enrolment_digest(payload)
+        payload["enrolment_digest"] = digest.hex()
+        key = self.passkey(human)
+        assertion = key.get(digest) if flags is None else key.get(digest, flags=flags)
+        payload["webauthn"] = assertion.to_json()
+        payload.update(changes.get("after", {}))
+        return payload
+
+    def enrol_agent(self, anchor: str, pem: str, signer: str = "log", **kwargs: Any) -> str:
+        return self.add(signer, "agent-enrolment", self.enrolment_payload(anchor, pem, **kwargs))
+
+
+@pytest.fixture
+def world() -> TpmWorld:
+    w = TpmWorld()
+    w.register("op")
+    w.enrol("human")  # the operator's passkey, an approver of its namespace
+    return w
+
+
+@pytest.fixture
+def pem() -> str:
+    return _root_pem()
+
+
+def _last(state: IdentityState) -> tuple[bool, str]:
+    return state.outcomes[-1].accepted, state.outcomes[-1].code
+
+
+def _refused_unchanged(world: TpmWorld, code: str) -> None:
+    """The last entry is refused with ``code``, and the state is that of the entries before it."""
+    state = world.fold()
+    assert _last(state) == (False, code), state.outcomes[-1].reason
+    before = Fold(service_signers=frozenset({world.did("log")})).apply_all(world.entries[:-1])
+    assert snapshot(state) == snapshot(before)
+    assert (state.enrolments, state.trust_anchors, state.namespace_policies) == (
+        before.enrolments, before.trust_anchors, before.namespace_policies)
+
+
+def test_an_enrolment_makes_a_tpm_passport_acceptable(world: TpmWorld, pem: str) -> None:
+    anchor = world.anchor(pem)
+    enrolment = world.enrol_agent(anchor, pem)
+    world.passport("tpm-agent", tier="tpm", lifetime=7 * DAY)
+    state = world.fold()
+    assert [o.accepted for o in state.outcomes] == [True] * len(state.outcomes), [o.reason for o in state.outcomes]
+    recorded = state.enrolments[world.did("tpm-agent")]
+    assert recorded.entry == enrolment and recorded.trust_anchor == anchor and recorded.operator == world.did("op")
+    assert state.trust_anchors[anchor].root_sha256 == recorded.root_sha256
+    assert state.passports[world.did("tpm-agent")].tier == "tpm"
+    assert passport_status(state, world.did("tpm-agent"), T0 + HOUR).verdict == Verdict.ALLOW
+
+
+def test_a_tpm_passport_is_capped_at_seven_days(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem)
+    world.passport("tpm-agent", tier="tpm", lifetime=7 * DAY + 1)
+    _refused_unchanged(world, "passport-validity-over-cap")
+
+
+def test_a_tpm_passport_without_an_enrolment_is_refused(world: TpmWorld) -> None:
+    world.passport("tpm-agent", tier="tpm", lifetime=7 * DAY)
+    _refused_unchanged(world, "passport-enrolment-missing")
+
+
+def test_a_tpm_passport_of_another_machine_is_refused(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem, machine_fingerprint="sha256:" + "ef" * 32)
+    world.passport("tpm-agent", tier="tpm", lifetime=7 * DAY)  # its fingerprint is FINGERPRINT
+    _refused_unchanged(world, "passport-fingerprint-mismatch")
+
+
+def test_a_tpm_passport_by_another_operator_than_the_enrolments_is_refused(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem)
+    world.register("op2", "other")
+    world.passport("tpm-agent", "op2", tier="tpm", lifetime=7 * DAY)
+    _refused_unchanged(world, "passport-enrolment-missing")
+
+
+def test_a_secure_enclave_passport_is_refused_loudly(world: TpmWorld) -> None:
+    world.passport("agent", tier="secure-enclave", lifetime=DAY)
+    _refused_unchanged(world, "passport-tier-unsupported")
+
+
+def test_an_enrolment_signed_by_anyone_but_the_service_is_refused(world: TpmWorld, pem: str) -> None:
+    anchor = world.anchor(pem)
+    world.enrol_agent(anchor, pem, signer="op")
+    _refused_unchanged(world, "service-statement-untrusted")
+
+
+def test_a_root_pinned_by_a_stranger_does_not_count(world: TpmWorld, pem: str) -> None:
+    anchor = world.anchor(pem, signer="stranger")
+    assert _last(world.fold()) == (False, "service-statement-untrusted")
+    world.enrol_agent(anchor, pem)
+    _refused_unchanged(world, "agent-enrolment-root-not-pinned")
+
+
+def test_an_enrolment_naming_another_root_than_its_anchor_is_refused(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem, ek_root_sha256="99" * 32)
+    _refused_unchanged(world, "agent-enrolment-root-not-pinned")
+
+
+def test_an_enrolment_whose_digest_is_not_of_its_request_is_refused(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem, after={"quote_sha256": "88" * 32})
+    _refused_unchanged(world, "agent-enrolment-digest-mismatch")
+
+
+def test_an_approval_without_user_verification_is_refused(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem, flags=FLAG_UP)
+    _refused_unchanged(world, "webauthn-user-not-verified")
+
+
+def test_an_approval_over_another_enrolment_is_refused(world: TpmWorld, pem: str) -> None:
+    anchor = world.anchor(pem)
+    other = world.enrolment_payload(anchor, pem, nonce="aa" * 32)
+    world.enrol_agent(anchor, pem, after={"webauthn": other["webauthn"]})
+    _refused_unchanged(world, "webauthn-challenge-mismatch")
+
+
+def test_an_approval_by_a_passkey_not_enrolled_in_the_namespace_is_refused(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem, human="stranger-human")
+    _refused_unchanged(world, "webauthn-credential-unknown")
+
+
+def test_an_enrolment_for_an_operator_that_does_not_own_the_namespace_is_refused(world: TpmWorld, pem: str) -> None:
+    world.register("op2", "other")
+    world.enrol_agent(world.anchor(pem), pem, operator="op2")
+    _refused_unchanged(world, "agent-enrolment-operator-mismatch")
+
+
+def test_a_revoked_enrolment_takes_the_tpm_passport_away(world: TpmWorld, pem: str) -> None:
+    enrolment = world.enrol_agent(world.anchor(pem), pem)
+    world.passport("tpm-agent", tier="tpm", lifetime=7 * DAY)
+    world.add("stranger", "revocation", {"target": enrolment, "reason": "keyCompromise"})
+    _refused_unchanged(world, "agent-enrolment-revocation-not-entitled")
+    world.entries.pop()
+    world.add("op", "revocation", {"target": enrolment, "reason": "keyCompromise"})
+    state = world.fold()
+    assert _last(state) == (True, "")
+    status = passport_status(state, world.did("tpm-agent"), T0 + HOUR)
+    assert (status.verdict, status.reason_code) == (Verdict.BLOCK, "enrolment_revoked")
+
+
+# --- namespace policies ----------------------------------------------------------------------------------------
+
+
+def test_a_hardware_policy_refuses_software_passports(world: TpmWorld, pem: str) -> None:
+    world.passport("agent")  # a software passport, before the policy
+    world.add("op", "namespace-policy", {"namespace": "acme", "require_hardware": True})
+    state = world.fold()
+    assert _last(state) == (True, "")
+    status = passport_status(state, world.did("agent"), T0 + HOUR)
+    assert (status.verdict, status.reason_code) == (Verdict.BLOCK, "hardware_required")
+    world.passport("agent2")
+    _refused_unchanged(world, "passport-hardware-required")
+    world.entries.pop()
+    world.enrol_agent(world.anchor(pem), pem)
+    world.passport("tpm-agent", tier="tpm", lifetime=7 * DAY)
+    assert _last(world.fold()) == (True, "")
+
+
+def test_only_the_namespace_owner_sets_its_policy(world: TpmWorld) -> None:
+    world.add("stranger", "namespace-policy", {"namespace": "acme", "require_hardware": True})
+    _refused_unchanged(world, "not-namespace-owner")
+    world.entries.pop()
+    world.register("op2", "other")
+    world.add("op2", "namespace-policy", {"namespace": "acme", "require_hardware": True})
+    _refused_unchanged(world, "not-namespace-owner")
+    world.entries.pop()
+    world.add("op", "namespace-policy", {"namespace": "nobody", "require_hardware": True})
+    _refused_unchanged(world, "namespace-unknown")
+
+
+def test_a_lifted_policy_lets_software_passports_through_again(world: TpmWorld) -> None:
+    world.add("op", "namespace-policy", {"namespace": "acme", "require_hardware": True})
+    world.add("op", "namespace-policy", {"namespace": "acme", "require_hardware": False})
+    world.passport("agent")
+    assert _last(world.fold()) == (True, "")
+
+
+def test_rebuild_equals_incremental(world: TpmWorld, pem: str) -> None:
+    world.enrol_agent(world.anchor(pem), pem)
+    world.add("op", "namespace-policy", {"namespace": "acme", "require_hardware": True})
+    world.passport("tpm-agent", tier="tpm", lifetime=7 * DAY)
+    whole = world.fold()
+    fold = Fold(service_signers=frozenset({world.did("log")}))
+    for entry in world.entries:
+        fold.apply(FoldEntry(entry.index, entry.statement))
+    assert fold.state.enrolments == whole.enrolments and fold.state.passports == whole.passports
