@@ -32,7 +32,7 @@ from typing import Any, Final, Literal, Union, get_args, get_origin
 import cbor2
 
 from schemas.errors import SnapshotUnusable
-from verifier import identity_state
+from verifier import enrolments, identity_state
 from verifier.identity_state import IdentityState
 
 Codec = Callable[[Any], Any]
@@ -198,6 +198,8 @@ def _codec(tp: Any) -> tuple[Codec, Codec]:
 
 
 _SCALARS: Final = (str, int, bytes, bool)
+_NAMES: Final = {**vars(enrolments), **vars(identity_state)}
+"""The names ``IdentityState``'s annotations use (some are imported there only for type checking)."""
 REFERENCES: Final = {"passports": "passport_entries", "consents": "consent_entries"}
 """Fields of ``IdentityState`` whose values are each also a value of another field, by entry id (an agent's
 newest passport is one of the accepted passports): encoded as that entry id, decoded by looking it up."""
@@ -207,7 +209,7 @@ def _dataclass_codec(cls: type) -> tuple[Codec, Codec]:
     """A dataclass as the array of its fields. Decoding checks each field's type (scalars by their exact type)
     and builds the instance without its ``__init__`` (a frozen dataclass's ``__init__`` sets each field through
     ``object.__setattr__``: most of the decoding time); none of these classes has a ``__post_init__``."""
-    hints = typing.get_type_hints(cls, vars(identity_state))
+    hints = typing.get_type_hints(cls, _NAMES)
     fields = [f.name for f in dataclasses.fields(cls) if not (cls is IdentityState and f.name in NOT_ENCODED)]
     if cls is IdentityState:
         return _state_codec(fields, hints)

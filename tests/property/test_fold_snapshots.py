@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.errors import SnapshotUnusable
 from tests.property.test_authority_matrix import Run, steps
 from tests.unit.verifier.identity_world import World
+from tests.unit.verifier.test_fold_enrolment import TpmWorld
+from tests.unit.verifier.test_fold_enrolment import _root_pem as root_pem
 from transparency.snapshots import SnapshotKey, SnapshotStore, decode_snapshot, encode_snapshot
 from verifier.did_web import did_web_url
 from verifier.fold import Fold, FoldEntry, IdentityState, key_digest
@@ -99,6 +102,16 @@ def world_with_every_field() -> tuple[list[FoldEntry], frozenset[str]]:
     registration = {"operator": did, "namespace": "bank", "key": world.mk("bank"),
                     "next_key_digest": key_digest(world.mk("bank+1")), "witnesses": [], "witness_threshold": 0}
     world.add("bank", "operator-registration", registration, iss=did, iat=1_700_000_100)
+    # hardware-rooted agents: a pinned TPM root, an enrolment under it, a namespace requiring hardware
+    world.register("hwop", "hw")
+    world.enrol("hwhuman", "hw")
+    pem = root_pem()
+    world.keys["tpm-agent"] = ec.generate_private_key(ec.SECP256R1())  # type: ignore[assignment]  # as a TPM makes
+    anchor = TpmWorld.anchor(world, pem)  # type: ignore[arg-type]
+    enrolment = TpmWorld.enrolment_payload(world, anchor, pem, agent="tpm-agent", operator="hwop",  # type: ignore[arg-type]
+                                           human="hwhuman", namespace="hw")
+    world.add("log", "agent-enrolment", enrolment)
+    world.add("hwop", "namespace-policy", {"namespace": "hw", "require_hardware": True})
     return [FoldEntry(e.index, e.statement) for e in world.entries], frozenset({world.did("log")})
 
 
