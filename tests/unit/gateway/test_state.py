@@ -321,3 +321,37 @@ def test_entries_are_checked_against_the_tree_and_action_records_are_not_folded(
     with log.snapshot() as view:
         assert view.position.size == checkpoint.size == len(world.statements) + 1
         assert view.state.size == len(world.statements)  # the record was skipped, not folded
+
+
+def test_a_snapshot_older_than_the_pinned_checkpoint_resumes_towards_the_pin(service: TransparencyService,
+                                                                           tmp_path: Path) -> None:
+    """The snapshot says where the fold is; the pinned checkpoint, when newer, is what the log must extend: the
+    entries after the snapshot are proved consistent with it, and a tree of the pin's size with another root is a
+    fork even though the snapshot predates it."""
+    world = build_world()
+    register(service, *world.statements[:6])
+    client = LocalLogClient(service)
+    vkey, keys = parse_vkey(client.vkey()), parse_key_set(client.key_set())
+    folder, trust = tmp_path / "gateway-state", LogTrust(tmp_path / "gw", vkey)
+    first = FollowedLog(client, vkey, keys, snapshots=folder, trust=trust)
+    first.poll()
+    first.stop()  # a snapshot of 6 entries, and the pin at 6
+    register(service, *world.statements[6:])
+    without_snapshots = FollowedLog(client, vkey, keys, trust=trust)
+    without_snapshots.poll()  # pins the checkpoint of every entry
+    pinned = parse_checkpoint(parse_note(service.checkpoint()).text)
+    assert trust.load().checkpoint == service.checkpoint() and pinned.size > 6
+
+    resumed = FollowedLog(client, vkey, keys, snapshots=folder, trust=trust)
+    assert resumed.restored_from == 6 and resumed._follower.checkpoint == pinned
+    resumed.poll()
+    with resumed.snapshot() as view, without_snapshots.snapshot() as rebuilt:
+        assert view.position.size == pinned.size
+        assert _fields(view.state) == _fields(rebuilt.state)
+
+    lying = Lying(client)
+    lying.forged = sign_checkpoint(service.key, dataclasses.replace(pinned, root_hash=bytes(32)))
+    forked = FollowedLog(lying, vkey, keys, snapshots=folder, trust=trust)
+    assert forked.restored_from == 6
+    with pytest.raises(CheckpointInconsistent, match="two different roots"):  # compared with the pin itself
+        forked.poll()
