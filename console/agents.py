@@ -89,20 +89,22 @@ def _outcomes(state: Any, bundle: dict[str, Any]) -> list[str]:
     return result
 
 
-def _revocation(body: dict[str, Any]) -> dict[str, Any]:
+def _revocation(body: dict[str, Any], approver: str) -> dict[str, Any]:
+    """The revocation payload the signed-in ``approver`` decides (and signs with their passkey): logged with that
+    assertion, so the log shows which human revoked the agent in the operator's name."""
     target = text_field(body, "agent", limit=512)
     if not target.startswith("did:"):
         raise InvalidParameter("agent must be a DID")
     reason = text_field(body, "reason", limit=40)
     if reason not in REVOCATION_REASONS:
         raise InvalidParameter(f"reason must be an RFC 5280 reason code: {', '.join(REVOCATION_REASONS)}")
-    return {"target": target, "reason": reason}
+    return {"target": target, "reason": reason, "decided_by": approver}
 
 
 async def revoke_options(request: Request) -> Response:
     approver = signed_in(request)
     c = console(request)
-    payload = _revocation(await json_body(request))
+    payload = _revocation(await json_body(request), approver)
     passkeys = [p for p in await c.call(c.issuer.approvers, c.config.namespace)
                 if p.approver == approver and not p.revoked]
     options = authentication_options(payload, c.config.rp_id,
@@ -114,11 +116,12 @@ async def revoke(request: Request) -> Response:
     approver = signed_in(request)
     c = console(request)
     body = await json_body(request)
-    payload = _revocation(body)
+    payload = _revocation(body, approver)
     try:
         passkeys = await c.call(c.issuer.approvers, c.config.namespace)
-        verify_decision(passkeys, approver, payload, body.get("credential"))
-        statement = revocation(c.owner, payload["target"], payload["reason"])
+        decided = verify_decision(passkeys, approver, payload, body.get("credential"))
+        statement = revocation(c.owner, payload["target"], payload["reason"], decided_by=approver,
+                               webauthn=decided["webauthn"])
         logged = await c.call(c.issuer.submit, "revocation", statement)
     except TabellionError as exc:
         c.metrics.ceremonies.labels("agent-revocation", "refused", exc.code).inc()

@@ -174,8 +174,16 @@ def agent_consent(agent: Signer, operator: str) -> bytes:
     return agent.sign("agent-consent", {"agent": agent.identity, "operator": operator})
 
 
-def revocation(signer: Signer, target: str, reason: str) -> bytes:
-    return signer.sign("revocation", {"target": target, "reason": reason})
+def revocation(signer: Signer, target: str, reason: str, *, decided_by: str | None = None,
+               webauthn: dict[str, Any] | None = None) -> bytes:
+    """Revoke ``target``; a revocation a human decided in the signer's name names them (``decided_by``) and
+    carries their passkey assertion over the payload (``webauthn``)."""
+    payload: dict[str, Any] = {"target": target, "reason": reason}
+    if decided_by is not None:
+        payload["decided_by"] = decided_by
+    if webauthn is not None:
+        payload["webauthn"] = webauthn
+    return signer.sign("revocation", payload)
 
 
 def enrolment_payload(namespace: str, approver: str, credential_id: bytes, public_key: bytes, *, rp_id: str,

@@ -36,7 +36,7 @@ from schemas.errors import BadInput, PolicyRefused, TabellionError, Verification
 from schemas.identity_statements import canonical_json, parse_payload, statement_type_of
 from schemas.leaf import entry_id, leaf_data
 from schemas.statement import SignedStatement, parse_statement
-from verifier.claims import check_decision, check_enrolment, check_submission, decide
+from verifier.claims import WEBAUTHN, check_decision, check_enrolment, check_human_decision, check_submission, decide
 from verifier.cose import STATEMENT_SIGNATURES, verify_sign1
 from verifier.delegation import chain_of, check_delegation
 from verifier.did_key import resolve_did_key
@@ -45,6 +45,7 @@ from verifier.enrolments import accept_trust_anchor, check_agent_enrolment, chec
 from verifier.identity_state import (
     DID_KEY,
     AgentConsent,
+    Approver,
     ClaimDecision,
     DecisionKind,
     IdentityState,
@@ -373,7 +374,8 @@ class Fold:
         if target in state.revoked:
             raise Refused(Refusal.ALREADY_REVOKED,
                           f"{target[:200]} is already revoked (entry {state.revoked[target].index})")
-        revocation = Revocation(s.index, s.entry, reason, signer)
+        human = self._human_revoker(s)
+        revocation = Revocation(s.index, s.entry, reason, signer, "" if human is None else human[0].approver)
         change: Commit = _nothing
         if target.startswith("did:"):
             self._check_identity_revoker(target, signer)
@@ -389,8 +391,33 @@ class Fold:
         def commit() -> None:
             change()
             state.revoked[target] = revocation
+            if human is not None:
+                state.sign_counts[human[0].entry] = human[1]
 
         return commit
+
+    def _human_revoker(self, s: LoggedStatement) -> tuple[Approver, int] | None:
+        """A revocation a human decided in the signer's name (``decided_by``) carries that human's passkey
+        assertion over it, by a passkey enrolled in the signer's namespace (as a claim decision does): the
+        approver and the assertion's counter. ``None`` when the signer decided it itself."""
+        p, signer = s.payload, s.issuer
+        if WEBAUTHN not in p:
+            if p.get("decided_by", signer) != signer:
+                raise Refused(
+                    Refusal.HUMAN_ASSERTION_MISSING,
+                    f"decided_by {p['decided_by'][:200]} is not the signer {signer[:200]}: a revocation in another's "
+                    "name carries that human's passkey assertion (webauthn)",
+                )
+            return None
+        controller = self.state.controllers.get(signer)
+        if controller is None:
+            raise Refused(Refusal.NOT_NAMESPACE_OWNER,
+                          f"{signer[:200]} owns no namespace: no human approver decides in its name")
+        revoked = self.state.revocation_of(p["decided_by"])
+        if revoked is not None:
+            raise Refused(Refusal.DECIDER_REVOKED,
+                          f"decided_by {p['decided_by'][:200]} was revoked at entry {revoked.index} ({revoked.reason})")
+        return check_human_decision(self.state, controller.namespace, p)
 
     def _check_identity_revoker(self, target: str, signer: str) -> None:
         """A DID is revoked by itself, or by the operator it consented to; by nobody else."""

@@ -97,7 +97,8 @@ class Revocation:
     index: int
     entry: str
     reason: str
-    by: str
+    by: str  # the signer
+    decided_by: str = ""  # the human who decided it in the signer's name, with their passkey assertion ("": the signer)
 
 
 @dataclass(frozen=True)

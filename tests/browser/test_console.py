@@ -41,6 +41,7 @@ from tests.browser.console_process import ConsoleProcess, console_config
 from tests.e2e.test_gateway import GatewayProcess, Recorder, refused, send, serving, signed, write_gateway_config
 from tests.server import REPO, free_port, running_server
 from tests.unit.gateway.test_decisions import World, build_world
+from transparency.client.http import HttpLogClient
 
 pytestmark = needs_chromium
 ALICE = "did:web:acme.example:people:alice"
@@ -219,7 +220,8 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
             check_accessibility(browser)
             screenshot(browser, "console-agent")
 
-            # revoke the agent itself, behind a fresh assertion over {target, reason}: logged, the gateway refuses
+            # revoke the agent itself, behind a fresh assertion over {target, reason, decided_by}: logged with that
+            # assertion (the log shows which human revoked it in the operator's name), the gateway refuses
             size = s.size()
             reset_outcome(browser)
             form = browser.find_element(By.CSS_SELECTOR, "form.revoke")
@@ -227,6 +229,9 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
             result, code, text = outcome(browser)
             assert result == "done", (code, text)
             assert s.size() == size + 1
+            with HttpLogClient(s.log) as client:
+                logged = json.loads(parse_statement(client.entries(size, 1)[0].statement).payload)
+            assert logged["decided_by"] == ALICE and set(logged["webauthn"]) >= {"credential_id", "signature"}
             refused(eventually(lambda: send(signed(world, gateway.url)), 403), 403, "passport-refused")
 
             browser.get(f"{s.console.url}/tokens")

@@ -197,10 +197,26 @@ class Matrix:
             broken.add("enrolment-registration-invalid")
         return broken
 
-    def revocation(self, signer: str, target: str, kind: str) -> set[str]:
+    def revocation(self, signer: str, target: str, kind: str, decided_by: str | None = None,
+                   human: str | None = None) -> set[str]:
         broken = self.signer(signer, signer)
         if target in self.revoked:
             return broken | {"already-revoked"}
+        decided_by = decided_by or signer
+        if human is None:
+            if decided_by != signer:
+                broken.add("human-assertion-missing")
+        elif signer not in NAMESPACES:
+            broken.add("not-namespace-owner")
+        else:
+            if decided_by in self.revoked:
+                broken.add("decider-revoked")
+            namespace = NAMESPACES[signer]
+            enrolment = next((e for e, (ns, h, _) in self.enrolments.items() if ns == namespace and h == human), None)
+            if enrolment is None:
+                broken.add("webauthn-credential-unknown")
+            elif enrolment in self.revoked:
+                broken.add("webauthn-credential-revoked")
         if kind == "did":
             if not (signer == target or self.bound(target) == signer):
                 broken.add("did-revocation-not-entitled")
@@ -244,7 +260,7 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("decide"), deciding, pick, st.sampled_from(("approval", "rejection", "revocation")),
               st.sampled_from(("own", "h1", "h2", "impersonate-h1"))),
     st.tuples(st.just("enrol"), actor, st.sampled_from(HUMANS), st.sampled_from(("ns1", "ns2")), st.booleans()),
-    st.tuples(st.just("revoke-did"), actor, actor),
+    st.tuples(st.just("revoke-did"), deciding, actor, st.sampled_from(("own", "own", "h1", "h2", "impersonate-h1"))),
     st.tuples(st.just("revoke-entry"), deciding, st.sampled_from(ENTRY_KINDS), pick),
 ), min_size=4, max_size=int(os.environ.get("AUTHORITY_STEPS", "24")))
 
@@ -329,10 +345,18 @@ class Run:
             self.decide(signer, *step[2:])
         elif kind == "enrol":
             self.enrol(signer, *step[2:])
-        elif kind == "revoke-did":
-            target = step[2]
-            broken = m.revocation(signer, target, "did")
-            w.revoke(signer, w.did(target))
+        elif kind == "revoke-did":  # by the signer itself, or decided by a human in its name (the console)
+            target, mode = step[2], step[3] if len(step) > 3 else "own"
+            signer = (m.bound(target) or target) if signer == "rightful" else signer
+            human = mode if mode in HUMANS else None
+            decided_by = human or ("h1" if mode == "impersonate-h1" else None)
+            payload: dict[str, Any] = {"target": w.did(target), "reason": "privilegeWithdrawn"}
+            if decided_by is not None:
+                payload["decided_by"] = w.did(decided_by)
+            if human is not None:
+                payload["webauthn"] = w.passkey(human).get(decision_digest(payload)).to_json()
+            broken = m.revocation(signer, target, "did", decided_by, human)
+            w.add(signer, "revocation", payload)
             if self.judge(broken):
                 m.revoked.add(target)
         else:
