@@ -241,7 +241,8 @@ class Issuer:
                         "tier": passport.tier, "valid_from": passport.valid_from, "valid_until": passport.valid_until},
                     "verdict": status.verdict.value.upper(), "reason_code": status.reason_code,
                     "revoked": None if revoked is None else {"entry": revoked.entry, "index": revoked.index,
-                                                             "reason": revoked.reason, "by": revoked.by},
+                                                             "reason": revoked.reason, "by": revoked.by,
+                                                             "decided_by": revoked.decided_by or revoked.by},
                     "delegations": list(state.delegations_to.get(did, ())),
                     "claims": list(state.claims_of.get(did, ())),
                 })
