@@ -16,6 +16,7 @@ Nothing here is authoritative: drop it and follow the log again to get the same 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
@@ -89,6 +90,7 @@ class LogState:
         self.witness_grace = witness_grace
         self._cursor = cursor
         self._checkpoints: tuple[str, Checkpoint] | None = None
+        self._lock = threading.RLock()
         self._derived = 0
         if shared is not None and events is not None:
             found = cursor.get() if cursor is not None else None
@@ -107,7 +109,8 @@ class LogState:
     def view(self) -> Iterator[IdentityState]:
         """The state, held still for the block (a shared fold folds no batch meanwhile)."""
         if self.shared is None:
-            yield self.fold.state
+            with self._lock:  # no page is folded meanwhile
+                yield self.fold.state
             return
         with self.shared.reading() as state:
             yield state
@@ -138,13 +141,14 @@ class LogState:
         witness policy, up to its latest witnessed checkpoint, and ``LogUnwitnessed`` (503) when a newer one has
         waited longer than ``witness_grace`` seconds for its quorum, or none is witnessed yet. Sharing the log's
         fold, the log's latest checkpoint (the fold is at it)."""
-        if self.shared is not None:
-            checkpoint = self._shared_checkpoint()[1]
-            self._derive_events(checkpoint.size)
+        with self._lock:  # the routes that read much run in threads (issuer.routes): one refresh at a time
+            if self.shared is not None:
+                checkpoint = self._shared_checkpoint()[1]
+                self._derive_events(checkpoint.size)
+                return checkpoint
+            checkpoint = self.follower.poll()
+            self.follower.require_witnessed(self.witness_grace)
             return checkpoint
-        checkpoint = self.follower.poll()
-        self.follower.require_witnessed(self.witness_grace)
-        return checkpoint
 
     def witnessed(self, min_size: int) -> tuple[str, Checkpoint] | None:
         """A checkpoint the log's witnesses cosigned, no smaller than ``min_size`` and within the accepted one,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -115,8 +116,8 @@ async def list_agents(request: Request) -> Response:
 
 async def approved_claims(request: Request) -> Response:
     issuer = _issuer(request)
-    return JSONResponse(issuer.approved_claims(query_int(request, "after", 0),
-                                               query_int(request, "limit", 100, low=1, high=1000)))
+    after, limit = query_int(request, "after", 0), query_int(request, "limit", 100, low=1, high=1000)
+    return JSONResponse(await run_in_threadpool(issuer.approved_claims, after, limit))  # reads entries: off the loop
 
 
 async def resolve_did(request: Request) -> Response:
@@ -135,7 +136,8 @@ async def service_did(request: Request) -> Response:
 
 
 async def audit(request: Request) -> Response:
-    return JSONResponse(audit_bundle(_issuer(request).log, request.path_params["did"]))
+    bundle = await run_in_threadpool(audit_bundle, _issuer(request).log, request.path_params["did"])  # reads entries
+    return JSONResponse(bundle)
 
 
 async def status_list(request: Request) -> Response:
