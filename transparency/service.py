@@ -63,6 +63,12 @@ PAGE_THREAD_NICE = 10
 """The page thread's scheduling priority (Linux nice), below the event loop's: see the module docstring."""
 
 
+def _retrieved(future: asyncio.Future[Integrated]) -> None:
+    """Take a late answer's error, so that asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass(frozen=True)
 class Submission:
     """The outcome of a registration: the entry id and its receipt, or no receipt yet (still running)."""
@@ -211,30 +217,21 @@ class TransparencyService:
         return self.registrar.check(body)
 
     async def _sequence(self, checked: Checked) -> Submission:
-        """A statement already logged gets its receipt; the sequencer dedupes too, in the batch's transaction. On
-        SQLite the entry is looked up first (microseconds), so the batch's dedupe checks only the entries logged
-        since, which it keeps in memory. On PostgreSQL a look-up costs round trips (a snapshot and a query) per
-        registration: the batch's dedupe, one query for the whole batch, does it instead."""
-        looked_up = 0
-        if self.views.current().db.backend == "sqlite":
-            looked_up, existing = await self.read(self._look_up, checked.leaf_data)
-            if existing is not None:
-                return Submission(checked.leaf_data, existing)
-        future = self.sequencer.submit(checked.leaf_data, checked.logged, absent_below=looked_up)
-        try:
-            done: Integrated = await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(future)), self.settings.registration_timeout_s
-            )
-        except TimeoutError:
+        """Queue the statement and wait for its batch, up to the registration timeout. The sequencer dedupes, in
+        the batch's transaction (one look-up for the whole batch: the ids of recent entries are in its memory,
+        the older ones in the entry-id index), and hands back the receipt of an entry its batch appended, built
+        with the batch (``Sequencer._receipts``); an entry that was in the log already (or that another
+        process's sequencer appended) has its receipt read in a read thread."""
+        future = self.sequencer.submit_waiting(checked.leaf_data, checked.logged)
+        done, _ = await asyncio.wait((future,), timeout=self.settings.registration_timeout_s)
+        if not done:
+            future.add_done_callback(_retrieved)  # answered later, to nobody
             return Submission(checked.leaf_data, None)
-        return Submission(done.leaf_data, await self.read(self._receipt_for, done.index, done.tree_size))
-
-    def _look_up(self, leaf_data: bytes) -> tuple[int, bytes | None]:
-        """The tree size, then the entry's receipt if the log holds it (so it is absent below that size if not)."""
-        with self._snapshot():
-            looked_up = self.latest_head().tree_size
-            row = self.reader.entry_by_id(leaf_data)
-            return looked_up, None if row is None else self._receipt_for(row.index, row.tree_size)
+        integrated = future.result()
+        receipt = integrated.receipt
+        if receipt is None:
+            receipt = await self.read(self._receipt_for, integrated.index, integrated.tree_size)
+        return Submission(integrated.leaf_data, receipt)
 
     # --- reads ------------------------------------------------------------------------------------
 

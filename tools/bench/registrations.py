@@ -15,7 +15,9 @@ Rounds alternate which kind goes first; the figure is the median over rounds of 
 After the run a sample of the registered statements' receipts is fetched and verified offline against the log's
 key set. The log and wrk share the machine's two cores; the ratio is the figure to read.
 
-``--profile FILE`` runs py-spy on the server during the rounds and writes its samples as collapsed stacks.
+``--profile FILE`` runs py-spy on the server during the registration runs (not the no-op's) and writes its samples
+as collapsed stacks; ``--profile-gil`` samples only the thread holding the GIL. ``tools.bench.profile_summary``
+reads the file.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import argparse
 import json
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +46,7 @@ from starlette.routing import Route
 from issuer.app import IssuerSettings, hosted
 from schemas.leaf import entry_id, statement_leaf_data
 from schemas.media_types import COSE
-from tools.bench.processes import REPO, free_port, start, stop
+from tools.bench.processes import REPO, cpu_seconds, free_port, start, stop
 from transparency.client.signing import did_of, sign_statement
 from transparency.server import serve
 from transparency.settings import load_settings
@@ -86,10 +90,14 @@ class WrkRun:
     rate: float
     p50_ms: float
     p99_ms: float
+    cpu_ms: float = 0.0  # the server's CPU time (all threads, user + system) per request
 
 
-def run_wrk(url: str, bodies: Path, connections: int, duration: int, *, distinct: bool = True) -> WrkRun:
-    """One wrk run; ``distinct``: every body must be sent at most once (registrations; a no-op may repeat them)."""
+def run_wrk(url: str, bodies: Path, connections: int, duration: int, *, distinct: bool = True,
+            server: int | None = None) -> WrkRun:
+    """One wrk run; ``distinct``: every body must be sent at most once (registrations; a no-op may repeat them);
+    ``server``: the pid whose CPU time per request is measured."""
+    cpu_before = cpu_seconds(server) if server is not None else 0.0
     command = ["wrk", "-t1", f"-c{connections}", f"-d{round(duration)}s", "--latency", "-s", str(SCRIPT), url, "--",
                str(bodies)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -100,7 +108,9 @@ def run_wrk(url: str, bodies: Path, connections: int, duration: int, *, distinct
     if (r["wrapped"] and distinct) or r["not_201"] or r["errors"]:
         raise SystemExit(f"POST {url}: {r['not_201']} answers were not 201, {r['errors']} errors, the statements "
                          f"ran out {r['wrapped']} times (pre-sign more: --per-second)\n{out}")
-    return WrkRun(r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000)
+    cpu = cpu_seconds(server) - cpu_before if server is not None else 0.0
+    return WrkRun(r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000,
+                  1000 * cpu / max(r["requests"], 1))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -111,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--per-second", type=int, default=1500, help="statements signed per second of a round")
     parser.add_argument("--profile", type=Path,
                         help="py-spy samples of the server over the rounds (collapsed stacks, one line per stack)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL (py-spy --gil)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # internal: run the server on this folder
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -133,37 +145,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             rounds.append(signed)
         server = start([sys.executable, "-m", "tools.bench.registrations", "--serve", str(folder / "data"),
                         "--port", str(port)], folder / "server.log", f"{url}/checkpoint")
-        profiler: subprocess.Popen[bytes] | None = None
         try:
             reg: list[WrkRun] = []
             nop: list[WrkRun] = []
             run_wrk(f"{url}/entries", folder / "round-0.bin", args.connections, min(3, args.duration))
             run_wrk(f"{url}/bench/noop", folder / "round-0.bin", args.connections, min(3, args.duration),
                     distinct=False)
-            if args.profile is not None:
-                profiler = subprocess.Popen(
-                    [str(REPO / ".venv/bin/py-spy"), "record", "-p", str(server.pid), "-o", str(args.profile),
-                     "--rate", "200", "--threads", "--nonblocking", "--format", "raw"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(1)
             for r in range(1, args.rounds + 1):
                 order = ("reg", "noop") if r % 2 else ("noop", "reg")
                 for kind in order:
                     if kind == "reg":
-                        reg.append(run_wrk(f"{url}/entries", folder / f"round-{r}.bin", args.connections,
-                                           args.duration))
+                        with profiling(server.pid, args.profile, r, gil=args.profile_gil):
+                            reg.append(run_wrk(f"{url}/entries", folder / f"round-{r}.bin", args.connections,
+                                               args.duration, server=server.pid))
                     else:
                         nop.append(run_wrk(f"{url}/bench/noop", folder / f"round-{r}.bin", args.connections,
-                                           args.duration, distinct=False))
-                print(f"  round {r}/{args.rounds}: registrations {reg[-1].rate:,.0f}/s (p50 {reg[-1].p50_ms:.1f} ms)"
-                      f"  no-op {nop[-1].rate:,.0f}/s (p50 {nop[-1].p50_ms:.1f} ms)", file=sys.stderr, flush=True)
-            if profiler is not None:
-                profiler.send_signal(2)
-                profiler.wait(60)
+                                           args.duration, distinct=False, server=server.pid))
+                print(f"  round {r}/{args.rounds}: registrations {reg[-1].rate:,.0f}/s (p50 {reg[-1].p50_ms:.1f} ms, "
+                      f"server CPU {reg[-1].cpu_ms:.2f} ms each)  no-op {nop[-1].rate:,.0f}/s (p50 "
+                      f"{nop[-1].p50_ms:.1f} ms, server CPU {nop[-1].cpu_ms:.2f} ms each)", file=sys.stderr, flush=True)
             checked = verify_sample(url, [s for signed in rounds[1:] for s in signed[:200:10]])  # surely reached
         finally:
-            if profiler is not None and profiler.poll() is None:
-                profiler.kill()
             stop(server)
     ratios = [a.rate / b.rate for a, b in zip(reg, nop, strict=True)]
     print(f"wrk, 1 thread, {args.connections} connections, {args.duration:g} s per round and kind, "
@@ -176,7 +178,37 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"p99 {statistics.median(r.p99_ms for r in nop):.1f} ms)")
     print(f"ratio registrations/no-op: median {statistics.median(ratios):.2f} "
           f"(rounds: {min(ratios):.2f}..{max(ratios):.2f}); aim >= 0.6")
+    print(f"server CPU time per request (all threads): registration {statistics.median(r.cpu_ms for r in reg):.2f} ms, "
+          f"no-op {statistics.median(r.cpu_ms for r in nop):.2f} ms")
     print(f"receipts fetched and verified offline after the run: {checked}")
+
+
+@contextmanager
+def profiling(pid: int, out: Path | None, round_: int, *, gil: bool) -> Iterator[None]:
+    """py-spy on ``pid`` for the block (nothing if ``out`` is None); its samples are appended to ``out``."""
+    if out is None:
+        yield
+        return
+    if round_ == 1:
+        out.write_bytes(b"")
+    part = out.with_name(f"{out.name}.{round_}")
+    profiler = subprocess.Popen(
+        [str(REPO / ".venv/bin/py-spy"), "record", "-p", str(pid), "-o", str(part), "--rate", "200", "--threads",
+         "--nonblocking", "--format", "raw", *(["--gil"] if gil else [])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    try:
+        yield
+    finally:
+        profiler.send_signal(signal.SIGINT)
+        try:
+            profiler.wait(60)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+    if part.exists():
+        with out.open("ab") as whole:
+            whole.write(part.read_bytes())
+        part.unlink()
 
 
 def verify_sample(url: str, sample: list[bytes]) -> int:
