@@ -39,7 +39,7 @@ from schemas.leaf import entry_id
 from schemas.policy import parse_policy
 from schemas.proofs import ConsistencyProof
 from schemas.receipt import transparent_statement
-from schemas.statement import parse_statement
+from schemas.statement import SignedStatement, parse_statement
 from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
@@ -98,6 +98,9 @@ class TransparencyService:
             queue_limit=settings.queue_limit, on_integrated=self._integrated, retired_keys=retired,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        # statements being registered, parsed from exactly their logged bytes, by those bytes: the fold of their
+        # batch (in the sequencer thread) takes them instead of parsing the bytes again
+        self._parsed: dict[bytes, SignedStatement] = {}
         self._grown: asyncio.Event | None = None
         self.views = ReadViews(settings.log_location, settings.entries_page_limit)
         self.read_pool = ReadPool(settings.read_threads)
@@ -222,8 +225,13 @@ class TransparencyService:
         the older ones in the entry-id index), and hands back the receipt of an entry its batch appended, built
         with the batch (``Sequencer._receipts``); an entry that was in the log already (or that another
         process's sequencer appended) has its receipt read in a read thread."""
-        future = self.sequencer.submit_waiting(checked.leaf_data, checked.logged)
-        done, _ = await asyncio.wait((future,), timeout=self.settings.registration_timeout_s)
+        if checked.as_logged is not None:
+            self._parsed[checked.logged] = checked.as_logged  # for the fold of its batch (``_integrated``)
+        try:
+            future = self.sequencer.submit_waiting(checked.leaf_data, checked.logged)
+            done, _ = await asyncio.wait((future,), timeout=self.settings.registration_timeout_s)
+        finally:
+            self._parsed.pop(checked.logged, None)
         if not done:
             future.add_done_callback(_retrieved)  # answered later, to nobody
             return Submission(checked.leaf_data, None)
@@ -328,7 +336,7 @@ class TransparencyService:
         with self._head_lock:
             if head.tree_size > self._head.tree_size:
                 self._head = head
-        self.identity.integrated(entries)
+        self.identity.integrated(entries, self._parsed)
         if self.cosignatures is not None:
             self.cosignatures.notify()
         if self.publisher is not None:
