@@ -57,21 +57,19 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 
 
 def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """Leaf ranges whose roots form the RFC 9162 §2.1.3.1 audit path of leaf ``index``, in proof order."""
+    """Leaf ranges whose roots form the RFC 9162 §2.1.3.1 audit path of leaf ``index``, in proof order (PATH's
+    recursion unrolled: from the root down, each split's other side, then reversed to go from the leaf up)."""
     ranges: list[tuple[int, int]] = []
-
-    def path(m: int, start: int, end: int) -> None:
-        if end - start == 1:
-            return
-        k = _largest_power_of_two_below(end - start)
-        if m < k:
-            path(m, start, start + k)
-            ranges.append((start + k, end))
+    start, end = 0, size
+    while end - start > 1:
+        split = start + (1 << ((end - start - 1).bit_length() - 1))  # the largest power of two below the width
+        if index < split:
+            ranges.append((split, end))
+            end = split
         else:
-            path(m - k, start + k, end)
-            ranges.append((start, start + k))
-
-    path(index, 0, size)
+            ranges.append((start, split))
+            start = split
+    ranges.reverse()
     return ranges
 
 
