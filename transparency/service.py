@@ -42,6 +42,7 @@ from schemas.receipt import transparent_statement
 from schemas.statement import SignedStatement, parse_statement
 from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
+from transparency.intake import Intake
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.read_threads import ReadPool, ReadViews
@@ -97,6 +98,7 @@ class TransparencyService:
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
             queue_limit=settings.queue_limit, on_integrated=self._integrated, retired_keys=retired,
         )
+        self.intake = Intake(self.registrar.check)  # registrations are checked in its thread
         self._loop: asyncio.AbstractEventLoop | None = None
         # statements being registered, parsed from exactly their logged bytes, by those bytes: the fold of their
         # batch (in the sequencer thread) takes them instead of parsing the bytes again
@@ -156,6 +158,7 @@ class TransparencyService:
             self.publisher.stop()
         if self.cosignatures is not None:
             self.cosignatures.stop()
+        self.intake.close()
         self.sequencer.stop()
         self.identity.close()  # after the last batch: a snapshot of the final state
         self.read_pool.close()
@@ -210,7 +213,7 @@ class TransparencyService:
         fetches the DID document, registers its signed ``did-web-evidence`` and waits until it is folded
         (``transparency.did_web``). Any failure to get it refuses the registration and logs nothing."""
         try:
-            return self.registrar.check(body)
+            return await self.intake.check(body)  # in the intake thread
         except DidWebEvidenceMissing:
             evidence = await self.did_web.evidence(parse_statement(body))
         logged = await self._sequence(self.registrar.check(evidence))
