@@ -1,13 +1,14 @@
 """The transparency service as a library: register statements, read receipts, checkpoints, proofs, tiles.
 
-The HTTP routes and the in-process client both sit on this one object. It owns the sequencer (the only
-writer, on SQLite or PostgreSQL: ``transparency.log.storage``), the publisher of static files if asked
-(``transparency.publish``), a read connection per thread that reads, two pools of read threads
+The HTTP routes and the in-process client both sit on this one object. It owns the intake (registrations are
+checked in its thread: ``transparency.intake``), the sequencer (the only writer, on SQLite or PostgreSQL:
+``transparency.log.storage``; it hands back each new entry's receipt with its batch), the publisher of static
+files if asked (``transparency.publish``), a read connection per thread that reads, two pools of read threads
 (``transparency.log.read_threads``) and the latest signed tree head (kept in memory by the sequencer's callback:
 GET /checkpoint reads nothing). Every read method reads one snapshot of the log and may be called from any thread;
 the routes run those that cost more than an indexed row or two off the event loop: pages of entries in one thread
-of their own (``read_pages``), the others (a receipt, a proof, a tile, a registration's look-up and receipt) in
-``read_threads`` threads (``read``), so they never queue behind pages.
+of their own (``read_pages``), the others (a receipt, a proof, a tile, the receipt of a statement that was logged
+already) in ``read_threads`` threads (``read``), so they never queue behind pages.
 
 One thread for pages, at a lower priority: a page of 1000 entries with their receipts is some 130 ms of Python,
 which holds the GIL whatever thread it runs in. Two page threads read no more pages per second than one, but the
