@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,11 +162,15 @@ class IdentityFollower:
             if self.size % (100 * PAGE) < PAGE:
                 log.info("identity state: folded %d entries", self.size)
 
-    def integrated(self, entries: Sequence[tuple[int, bytes]]) -> None:
-        """A batch the sequencer committed (its thread): fold it, record its outcomes, snapshot when due."""
+    def integrated(
+        self, entries: Sequence[tuple[int, bytes]], parsed: Mapping[bytes, SignedStatement] | None = None
+    ) -> None:
+        """A batch the sequencer committed (its thread): fold it, record its outcomes, snapshot when due.
+        ``parsed``: statements the caller parsed already, by their exact logged bytes (the fold parses the others)."""
+        known = parsed or {}
         with self._lock:
             for index, statement in entries:
-                self._fold.apply(FoldEntry(index, statement))
+                self._fold.apply(FoldEntry(index, statement, known.get(statement)))
         if self._outcomes is not None:
             self._outcomes.flush(unless_below=OutcomeStore.FLUSH_AT)  # not a transaction per batch
         self._save_if_due()

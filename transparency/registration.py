@@ -71,11 +71,14 @@ class AllPolicies:
 
 @dataclass(frozen=True)
 class Checked:
-    """A statement that passed registration, ready for the sequencer."""
+    """A statement that passed registration, ready for the sequencer. ``as_logged``: the statement, if the body
+    is byte for byte what is logged (no unprotected header, deterministic encoding), so that it is also what
+    parsing the logged bytes gives (the log's fold then need not parse them again)."""
 
     statement: SignedStatement
     leaf_data: bytes
     logged: bytes
+    as_logged: SignedStatement | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class Registrar:
     def check(self, body: bytes) -> Checked:
         statement = verify_statement(body, self.resolver)
         self.policy.check(statement)
-        return Checked(statement, leaf_data(statement.message), logged_statement(statement.message))
+        logged = logged_statement(statement.message)
+        return Checked(statement, leaf_data(statement.message), logged, statement if logged == body else None)
 
 
 def default_registrar(identity: IdentityFollower) -> Registrar:

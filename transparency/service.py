@@ -1,13 +1,14 @@
 """The transparency service as a library: register statements, read receipts, checkpoints, proofs, tiles.
 
-The HTTP routes and the in-process client both sit on this one object. It owns the sequencer (the only
-writer, on SQLite or PostgreSQL: ``transparency.log.storage``), the publisher of static files if asked
-(``transparency.publish``), a read connection per thread that reads, two pools of read threads
+The HTTP routes and the in-process client both sit on this one object. It owns the intake (registrations are
+checked in its thread: ``transparency.intake``), the sequencer (the only writer, on SQLite or PostgreSQL:
+``transparency.log.storage``; it hands back each new entry's receipt with its batch), the publisher of static
+files if asked (``transparency.publish``), a read connection per thread that reads, two pools of read threads
 (``transparency.log.read_threads``) and the latest signed tree head (kept in memory by the sequencer's callback:
 GET /checkpoint reads nothing). Every read method reads one snapshot of the log and may be called from any thread;
 the routes run those that cost more than an indexed row or two off the event loop: pages of entries in one thread
-of their own (``read_pages``), the others (a receipt, a proof, a tile, a registration's look-up and receipt) in
-``read_threads`` threads (``read``), so they never queue behind pages.
+of their own (``read_pages``), the others (a receipt, a proof, a tile, the receipt of a statement that was logged
+already) in ``read_threads`` threads (``read``), so they never queue behind pages.
 
 One thread for pages, at a lower priority: a page of 1000 entries with their receipts is some 130 ms of Python,
 which holds the GIL whatever thread it runs in. Two page threads read no more pages per second than one, but the
@@ -39,9 +40,10 @@ from schemas.leaf import entry_id
 from schemas.policy import parse_policy
 from schemas.proofs import ConsistencyProof
 from schemas.receipt import transparent_statement
-from schemas.statement import parse_statement
+from schemas.statement import SignedStatement, parse_statement
 from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
+from transparency.intake import Intake
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.read_threads import ReadPool, ReadViews
@@ -61,6 +63,12 @@ T = TypeVar("T")
 
 PAGE_THREAD_NICE = 10
 """The page thread's scheduling priority (Linux nice), below the event loop's: see the module docstring."""
+
+
+def _retrieved(future: asyncio.Future[Integrated]) -> None:
+    """Take a late answer's error, so that asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,11 @@ class TransparencyService:
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
             queue_limit=settings.queue_limit, on_integrated=self._integrated, retired_keys=retired,
         )
+        self.intake = Intake(self.registrar.check)  # registrations are checked in its thread
         self._loop: asyncio.AbstractEventLoop | None = None
+        # statements being registered, parsed from exactly their logged bytes, by those bytes: the fold of their
+        # batch (in the sequencer thread) takes them instead of parsing the bytes again
+        self._parsed: dict[bytes, SignedStatement] = {}
         self._grown: asyncio.Event | None = None
         self.views = ReadViews(settings.log_location, settings.entries_page_limit)
         self.read_pool = ReadPool(settings.read_threads)
@@ -147,6 +159,7 @@ class TransparencyService:
             self.publisher.stop()
         if self.cosignatures is not None:
             self.cosignatures.stop()
+        self.intake.close()
         self.sequencer.stop()
         self.identity.close()  # after the last batch: a snapshot of the final state
         self.read_pool.close()
@@ -201,7 +214,7 @@ class TransparencyService:
         fetches the DID document, registers its signed ``did-web-evidence`` and waits until it is folded
         (``transparency.did_web``). Any failure to get it refuses the registration and logs nothing."""
         try:
-            return self.registrar.check(body)
+            return await self.intake.check(body)  # in the intake thread
         except DidWebEvidenceMissing:
             evidence = await self.did_web.evidence(parse_statement(body))
         logged = await self._sequence(self.registrar.check(evidence))
@@ -211,30 +224,26 @@ class TransparencyService:
         return self.registrar.check(body)
 
     async def _sequence(self, checked: Checked) -> Submission:
-        """A statement already logged gets its receipt; the sequencer dedupes too, in the batch's transaction. On
-        SQLite the entry is looked up first (microseconds), so the batch's dedupe checks only the entries logged
-        since, which it keeps in memory. On PostgreSQL a look-up costs round trips (a snapshot and a query) per
-        registration: the batch's dedupe, one query for the whole batch, does it instead."""
-        looked_up = 0
-        if self.views.current().db.backend == "sqlite":
-            looked_up, existing = await self.read(self._look_up, checked.leaf_data)
-            if existing is not None:
-                return Submission(checked.leaf_data, existing)
-        future = self.sequencer.submit(checked.leaf_data, checked.logged, absent_below=looked_up)
+        """Queue the statement and wait for its batch, up to the registration timeout. The sequencer dedupes, in
+        the batch's transaction (one look-up for the whole batch: the ids of recent entries are in its memory,
+        the older ones in the entry-id index), and hands back the receipt of an entry its batch appended, built
+        with the batch (``Sequencer._receipts``); an entry that was in the log already (or that another
+        process's sequencer appended) has its receipt read in a read thread."""
+        if checked.as_logged is not None:
+            self._parsed[checked.logged] = checked.as_logged  # for the fold of its batch (``_integrated``)
         try:
-            done: Integrated = await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(future)), self.settings.registration_timeout_s
-            )
-        except TimeoutError:
+            future = self.sequencer.submit_waiting(checked.leaf_data, checked.logged)
+            done, _ = await asyncio.wait((future,), timeout=self.settings.registration_timeout_s)
+        finally:
+            self._parsed.pop(checked.logged, None)
+        if not done:
+            future.add_done_callback(_retrieved)  # answered later, to nobody
             return Submission(checked.leaf_data, None)
-        return Submission(done.leaf_data, await self.read(self._receipt_for, done.index, done.tree_size))
-
-    def _look_up(self, leaf_data: bytes) -> tuple[int, bytes | None]:
-        """The tree size, then the entry's receipt if the log holds it (so it is absent below that size if not)."""
-        with self._snapshot():
-            looked_up = self.latest_head().tree_size
-            row = self.reader.entry_by_id(leaf_data)
-            return looked_up, None if row is None else self._receipt_for(row.index, row.tree_size)
+        integrated = future.result()
+        receipt = integrated.receipt
+        if receipt is None:
+            receipt = await self.read(self._receipt_for, integrated.index, integrated.tree_size)
+        return Submission(integrated.leaf_data, receipt)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -331,7 +340,7 @@ class TransparencyService:
         with self._head_lock:
             if head.tree_size > self._head.tree_size:
                 self._head = head
-        self.identity.integrated(entries)
+        self.identity.integrated(entries, self._parsed)
         if self.cosignatures is not None:
             self.cosignatures.notify()
         if self.publisher is not None:

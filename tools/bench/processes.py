@@ -22,11 +22,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(command: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``command`` (output to ``log``) and wait until GET ``ready`` answers 200."""
+def start(
+    command: list[str], log: Path, ready: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in ``cwd`` (output to ``log``) and wait until GET ``ready`` answers 200."""
     out: IO[bytes]
     with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                    env=env or clean_env())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

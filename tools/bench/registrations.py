@@ -15,7 +15,9 @@ Rounds alternate which kind goes first; the figure is the median over rounds of 
 After the run a sample of the registered statements' receipts is fetched and verified offline against the log's
 key set. The log and wrk share the machine's two cores; the ratio is the figure to read.
 
-``--profile FILE`` runs py-spy on the server during the rounds and writes its samples as collapsed stacks.
+``--profile FILE`` runs py-spy on the server during the registration runs (not the no-op's) and writes its samples
+as collapsed stacks; ``--profile-gil`` samples only the thread holding the GIL. ``tools.bench.profile_summary``
+reads the file.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import argparse
 import json
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +46,7 @@ from starlette.routing import Route
 from issuer.app import IssuerSettings, hosted
 from schemas.leaf import entry_id, statement_leaf_data
 from schemas.media_types import COSE
-from tools.bench.processes import REPO, free_port, start, stop
+from tools.bench.processes import REPO, clean_env, cpu_seconds, free_port, start, stop
 from transparency.client.signing import did_of, sign_statement
 from transparency.server import serve
 from transparency.settings import load_settings
@@ -60,9 +64,6 @@ async def noop(request: Request) -> Response:
 
 
 def run_server(data: Path, port: int) -> None:
-    import os
-    if os.environ.get("SWITCH"):
-        sys.setswitchinterval(float(os.environ["SWITCH"]))
     settings = load_settings({"data_dir": data, "port": port})
     serve(settings, extra_routes=[Route("/bench/noop", noop, methods=["POST"])],
           extensions=[hosted(IssuerSettings(settings.data_dir))])
@@ -86,10 +87,14 @@ class WrkRun:
     rate: float
     p50_ms: float
     p99_ms: float
+    cpu_ms: float = 0.0  # the server's CPU time (all threads, user + system) per request
 
 
-def run_wrk(url: str, bodies: Path, connections: int, duration: int, *, distinct: bool = True) -> WrkRun:
-    """One wrk run; ``distinct``: every body must be sent at most once (registrations; a no-op may repeat them)."""
+def run_wrk(url: str, bodies: Path, connections: int, duration: int, *, distinct: bool = True,
+            server: int | None = None) -> WrkRun:
+    """One wrk run; ``distinct``: every body must be sent at most once (registrations; a no-op may repeat them);
+    ``server``: the pid whose CPU time per request is measured."""
+    cpu_before = cpu_seconds(server) if server is not None else 0.0
     command = ["wrk", "-t1", f"-c{connections}", f"-d{round(duration)}s", "--latency", "-s", str(SCRIPT), url, "--",
                str(bodies)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -100,7 +105,9 @@ def run_wrk(url: str, bodies: Path, connections: int, duration: int, *, distinct
     if (r["wrapped"] and distinct) or r["not_201"] or r["errors"]:
         raise SystemExit(f"POST {url}: {r['not_201']} answers were not 201, {r['errors']} errors, the statements "
                          f"ran out {r['wrapped']} times (pre-sign more: --per-second)\n{out}")
-    return WrkRun(r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000)
+    cpu = cpu_seconds(server) - cpu_before if server is not None else 0.0
+    return WrkRun(r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000, r["p99_us"] / 1000,
+                  1000 * cpu / max(r["requests"], 1))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -111,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--per-second", type=int, default=1500, help="statements signed per second of a round")
     parser.add_argument("--profile", type=Path,
                         help="py-spy samples of the server over the rounds (collapsed stacks, one line per stack)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL (py-spy --gil)")
+    parser.add_argument("--against", type=Path,
+                        help="another checkout of the repository (git worktree add DIR COMMIT): its server's "
+                             "registrations are measured in the same rounds, for a before/after in one run")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # internal: run the server on this folder
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -120,8 +132,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk; scripts/setup.sh installs it)")
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     per_round = int(args.per_second * args.duration)
     with tempfile.TemporaryDirectory(prefix="tabellion-bench-") as tmp:
         folder = Path(tmp)
@@ -131,52 +141,121 @@ def main(argv: Sequence[str] | None = None) -> None:
             signed = statements(per_round, f"round-{r}")
             write_bodies(folder / f"round-{r}.bin", signed)
             rounds.append(signed)
-        server = start([sys.executable, "-m", "tools.bench.registrations", "--serve", str(folder / "data"),
-                        "--port", str(port)], folder / "server.log", f"{url}/checkpoint")
-        profiler: subprocess.Popen[bytes] | None = None
+        servers = [_Server("this", REPO, folder)]
+        if args.against is not None:
+            servers.append(_Server("against", args.against.resolve(), folder))
         try:
-            reg: list[WrkRun] = []
+            for started in servers:
+                started.start()
+            this = servers[0]
+            reg: dict[str, list[WrkRun]] = {s.name: [] for s in servers}
             nop: list[WrkRun] = []
-            run_wrk(f"{url}/entries", folder / "round-0.bin", args.connections, min(3, args.duration))
-            run_wrk(f"{url}/bench/noop", folder / "round-0.bin", args.connections, min(3, args.duration),
+            for warmed in servers:
+                run_wrk(f"{warmed.url}/entries", folder / "round-0.bin", args.connections, min(3, args.duration))
+            run_wrk(f"{this.url}/bench/noop", folder / "round-0.bin", args.connections, min(3, args.duration),
                     distinct=False)
-            if args.profile is not None:
-                profiler = subprocess.Popen(
-                    [str(REPO / ".venv/bin/py-spy"), "record", "-p", str(server.pid), "-o", str(args.profile),
-                     "--rate", "200", "--threads", "--nonblocking", "--format", "raw"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(1)
             for r in range(1, args.rounds + 1):
-                order = ("reg", "noop") if r % 2 else ("noop", "reg")
-                for kind in order:
-                    if kind == "reg":
-                        reg.append(run_wrk(f"{url}/entries", folder / f"round-{r}.bin", args.connections,
-                                           args.duration))
-                    else:
-                        nop.append(run_wrk(f"{url}/bench/noop", folder / f"round-{r}.bin", args.connections,
-                                           args.duration, distinct=False))
-                print(f"  round {r}/{args.rounds}: registrations {reg[-1].rate:,.0f}/s (p50 {reg[-1].p50_ms:.1f} ms)"
-                      f"  no-op {nop[-1].rate:,.0f}/s (p50 {nop[-1].p50_ms:.1f} ms)", file=sys.stderr, flush=True)
-            if profiler is not None:
-                profiler.send_signal(2)
-                profiler.wait(60)
-            checked = verify_sample(url, [s for signed in rounds[1:] for s in signed[:200:10]])  # surely reached
+                runs: list[_Server | None] = [*servers, None]  # None: the no-op (on this checkout's server)
+                for server in runs if r % 2 else runs[::-1]:
+                    if server is None:
+                        nop.append(run_wrk(f"{this.url}/bench/noop", folder / f"round-{r}.bin", args.connections,
+                                           args.duration, distinct=False, server=this.pid))
+                        continue
+                    with profiling(server.pid, args.profile if server is this else None, r, gil=args.profile_gil):
+                        reg[server.name].append(run_wrk(f"{server.url}/entries", folder / f"round-{r}.bin",
+                                                        args.connections, args.duration, server=server.pid))
+                mine = reg["this"][-1]
+                line = (f"  round {r}/{args.rounds}: registrations {mine.rate:,.0f}/s (p50 {mine.p50_ms:.1f} ms, "
+                        f"server CPU {mine.cpu_ms:.2f} ms each)  no-op {nop[-1].rate:,.0f}/s (p50 "
+                        f"{nop[-1].p50_ms:.1f} ms, server CPU {nop[-1].cpu_ms:.2f} ms each)")
+                if args.against is not None:
+                    other = reg["against"][-1]
+                    line += f"  against: registrations {other.rate:,.0f}/s (server CPU {other.cpu_ms:.2f} ms each)"
+                print(line, file=sys.stderr, flush=True)
+            checked = sum(verify_sample(s.url, [st for signed in rounds[1:] for st in signed[:200:10]])
+                          for s in servers)  # surely reached
         finally:
-            if profiler is not None and profiler.poll() is None:
-                profiler.kill()
-            stop(server)
-    ratios = [a.rate / b.rate for a, b in zip(reg, nop, strict=True)]
+            for stopped in servers:
+                stopped.stop()
+    ratios = [a.rate / b.rate for a, b in zip(reg["this"], nop, strict=True)]
     print(f"wrk, 1 thread, {args.connections} connections, {args.duration:g} s per round and kind, "
           f"{args.rounds} rounds")
-    print(f"registrations (POST /entries -> 201 + receipt): {statistics.median(r.rate for r in reg):8,.0f}/s "
-          f"(median; p50 {statistics.median(r.p50_ms for r in reg):.1f} ms, "
-          f"p99 {statistics.median(r.p99_ms for r in reg):.1f} ms)")
-    print(f"no-op POST, same stack:                         {statistics.median(r.rate for r in nop):8,.0f}/s "
-          f"(median; p50 {statistics.median(r.p50_ms for r in nop):.1f} ms, "
-          f"p99 {statistics.median(r.p99_ms for r in nop):.1f} ms)")
+    _print_rates("registrations (POST /entries -> 201 + receipt):", reg["this"])
+    _print_rates("no-op POST, same stack:                        ", nop)
     print(f"ratio registrations/no-op: median {statistics.median(ratios):.2f} "
           f"(rounds: {min(ratios):.2f}..{max(ratios):.2f}); aim >= 0.6")
+    print(f"server CPU time per request (all threads): registration "
+          f"{statistics.median(r.cpu_ms for r in reg['this']):.2f} ms, "
+          f"no-op {statistics.median(r.cpu_ms for r in nop):.2f} ms")
+    if args.against is not None:
+        _print_rates(f"registrations of {args.against}:", reg["against"])
+        versus = [a.rate / b.rate for a, b in zip(reg["this"], reg["against"], strict=True)]
+        against_nop = [a.rate / b.rate for a, b in zip(reg["against"], nop, strict=True)]
+        print(f"  its ratio to the no-op: median {statistics.median(against_nop):.2f}; this checkout's registrations / "
+              f"its: median {statistics.median(versus):.2f} (rounds: {min(versus):.2f}..{max(versus):.2f}); server "
+              f"CPU per registration {statistics.median(r.cpu_ms for r in reg['against']):.2f} ms")
     print(f"receipts fetched and verified offline after the run: {checked}")
+
+
+def _print_rates(label: str, runs: list[WrkRun]) -> None:
+    print(f"{label} {statistics.median(r.rate for r in runs):8,.0f}/s (median; p50 "
+          f"{statistics.median(r.p50_ms for r in runs):.1f} ms, "
+          f"p99 {statistics.median(r.p99_ms for r in runs):.1f} ms)")
+
+
+class _Server:
+    """A benchmark server (``--serve``) run from a checkout of the repository, on a port and data folder of its own."""
+
+    def __init__(self, name: str, checkout: Path, folder: Path) -> None:
+        self.name = name
+        self.checkout = checkout
+        self.folder = folder
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        port = self.url.rsplit(":", 1)[1]
+        self.process = start(
+            [sys.executable, "-m", "tools.bench.registrations", "--serve", str(self.folder / f"data-{self.name}"),
+             "--port", port], self.folder / f"server-{self.name}.log", f"{self.url}/checkpoint",
+            env=clean_env(PYTHONPATH=str(self.checkout)), cwd=self.checkout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+
+@contextmanager
+def profiling(pid: int, out: Path | None, round_: int, *, gil: bool) -> Iterator[None]:
+    """py-spy on ``pid`` for the block (nothing if ``out`` is None); its samples are appended to ``out``."""
+    if out is None:
+        yield
+        return
+    if round_ == 1:
+        out.write_bytes(b"")
+    part = out.with_name(f"{out.name}.{round_}")
+    profiler = subprocess.Popen(
+        [str(REPO / ".venv/bin/py-spy"), "record", "-p", str(pid), "-o", str(part), "--rate", "200", "--threads",
+         "--nonblocking", "--format", "raw", *(["--gil"] if gil else [])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    try:
+        yield
+    finally:
+        profiler.send_signal(signal.SIGINT)
+        try:
+            profiler.wait(60)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+    if part.exists():
+        with out.open("ab") as whole:
+            whole.write(part.read_bytes())
+        part.unlink()
 
 
 def verify_sample(url: str, sample: list[bytes]) -> int:

@@ -18,8 +18,9 @@ rows each), so there is no stop-the-world merge. A lookup probes every live run,
 ``FANIN - 1`` runs per level, ``O(log n)`` in all), newest first, and confirms the full entry id on the
 ``entries`` row, so two ids sharing a key are told apart. The writer keeps the ids of the entries that
 are not yet in a large run in memory (Tessera's antispam keeps recent ids in memory too), so a batch's
-dedupe probes only the few large runs, and none at all for statements the service looked up just before
-submitting them (``Sequencer.submit(absent_below=...)``).
+dedupe probes only the few large runs (one query for the whole batch), and none at all for statements whose
+submitter looked them up just before (``Sequencer.submit(absent_below=...)``; the service no longer does: a
+look-up per registration cost more than the batch's one query).
 
 While a run is being filled by a merge (``filled_below`` not NULL), the rows whose key is below
 ``filled_below`` are in it and the others still in its sources; each slice moves rows (insert into the

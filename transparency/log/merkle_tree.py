@@ -9,7 +9,10 @@ written in the sequencer's transaction together with the leaves, so:
 - appending costs O(1) amortised writes (one leaf row plus, on average, one internal node row);
 - a restart needs no rebuild: the right frontier (at most log n rows) is read back on first append;
 - a proof reads all the nodes it needs in one query (the perfect subtrees under its ranges), which matters
-  when every query is a round trip to a PostgreSQL server.
+  when every query is a round trip to a PostgreSQL server;
+- the audit paths of a batch's own leaves in the tree the batch makes are computed in memory, with no read,
+  from the right frontier before the batch and the batch's leaves (``appended_paths``): the sequencer builds
+  the batch's receipts with them.
 
 pymerkle hashes (RFC 9162 prefixes) and appends; the proofs are computed here, on 0-based leaf ranges.
 Leaf indices are 0-based everywhere in Tabellion; pymerkle counts from 1, and its storage interface
@@ -18,7 +21,7 @@ Leaf indices are 0-based everywhere in Tabellion; pymerkle counts from 1, and it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pymerkle import BaseMerkleTree
 
@@ -54,22 +57,50 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 
 
 def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """Leaf ranges whose roots form the RFC 9162 §2.1.3.1 audit path of leaf ``index``, in proof order."""
+    """Leaf ranges whose roots form the RFC 9162 §2.1.3.1 audit path of leaf ``index``, in proof order (PATH's
+    recursion unrolled: from the root down, each split's other side, then reversed to go from the leaf up)."""
     ranges: list[tuple[int, int]] = []
-
-    def path(m: int, start: int, end: int) -> None:
-        if end - start == 1:
-            return
-        k = _largest_power_of_two_below(end - start)
-        if m < k:
-            path(m, start, start + k)
-            ranges.append((start + k, end))
+    start, end = 0, size
+    while end - start > 1:
+        split = start + (1 << ((end - start - 1).bit_length() - 1))  # the largest power of two below the width
+        if index < split:
+            ranges.append((split, end))
+            end = split
         else:
-            path(m - k, start + k, end)
-            ranges.append((start, start + k))
-
-    path(index, 0, size)
+            ranges.append((start, split))
+            start = split
+    ranges.reverse()
     return ranges
+
+
+def appended_paths(
+    frontier: Sequence[tuple[int, int, bytes]], leaf_hashes: Sequence[bytes], hash_pair: Callable[[bytes, bytes], bytes]
+) -> list[tuple[bytes, ...]]:
+    """The RFC 9162 §2.1.3.1 audit path of each of ``leaf_hashes``, appended to a tree whose right frontier was
+    ``frontier`` (``(level, index, hash)``, left to right: the perfect subtrees that make up its ``m`` leaves), in
+    the tree of ``m + len(leaf_hashes)`` leaves.
+
+    Every range on such a path is either made of appended leaves, or straddles the old size ``m`` (computed from
+    its two halves), or lies wholly below ``m``: then it is the left sibling of a node on the path of leaf ``m``,
+    that is one of the frontier's subtrees. So nothing is read, and each subtree root is hashed once for the whole
+    batch: ``O(k + log n)`` hashes for ``k`` leaves.
+    """
+    first = sum(1 << level for level, _, _ in frontier)
+    size = first + len(leaf_hashes)
+    known: dict[tuple[int, int], bytes] = {(index << level, (index + 1) << level): digest
+                                           for level, index, digest in frontier}
+    known.update({(first + i, first + i + 1): digest for i, digest in enumerate(leaf_hashes)})
+
+    def root(start: int, end: int) -> bytes:
+        found = known.get((start, end))
+        if found is None:
+            if end <= first:
+                raise LogCorrupted(f"subtree [{start}, {end}) is not on the tree's right frontier")
+            k = _largest_power_of_two_below(end - start)
+            found = known[start, end] = hash_pair(root(start, start + k), root(start + k, end))
+        return found
+
+    return [tuple(root(start, end) for start, end in inclusion_ranges(index, size)) for index in range(first, size)]
 
 
 def _is_node(start: int, end: int) -> bool:
@@ -120,6 +151,17 @@ class PersistentMerkleTree(BaseMerkleTree):  # type: ignore[misc]
     def append_leaf_data(self, leaf_datas: Sequence[bytes]) -> int:
         """Append leaves for ``leaf_data`` values inside the caller's transaction; returns the new size."""
         return self.append_leaf_hashes([self.hash_buff(d) for d in leaf_datas])
+
+    def append_leaf_data_with_paths(self, leaf_datas: Sequence[bytes]) -> tuple[int, list[tuple[bytes, ...]]]:
+        """``append_leaf_data``, and the audit path of each appended leaf in the new tree (``appended_paths``:
+        computed in memory, nothing read)."""
+        leaf_hashes = [bytes(self.hash_buff(d)) for d in leaf_datas]
+        frontier = list(self._load_frontier())
+        size = self.append_leaf_hashes(leaf_hashes)
+        return size, appended_paths(frontier, leaf_hashes, self._hash_pair)
+
+    def _hash_pair(self, left: bytes, right: bytes) -> bytes:
+        return bytes(self.hash_pair(left, right))
 
     def append_leaf_hashes(self, leaf_hashes: Sequence[bytes]) -> int:
         frontier = self._load_frontier()

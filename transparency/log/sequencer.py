@@ -20,6 +20,8 @@ free, the first to take it runs the start-up checks and carries on (``postgres_s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -39,6 +41,7 @@ from schemas.errors import (
     TreeHeadCorrupted,
     TreeNodeCorrupted,
 )
+from schemas.proofs import InclusionProof
 from transparency.keys import LogKey, published_key_set
 from transparency.log.checks import (
     check_contiguous,
@@ -61,7 +64,7 @@ from transparency.log.storage import (
     open_database,
 )
 from transparency.log.writer import LogWriter
-from transparency.receipts import sign_checkpoint, sign_tree_head
+from transparency.receipts import assemble_receipt, sign_checkpoint, sign_tree_head
 from verifier.keys import PublicKey
 
 log = logging.getLogger(__name__)
@@ -74,19 +77,33 @@ FOLLOW_PAGE = 1000  # entries read at a time by a process standing by
 
 @dataclass(frozen=True)
 class Integrated:
-    """Where a statement landed: its 0-based index and the signed tree head that covers it."""
+    """Where a statement landed: its 0-based index and the signed tree head that covers it; for an entry this
+    process's batch appended, its receipt too (built with the batch: ``_receipts``), else ``None`` (an entry
+    that was in the log already, or one another process's sequencer appended: read it)."""
 
     index: int
     tree_size: int
     leaf_data: bytes
+    receipt: bytes | None = None
 
 
 @dataclass(frozen=True)
 class _Pending:
     leaf_data: bytes
     statement: bytes
-    future: Future[Integrated]
+    future: Future[Integrated] | asyncio.Future[Integrated]  # an asyncio one: ``submit_waiting``
     absent_below: int = 0  # the submitter found no entry with this id among the first ``absent_below``
+
+
+@dataclass(frozen=True)
+class _SignedBatch:
+    """A committed batch's head: its size, the receipts' protected header and shared signature, and the audit
+    path of each entry it appended."""
+
+    tree_size: int
+    protected: bytes
+    signature: bytes
+    paths: list[tuple[bytes, ...]]
 
 
 @dataclass(frozen=True)
@@ -113,7 +130,8 @@ class Sequencer:
         self.batch_max_wait = batch_max_wait_ms / 1000.0
         self.queue_limit = queue_limit
         self.on_integrated = on_integrated
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._full = threading.Event()  # set by a submitter that fills a batch: integrate it without waiting
         self._pending: dict[bytes, int] = {}
         self._pending_lock = threading.Lock()
         self._forwarded: dict[bytes, list[_Pending]] = {}  # standing by: queued for the sequencer, by entry id
@@ -247,13 +265,26 @@ class Sequencer:
         """Queue a checked statement. ``absent_below``: the caller looked its id up (``LogReader.entry_by_id``)
         and it was not among the first ``absent_below`` entries, so the batch's dedupe need not probe those
         again in the index's large runs (the entries after them, it keeps in memory)."""
+        future: Future[Integrated] = Future()
+        self._enqueue(_Pending(leaf_data, statement, future, absent_below))
+        return future
+
+    def submit_waiting(self, leaf_data: bytes, statement: bytes) -> asyncio.Future[Integrated]:
+        """``submit`` from a coroutine: the answer is a future of the running event loop. The sequencer settles
+        the futures of one batch with one wake-up of their loop (``call_soon_threadsafe``), not one per
+        statement as a ``concurrent.futures.Future`` wrapped for the loop would take."""
+        future: asyncio.Future[Integrated] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending(leaf_data, statement, future))
+        return future
+
+    def _enqueue(self, pending: _Pending) -> None:
         if self._queue.qsize() >= self.queue_limit:
             raise Overloaded(f"{self.queue_limit} statements are waiting to be sequenced; retry shortly", 1)
-        future: Future[Integrated] = Future()
         with self._pending_lock:
-            self._pending[leaf_data] = self._pending.get(leaf_data, 0) + 1
-        self._queue.put(_Pending(leaf_data, statement, future, absent_below))
-        return future
+            self._pending[pending.leaf_data] = self._pending.get(pending.leaf_data, 0) + 1
+        self._queue.put(pending)
+        if self._queue.qsize() + 1 >= self.batch_max_entries:  # with the one the sequencer holds: a full batch
+            self._full.set()
 
     @property
     def running(self) -> bool:
@@ -283,11 +314,13 @@ class Sequencer:
             wakes = {item.kind} if isinstance(item, _Wake) else set()
             stop_after = False
             if batch:
-                deadline = time.monotonic() + self.batch_max_wait
+                # wait for more up to batch_max_wait (less if a batch's worth comes), then take what came: the
+                # submitters do not wake this thread one by one
+                self._full.wait(self.batch_max_wait)
+                self._full.clear()
                 while len(batch) < self.batch_max_entries:
                     try:
-                        remaining = deadline - time.monotonic()
-                        nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                        nxt = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     if nxt is _STOP:
@@ -325,6 +358,7 @@ class Sequencer:
         now = int(time.time())
         results: dict[bytes, Integrated] = {}
         fresh: list[tuple[bytes, bytes]] = []
+        signed: _SignedBatch | None = None
         try:
             self.db.begin()
             self.writer.check_size(self.size)
@@ -344,14 +378,12 @@ class Sequencer:
                 else:
                     fresh.append((leaf_data, statement))
             new_size = self.size + len(fresh)
-            for offset, (leaf_data, _) in enumerate(fresh):
-                results[leaf_data] = Integrated(self.size + offset, new_size, leaf_data)
             if fresh:
                 leaf_datas = [leaf_data for leaf_data, _ in fresh]
                 self.index.add(self.size, leaf_datas)  # it reads the index's runs: before the writes sent at once
                 with self.db.pipeline():  # PostgreSQL: the entries, nodes, head and COMMIT in one round trip
                     self.writer.append_entries(self.size, new_size, now, fresh)
-                    self._commit_head(new_size, now, leaf_datas)
+                    signed = self._commit_head(new_size, now, leaf_datas)
             else:
                 if queued:  # all in the log already: their processes look them up
                     self.coordination.announce(self.size)
@@ -368,6 +400,8 @@ class Sequencer:
         self.index.committed()
         first = self.size
         self.size = new_size
+        if signed is not None:  # committed: the receipts may go out
+            results.update(self._receipts(first, [leaf_data for leaf_data, _ in fresh], signed))
         if fresh and self.on_integrated is not None:
             # followers inside the service learn of the batch before any of its submitters hears back
             self.on_integrated([(first + i, statement) for i, (_, statement) in enumerate(fresh)])
@@ -391,11 +425,13 @@ class Sequencer:
             sealed.append(item)
         return sealed
 
-    def _commit_head(self, new_size: int, now: int, leaf_datas: list[bytes]) -> None:
+    def _commit_head(self, new_size: int, now: int, leaf_datas: list[bytes]) -> _SignedBatch:
         """Inside the open transaction: append the leaves, sign and write the new head, COMMIT (on PostgreSQL the
-        database announces the new head to the processes standing by)."""
+        database announces the new head to the processes standing by). The audit paths of the appended leaves
+        come from the append itself (``PersistentMerkleTree.append_leaf_data_with_paths``: in memory)."""
+        paths: list[tuple[bytes, ...]] = []
         if leaf_datas:
-            appended = self.tree.append_leaf_data(leaf_datas)
+            appended, paths = self.tree.append_leaf_data_with_paths(leaf_datas)
             if appended != new_size:
                 raise LogCorrupted(f"the tree grew to {appended} leaves, expected {new_size}")
         root = self.tree.current_root()
@@ -403,6 +439,17 @@ class Sequencer:
         note = sign_checkpoint(self.key, Checkpoint(self.origin, new_size, root))
         self.writer.append_head(new_size, root, now, note, protected, signature)
         self.db.commit()
+        return _SignedBatch(new_size, protected, signature, paths)
+
+    @staticmethod
+    def _receipts(first: int, leaf_datas: list[bytes], signed: _SignedBatch) -> dict[bytes, Integrated]:
+        """After COMMIT: the receipt of each entry the batch appended, with the head's one signature and the
+        entry's audit path, the same bytes ``LogResources.receipt`` reads back from the stored tree."""
+        return {
+            leaf_data: Integrated(first + offset, signed.tree_size, leaf_data, assemble_receipt(
+                signed.protected, signed.signature, InclusionProof(signed.tree_size, first + offset, path)))
+            for offset, (leaf_data, path) in enumerate(zip(leaf_datas, signed.paths, strict=True))
+        }
 
     def _recover(self) -> None:
         """After a failure: a lost PostgreSQL session is opened again, and with it the sequencer's lock is gone:
@@ -479,8 +526,28 @@ class Sequencer:
                     self._pending[p.leaf_data] = left
                 else:
                     self._pending.pop(p.leaf_data, None)
+        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Integrated], Integrated | None]]] = {}
         for p in batch:
-            if error is not None:
+            if isinstance(p.future, asyncio.Future):
+                on_loops.setdefault(p.future.get_loop(), []).append(
+                    (p.future, None if error is not None else results[p.leaf_data]))
+            elif error is not None:
                 p.future.set_exception(error)
             else:
                 p.future.set_result(results[p.leaf_data])
+        for loop, settled in on_loops.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits on it any more
+                loop.call_soon_threadsafe(_settle_on_loop, settled, error)
+
+
+def _settle_on_loop(
+    settled: list[tuple[asyncio.Future[Integrated], Integrated | None]], error: Exception | None
+) -> None:
+    """On the submitters' event loop: answer a batch's waiters (those still waiting)."""
+    for future, result in settled:
+        if future.done():
+            continue
+        if result is None:
+            future.set_exception(error or StorageError("the log could not commit this batch"))
+        else:
+            future.set_result(result)

@@ -117,7 +117,7 @@ def test_a_failed_batch_mid_merge_leaves_no_trace(tmp_path: Path, monkeypatch: p
     def fail(*_: object, **__: object) -> None:
         raise sqlite3.OperationalError("disk I/O error (simulated, after the index was written)")
 
-    monkeypatch.setattr(seq.tree, "append_leaf_data", fail)
+    monkeypatch.setattr(seq.tree, "append_leaf_data_with_paths", fail)
     with pytest.raises(StorageError):
         _append(seq, size, 5)
     monkeypatch.undo()

@@ -78,7 +78,12 @@ def test_pages_read_from_threads_while_the_log_grows_carry_valid_receipts(tmp_pa
                     await service.read(service.consistency, 1, size)
                 await asyncio.sleep(0)
 
-        await asyncio.gather(*(service.register(s) for s in statements), follow(), follow(), point_reads())
+        async def register() -> None:  # in waves, so that the pages see the log grow whatever its speed
+            for start in range(0, len(statements), 25):
+                await asyncio.gather(*(service.register(s) for s in statements[start:start + 25]))
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(register(), follow(), follow(), point_reads())
 
     try:
         asyncio.run(main())

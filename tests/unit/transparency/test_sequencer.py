@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import stat
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 
 from schemas.errors import ConfigurationError, LogCorrupted, Overloaded
 from transparency.keys import load_or_create_log_key
+from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.reader import LogReader
-from transparency.log.sequencer import Sequencer
+from transparency.log.resources import LogResources
+from transparency.log.sequencer import Integrated, Sequencer
 from transparency.settings import load_settings
 
 
@@ -40,6 +43,54 @@ def test_batch_integrates_once_and_duplicates_share_the_entry(tmp_path: Path) ->
     head = reader.latest_head()
     assert head is not None and head.tree_size == 5
     assert [e.index for e in reader.entries(0, 100)] == [0, 1, 2, 3, 4]
+
+
+def test_receipts_built_with_the_batch_are_those_the_log_serves(tmp_path: Path) -> None:
+    """The sequencer hands each new entry its receipt, from the batch's in-memory paths: byte for byte the receipt
+    read back from the stored tree; a statement already logged gets its position and no receipt (read it)."""
+    seq = _sequencer(tmp_path, batch_max_entries=7)
+    seq.start()
+    try:
+        results = [f.result(10) for f in [seq.submit(_leaf(i), b"statement %d" % i) for i in range(40)]]
+        again = seq.submit(_leaf(11), b"statement 11").result(10)
+    finally:
+        seq.stop()
+    assert len({r.tree_size for r in results}) > 3  # several batches, of several sizes
+    reader = LogReader(_sequencer(tmp_path).db)
+    resources = LogResources(reader, PersistentMerkleTree(reader.db))
+    for r in results:
+        assert r.receipt is not None and r.receipt == resources.receipt(r.index, r.tree_size)
+    assert again.receipt is None and (again.index, again.tree_size) == (results[11].index, results[11].tree_size)
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """A real event loop that counts the wake-ups other threads ask of it."""
+
+    woken = 0
+
+    def call_soon_threadsafe(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:  # type: ignore[override]
+        self.woken += 1
+        return super().call_soon_threadsafe(callback, *args, context=context)
+
+
+def test_waiting_submitters_are_woken_once_per_batch(tmp_path: Path) -> None:
+    """``submit_waiting``: the futures of one batch are settled with one wake-up of their loop, not one each."""
+    seq = _sequencer(tmp_path, batch_max_entries=16, batch_max_wait_ms=20)
+    seq.start()
+    loop = _CountingLoop()
+
+    async def main() -> list[Integrated]:
+        return list(await asyncio.gather(*(seq.submit_waiting(_leaf(i), b"s %d" % i) for i in range(48))))
+
+    try:
+        results = loop.run_until_complete(main())
+    finally:
+        loop.close()
+        seq.stop()
+    assert sorted(r.index for r in results) == list(range(48))
+    assert all(r.receipt is not None for r in results)
+    batches = len({r.tree_size for r in results})
+    assert batches < 48 and loop.woken == batches
 
 
 def test_empty_log_has_a_signed_head_of_size_zero(tmp_path: Path) -> None:
