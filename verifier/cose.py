@@ -7,6 +7,7 @@ call the primitive. Every failure raises; nothing returns a bool.
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import cast
 
 from cryptography.exceptions import InvalidSignature
@@ -80,6 +81,7 @@ class SignatureMemo:
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
         self._seen: dict[tuple[int, bytes, bytes, bytes], None] = {}
+        self._lock = threading.Lock()  # the event loop, the intake and the sequencer threads share it
 
     def verify(self, alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> None:
         memo = (alg, key.public_bytes_raw() if isinstance(key, Ed25519PublicKey) else
@@ -88,9 +90,10 @@ class SignatureMemo:
         if memo in self._seen:
             return
         verify_over(alg, key, signature, to_be_signed)
-        self._seen[memo] = None
-        if len(self._seen) > self.limit:
-            self._seen.pop(next(iter(self._seen)), None)
+        with self._lock:
+            self._seen[memo] = None
+            if len(self._seen) > self.limit:
+                self._seen.pop(next(iter(self._seen)), None)
 
 
 STATEMENT_SIGNATURES = SignatureMemo()
