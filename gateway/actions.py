@@ -49,7 +49,7 @@ from schemas.errors import (
     LogRequestRefused,
     TabellionError,
 )
-from schemas.identity_statements import content_type, encode_payload, parse_payload
+from schemas.identity_statements import content_type, encode_payload, parse_payload, validate_payload
 from schemas.statement import parse_statement
 from transparency.client import HttpLogClient, Submitted, did_of, load_ed25519_key, save_private_key, sign_statement
 from transparency.sqlite_files import connect
@@ -317,8 +317,10 @@ class ActionRecorder:
         max_backoff: float = 30.0,
         idle_wait: float = IDLE_WAIT_S,
         per_statement: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self.idle_wait = idle_wait
+        self.linger = linger
         self.per_statement = per_statement
         self.queue = queue
         self.key = key
@@ -345,7 +347,7 @@ class ActionRecorder:
         client = HttpLogClient(config.log.url, timeout=SUBMIT_WAIT_S)
         recorder = cls(queue, key, client, config.log.receipt_keys, batch=settings.batch,
                        concurrency=settings.concurrency, max_backoff=settings.max_backoff, idle_wait=idle_wait,
-                       per_statement=settings.per_statement)
+                       per_statement=settings.per_statement, linger=settings.linger)
         recorder._closers.append(client)
         return recorder
 
@@ -356,7 +358,7 @@ class ActionRecorder:
         if payload is None:
             return
         try:
-            encode_payload(STATEMENT_TYPE, {**payload, "seq": 1})  # a record that cannot be signed fails now
+            validate_payload(STATEMENT_TYPE, {**payload, "seq": 1})  # a record that cannot be signed fails now
             self.queue.enqueue(decision.at, payload)
         except (sqlite3.Error, TabellionError) as exc:
             log.error("cannot store the action record of a decision: %s", exc)
@@ -472,6 +474,8 @@ class ActionRecorder:
             backoff, last_error = 0.0, ""
             if done.taken < self.batch:
                 self._wake.wait(self.idle_wait)
+                if self.linger:  # more records come while it waits: one statement, one entry, for them all
+                    self._stop.wait(self.linger)
 
 
 def _span(seqs: Sequence[int]) -> str:

@@ -61,13 +61,14 @@ PIN_INTERVAL_S = 1.0
 """At most one write of the pinned checkpoint per second (``gateway.trust``): the log grows with every batch of
 action records, and any verified checkpoint serves to catch a fork at the next start."""
 IDENTITY_CONTENT_PREFIX = b"application/vnd.tabellion."
-ACTION_RECORD_TYPE = b"application/vnd.tabellion.action-record+json"
+ACTION_RECORD_TYPES = frozenset({b"application/vnd.tabellion.action-record+json",
+                                 b"application/vnd.tabellion.action-record-batch+json"})
 
 
 def changes_identity(statement: bytes) -> bool:
-    """Whether the fold must see ``statement``: a Tabellion statement type other than an action record. Action
-    records and plain SCITT statements change no identity state (``verifier.fold``), so the gateway skips them.
-    Read from the statement's protected header."""
+    """Whether the fold must see ``statement``: a Tabellion statement type other than an action record (one, or a
+    batch). Action records and plain SCITT statements change no identity state (``verifier.fold``), so the gateway
+    skips them. Read from the statement's protected header."""
     try:
         content_type = parse_statement(statement).content_type
     except TabellionError:
@@ -75,7 +76,7 @@ def changes_identity(statement: bytes) -> bool:
     if content_type is None:
         return True
     encoded = content_type.encode() if isinstance(content_type, str) else b""
-    return encoded.startswith(IDENTITY_CONTENT_PREFIX) and encoded != ACTION_RECORD_TYPE
+    return encoded.startswith(IDENTITY_CONTENT_PREFIX) and encoded not in ACTION_RECORD_TYPES
 
 
 @dataclass(frozen=True)

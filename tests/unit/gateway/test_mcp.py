@@ -44,6 +44,7 @@ from issuer.statements import (
 from schemas.errors import GatewayConfigInvalid, LogStale, McpRequestInvalid, McpUpstreamInvalid, PassportRefused
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import GATEWAY, NAMESPACE, FixedLog, Sink, World, ident
+from tests.upstream_server import UpstreamServer
 from verifier.authority import authorise
 
 SERVICE = "crm"
@@ -257,9 +258,10 @@ class Harness:
 
     def run(self, scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
         async def go() -> None:
+            server = UpstreamServer(self.upstream)
             app = create_app(self.config, {"CRM_TOKEN": Secret(TOKEN)}, followed_log=self.log, sink=self.sink,
-                             transport=httpx.MockTransport(self.upstream))
-            async with app.router.lifespan_context(app), httpx.AsyncClient(
+                             resolver=server.resolver)
+            async with server, app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url=GATEWAY
             ) as client:
                 await scenario(client)

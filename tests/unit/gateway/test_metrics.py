@@ -33,6 +33,7 @@ from schemas.errors import (
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import GATEWAY, FixedLog, World, build_world
+from tests.upstream_server import UpstreamServer
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\\\|\\"|\\n)*"'
@@ -140,11 +141,12 @@ def world() -> World:
 def test_metrics_move_with_requests_through_the_app(world: World, tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, f'public_url = "{GATEWAY}"\n', connections=CONNECTIONS))
     upstream = Upstream()
+    server = UpstreamServer(upstream)
     app = create_app(config, {"MAIL_TOKEN": Secret(TOKEN)}, followed_log=FixedLog(world.state()),
-                     transport=httpx.MockTransport(upstream))
+                     resolver=server.resolver)
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
+        async with server, app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=GATEWAY
         ) as client:
             async def scrape() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

@@ -24,6 +24,7 @@ from schemas.errors import GatewayConfigInvalid, PolicyDenied, ScopeRefused
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
+from tests.upstream_server import UpstreamServer
 from verifier.authority import authorise
 
 EU_AND_GET = """package tabellion
@@ -228,11 +229,12 @@ def test_a_denial_is_a_403_problem_naming_the_policy(world: World, tmp_path: Pat
     config = load_config(write_config(tmp_path, f'public_url = "{GATEWAY}"\n', connections=policy_connection(
         'policy = { file = "mail.rego", id = "mail-eu", version = "3" }')))
     upstream = Upstream()
+    server = UpstreamServer(upstream)
     app = create_app(config, {"MAIL_TOKEN": Secret(TOKEN)}, followed_log=FixedLog(world.state()),
-                     transport=httpx.MockTransport(upstream))
+                     resolver=server.resolver)
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
+        async with server, app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=GATEWAY
         ) as client:
             get = world.request()
