@@ -311,10 +311,13 @@ class _Reader:
             raise self.error(key, f"must be an integer from {low} to {high}")
         return value
 
-    def number(self, t: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    def number(self, t: Mapping[str, Any], key: str, default: float, low: float, high: float, *,
+               zero: bool = False) -> float:
+        """A number in (``low``, ``high``]; 0 too when ``zero``."""
         value = t.get(key, default)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not low < value <= high:
-            raise self.error(key, f"must be a number above {low:g} and at most {high:g}")
+        if (not isinstance(value, int | float) or isinstance(value, bool)
+                or not (low < value <= high or (zero and value == 0))):
+            raise self.error(key, f"must be {'0 or ' if zero else ''}a number above {low:g} and at most {high:g}")
         return float(value)
 
     def boolean(self, t: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -493,7 +496,7 @@ class _Reader:
             per_statement=self.integer(t, "per_statement", 64, 1, 1000),
             concurrency=self.integer(t, "concurrency", 8, 1, 64),
             max_backoff=self.number(t, "max_backoff", 30.0, 0.0, 3600.0),
-            linger=self.number(t, "linger", 0.2, 0.0, 10.0),
+            linger=self.number(t, "linger", 0.2, 0.0, 10.0, zero=True),
         )
 
     def _read(self, path: Path, key: str) -> str:
