@@ -413,7 +413,7 @@ class ActionRecorder:
             if self.receipt_keys is not None:
                 verify_receipt(submitted.receipt, statement, self.receipt_keys)
         except LogRequestRefused as exc:
-            if exc.status in PERMANENT_STATUSES:
+            if exc.answer_status in PERMANENT_STATUSES:
                 log.error("the log refused action records %s for good: %s", _span(seqs), exc)
                 for seq in seqs:
                     self.queue.mark_refused(seq, str(exc))

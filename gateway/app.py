@@ -185,7 +185,8 @@ def create_app(
         if followed_log is not None:
             followed = followed_log
         elif worker:
-            followed = SharedLogView(config.data_dir, config.log.max_staleness)
+            followed = SharedLogView(config.data_dir, config.log.max_staleness, policy=config.log.witness_policy,
+                                     witness_grace=config.log.witness_grace)
         else:
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,

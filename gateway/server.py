@@ -120,7 +120,7 @@ def supervise(config: GatewayConfig, secrets: Mapping[str, Secret], *, verbose: 
     publisher = ViewPublisher(config.data_dir)
     followed = FollowedLog(client, config.log.vkey, config.log.receipt_keys, poll_interval=config.log.poll_interval,
                            long_poll=config.log.long_poll, max_staleness=config.log.max_staleness, trust=trust,
-                           sink=publisher)
+                           policy=config.log.witness_policy, witness_grace=config.log.witness_grace, sink=publisher)
     followed.publish()
     followed.start()
     recorder = None

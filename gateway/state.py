@@ -95,7 +95,20 @@ class ViewSink(Protocol):
 
     def publish_state(self, state: IdentityState) -> None: ...
 
-    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None) -> None: ...
+    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None, *,
+                witness: WitnessWait | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class WitnessWait:
+    """With a witness policy, what the workers need to refuse as the follower would (``LogUnwitnessed``):
+    ``unwitnessed``, why no checkpoint is accepted yet (else None); ``since``, when (CLOCK_MONOTONIC) the oldest
+    checkpoint past the accepted one began waiting for its quorum (None: none waits); ``latest``, the log's
+    latest size."""
+
+    unwitnessed: str | None
+    since: float | None
+    latest: int
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,7 @@ class FollowedLog:
         except LogUnwitnessed as exc:
             with self._lock:
                 self._unwitnessed = exc
+            self.publish()
             raise
         now = self._clock()
         if (self._trust is not None and self._follower.checkpoint_text != self._pinned
@@ -248,7 +262,13 @@ class FollowedLog:
             checkpoint = self._verified
             position = None if checkpoint is None else LogPosition(checkpoint.origin, checkpoint.size,
                                                                    checkpoint.root_hash, 0.0)
-            sink.publish(position, self._verified_at, self._failure.detail if self._failure else None)
+            witness = None
+            if self._follower.policy is not None:
+                latest = self._follower.latest
+                witness = WitnessWait(self._unwitnessed.detail if self._unwitnessed else None,
+                                      self._follower.waiting_since, latest.size if latest is not None else 0)
+            sink.publish(position, self._verified_at, self._failure.detail if self._failure else None,
+                         witness=witness)
 
     def start(self) -> None:
         """Follow the log in a daemon thread until ``stop()``."""

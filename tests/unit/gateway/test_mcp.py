@@ -45,6 +45,7 @@ from schemas.errors import GatewayConfigInvalid, LogStale, McpRequestInvalid, Mc
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import GATEWAY, NAMESPACE, FixedLog, Sink, World, ident
 from tests.upstream_server import UpstreamServer
+from transparency.problem_details import problem_status
 from verifier.authority import authorise
 
 SERVICE = "crm"
@@ -133,7 +134,7 @@ def test_a_request_and_a_notification_are_read() -> None:
 def test_malformed_messages_are_refused(body: bytes, rpc_code: int, why: str) -> None:
     with pytest.raises(McpRequestInvalid, match=why) as caught:
         parse_message(body)
-    assert caught.value.rpc_code == rpc_code and caught.value.status == 400
+    assert caught.value.rpc_code == rpc_code and problem_status(caught.value) == 400
 
 
 def test_what_each_method_is_decided_as() -> None:

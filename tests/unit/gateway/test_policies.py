@@ -25,6 +25,7 @@ from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
 from tests.upstream_server import UpstreamServer
+from transparency.problem_details import problem_status
 from verifier.authority import authorise
 
 EU_AND_GET = """package tabellion
@@ -61,7 +62,7 @@ def test_true_allows_false_and_undefined_deny_with_a_reason() -> None:
     with pytest.raises(PolicyDenied) as caught:
         policy.check(sample(method="POST"))
     assert caught.value.reason_code == "false" and (caught.value.policy_id, caught.value.policy_version) == ("p", "7")
-    assert caught.value.status == 403 and caught.value.code == "policy-denied"
+    assert problem_status(caught.value) == 403 and caught.value.code == "policy-denied"
     assert "policy p version 7" in caught.value.detail and "is false" in caught.value.detail
 
     no_default = compiled('package tabellion\nallow if { input.method == "GET" }\n')

@@ -30,6 +30,7 @@ from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
 from tests.upstream_server import UpstreamServer
+from transparency.problem_details import problem_status
 
 
 class Clock:
@@ -60,7 +61,7 @@ def test_a_burst_then_429_with_retry_after() -> None:
     spend(limits, "mail", "did:key:a", 3)
     with pytest.raises(RateLimited) as caught:
         limits.take("mail", "did:key:a")
-    assert caught.value.status == 429 and caught.value.code == "rate-limited"
+    assert problem_status(caught.value) == 429 and caught.value.code == "rate-limited"
     assert caught.value.retry_after == 4  # one token at 0.25/s: 4 s
     assert "did:key:a" in caught.value.detail and "'mail'" in caught.value.detail
 
