@@ -171,12 +171,17 @@ class UpstreamProxy:
             raise
 
 
+class PassedBack(Response):
+    """The upstream's own answer, read whole (a ``StreamingResponse`` is the upstream's too): whatever its status,
+    not a refusal or a failure of the gateway's (``gateway.metrics``)."""
+
+
 async def whole(upstream: UpstreamAnswer, scrubber: Scrubber) -> Response:
     """A short answer read whole, then passed back in one piece: one message to the server, no stream to keep."""
     body = await upstream.read(WHOLE_ANSWER_BYTES)
     if body is None:  # the framing would have refused a body longer than its Content-Length
         raise UpstreamUnreachable("the upstream sent more than the length it declared")
-    response = Response(scrubber.mask(body), status_code=upstream.status)
+    response = PassedBack(scrubber.mask(body), status_code=upstream.status)
     response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1"))
                             for k, v in scrubber.headers(response_headers(upstream.headers))]
     return response

@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.config import load_config
 from gateway.decisions import Decision
 from gateway.metrics import CONTENT_TYPE, DecisionCounter, GatewayMetrics, _answered, _raised
+from gateway.proxy import PassedBack
 from gateway.secrets import Secret
 from gateway.state import LogPosition
 from schemas.errors import (
@@ -193,6 +194,7 @@ def test_refusals_answered_as_responses_are_counted_with_their_code() -> None:
     allowed = replace(refused, outcome="warn", status=200, code="ok")
     assert _answered(allowed, Response(b"{}", 502)) == ("upstream-error", "ok")  # the gateway's own 502
     assert _answered(allowed, StreamingResponse(iter([b"x"]), 502)) == ("allow", "ok")  # the upstream's 502
+    assert _answered(allowed, PassedBack(b"x", 502)) == ("allow", "ok")  # the same, short: read whole
     assert _answered(allowed, Response(b"{}", 200)) == ("allow", "ok")
     assert _raised(allowed, UpstreamTimeout("slow")) == ("upstream-error", "ok")
     assert _raised(None, PayloadTooLarge("big")) == ("refuse", "payload-too-large")
