@@ -49,7 +49,13 @@ from schemas.errors import (
     LogRequestRefused,
     TabellionError,
 )
-from schemas.identity_statements import content_type, encode_payload, parse_payload, validate_payload
+from schemas.identity_statements import (
+    canonical_json,
+    content_type,
+    encode_payload,
+    parse_payload,
+    validate_payload,
+)
 from schemas.statement import parse_statement
 from transparency.client import HttpLogClient, Submitted, did_of, load_ed25519_key, save_private_key, sign_statement
 from transparency.sqlite_files import connect
@@ -141,7 +147,9 @@ def batch_statement(key: Ed25519PrivateKey, did: str, records: Sequence[tuple[in
     """The signed ``action-record-batch`` statement of ``(seq, payload)`` records, in ``seq`` order: ``sub`` the
     gateway itself, ``iat`` the latest decision's time; the same bytes each time it is made."""
     ordered = sorted(records, key=lambda r: r[0])
-    body = encode_payload(BATCH_TYPE, {"records": [{**payload, "seq": seq} for seq, payload in ordered]})
+    value = {"records": [{**payload, "seq": seq} for seq, payload in ordered]}
+    validate_payload(BATCH_TYPE, value)  # JSON's own types (read back from the queue): the bytes say the same
+    body = canonical_json(value)
     return sign_statement(key, body, subject=did, content_type=content_type(BATCH_TYPE),
                           extra_claims={L.CWT_IAT: max(payload["at"] for _, payload in ordered)})
 
