@@ -13,7 +13,6 @@ scripts only. Refusals of the JSON APIs are problem+json with a stable code; of 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,8 +32,9 @@ from console.live import LiveLog
 from console.pages import pages
 from console.state import Console, ConsoleMetrics, SignInRequired, console, key_owner, signed_in
 from issuer.client import IssuerClient
-from schemas.errors import PROBLEM_TYPE_BASE, TabellionError
+from schemas.errors import TabellionError
 from transparency.client import load_ed25519_key
+from transparency.problem_details import problem_response
 from verifier.keys import parse_key_set
 from webui.pages import Endpoint, assets
 
@@ -45,7 +45,6 @@ SESSION_COOKIE = "tabellion_console"
 class ConsoleNotReady(TabellionError):
     code = "console-not-ready"
     title = "The console cannot reach the issuer"
-    status = 503
 
 
 def page(endpoint: Endpoint) -> Endpoint:
@@ -105,9 +104,7 @@ async def problem(request: Request, exc: Exception) -> Response:
     error = exc if isinstance(exc, TabellionError) else TabellionError("the console failed; nothing was signed")
     if not isinstance(exc, TabellionError):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-    body = {"type": PROBLEM_TYPE_BASE + error.code, "title": error.title, "status": error.status,
-            "detail": error.detail, "instance": request.url.path}
-    return Response(json.dumps(body), error.status, media_type="application/problem+json")
+    return problem_response(error, request.url.path)  # the services' one mapper (transparency.problem_details)
 
 
 def create_app(config: ConsoleConfig, *, issuer: IssuerClient | None = None) -> Starlette:

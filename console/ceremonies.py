@@ -33,13 +33,11 @@ _INVITATION_SALT: Final = "tabellion-console-invitation"
 class CeremonyExpired(TabellionError):
     code = "ceremony-expired"
     title = "The passkey ceremony expired"
-    status = 409
 
 
 class InvitationInvalid(TabellionError):
     code = "invitation-invalid"
     title = "The invitation cannot be used"
-    status = 403
 
 
 def session_secret(data_dir: Path) -> bytes:

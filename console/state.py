@@ -29,13 +29,11 @@ T = TypeVar("T")
 class SignInRequired(TabellionError):
     code = "sign-in-required"
     title = "Sign in with your passkey first"
-    status = 401
 
 
 class CsrfRefused(TabellionError):
     code = "csrf-refused"
     title = "The request did not come from this console's own page"
-    status = 403
 
 
 class ConsoleMetrics:

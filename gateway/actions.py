@@ -49,7 +49,13 @@ from schemas.errors import (
     LogRequestRefused,
     TabellionError,
 )
-from schemas.identity_statements import content_type, encode_payload, parse_payload
+from schemas.identity_statements import (
+    canonical_json,
+    content_type,
+    encode_payload,
+    parse_payload,
+    validate_payload,
+)
 from schemas.statement import parse_statement
 from transparency.client import HttpLogClient, Submitted, did_of, load_ed25519_key, save_private_key, sign_statement
 from transparency.sqlite_files import connect
@@ -141,7 +147,9 @@ def batch_statement(key: Ed25519PrivateKey, did: str, records: Sequence[tuple[in
     """The signed ``action-record-batch`` statement of ``(seq, payload)`` records, in ``seq`` order: ``sub`` the
     gateway itself, ``iat`` the latest decision's time; the same bytes each time it is made."""
     ordered = sorted(records, key=lambda r: r[0])
-    body = encode_payload(BATCH_TYPE, {"records": [{**payload, "seq": seq} for seq, payload in ordered]})
+    value = {"records": [{**payload, "seq": seq} for seq, payload in ordered]}
+    validate_payload(BATCH_TYPE, value)  # JSON's own types (read back from the queue): the bytes say the same
+    body = canonical_json(value)
     return sign_statement(key, body, subject=did, content_type=content_type(BATCH_TYPE),
                           extra_claims={L.CWT_IAT: max(payload["at"] for _, payload in ordered)})
 
@@ -317,8 +325,10 @@ class ActionRecorder:
         max_backoff: float = 30.0,
         idle_wait: float = IDLE_WAIT_S,
         per_statement: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self.idle_wait = idle_wait
+        self.linger = linger
         self.per_statement = per_statement
         self.queue = queue
         self.key = key
@@ -345,7 +355,7 @@ class ActionRecorder:
         client = HttpLogClient(config.log.url, timeout=SUBMIT_WAIT_S)
         recorder = cls(queue, key, client, config.log.receipt_keys, batch=settings.batch,
                        concurrency=settings.concurrency, max_backoff=settings.max_backoff, idle_wait=idle_wait,
-                       per_statement=settings.per_statement)
+                       per_statement=settings.per_statement, linger=settings.linger)
         recorder._closers.append(client)
         return recorder
 
@@ -356,7 +366,7 @@ class ActionRecorder:
         if payload is None:
             return
         try:
-            encode_payload(STATEMENT_TYPE, {**payload, "seq": 1})  # a record that cannot be signed fails now
+            validate_payload(STATEMENT_TYPE, {**payload, "seq": 1})  # a record that cannot be signed fails now
             self.queue.enqueue(decision.at, payload)
         except (sqlite3.Error, TabellionError) as exc:
             log.error("cannot store the action record of a decision: %s", exc)
@@ -411,7 +421,7 @@ class ActionRecorder:
             if self.receipt_keys is not None:
                 verify_receipt(submitted.receipt, statement, self.receipt_keys)
         except LogRequestRefused as exc:
-            if exc.status in PERMANENT_STATUSES:
+            if exc.answer_status in PERMANENT_STATUSES:
                 log.error("the log refused action records %s for good: %s", _span(seqs), exc)
                 for seq in seqs:
                     self.queue.mark_refused(seq, str(exc))
@@ -472,6 +482,8 @@ class ActionRecorder:
             backoff, last_error = 0.0, ""
             if done.taken < self.batch:
                 self._wake.wait(self.idle_wait)
+                if self.linger:  # more records come while it waits: one statement, one entry, for them all
+                    self._stop.wait(self.linger)
 
 
 def _span(seqs: Sequence[int]) -> str:

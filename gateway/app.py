@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
+from aiohttp.abc import AbstractResolver
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -60,6 +60,7 @@ from .secrets import Secret
 from .shared import BUCKETS_FILE, SharedBuckets, SharedLogView
 from .state import FollowedLog, LogPosition
 from .trust import LogTrust
+from .upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +158,12 @@ def create_app(
     *,
     followed_log: FollowedState | None = None,
     sink: DecisionSink | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    resolver: AbstractResolver | None = None,
     worker: bool = False,
 ) -> Starlette:
     """The gateway app; ``secrets`` are the decrypted provider secrets the connections name. ``followed_log``
-    (started here unless given started) and ``transport`` (the upstream's) are for tests. A ``worker`` (one of
+    (started here unless given started) and ``resolver`` (upstream host names to local test servers) are for
+    tests. A ``worker`` (one of
     ``workers`` processes, ``gateway.server``) decides from the view its supervisor publishes, shares the rate
     buckets (``gateway.shared``), and only queues its action records (the supervisor submits them)."""
     credentials: dict[str, InjectedHeaders] = {c.id: credential_headers(c, secrets) for c in config.connections}
@@ -183,7 +185,8 @@ def create_app(
         if followed_log is not None:
             followed = followed_log
         elif worker:
-            followed = SharedLogView(config.data_dir, config.log.max_staleness)
+            followed = SharedLogView(config.data_dir, config.log.max_staleness, policy=config.log.witness_policy,
+                                     witness_grace=config.log.witness_grace)
         else:
             client = HttpLogClient(config.log.url, timeout=5.0)
             followed = owned = FollowedLog(client, config.log.vkey, config.log.receipt_keys,
@@ -200,7 +203,7 @@ def create_app(
                 actions = ActionRecorder.from_config(config, gateway_key)
                 if not worker:
                     actions.start()
-            async with httpx.AsyncClient(transport=transport, trust_env=False) as upstream:  # no env proxies
+            async with UpstreamClient(resolver=resolver) as upstream:  # gateway.upstream: one pool, no env proxies
                 app.state.metrics = metrics
                 app.state.gateway = Gateway(
                     config, followed,

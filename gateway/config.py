@@ -51,6 +51,7 @@
     per_statement = 64                 # records in one signed statement (action-record-batch); 1: one each
     concurrency = 8                    # submissions in flight in a round (1: strictly one after the other)
     max_backoff = 30                   # seconds, at most, between retries while the log cannot take them
+    linger = 0.2                       # seconds a round waits for more records once one is queued
 
 Unknown keys are refused, so a typo is an error and not a silently ignored setting. Every error is one
 ``GatewayConfigInvalid`` naming the file and the key.
@@ -188,6 +189,7 @@ class ActionRecordsConfig:
     concurrency: int = 8
     max_backoff: float = 30.0
     per_statement: int = 64
+    linger: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -309,10 +311,13 @@ class _Reader:
             raise self.error(key, f"must be an integer from {low} to {high}")
         return value
 
-    def number(self, t: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    def number(self, t: Mapping[str, Any], key: str, default: float, low: float, high: float, *,
+               zero: bool = False) -> float:
+        """A number in (``low``, ``high``]; 0 too when ``zero``."""
         value = t.get(key, default)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not low < value <= high:
-            raise self.error(key, f"must be a number above {low:g} and at most {high:g}")
+        if (not isinstance(value, int | float) or isinstance(value, bool)
+                or not (low < value <= high or (zero and value == 0))):
+            raise self.error(key, f"must be {'0 or ' if zero else ''}a number above {low:g} and at most {high:g}")
         return float(value)
 
     def boolean(self, t: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -482,7 +487,7 @@ class _Reader:
 
     def action_records(self, value: object, base: Path) -> ActionRecordsConfig:
         t = self.table(value, "action_records", {"enabled", "key_file", "batch", "per_statement", "concurrency",
-                                                 "max_backoff"})
+                                                 "max_backoff", "linger"})
         key_file = t.get("key_file")
         return ActionRecordsConfig(
             enabled=self.boolean(t, "enabled", True),
@@ -491,6 +496,7 @@ class _Reader:
             per_statement=self.integer(t, "per_statement", 64, 1, 1000),
             concurrency=self.integer(t, "concurrency", 8, 1, 64),
             max_backoff=self.number(t, "max_backoff", 30.0, 0.0, 3600.0),
+            linger=self.number(t, "linger", 0.2, 0.0, 10.0, zero=True),
         )
 
     def _read(self, path: Path, key: str) -> str:

@@ -45,7 +45,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -56,7 +55,6 @@ from schemas.errors import (
     McpRequestInvalid,
     McpUpstreamInvalid,
     TabellionError,
-    UpstreamUnreachable,
 )
 from transparency.problem_details import problem_document, problem_headers, problem_status
 from transparency.request_bodies import check_json_depth
@@ -68,6 +66,7 @@ from .config import Connection
 from .decisions import Authority, Gatekeeper, StateSource
 from .proxy import UpstreamProxy, response_headers
 from .signatures import Request
+from .upstream import UpstreamAnswer
 
 JSONRPC: Final = "2.0"
 TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,128}", re.ASCII)
@@ -265,16 +264,6 @@ def rpc_error(error: TabellionError, ident: RequestId, instance: str) -> Respons
     return Response(_dump(body), status, headers, JSON)
 
 
-async def _read_capped(upstream: httpx.Response, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in upstream.aiter_bytes():  # decoded: the filtered answer goes back uncompressed
-        size += len(chunk)
-        if size > limit:
-            raise McpUpstreamInvalid(f"the upstream's tools/list answer is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class McpRelay:
     """Decides and relays one JSON-RPC message on an MCP connection (see the module docstring)."""
 
@@ -295,7 +284,7 @@ class McpRelay:
             ask = ask_of(message)
             decision = self.gatekeeper.decide(connection, request, ask.resource, action=ask.action,
                                               authority=ask.authority)
-            upstream = await self._send(connection, request, query, decision.covered)
+            upstream = await self._send(connection, request, query, decision.covered, decode=ask.lists_tools)
             if not ask.lists_tools:
                 return await self.proxy.answer(connection, upstream)
             return await self._filtered(connection, upstream, decision.agent or "")  # no agent: no tool
@@ -303,27 +292,27 @@ class McpRelay:
             return rpc_error(exc, ident, instance)
 
     async def _send(self, connection: Connection, request: Request, query: str,
-                    covered: tuple[str, ...]) -> httpx.Response:
+                    covered: tuple[str, ...], *, decode: bool) -> UpstreamAnswer:
         url = connection.upstream + (f"?{query}" if query else "")
-        return await self.proxy.send(connection, "POST", url, request.headers, request.body, covered)
+        return await self.proxy.send(connection, "POST", url, request.headers, request.body, covered, decode=decode)
 
-    async def _filtered(self, connection: Connection, upstream: httpx.Response, agent: str) -> Response:
+    async def _filtered(self, connection: Connection, upstream: UpstreamAnswer, agent: str) -> Response:
         try:
-            body = await _read_capped(upstream, MAX_LIST_BYTES)
-        except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(f"connection {connection.id!r}: {type(exc).__name__}: {exc}") from exc
+            body = await upstream.read(MAX_LIST_BYTES)  # decoded: the filtered answer goes back uncompressed
         finally:
             await upstream.aclose()
-        ctype = upstream.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if body is None:
+            raise McpUpstreamInvalid(f"the upstream's tools/list answer is over {MAX_LIST_BYTES} bytes")
+        ctype = upstream.header("content-type").partition(";")[0].strip().lower()
         if ctype in (JSON, EVENT_STREAM):  # off the event loop: the snapshot waits while the follower folds
             body = await run_in_threadpool(self._filter, connection, agent, ctype, body)
         elif body and upstream.is_success:
             raise McpUpstreamInvalid(f"the upstream answered tools/list with {ctype or 'no content type'}")
         scrubber = self.proxy.scrubber(connection)  # gateway.scrub: the credentials never reach the agent
         body = scrubber.mask(body)
-        headers = [(k, v) for k, v in scrubber.headers(response_headers(upstream.headers.multi_items()))
+        headers = [(k, v) for k, v in scrubber.headers(response_headers(upstream.headers))
                    if k.lower() not in ("content-length", "content-encoding")]
-        response = Response(body, upstream.status_code)
+        response = Response(body, upstream.status)
         response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         response.raw_headers.append((b"content-length", str(len(body)).encode()))
         return response

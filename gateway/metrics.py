@@ -40,6 +40,7 @@ from starlette.responses import Response, StreamingResponse
 from schemas.errors import PROBLEM_TYPE_BASE, LogUntrusted, TabellionError
 
 from .decisions import Decision, DecisionSink
+from .proxy import PassedBack
 from .state import LogPosition
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -193,7 +194,7 @@ def _raised(decision: Decision | None, error: Exception) -> tuple[str, str]:
 def _answered(decision: Decision | None, response: Response) -> tuple[str, str]:
     """(request outcome, decision code) of a request answered with ``response``. A connection kind that answers
     refusals itself (MCP: a JSON-RPC error) does so with a plain response carrying the problem type."""
-    streamed = isinstance(response, StreamingResponse)  # the upstream's answer
+    streamed = isinstance(response, StreamingResponse | PassedBack)  # the upstream's answer
     if decision is not None:
         if not decision.allowed:
             return "refuse", decision.code

@@ -16,9 +16,10 @@ Before anything is decided, ``check_framing`` refuses a request with both ``Cont
 field, or one ``Connection`` names: what the agent signed would not be what goes up).
 
 The request body has been read whole (its digest had to match before anything was sent); the upstream's
-answer is streamed back as it arrives, with its status, minus hop-by-hop headers. No redirect is followed.
-On a connection with credentials the answer is scrubbed (``gateway.scrub``): an upstream that echoes the
-request cannot hand the injected secret to the agent.
+answer comes back with its status, minus hop-by-hop headers: read whole when it declares a ``Content-Length`` of
+at most 64 KiB (one message to the server, the usual case of an API answer), else streamed as it arrives. No
+redirect is followed. On a connection with credentials the answer is scrubbed (``gateway.scrub``): an upstream
+that echoes the request cannot hand the injected secret to the agent.
 """
 
 from __future__ import annotations
@@ -26,17 +27,17 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 
-import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from schemas.errors import SecretMissing, TabellionError, UpstreamTimeout, UpstreamUnreachable
+from schemas.errors import SecretMissing, TabellionError, UpstreamUnreachable
 
 from .config import BearerCredentials, Connection, HeaderCredentials
 from .errors import HopByHopFieldSigned, RequestFramingAmbiguous
 from .scrub import Scrubber
 from .secrets import Secret
 from .signatures import AGENT_IDENTITY_HEADERS
+from .upstream import UpstreamAnswer, UpstreamClient
 
 HOP_BY_HOP: Final = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -46,6 +47,7 @@ METHOD_OVERRIDES: Final = frozenset({"x-http-method-override", "x-http-method", 
 URL_OVERRIDES: Final = frozenset({"x-original-url", "x-rewrite-url"})
 AGENT_SIGNING_HEADERS: Final = frozenset({"signature", "signature-input", *AGENT_IDENTITY_HEADERS})
 _SET_BY_CLIENT: Final = frozenset({"host", "content-length"})
+WHOLE_ANSWER_BYTES: Final = 65_536  # answers that declare this length or less are read whole, then passed back
 
 Headers = Sequence[tuple[str, str]]
 InjectedHeaders = tuple[tuple[str, Secret], ...]
@@ -124,10 +126,10 @@ def upstream_url(connection: Connection, path: str, query: str) -> str:
 
 
 class UpstreamProxy:
-    """Sends allowed requests upstream over one shared ``httpx.AsyncClient`` (connection pooling), and passes the
-    answers back scrubbed of each connection's credentials."""
+    """Sends allowed requests upstream over the gateway's one client (``gateway.upstream``: a connection pool),
+    and passes the answers back scrubbed of each connection's credentials."""
 
-    def __init__(self, client: httpx.AsyncClient, credentials: Mapping[str, InjectedHeaders]) -> None:
+    def __init__(self, client: UpstreamClient, credentials: Mapping[str, InjectedHeaders]) -> None:
         self.client = client
         self.credentials = credentials
         self.scrubbers = {cid: Scrubber(_secrets_in(injected)) for cid, injected in credentials.items()}
@@ -135,50 +137,63 @@ class UpstreamProxy:
     async def forward(
         self, connection: Connection, method: str, path: str, query: str, headers: Headers, body: bytes,
         signed: Collection[str] = (),
-    ) -> httpx.Response:
-        """Send the request; the answer's body is still to be read (``aiter_raw``) and closed (``aclose``)."""
+    ) -> UpstreamAnswer:
+        """Send the request; the answer's body is still to be read (``body()``) and released (``aclose()``)."""
         return await self.send(connection, method, upstream_url(connection, path, query), headers, body, signed)
 
     async def send(
         self, connection: Connection, method: str, url: str, headers: Headers, body: bytes,
-        signed: Collection[str] = (),
-    ) -> httpx.Response:
-        """Send to ``url`` with the agent's headers stripped and the connection's credentials injected."""
-        request = self.client.build_request(
-            method, httpx.URL(url), headers=upstream_headers(headers, self.credentials.get(connection.id, ()), signed),
-            content=body, timeout=connection.timeout,
+        signed: Collection[str] = (), *, decode: bool = False,
+    ) -> UpstreamAnswer:
+        """Send to ``url`` with the agent's headers stripped and the connection's credentials injected. The body
+        comes back decoded when ``decode`` or when the connection's answers are scrubbed."""
+        return await self.client.send(
+            method, url, upstream_headers(headers, self.credentials.get(connection.id, ()), signed), body,
+            timeout=connection.timeout, decode=decode or self.scrubber(connection).active,
+            what=f"connection {connection.id!r}",
         )
-        try:
-            return await self.client.send(request, stream=True, follow_redirects=False)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"connection {connection.id!r}: the upstream did not answer in {connection.timeout:g} s"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(f"connection {connection.id!r}: {type(exc).__name__}: {exc}") from exc
 
     def scrubber(self, connection: Connection) -> Scrubber:
         return self.scrubbers.get(connection.id) or Scrubber(())
 
-    async def answer(self, connection: Connection, upstream: httpx.Response) -> Response:
-        """The upstream's answer passed back as it arrives, scrubbed; the upstream connection is released at the
-        end (at once when the answer is refused)."""
+    async def answer(self, connection: Connection, upstream: UpstreamAnswer) -> Response:
+        """The upstream's answer passed back, scrubbed: read whole when it declares a length of at most
+        ``WHOLE_ANSWER_BYTES`` (and comes as sent), else streamed as it arrives. The upstream connection is released
+        at the end (at once when the answer is refused)."""
+        scrubber = self.scrubber(connection)
         try:
-            return streamed(upstream, self.scrubber(connection))
+            length = upstream.content_length
+            if not upstream.decoded and length is not None and length <= WHOLE_ANSWER_BYTES:
+                return await whole(upstream, scrubber)
+            return streamed(upstream, scrubber)
         except TabellionError:
             await upstream.aclose()
             raise
 
 
-def streamed(upstream: httpx.Response, scrubber: Scrubber | None = None) -> Response:
+class PassedBack(Response):
+    """The upstream's own answer, read whole (a ``StreamingResponse`` is the upstream's too): whatever its status,
+    not a refusal or a failure of the gateway's (``gateway.metrics``)."""
+
+
+async def whole(upstream: UpstreamAnswer, scrubber: Scrubber) -> Response:
+    """A short answer read whole, then passed back in one piece: one message to the server, no stream to keep."""
+    body = await upstream.read(WHOLE_ANSWER_BYTES)
+    if body is None:  # the framing would have refused a body longer than its Content-Length
+        raise UpstreamUnreachable("the upstream sent more than the length it declared")
+    response = PassedBack(scrubber.mask(body), status_code=upstream.status)
+    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1"))
+                            for k, v in scrubber.headers(response_headers(upstream.headers))]
+    return response
+
+
+def streamed(upstream: UpstreamAnswer, scrubber: Scrubber | None = None) -> Response:
     """The upstream's answer passed back as it arrives; the upstream connection is released at the end."""
     scrubber = scrubber or Scrubber(())
-    headers = scrubber.headers(response_headers(upstream.headers.multi_items()))
-    if scrubber.active and scrubber.encoded(upstream):  # scanned decoded: the codings are undone
+    headers = scrubber.headers(response_headers(upstream.headers))
+    if upstream.decoded:  # scanned decoded: the coding is undone
         headers = [(k, v) for k, v in headers if k.lower() not in ("content-encoding", "content-length")]
-        body = scrubber.stream(upstream.aiter_bytes())
-    else:
-        body = scrubber.stream(upstream.aiter_raw())
-    response = StreamingResponse(body, status_code=upstream.status_code, background=BackgroundTask(upstream.aclose))
+    response = StreamingResponse(scrubber.stream(upstream.body()), status_code=upstream.status,
+                                 background=BackgroundTask(upstream.aclose))
     response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     return response

@@ -6,10 +6,10 @@ hold them. Every answer on a connection with credentials is scanned for each sec
 as is, JSON-escaped and percent-encoded — in the response headers and in the body, and each occurrence is
 overwritten with as many ``*``: the length stays, so ``Content-Length`` stays right. The body is scanned as it
 streams; the last ``len(longest) - 1`` bytes of a chunk wait for the next one, so a secret split across chunks
-is found. An answer with a ``Content-Encoding`` is scanned decoded (gzip, deflate, and br or zstd when their
-libraries are installed) and passed back decoded, without ``Content-Encoding`` and ``Content-Length``; an
-answer in a coding the gateway cannot decode is refused (502 ``upstream-answer-unreadable``), never passed
-back unscanned.
+is found. An answer with a ``Content-Encoding`` is scanned decoded (``gateway.upstream``: gzip, deflate, and br
+or zstd when their libraries are installed) and passed back decoded, without ``Content-Encoding`` and
+``Content-Length``; an answer in a coding the gateway cannot decode is refused (502
+``upstream-answer-unreadable``), never passed back unscanned.
 
 A secret an upstream transforms otherwise (base64, reversed, hashed) is not found: the guard is against echoes,
 not against an upstream that means to leak. Connections without credentials are not scanned.
@@ -19,19 +19,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
-from importlib.util import find_spec
-from typing import Final
 from urllib.parse import quote
 
-import httpx
-
-from .errors import UpstreamAnswerUnreadable
 from .secrets import Secret
-
-# the content codings httpx decodes here: gzip and deflate always, br and zstd when their libraries are installed
-DECODABLE: Final = frozenset({"identity", "gzip", "deflate"}
-                             | ({"br"} if find_spec("brotli") or find_spec("brotlicffi") else set())
-                             | ({"zstd"} if find_spec("zstandard") else set()))
 
 
 class Scrubber:
@@ -62,17 +52,6 @@ class Scrubber:
         if not self.forms:
             return list(headers)
         return [(k, self.mask(v.encode("latin-1")).decode("latin-1")) for k, v in headers]
-
-    def encoded(self, upstream: httpx.Response) -> bool:
-        """Whether the answer has a content coding to undo before scanning; raises for one httpx cannot undo."""
-        codings = [c.strip().lower() for c in upstream.headers.get_list("content-encoding", split_commas=True)]
-        unknown = [c for c in codings if c and c not in DECODABLE]
-        if unknown:
-            raise UpstreamAnswerUnreadable(
-                f"the upstream answered in the content coding {unknown[0][:40]!r}, which the gateway cannot decode "
-                "to scrub the connection's credentials from it"
-            )
-        return any(c not in ("", "identity") for c in codings)
 
     async def stream(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         if not self.forms:

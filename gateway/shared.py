@@ -7,13 +7,16 @@ publishes what it verified into the data folder; the workers decide from it and 
 - ``view.bin``, a small memory-mapped header rewritten after every poll: a sequence number (odd while being
   written: a reader that sees it odd, or sees it change, reads again), the state's generation, the verified
   checkpoint (size, root, origin), the CLOCK_MONOTONIC time it was last verified (one clock for every process of
-  the machine), and the fork verdict;
+  the machine), the fork verdict, and with a witness policy whether a checkpoint met the quorum yet and since when
+  a newer one has waited for it;
 - ``view-<generation>.pickle``, the folded identity state, written (write, rename) only when the fold took an
   identity statement: a worker loads it when the header names a new generation.
 
 A worker applies the same rules as the follower itself (``gateway.state``): no checkpoint yet is 503
 ``log-not-ready``, a verdict is 503 ``log-untrusted``, a checkpoint verified longer ago than ``max_staleness`` is
-503 ``log-stale``. A revocation reaches the workers in one poll, a fold and a file rename.
+503 ``log-stale``; with a witness policy, no checkpoint that met the quorum yet, or a newer one waiting for it
+longer than ``witness_grace``, is 503 ``log-unwitnessed``. A revocation reaches the workers in one poll, a fold
+and a file rename.
 
 **Rate limits.** ``SharedBuckets`` is a ``transparency.token_buckets.BucketStore`` in a memory-mapped file
 (``rate-buckets.bin``): open addressing over fixed slots (a 16-byte BLAKE2b digest of the key, tokens, time, time
@@ -33,21 +36,26 @@ import threading
 import time
 from collections.abc import Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from schemas.errors import LogNotFollowed, LogStale, LogUntrusted
+from schemas.errors import LogNotFollowed, LogStale, LogUntrusted, LogUnwitnessed
+from schemas.policy import Policy
+from transparency.client.follower import require_witnessed
 from transparency.token_buckets import Bucket
 from verifier.fold import IdentityState
 
-from .state import LogPosition, View
+from .state import LogPosition, View, WitnessWait
 
 VIEW_FILE: Final = "view.bin"
 BUCKETS_FILE: Final = "rate-buckets.bin"
 _MAX_ORIGIN: Final = 256
 _MAX_DETAIL: Final = 1024
-# seq, generation, size, verified_at, has_checkpoint, failed, root, origin length, origin, detail length, detail
-_HEADER: Final = struct.Struct(f"<QQQdBB32sH{_MAX_ORIGIN}sH{_MAX_DETAIL}s")
+# seq, generation, size, verified_at, has_checkpoint, failed, root, origin length, origin, detail length, detail,
+# then with a witness policy: unwitnessed (no checkpoint met the quorum: the detail says why), waiting (a newer
+# checkpoint waits for its quorum), waiting since, the log's latest size
+_HEADER: Final = struct.Struct(f"<QQQdBB32sH{_MAX_ORIGIN}sH{_MAX_DETAIL}sBBdQ")
 
 
 def _state_path(data_dir: Path, generation: int) -> Path:
@@ -79,14 +87,19 @@ class ViewPublisher:
         old.unlink(missing_ok=True)
         self._generation = generation
 
-    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None) -> None:
+    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None, *,
+                witness: WitnessWait | None = None) -> None:
         origin = (position.origin if position else "").encode()[:_MAX_ORIGIN]
-        detail = (failure or "").encode()[:_MAX_DETAIL]
+        unwitnessed = witness.unwitnessed if witness is not None else None
+        detail = (failure or unwitnessed or "").encode()[:_MAX_DETAIL]
+        since = witness.since if witness is not None else None
         self._seq += 1  # odd: being written
         self._map[:8] = struct.pack("<Q", self._seq)
         packed = _HEADER.pack(self._seq + 1, self._generation, position.size if position else 0, verified_at,
                               position is not None, failure is not None,
-                              position.root_hash if position else bytes(32), len(origin), origin, len(detail), detail)
+                              position.root_hash if position else bytes(32), len(origin), origin, len(detail), detail,
+                              unwitnessed is not None, since is not None, since or 0.0,
+                              witness.latest if witness is not None else 0)
         self._map[8:] = packed[8:]
         self._seq += 1
         self._map[:8] = struct.pack("<Q", self._seq)
@@ -95,12 +108,32 @@ class ViewPublisher:
         self._map.close()
 
 
-class SharedLogView:
-    """A worker's ``StateSource``: the published view (see the module docstring)."""
+@dataclass(frozen=True)
+class _Header:
+    generation: int
+    size: int
+    verified_at: float
+    has: bool
+    failed: bool
+    root: bytes
+    origin: str
+    detail: str
+    unwitnessed: bool
+    waiting: bool
+    waiting_since: float
+    latest: int
 
-    def __init__(self, data_dir: Path, max_staleness: float) -> None:
+
+class SharedLogView:
+    """A worker's ``StateSource``: the published view (see the module docstring). ``policy`` and ``witness_grace``
+    are the gateway's (``[log]``), as the supervisor follows with them."""
+
+    def __init__(self, data_dir: Path, max_staleness: float, *, policy: Policy | None = None,
+                 witness_grace: float = 10.0) -> None:
         self.data_dir = data_dir
         self.max_staleness = max_staleness
+        self.policy = policy
+        self.witness_grace = witness_grace
         fd = os.open(data_dir / VIEW_FILE, os.O_RDONLY)
         self._map = mmap.mmap(fd, _HEADER.size, prot=mmap.PROT_READ)
         os.close(fd)
@@ -108,36 +141,41 @@ class SharedLogView:
         self._state: IdentityState | None = None
         self._lock = threading.Lock()
 
-    def _read(self) -> tuple[int, int, int, float, bool, bool, bytes, str, str]:
+    def _read(self) -> _Header:
         while True:
             raw = self._map[:_HEADER.size]
-            seq, generation, size, verified_at, has, failed, root, olen, origin, dlen, detail = _HEADER.unpack(raw)
+            (seq, generation, size, verified_at, has, failed, root, olen, origin, dlen, detail, unwitnessed, waiting,
+             since, latest) = _HEADER.unpack(raw)
             if seq % 2 == 0 and struct.unpack("<Q", self._map[:8])[0] == seq:
-                return (seq, generation, size, verified_at, bool(has), bool(failed), root,
-                        origin[:olen].decode(errors="replace"), detail[:dlen].decode(errors="replace"))
+                return _Header(generation, size, verified_at, bool(has), bool(failed), root,
+                               origin[:olen].decode(errors="replace"), detail[:dlen].decode(errors="replace"),
+                               bool(unwitnessed), bool(waiting), since, latest)
             time.sleep(0)
 
     def position(self) -> LogPosition:
-        _, _, size, verified_at, has, failed, root, origin, detail = self._read()
-        return self._position(size, verified_at, has, failed, root, origin, detail)
+        return self._position(self._read())
 
-    def _position(self, size: int, verified_at: float, has: bool, failed: bool, root: bytes, origin: str,
-                  detail: str) -> LogPosition:
-        if failed:
-            raise LogUntrusted(f"the gateway refuses every request: {detail}")
-        if not has:
+    def _position(self, h: _Header) -> LogPosition:
+        if h.failed:
+            raise LogUntrusted(f"the gateway refuses every request: {h.detail}")
+        if not h.has:
+            if self.policy is not None and h.unwitnessed:
+                raise LogUnwitnessed(h.detail)
             raise LogNotFollowed("the gateway has not verified a checkpoint of the log yet")
-        age = time.monotonic() - verified_at
+        now = time.monotonic()
+        age = now - h.verified_at
         if age > self.max_staleness:
             raise LogStale(f"the last checkpoint of the log was verified {age:.1f} s ago "
                            f"(limit {self.max_staleness:g} s)")
-        return LogPosition(origin, size, root, age)
+        if self.policy is not None and h.waiting:
+            require_witnessed(self.policy, now - h.waiting_since, self.witness_grace, h.latest, h.size)
+        return LogPosition(h.origin, h.size, h.root, age)
 
     @contextmanager
     def snapshot(self) -> Iterator[View]:
-        _, generation, size, verified_at, has, failed, root, origin, detail = self._read()
-        position = self._position(size, verified_at, has, failed, root, origin, detail)
-        yield View(self._state_of(generation), position)
+        header = self._read()
+        position = self._position(header)
+        yield View(self._state_of(header.generation), position)
 
     def _state_of(self, generation: int) -> IdentityState:
         with self._lock:

@@ -27,6 +27,7 @@ accepts such a signature when the base with the method as sent does not verify; 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,7 +70,6 @@ from .structured_fields import (
     parse_dictionary,
     serialize_dictionary,
     serialize_inner_list,
-    serialize_item,
 )
 
 ALG_ED25519 = "ed25519"
@@ -93,6 +93,7 @@ _INTEGER_PARAMETERS = frozenset({"created", "expires"})
 _STRING_PARAMETERS = frozenset({"keyid", "alg", "nonce", "tag"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _OBS_FOLD = re.compile(r"[ \t]*\r\n[ \t]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls but HTAB, and DEL (§2.5)
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -147,8 +148,16 @@ class Request:
 
     def field(self, name: str) -> str | None:
         """The value of field ``name`` (any case), its lines combined with ", " (§2.1), or None if absent."""
-        lines = [value for key, value in self.headers if key.lower() == name.lower()]
+        lines = self._lines.get(name.lower())
         return ", ".join(_trim(v) for v in lines) if lines else None
+
+    @functools.cached_property
+    def _lines(self) -> dict[str, list[str]]:
+        """The field lines by lower-cased name, in order (made once: a decision looks up a dozen fields)."""
+        lines: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            lines.setdefault(key.lower(), []).append(value)
+        return lines
 
     def with_fields(self, *fields: tuple[str, str], replace: Sequence[str] = ()) -> Request:
         """A copy with ``fields`` appended, after dropping every line of the fields named in ``replace``."""
@@ -195,7 +204,7 @@ def signature_base(request: Request, covered: InnerList, *, lowercase_method: bo
     lines = []
     for name in names:
         value = _derived(request, name, lowercase_method) if name.startswith("@") else _field(request, name)
-        lines.append(f"{serialize_item(Item(name))}: {value}")
+        lines.append(f'"{name}": {value}')  # a checked field name or derived component: a String as is
     lines.append(f'"@signature-params": {serialize_inner_list(covered)}')
     base = "\n".join(lines)
     if not base.isascii():
@@ -230,7 +239,7 @@ def _field(request: Request, name: str) -> str:
     value = request.field(name)
     if value is None:
         raise ComponentMissing(f"the signature covers the field {name!r}, which the request does not have")
-    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value):
         raise SignatureBaseInvalid(f"the value of field {name!r} contains control characters")
     return value
 

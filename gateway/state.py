@@ -77,13 +77,14 @@ PIN_INTERVAL_S = 1.0
 """At most one write of the pinned checkpoint per second (``gateway.trust``): the log grows with every batch of
 action records, and any verified checkpoint serves to catch a fork at the next start."""
 IDENTITY_CONTENT_PREFIX = b"application/vnd.tabellion."
-ACTION_RECORD_TYPE = b"application/vnd.tabellion.action-record+json"
+ACTION_RECORD_TYPES = frozenset({b"application/vnd.tabellion.action-record+json",
+                                 b"application/vnd.tabellion.action-record-batch+json"})
 
 
 def changes_identity(statement: bytes) -> bool:
-    """Whether the fold must see ``statement``: a Tabellion statement type other than an action record. Action
-    records and plain SCITT statements change no identity state (``verifier.fold``), so the gateway skips them.
-    Read from the statement's protected header."""
+    """Whether the fold must see ``statement``: a Tabellion statement type other than an action record (one, or a
+    batch). Action records and plain SCITT statements change no identity state (``verifier.fold``), so the gateway
+    skips them. Read from the statement's protected header."""
     try:
         content_type = parse_statement(statement).content_type
     except TabellionError:
@@ -91,7 +92,7 @@ def changes_identity(statement: bytes) -> bool:
     if content_type is None:
         return True
     encoded = content_type.encode() if isinstance(content_type, str) else b""
-    return encoded.startswith(IDENTITY_CONTENT_PREFIX) and encoded != ACTION_RECORD_TYPE
+    return encoded.startswith(IDENTITY_CONTENT_PREFIX) and encoded not in ACTION_RECORD_TYPES
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,20 @@ class ViewSink(Protocol):
 
     def publish_state(self, state: IdentityState) -> None: ...
 
-    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None) -> None: ...
+    def publish(self, position: LogPosition | None, verified_at: float, failure: str | None = None, *,
+                witness: WitnessWait | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class WitnessWait:
+    """With a witness policy, what the workers need to refuse as the follower would (``LogUnwitnessed``):
+    ``unwitnessed``, why no checkpoint is accepted yet (else None); ``since``, when (CLOCK_MONOTONIC) the oldest
+    checkpoint past the accepted one began waiting for its quorum (None: none waits); ``latest``, the log's
+    latest size."""
+
+    unwitnessed: str | None
+    since: float | None
+    latest: int
 
 
 @dataclass(frozen=True)
@@ -245,6 +259,7 @@ class FollowedLog:
         except LogUnwitnessed as exc:
             with self._lock:
                 self._unwitnessed = exc
+            self.publish()
             raise
         now = self._clock()
         if (self._trust is not None and self._follower.checkpoint_text != self._pinned
@@ -337,7 +352,13 @@ class FollowedLog:
             checkpoint = self._verified
             position = None if checkpoint is None else LogPosition(checkpoint.origin, checkpoint.size,
                                                                    checkpoint.root_hash, 0.0)
-            sink.publish(position, self._verified_at, self._failure.detail if self._failure else None)
+            witness = None
+            if self._follower.policy is not None:
+                latest = self._follower.latest
+                witness = WitnessWait(self._unwitnessed.detail if self._unwitnessed else None,
+                                      self._follower.waiting_since, latest.size if latest is not None else 0)
+            sink.publish(position, self._verified_at, self._failure.detail if self._failure else None,
+                         witness=witness)
 
     def start(self) -> None:
         """Follow the log in a daemon thread until ``stop()``."""

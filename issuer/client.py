@@ -35,7 +35,7 @@ class IssuerRefused(LogRequestRefused):
     """The issuer answered with a problem; ``code`` is the problem's own stable code."""
 
     def __init__(self, refused: LogRequestRefused) -> None:
-        super().__init__(refused.detail, status=refused.status, problem_title=refused.problem_title,
+        super().__init__(refused.detail, status=refused.answer_status, problem_title=refused.problem_title,
                          problem_type=refused.problem_type)
         kind = refused.problem_type or ""
         self.code = kind.removeprefix(PROBLEM_TYPE_BASE) if kind.startswith(PROBLEM_TYPE_BASE) else self.code

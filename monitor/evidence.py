@@ -77,7 +77,6 @@ class LogEquivocated(VerificationError):
 class WebhookFailed(TabellionError):
     code = "monitor-webhook-failed"
     title = "The evidence could not be delivered"
-    status = 502
 
 
 def send_webhook(url: str, evidence: Evidence, *, timeout: float = 10.0) -> None:

@@ -1,8 +1,9 @@
 """The one error hierarchy of Tabellion.
 
 Every check raises one of these; nothing returns a bool. Each class has a stable ``code`` (it becomes the
-problem-details ``type``), a short ``title`` and the HTTP ``status`` the one HTTP handler maps it to.
-The instance carries a ``detail`` naming exactly what was wrong.
+problem-details ``type``) and a short ``title``; the instance carries a ``detail`` naming exactly what was wrong.
+The HTTP status is no business of an error's: the one mapper (``transparency.problem_details``) decides it from
+the code, the error's own or its family's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ class TabellionError(Exception):
 
     code: str = "internal-error"  # an instance may carry a finer code (verifier.refusals.Refused)
     title: ClassVar[str] = "Internal error"
-    status: ClassVar[int] = 500
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -37,7 +37,6 @@ class TabellionError(Exception):
 class BadInput(TabellionError):
     code = "bad-input"
     title = "Bad input"
-    status = 400
 
 
 class MalformedCbor(BadInput):
@@ -112,13 +111,11 @@ class InvalidParameter(BadInput):
 class UnsupportedMediaType(TabellionError):
     code = "unsupported-media-type"
     title = "Unsupported media type"
-    status = 415
 
 
 class PayloadTooLarge(TabellionError):
     code = "payload-too-large"
     title = "Payload too large"
-    status = 413
 
 
 class RequestBodyTimeout(TabellionError):
@@ -126,7 +123,6 @@ class RequestBodyTimeout(TabellionError):
 
     code = "request-body-timeout"
     title = "Request body timed out"
-    status = 408
 
 
 class RequestBodyIncomplete(BadInput):
@@ -172,7 +168,6 @@ class VerificationError(TabellionError):
 
     code = "verification-failed"
     title = "Verification failed"
-    status = 400
 
 
 class SignatureInvalid(VerificationError):
@@ -249,7 +244,6 @@ class UnsupportedCryptosuite(ProofInvalid):
 class PolicyRefused(TabellionError):
     code = "policy-refused"
     title = "Refused by registration policy"
-    status = 403
 
 
 class SignerUnresolvable(PolicyRefused):
@@ -263,7 +257,6 @@ class SignerUnresolvable(PolicyRefused):
 class NotFound(TabellionError):
     code = "not-found"
     title = "Not found"
-    status = 404
 
 
 class EntryNotFound(NotFound):
@@ -276,7 +269,6 @@ class MethodNotAllowed(TabellionError):
 
     code = "method-not-allowed"
     title = "Method not allowed"
-    status = 405
 
     def __init__(self, detail: str, allow: str = "") -> None:
         super().__init__(detail)
@@ -295,7 +287,6 @@ class Overloaded(TabellionError):
 
     code = "too-many-requests"
     title = "Too many requests"
-    status = 429
 
     def __init__(self, detail: str, retry_after: int = 1) -> None:
         super().__init__(detail)
@@ -308,7 +299,6 @@ class Overloaded(TabellionError):
 class StorageError(TabellionError):
     code = "storage-error"
     title = "Storage error"
-    status = 500
 
 
 class LogCorrupted(StorageError):
@@ -387,7 +377,6 @@ class SnapshotUnusable(StorageError):
 class ConfigurationError(TabellionError):
     code = "configuration-error"
     title = "Configuration error"
-    status = 500
 
 
 class KeyFileExists(ConfigurationError):
@@ -403,19 +392,19 @@ class KeyFileExists(ConfigurationError):
 class LogRequestRefused(TabellionError):
     """The transparency log answered a request with a problem (or an unexpected status).
 
-    ``status`` is the HTTP status of that answer; ``problem_title`` and ``problem_type`` are the title and
-    the type URI (e.g. ``urn:tabellion:error:signature-invalid``) the log gave, when it gave them.
+    ``answer_status`` is the HTTP status of that answer (the mapper relays it); ``problem_title`` and
+    ``problem_type`` are the title and the type URI (e.g. ``urn:tabellion:error:signature-invalid``) the log gave,
+    when it gave them.
     """
 
     code = "log-request-refused"
     title = "Log refused the request"
-    status = 502
 
     def __init__(
         self, detail: str, *, status: int, problem_title: str | None = None, problem_type: str | None = None
     ) -> None:
         super().__init__(detail)
-        self.status = status  # type: ignore[misc]  # the answer's status, not the class default
+        self.answer_status = status
         self.problem_title = problem_title or self.title
         self.problem_type = problem_type
 
@@ -428,7 +417,6 @@ class LogUnreachable(TabellionError):
 
     code = "log-unreachable"
     title = "Log unreachable"
-    status = 502
 
 
 class RegistrationPending(TabellionError):
@@ -436,7 +424,6 @@ class RegistrationPending(TabellionError):
 
     code = "registration-pending"
     title = "Registration still running"
-    status = 503
 
 
 # --- statement payloads ---------------------------------------------------------------------------
@@ -501,7 +488,6 @@ class DidWebUnreachable(PolicyRefused):
 
     code = "did-web-unreachable"
     title = "did:web DID document unreachable"
-    status = 502
 
 
 class DidWebCertificateInvalid(PolicyRefused):
@@ -540,7 +526,6 @@ class RequestSignatureRefused(VerificationError):
 
     code = "request-signature-refused"
     title = "Request signature refused"
-    status = 401
 
 
 class SignatureMissing(RequestSignatureRefused):
@@ -551,7 +536,6 @@ class SignatureMissing(RequestSignatureRefused):
 class SignatureInputMalformed(RequestSignatureRefused):
     code = "signature-input-malformed"
     title = "Malformed Signature-Input or Signature field"
-    status = 400
 
 
 class SignatureLabelMissing(RequestSignatureRefused):
@@ -645,7 +629,6 @@ class SignatureInputInvalid(SignatureInputMalformed, BadInput):
 
     code = "signature-input-invalid"
     title = "Invalid Signature-Input or Signature member"
-    status = 400
 
 
 class SignatureBaseInvalid(RequestSignatureRefused, BadInput):
@@ -654,7 +637,6 @@ class SignatureBaseInvalid(RequestSignatureRefused, BadInput):
 
     code = "signature-base-invalid"
     title = "Covered component cannot be signed"
-    status = 400
 
 
 # --- webhooks (issuer.outbox, issuer.webhooks) -----------------------------------------------------
@@ -687,7 +669,6 @@ class WebhookEventConflict(TabellionError):
 
     code = "webhook-event-conflict"
     title = "Webhook event conflicts with an enqueued one"
-    status = 409
 
 
 class WebhookSubscriptionNotFound(NotFound):
@@ -705,7 +686,6 @@ class WebhookRefused(VerificationError):
 
     code = "webhook-refused"
     title = "Webhook delivery refused"
-    status = 401
 
 
 class WebhookDeliveryMalformed(WebhookRefused):
@@ -713,7 +693,6 @@ class WebhookDeliveryMalformed(WebhookRefused):
 
     code = "webhook-delivery-malformed"
     title = "Malformed webhook delivery"
-    status = 400
 
 
 class WebhookSignatureInvalid(WebhookRefused):
@@ -799,7 +778,6 @@ class TokenInvalid(VerificationError):
 
     code = "token-invalid"
     title = "Token invalid"
-    status = 401
 
 
 class TokenMalformed(TokenInvalid):
@@ -858,7 +836,6 @@ class TokenScopeRefused(TokenInvalid):
 
     code = "token-scope-refused"
     title = "Outside the token's scope"
-    status = 403
 
 
 class TokenChainMismatch(TokenInvalid):
@@ -874,7 +851,6 @@ class TokenRequestRefused(VerificationError):
 
     code = "token-request-refused"
     title = "Token request refused"
-    status = 401
 
 
 class TokenRequestSignatureInvalid(TokenRequestRefused):
@@ -912,7 +888,6 @@ class AssertionInvalid(VerificationError):
 
     code = "webauthn-assertion-invalid"
     title = "WebAuthn assertion invalid"
-    status = 403
 
 
 class AssertionMalformed(AssertionInvalid):
@@ -1037,7 +1012,6 @@ class GatewayUnavailable(TabellionError):
 
     code = "gateway-unavailable"
     title = "Gateway unavailable"
-    status = 503
 
 
 class LogUntrusted(GatewayUnavailable):
@@ -1116,13 +1090,11 @@ class RateLimited(Overloaded):
 class UpstreamUnreachable(TabellionError):
     code = "upstream-unreachable"
     title = "Upstream unreachable"
-    status = 502
 
 
 class UpstreamTimeout(UpstreamUnreachable):
     code = "upstream-timeout"
     title = "Upstream timed out"
-    status = 504
 
 
 # --- the gateway: MCP connections and action records ------------------------------------------------
@@ -1146,7 +1118,6 @@ class McpMethodNotAllowed(McpRequestInvalid):
 
     code = "mcp-http-method-not-allowed"
     title = "HTTP method not allowed on an MCP connection"
-    status = 405
 
 
 class McpUpstreamInvalid(UpstreamUnreachable):

@@ -126,6 +126,17 @@ def _plain(value: Any) -> bool:
     return True
 
 
+def validate_payload(statement_type: str, value: Any) -> None:
+    """Raise ``PayloadInvalid`` unless ``value`` meets the statement type's schema (its canonical bytes are not
+    made: for a check before signing, where the value is built of strings, integers, lists and objects)."""
+    content_type(statement_type)
+    try:
+        _validator(statement_type)(value)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        where = "/".join(str(p) for p in exc.path[1:]) or "(top level)"  # path[0] is fastjsonschema's "data"
+        raise PayloadInvalid(f"the {statement_type} payload is invalid at {where}: {exc.message[:300]}") from exc
+
+
 def parse_payload(statement_type: str, payload: bytes) -> dict[str, Any]:
     """Decode, check canonical form and validate a payload; raise ``PayloadInvalid`` naming the defect."""
     content_type(statement_type)
@@ -141,11 +152,7 @@ def parse_payload(statement_type: str, payload: bytes) -> dict[str, Any]:
         raise PayloadInvalid(f"the {statement_type} payload cannot be canonicalised: {exc}") from exc
     if canonical != payload:
         raise PayloadInvalid(f"the {statement_type} payload is not RFC 8785 canonical JSON")
-    try:
-        _validator(statement_type)(value)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        where = "/".join(str(p) for p in exc.path[1:]) or "(top level)"  # path[0] is fastjsonschema's "data"
-        raise PayloadInvalid(f"the {statement_type} payload is invalid at {where}: {exc.message[:300]}") from exc
+    validate_payload(statement_type, value)
     if not isinstance(value, dict):
         raise PayloadInvalid(f"the {statement_type} payload is not a JSON object")
     return value

@@ -1,7 +1,11 @@
 """The one place where errors become HTTP answers, for every service: the log (with the issuer) and the gateway.
 
-An error's HTTP status is read here and nowhere else (``problem_status``): the services, the gateway's decision
-records and its MCP relay all ask this module. The answer is RFC 9457 ``application/problem+json`` —
+An error's HTTP status is decided here and nowhere else (``problem_status``): the error classes carry none. The
+services, the gateway's decision records, its MCP relay, the witness and the console all ask this module. The
+status is looked up by stable code in ``STATUS_BY_CODE``, walking the error's class and then its bases in method
+resolution order, so an error takes its own code's status or else its family's (``BadInput``: 400); an error no
+entry covers is a 500. An error that relays another service's answer (``LogRequestRefused``) answers with that
+answer's status (``answer_status``). The answer is RFC 9457 ``application/problem+json`` —
 ``type`` (``urn:tabellion:error:<code>``), ``title``, ``status``, ``detail``, ``instance`` and the extension
 members an error carries (``reason_code``: the authority's stable reason; ``policy_id`` and ``policy_version``:
 the gateway policy that denied) — or, on the paths a service names as SCRAPI's (``concise_prefixes``), RFC 9290
@@ -24,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from schemas import cbor, media_types
-from schemas.errors import TabellionError
+from schemas.errors import LogRequestRefused, TabellionError
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +41,77 @@ UNAVAILABLE_RETRY_S: Final = "1"
 Handler = Callable[[Request, Exception], Coroutine[Any, Any, Response]]
 
 
+STATUS_BY_CODE: Final[Mapping[str, int]] = {
+    # families of schemas.errors, and the codes in them whose status differs from their family's
+    "internal-error": 500,  # TabellionError: anything not covered below
+    "bad-input": 400,
+    "unsupported-media-type": 415,
+    "payload-too-large": 413,
+    "request-body-timeout": 408,
+    "verification-failed": 400,
+    "request-signature-refused": 401,
+    "signature-input-malformed": 400,
+    "signature-input-invalid": 400,
+    "signature-base-invalid": 400,
+    "webhook-refused": 401,
+    "webhook-delivery-malformed": 400,
+    "token-invalid": 401,
+    "token-scope-refused": 403,
+    "token-request-refused": 401,
+    "webauthn-assertion-invalid": 403,
+    "policy-refused": 403,
+    "did-web-unreachable": 502,
+    "not-found": 404,
+    "method-not-allowed": 405,  # also the witness's own MethodNotAllowed
+    "mcp-http-method-not-allowed": 405,
+    "too-many-requests": 429,
+    "webhook-event-conflict": 409,
+    "storage-error": 500,
+    "configuration-error": 500,
+    "log-request-refused": 502,  # when it carries no answer_status
+    "log-unreachable": 502,
+    "registration-pending": 503,
+    "gateway-unavailable": 503,
+    "upstream-unreachable": 502,
+    "upstream-timeout": 504,
+    # the transparency layer's own errors
+    "log-not-ready": 503,
+    "tpm-unavailable": 503,
+    "witness-unreachable": 502,
+    "witness-request-refused": 502,
+    # the witness (witness.errors), the monitor (monitor.evidence), the console (console.state, .ceremonies, .app)
+    "witness-checkpoint-untrusted": 403,
+    "witness-old-size-conflict": 409,
+    "witness-checkpoint-inconsistent": 422,
+    "monitor-webhook-failed": 502,
+    "sign-in-required": 401,
+    "csrf-refused": 403,
+    "ceremony-expired": 409,
+    "invitation-invalid": 403,
+    "console-not-ready": 503,
+}
+"""HTTP status by stable code: an error's own code, or the nearest of its bases' (see the module docstring)."""
+
+
+_BY_CLASS: dict[type, int] = {}  # the lookup's answer per class, kept (classes do not change)
+
+
+def status_of_class(cls: type[TabellionError]) -> int:
+    """The HTTP status of the errors of class ``cls`` (see the module docstring)."""
+    status = _BY_CLASS.get(cls)
+    if status is None:
+        codes = (klass.__dict__.get("code") for klass in cls.__mro__)
+        status = next((STATUS_BY_CODE[c] for c in codes if isinstance(c, str) and c in STATUS_BY_CODE),
+                      STATUS_BY_CODE["internal-error"])
+        _BY_CLASS[cls] = status
+    return status
+
+
 def problem_status(error: TabellionError) -> int:
-    """The HTTP status of ``error``: its family's (``schemas.errors``), read here only."""
-    return int(error.status)
+    """The HTTP status of ``error``, decided here only (see the module docstring)."""
+    if isinstance(error, LogRequestRefused):
+        return error.answer_status
+    return status_of_class(type(error))
 
 
 def problem_headers(error: TabellionError) -> dict[str, str]:

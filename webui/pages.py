@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from schemas.errors import TabellionError
+from transparency.problem_details import problem_status
 from webui.identities import short_did
 
 ASSETS: Final = "/assets"
@@ -58,7 +59,8 @@ class Pages:
 
     def refusal(self, request: Request, error: TabellionError) -> Response:
         """A refusal as a page: the status, the stable code and the detail."""
-        return self.render(request, "error.html", {"error": error, "title": error.title}, error.status)
+        status = problem_status(error)
+        return self.render(request, "error.html", {"error": error, "title": error.title, "status": status}, status)
 
     def guarded(self, endpoint: Endpoint) -> Endpoint:
         """``endpoint``, with every ``TabellionError`` it raises answered as a page (not problem+json)."""

@@ -5,15 +5,15 @@
                                          origin), with the log's signatures and the witness's cosignature
 
 The submission and monitoring prefixes are both the server's root. Refusals are RFC 9457 problems with a stable
-code (``witness.errors``), except the 409 of ``add-checkpoint``, whose body the specification fixes: the
-witness's size in decimal, ``text/x.tlog.size``. Anyone may call ``add-checkpoint`` (tlog-witness has no other
-authentication): only a checkpoint signed by a log key in the configuration can change what the witness stores.
+code (``witness.errors``) from the services' one mapper (``transparency.problem_details``), except the 409 of
+``add-checkpoint``, whose body the specification fixes: the witness's size in decimal, ``text/x.tlog.size``.
+Anyone may call ``add-checkpoint`` (tlog-witness has no other authentication): only a checkpoint signed by a log
+key in the configuration can change what the witness stores.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 from collections.abc import Callable
@@ -32,6 +32,7 @@ from schemas import media_types
 from schemas.errors import NotFound, TabellionError
 from schemas.witness import TLOG_SIZE, encode_cosignatures, encode_size
 from transparency.client.signing import load_ed25519_key, save_private_key
+from transparency.problem_details import ProblemHandlers
 from transparency.request_bodies import read_limited_body
 from witness.config import WitnessConfig
 from witness.cosigner import Cosigner
@@ -67,33 +68,21 @@ async def get_checkpoint(request: Request) -> Response:
     return Response(text, 200, {"Cache-Control": "no-cache"}, media_types.CHECKPOINT)
 
 
+PROBLEMS = ProblemHandlers("the witness failed unexpectedly; nothing was cosigned")  # transparency.problem_details
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 and 405 (no route, wrong method), as problems like every other refusal."""
     status = getattr(exc, "status_code", 404)
     if status == 405:
-        return problem_response(request, MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
-    return problem_response(request, NotFound(f"no resource at {request.url.path}"))
-
-
-def problem_response(request: Request, error: TabellionError) -> Response:
-    """RFC 9457 problem details, laid out as the log's and the gateway's."""
-    problem = {"type": error.type_uri, "title": error.title, "status": error.status, "detail": error.detail,
-               "instance": request.url.path}
-    return Response(json.dumps(problem), error.status, media_type=media_types.PROBLEM_JSON)
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem_response(request, TabellionError("the witness failed unexpectedly; nothing was cosigned"))
+        return PROBLEMS.respond(request, MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+    return PROBLEMS.respond(request, NotFound(f"no resource at {request.url.path}"))
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TabellionError)
     if isinstance(exc, OldSizeConflict):
         return Response(encode_size(exc.known_size), 409, {"Content-Type": TLOG_SIZE})  # exactly, no charset
-    if exc.status >= 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return problem_response(request, exc)
+    return await PROBLEMS.tabellion(request, exc)
 
 
 ROUTES = [
@@ -104,7 +93,7 @@ ROUTES = [
 
 def create_app(witness: Witness) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
-        TabellionError: handle_error, HTTPException: handle_http_exception, Exception: handle_unexpected,
+        TabellionError: handle_error, HTTPException: handle_http_exception, Exception: PROBLEMS.unexpected,
     })
     app.state.witness = witness
     return app

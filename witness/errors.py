@@ -22,7 +22,6 @@ class CheckpointNotTrusted(TabellionError):
 
     code = "witness-checkpoint-untrusted"
     title = "Checkpoint not signed by a trusted log key"
-    status = 403
 
 
 class OldSizeInvalid(BadInput):
@@ -37,7 +36,6 @@ class OldSizeConflict(TabellionError):
 
     code = "witness-old-size-conflict"
     title = "Old size is not the witness's latest size"
-    status = 409
 
     def __init__(self, detail: str, known_size: int) -> None:
         super().__init__(detail)
@@ -50,10 +48,8 @@ class CheckpointRefused(TabellionError):
 
     code = "witness-checkpoint-inconsistent"
     title = "Checkpoint not consistent with the witness's view"
-    status = 422
 
 
 class MethodNotAllowed(TabellionError):
     code = "method-not-allowed"
     title = "Method not allowed"
-    status = 405

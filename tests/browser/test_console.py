@@ -22,6 +22,7 @@ import pytest
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 
+from gateway.actions import ACTIONS_FILE, PENDING, ActionQueue
 from issuer.client import IssuerClient
 from issuer.passkeys import user_id
 from issuer.statements import claim_submission
@@ -122,6 +123,16 @@ def decide(s: Setup, claim: str, kind: str, text: str | None = None) -> tuple[st
     return outcome(s.browser)
 
 
+def records_logged(data_dir: Path, timeout: float = 10.0) -> None:
+    """Wait until the gateway's action records are all on the log (it submits them in batches, up to its
+    ``linger`` later), so that the log's size counts the console's statements alone from here."""
+    deadline = time.monotonic() + timeout
+    with ActionQueue(data_dir / ACTIONS_FILE) as queue:
+        while queue.counts()[PENDING]:
+            assert time.monotonic() < deadline, "the gateway's action records did not reach the log"
+            time.sleep(0.05)
+
+
 def eventually(request: Callable[[], httpx.Response], status: int, timeout: float = 10.0) -> httpx.Response:
     """The answer once it has ``status`` (the gateway sees the log's growth by long poll), or the last one."""
     deadline = time.monotonic() + timeout
@@ -172,6 +183,7 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
             check_accessibility(browser)
 
             # a new claim appears in the queue without a reload (server-sent events)
+            records_logged(tmp_path / "gw-data")
             with IssuerClient(s.log) as issuer:
                 issuer.submit("claim-submission",
                               claim_submission(world.c, "c-files", "acme", "mail", {"services": ["mail"],
@@ -202,6 +214,7 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
             assert answer.json()["upstream"] is True
 
             # revoke the approval with the passkey: logged, and the gateway refuses again
+            records_logged(tmp_path / "gw-data")
             size = s.size()
             result, code, text = decide(s, world.claim, "revocation", "privilegeWithdrawn")
             assert result == "done", (code, text)
@@ -222,6 +235,7 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
 
             # revoke the agent itself, behind a fresh assertion over {target, reason, decided_by}: logged with that
             # assertion (the log shows which human revoked it in the operator's name), the gateway refuses
+            records_logged(tmp_path / "gw-data")
             size = s.size()
             reset_outcome(browser)
             form = browser.find_element(By.CSS_SELECTOR, "form.revoke")

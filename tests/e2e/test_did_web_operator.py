@@ -38,6 +38,7 @@ from tests.did_web_host import DidWebHost, TestCa, did_document, did_web_host
 from tests.e2e.test_issuer_end_to_end import COSE, Log
 from tests.server import ServerUrl, free_port, running_server
 from transparency.client import did_of, sign_statement
+from transparency.problem_details import status_of_class
 from verifier.bundles import verify_bundle
 from verifier.did_web import EVIDENCE_MAX_AGE_S, did_web_url, service_signers
 from verifier.fold import key_digest
@@ -83,7 +84,7 @@ def _refused(log: Log, path: str, statement: bytes, error: type[TabellionError])
     ``/entries``) and the log is unchanged; the problem's detail."""
     before = log.size()
     answer = log.post(path, statement)
-    assert answer.status_code == error.status, answer.text
+    assert answer.status_code == status_of_class(error), answer.text
     assert log.size() == before, "a refused statement changed the log"
     if path == "/entries":
         problem = cbor.decode(answer.content)

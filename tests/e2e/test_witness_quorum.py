@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cli.commands import run
 from schemas.checkpoint import parse_checkpoint
@@ -28,9 +29,9 @@ from verifier.policy import verify_witnessed_checkpoint
 GRACE_S = 2
 
 
-def _gateway_config(tmp_path: Path, deployment: Deployment, upstream: str, port: int) -> Path:
+def _gateway_config(tmp_path: Path, deployment: Deployment, upstream: str, port: int, workers: int = 1) -> Path:
     config = plain_gateway_config(tmp_path, deployment.log, upstream, port, long_poll=2)
-    text = config.read_text()
+    text = config.read_text() if workers == 1 else f"workers = {workers}\n" + config.read_text()
     text = text.replace("long_poll = 2\n", f'long_poll = 2\nwitness_policy = "{deployment.policy_path}"\n'
                         f"witness_grace = {GRACE_S}\n", 1)
     config.write_text(text)
@@ -54,21 +55,23 @@ def _size(client: HttpLogClient) -> int:
     return parse_checkpoint(parse_note(client.checkpoint()).text).size
 
 
-def test_a_gateway_requiring_two_of_three_witnesses(tmp_path: Path, capsys: object) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_gateway_requiring_two_of_three_witnesses(tmp_path: Path, workers: int) -> None:
+    """With ``workers`` 2 the supervisor follows with the policy and each worker refuses from the shared view."""
     Recorder.seen = []
     with witnessed_deployment(tmp_path, witnesses=3, quorum=2) as deployment, serving(Recorder) as upstream, \
             HttpLogClient(deployment.log) as client:
         world = register_world(deployment.log)
         _witnessed(deployment, client, _size(client))
         port = free_port()
-        gateway = GatewayProcess(_gateway_config(tmp_path, deployment, upstream, port), port,
+        gateway = GatewayProcess(_gateway_config(tmp_path, deployment, upstream, port, workers), port,
                                  tmp_path / "gateway.log").start()
         try:
             assert send(signed(world, gateway.url)).status_code == 200
             assert _health(gateway).status_code == 200
 
-            # cosigned checkpoints verify, offline, against the policy
-            _verify_offline(tmp_path, deployment, client, world.c.identity)
+            if workers == 1:  # cosigned checkpoints verify, offline, against the policy
+                _verify_offline(tmp_path, deployment, client, world.c.identity)
 
             # two witnesses down: registration works, the gateway stops accepting new checkpoints
             deployment.witnesses[0].kill9()

@@ -9,12 +9,16 @@ same run, real processes on 127.0.0.1:
 
     .venv/bin/python -m tools.bench.gateway_compare compare [--seconds 5 --rounds 3 --workers 1]
     .venv/bin/python -m tools.bench.gateway_compare workers [--seconds 5 --rounds 3]
+    .venv/bin/python -m tools.bench.gateway_compare plumbing [--seconds 5 --rounds 3]
+    .venv/bin/python -m tools.bench.gateway_compare profile [--target gateway --seconds 15 --clients 8]
 
 Every gateway request is pre-signed (a fresh nonce each) before its ``wrk`` run; ``wrk``'s Lua script sends them in
 order. ``wrk -t1`` at c=1 and c=8, each target in turn, the order reversed every round; medians over rounds. CPU is
 user + system time of the target's processes (and their children) over the run, from /proc; requests per
 CPU-second is requests / that. Added p50 is the target's p50 minus the direct p50 of the same round set.
-``workers`` compares the gateway's throughput at c=8 with one worker process and with two.
+``workers`` compares the gateway's throughput at c=8 with one worker process and with two. ``profile`` runs ``wrk``
+against one target while ``py-spy record --gil`` samples it, and prints where its CPU goes: the functions with the
+most samples, inclusive and self (py-spy's raw folded stacks are kept in ``--out``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tools.bench import minimal_proxy
 from tools.bench.gateway import World, register_world, write_config
 from tools.bench.processes import clean_env, cpu_seconds, free_port, start, stop
 
@@ -253,16 +258,121 @@ def workers_scaling(folder: Path, seconds: float, rounds: int) -> None:
     print(f"gateway at c=8: one worker {one:.0f} req/s, two workers {two:.0f} req/s: {two / one:.2f}x (aim >= 1.7)")
 
 
+def plumbing(folder: Path, seconds: float, rounds: int) -> None:
+    """The minimal pass-through with each upstream client on each event loop, side by side (c=1 and c=8, the order
+    reversed every round): what each part of the stack would cost or save the gateway."""
+    folder.mkdir(parents=True, exist_ok=True)
+    upstream_port, nginx_port = free_port(), free_port()
+    (folder / "nginx.conf").write_text(NGINX_CONF.format(folder=folder, upstream=upstream_port, proxy=nginx_port))
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    variants = [(client, loop) for loop in minimal_proxy.LOOPS for client in minimal_proxy.CLIENTS]
+    processes = []
+    results: dict[tuple[str, str, int], list[Run]] = {}
+    try:
+        processes.append(start(["nginx", "-c", str(folder / "nginx.conf"), "-p", str(folder)], folder / "nginx.out",
+                               f"{upstream}/"))
+        running = {}
+        for client, loop in variants:
+            port = free_port()
+            process = start([sys.executable, "-m", "tools.bench.minimal_proxy", "--port", str(port), "--upstream",
+                             upstream, "--client", client, "--loop", loop], folder / f"minimal-{client}-{loop}.out",
+                            f"http://127.0.0.1:{port}/x")
+            processes.append(process)
+            running[(client, loop)] = (f"http://127.0.0.1:{port}/api/inbox/1", process.pid)
+        script = folder / "plain.lua"
+        script.write_text(WRK_SCRIPT)
+        for r in range(rounds):
+            for clients in (1, 8):
+                for client, loop in variants if r % 2 == 0 else list(reversed(variants)):
+                    url, pid = running[(client, loop)]
+                    result = run_wrk(url, clients, seconds, script, None, pid, f"{client}/{loop}")
+                    results.setdefault((client, loop, clients), []).append(result)
+                    print(f"  round {r + 1} c={clients} {client:8s} {loop:7s} {result.rate:6.0f} req/s  p50 "
+                          f"{result.p50_ms:7.3f} ms  {result.per_cpu:6.0f} req/CPU-s  non-2xx {result.non2xx}",
+                          file=sys.stderr, flush=True)
+    finally:
+        for process in reversed(processes):
+            stop(process)
+    print(f"minimal pass-through variants, wrk -t1, medians of {rounds} rounds; ratios to httpx on asyncio (the "
+          "reference floor)")
+    print("| client | loop | c | req/s | p50 | req per CPU-second | CPU ratio | p50 ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for clients in (1, 8):
+        ref = results[("httpx", "asyncio", clients)]
+        ref_cpu = statistics.median(x.per_cpu for x in ref)
+        ref_p50 = statistics.median(x.p50_ms for x in ref)
+        for client, loop in variants:
+            runs = results[(client, loop, clients)]
+            per_cpu = statistics.median(x.per_cpu for x in runs)
+            p50 = statistics.median(x.p50_ms for x in runs)
+            print(f"| {client} | {loop} | {clients} | {statistics.median(x.rate for x in runs):.0f} | {p50:.3f} ms | "
+                  f"{per_cpu:.0f} | {per_cpu / ref_cpu:.2f} | {p50 / ref_p50:.2f} |")
+
+
+def profile(folder: Path, target: str, seconds: float, clients: int, out: Path | None, top: int) -> None:
+    """``wrk`` at ``clients`` against ``target`` while py-spy samples its process (``--gil``: where the GIL is held,
+    i.e. where the one core a worker can use goes)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    folded = out or folder / "profile.txt"
+    with targets(folder, 1) as (urls, pids, world):
+        script = folder / "presigned.lua"
+        script.write_text(WRK_SCRIPT)
+        requests = None
+        if target == "gateway":
+            requests = presigned(world, urls[target], int((seconds + 5) * 1500), folder / "requests.txt")
+        sampler = subprocess.Popen([str(spy), "record", "--gil", "--nonblocking", "--format", "raw", "--rate", "250",
+                                    "--duration", f"{seconds + 2:g}", "--output", str(folded), "--pid",
+                                    str(pids[target])], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        result = run_wrk(urls[target], clients, seconds, script, requests, pids[target], target)
+        _, err = sampler.communicate(timeout=seconds + 60)
+        if sampler.returncode != 0:
+            raise SystemExit(f"py-spy failed: {err.decode()[-2000:]}")
+    print(f"{target} at c={clients}: {result.rate:.0f} req/s, {result.per_cpu:.0f} req per CPU-second, "
+          f"non-2xx {result.non2xx}")
+    summarise(folded, top)
+
+
+def summarise(folded: Path, top: int) -> None:
+    """Inclusive and self shares of py-spy's raw folded stacks (``frame;frame;... count`` a line)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f
+                  for f in stack.split(";")]
+        total += count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    print(f"{total} samples holding the GIL")
+    for title, table in (("inclusive", inclusive), ("self", own)):
+        print(f"-- {title}")
+        for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"{100 * count / total:6.1f}%  {frame}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=["compare", "workers"])
+    parser.add_argument("section", choices=["compare", "workers", "profile", "plumbing"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--target", choices=TARGETS[1:], default="gateway", help="profile: the process sampled")
+    parser.add_argument("--clients", type=int, default=8, help="profile: wrk's connections")
+    parser.add_argument("--out", type=Path, help="profile: keep py-spy's folded stacks here")
+    parser.add_argument("--top", type=int, default=60, help="profile: lines of each table")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tabellion-gw-compare-") as tmp:
         if args.section == "compare":
             report(compare(Path(tmp), args.seconds, args.rounds, args.workers), args.workers)
+        elif args.section == "plumbing":
+            plumbing(Path(tmp), args.seconds, args.rounds)
+        elif args.section == "profile":
+            profile(Path(tmp), args.target, args.seconds, args.clients, args.out, args.top)
         else:
             workers_scaling(Path(tmp), args.seconds, args.rounds)
 

@@ -224,17 +224,18 @@ class LogFollower:
         waiting = self._waiting
         return 0.0 if waiting is None else self.clock() - waiting[1]
 
+    @property
+    def waiting_since(self) -> float | None:
+        """When (on ``clock``) the oldest checkpoint of the log seen past the accepted one was first seen; None:
+        none waits."""
+        return None if self._waiting is None else self._waiting[1]
+
     def require_witnessed(self, grace: float) -> None:
         """Raise ``LogUnwitnessed`` when the log's newer checkpoints have waited for their quorum over ``grace``."""
-        waited = self.unwitnessed_for()
-        if self.policy is not None and waited > grace:
+        if self.policy is not None:
             accepted = self.checkpoint.size if self.checkpoint is not None else 0
             latest = self.latest.size if self.latest is not None else accepted
-            raise LogUnwitnessed(
-                f"the log's checkpoint of size {latest} has waited {waited:.1f} s (limit {grace:g} s) for the "
-                f"cosignatures of its witness quorum ({self.policy.describe_quorum()}); the last witnessed size is "
-                f"{accepted}"
-            )
+            require_witnessed(self.policy, self.unwitnessed_for(), grace, latest, accepted)
 
     def _distrust(self, why: str) -> CheckpointInconsistent:
         """Stop trusting the log for good; a log-unreachable or malformed answer does not get here."""
@@ -316,3 +317,13 @@ class LogFollower:
             raise CheckpointInconsistent(f"two different roots for the tree of {size} in receipts")
         return FollowedEntry(entry.leaf_index, entry.statement, entry.receipt, size)
 
+
+def require_witnessed(policy: Policy, waited: float, grace: float, latest: int, accepted: int) -> None:
+    """Raise ``LogUnwitnessed`` when the log's checkpoint of size ``latest`` has waited ``waited`` seconds, over
+    ``grace``, for the quorum of ``policy``; ``accepted`` is the last witnessed size (also for the workers of a
+    gateway, which read these from the view their supervisor publishes)."""
+    if waited > grace:
+        raise LogUnwitnessed(
+            f"the log's checkpoint of size {latest} has waited {waited:.1f} s (limit {grace:g} s) for the "
+            f"cosignatures of its witness quorum ({policy.describe_quorum()}); the last witnessed size is {accepted}"
+        )

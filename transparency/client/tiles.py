@@ -182,7 +182,7 @@ class TileLogClient:
         try:
             return self._get(path)
         except LogRequestRefused as exc:
-            if exc.status != 404 or path == full:
+            if exc.answer_status != 404 or path == full:
                 raise
         return self._get(full)
 

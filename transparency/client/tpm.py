@@ -46,7 +46,6 @@ class TpmUnavailable(TabellionError):
 
     code = "tpm-unavailable"
     title = "TPM unavailable"
-    status = 503
 
 
 def ecc_template(attributes: int, *, storage: bool = False) -> bytes:

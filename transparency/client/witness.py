@@ -27,7 +27,6 @@ MAX_ANSWER_BYTES = 1024 * 1024
 class WitnessUnreachable(TabellionError):
     code = "witness-unreachable"
     title = "Witness unreachable"
-    status = 502
 
 
 class WitnessRequestRefused(TabellionError):
@@ -35,7 +34,6 @@ class WitnessRequestRefused(TabellionError):
 
     code = "witness-request-refused"
     title = "Witness refused the request"
-    status = 502
 
     def __init__(self, detail: str, answer_status: int) -> None:
         super().__init__(detail)

@@ -40,7 +40,6 @@ BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 class LogNotReady(TabellionError):
     code = "log-not-ready"
     title = "The log is not ready"
-    status = 503
 
 
 class _LogState(Collector):

@@ -338,8 +338,8 @@ def test_action_records_configuration(tmp_path: Path) -> None:
     assert config.action_records == ActionRecordsConfig() and config.action_records.enabled
     assert gateway_key_path(config) == tmp_path / "gateway-data" / "gateway-key.pem"
     config = load_config(write_config(tmp_path, '[action_records]\nenabled = false\nkey_file = "k/gw.pem"\n'
-                                                'batch = 10\nconcurrency = 1\nmax_backoff = 2.5\n'))
-    assert config.action_records == ActionRecordsConfig(False, tmp_path / "k" / "gw.pem", 10, 1, 2.5)
+                                                'batch = 10\nconcurrency = 1\nmax_backoff = 2.5\nlinger = 0\n'))
+    assert config.action_records == ActionRecordsConfig(False, tmp_path / "k" / "gw.pem", 10, 1, 2.5, linger=0.0)
     assert gateway_key_path(config) == tmp_path / "k" / "gw.pem"
 
 

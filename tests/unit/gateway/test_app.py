@@ -1,4 +1,4 @@
-"""The gateway app in process (ASGI transport, a mock upstream, a fixed log state): routes, problems."""
+"""The gateway app in process (ASGI transport, a real upstream on 127.0.0.1, a fixed log state): routes, problems."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from issuer.statements import revocation
 from schemas.errors import LogStale, LogUntrusted, TabellionError
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import GATEWAY, FixedLog, Sink, World, build_world
+from tests.upstream_server import UpstreamServer, unreachable
 
 TOKEN = "tok-very-secret-123"
 CONNECTIONS = (
@@ -31,11 +32,9 @@ CONNECTIONS = (
 class Upstream:
     def __init__(self) -> None:
         self.seen: list[httpx.Request] = []
-        self.failure: Exception | None = None
+        self.unreachable = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.failure is not None:
-            raise self.failure
         self.seen.append(request)
         return httpx.Response(200, headers={"X-Upstream": "yes", "Connection": "close"},
                               stream=httpx.ByteStream(b"hello from upstream"))
@@ -51,12 +50,13 @@ class Harness:
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(self.config, {"MAIL_TOKEN": Secret(TOKEN)}, followed_log=self.log, sink=self.sink,
-                         transport=httpx.MockTransport(self.upstream))
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=GATEWAY
-        ) as client:
-            yield client
+        async with UpstreamServer(self.upstream) as upstream:
+            app = create_app(self.config, {"MAIL_TOKEN": Secret(TOKEN)}, followed_log=self.log, sink=self.sink,
+                             resolver=unreachable() if self.upstream.unreachable else upstream.resolver)
+            async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=GATEWAY
+            ) as client:
+                yield client
 
     def run(self, scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
         async def go() -> None:
@@ -165,7 +165,7 @@ def test_an_untrusted_or_stale_log_refuses_every_request_and_health(
 
 
 def test_an_unreachable_upstream_is_a_502(harness: Harness) -> None:
-    harness.upstream.failure = httpx.ConnectError("connection refused")
+    harness.upstream.unreachable = True
 
     async def scenario(client: httpx.AsyncClient) -> None:
         body = problem(await send(client, harness.world.request()), 502, "upstream-unreachable")

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -417,3 +417,16 @@ def test_a_signature_over_a_field_removed_at_this_hop_is_refused(world: World, n
             decide(keeper, with_fields(world, *extra, signed=signed))
     # a Connection header naming fields that are not signed is fine: they are dropped, nothing signed is lost
     assert decide(keeper, with_fields(world, ("X-Tenant", "acme"), ("Connection", "X-Tenant"))).outcome == "allow"
+
+
+def test_the_decision_line_holds_every_field_but_the_covered_components() -> None:
+    """``to_json`` against ``dataclasses.asdict`` (the reference): the same members, headers only when logged."""
+    decision = Decision(at=1, connection="c", service="s", method="GET", action="read", resource="r",
+                        outcome="allow", status=200, code="ok", reason_code="ok", request_digest="sha-256:00",
+                        chain=("a", "b"), covered=("@method",))
+    reference = asdict(decision)
+    del reference["covered"], reference["headers"]
+    reference["chain"] = ["a", "b"]
+    assert decision.to_json() == reference
+    logged = replace(decision, headers=(("Accept", "*/*"),)).to_json()
+    assert logged == {**reference, "headers": [["Accept", "*/*"]]}

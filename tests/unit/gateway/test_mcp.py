@@ -44,6 +44,8 @@ from issuer.statements import (
 from schemas.errors import GatewayConfigInvalid, LogStale, McpRequestInvalid, McpUpstreamInvalid, PassportRefused
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import GATEWAY, NAMESPACE, FixedLog, Sink, World, ident
+from tests.upstream_server import UpstreamServer
+from transparency.problem_details import problem_status
 from verifier.authority import authorise
 
 SERVICE = "crm"
@@ -132,7 +134,7 @@ def test_a_request_and_a_notification_are_read() -> None:
 def test_malformed_messages_are_refused(body: bytes, rpc_code: int, why: str) -> None:
     with pytest.raises(McpRequestInvalid, match=why) as caught:
         parse_message(body)
-    assert caught.value.rpc_code == rpc_code and caught.value.status == 400
+    assert caught.value.rpc_code == rpc_code and problem_status(caught.value) == 400
 
 
 def test_what_each_method_is_decided_as() -> None:
@@ -257,9 +259,10 @@ class Harness:
 
     def run(self, scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
         async def go() -> None:
+            server = UpstreamServer(self.upstream)
             app = create_app(self.config, {"CRM_TOKEN": Secret(TOKEN)}, followed_log=self.log, sink=self.sink,
-                             transport=httpx.MockTransport(self.upstream))
-            async with app.router.lifespan_context(app), httpx.AsyncClient(
+                             resolver=server.resolver)
+            async with server, app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url=GATEWAY
             ) as client:
                 await scenario(client)

@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.config import load_config
 from gateway.decisions import Decision
 from gateway.metrics import CONTENT_TYPE, DecisionCounter, GatewayMetrics, _answered, _raised
+from gateway.proxy import PassedBack
 from gateway.secrets import Secret
 from gateway.state import LogPosition
 from schemas.errors import (
@@ -33,6 +34,7 @@ from schemas.errors import (
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import GATEWAY, FixedLog, World, build_world
+from tests.upstream_server import UpstreamServer
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\\\|\\"|\\n)*"'
@@ -140,11 +142,12 @@ def world() -> World:
 def test_metrics_move_with_requests_through_the_app(world: World, tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, f'public_url = "{GATEWAY}"\n', connections=CONNECTIONS))
     upstream = Upstream()
+    server = UpstreamServer(upstream)
     app = create_app(config, {"MAIL_TOKEN": Secret(TOKEN)}, followed_log=FixedLog(world.state()),
-                     transport=httpx.MockTransport(upstream))
+                     resolver=server.resolver)
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
+        async with server, app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=GATEWAY
         ) as client:
             async def scrape() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -191,6 +194,7 @@ def test_refusals_answered_as_responses_are_counted_with_their_code() -> None:
     allowed = replace(refused, outcome="warn", status=200, code="ok")
     assert _answered(allowed, Response(b"{}", 502)) == ("upstream-error", "ok")  # the gateway's own 502
     assert _answered(allowed, StreamingResponse(iter([b"x"]), 502)) == ("allow", "ok")  # the upstream's 502
+    assert _answered(allowed, PassedBack(b"x", 502)) == ("allow", "ok")  # the same, short: read whole
     assert _answered(allowed, Response(b"{}", 200)) == ("allow", "ok")
     assert _raised(allowed, UpstreamTimeout("slow")) == ("upstream-error", "ok")
     assert _raised(None, PayloadTooLarge("big")) == ("refuse", "payload-too-large")

@@ -24,6 +24,8 @@ from schemas.errors import GatewayConfigInvalid, PolicyDenied, ScopeRefused
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
+from tests.upstream_server import UpstreamServer
+from transparency.problem_details import problem_status
 from verifier.authority import authorise
 
 EU_AND_GET = """package tabellion
@@ -60,7 +62,7 @@ def test_true_allows_false_and_undefined_deny_with_a_reason() -> None:
     with pytest.raises(PolicyDenied) as caught:
         policy.check(sample(method="POST"))
     assert caught.value.reason_code == "false" and (caught.value.policy_id, caught.value.policy_version) == ("p", "7")
-    assert caught.value.status == 403 and caught.value.code == "policy-denied"
+    assert problem_status(caught.value) == 403 and caught.value.code == "policy-denied"
     assert "policy p version 7" in caught.value.detail and "is false" in caught.value.detail
 
     no_default = compiled('package tabellion\nallow if { input.method == "GET" }\n')
@@ -228,11 +230,12 @@ def test_a_denial_is_a_403_problem_naming_the_policy(world: World, tmp_path: Pat
     config = load_config(write_config(tmp_path, f'public_url = "{GATEWAY}"\n', connections=policy_connection(
         'policy = { file = "mail.rego", id = "mail-eu", version = "3" }')))
     upstream = Upstream()
+    server = UpstreamServer(upstream)
     app = create_app(config, {"MAIL_TOKEN": Secret(TOKEN)}, followed_log=FixedLog(world.state()),
-                     transport=httpx.MockTransport(upstream))
+                     resolver=server.resolver)
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
+        async with server, app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=GATEWAY
         ) as client:
             get = world.request()

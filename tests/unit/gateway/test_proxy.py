@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 from collections.abc import AsyncIterator
 
@@ -25,7 +26,9 @@ from gateway.proxy import (
 )
 from gateway.scrub import Scrubber
 from gateway.secrets import Secret
+from gateway.upstream import UpstreamClient
 from schemas.errors import SecretMissing, UpstreamTimeout, UpstreamUnreachable
+from tests.upstream_server import UpstreamServer, unreachable
 
 SECRETS = {"TOKEN": Secret("tok-123"), "KEY": Secret("key-456"), "TENANT": Secret("acme")}
 BEARER = Connection("mail", "http://up.test/api/", "mail", credentials=BearerCredentials("TOKEN"))
@@ -89,31 +92,61 @@ def test_forward_sends_exactly_that_and_streams_back() -> None:
         return httpx.Response(201, headers={"X-Up": "yes"}, stream=httpx.ByteStream(b"created"))
 
     async def go() -> tuple[int, bytes]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
+        async with UpstreamServer(upstream) as server, UpstreamClient(resolver=server.resolver) as client:
             proxy = UpstreamProxy(client, {"mail": credential_headers(BEARER, SECRETS)})
             answer = await proxy.forward(BEARER, "POST", "inbox/1", "x=1", AGENT, b'{"a":1}')
-            body = b"".join([chunk async for chunk in answer.aiter_raw()])
+            body = b"".join([chunk async for chunk in answer.body()])
             await answer.aclose()
-            return answer.status_code, body
+            return answer.status, body
 
     assert asyncio.run(go()) == (201, b"created")
     (request,) = seen
     assert str(request.url) == "http://up.test/api/inbox/1?x=1" and request.method == "POST"
     assert request.content == b'{"a":1}' and request.headers["host"] == "up.test"
     assert request.headers["authorization"] == "Bearer tok-123" and "signature" not in request.headers
+    # the client adds nothing of its own: what the agent sent (less what is stripped), the credentials, framing
+    assert sorted(request.headers.keys()) == ["accept", "authorization", "content-digest", "content-length",
+                                              "content-type", "host", "x-api-key", "x-request-id"]
 
 
-@pytest.mark.parametrize(("failure", "error"), [
-    (httpx.ConnectError("refused"), UpstreamUnreachable), (httpx.ReadTimeout("slow"), UpstreamTimeout)])
-def test_an_upstream_that_fails_is_a_502_or_504(failure: Exception, error: type[Exception]) -> None:
+def test_nothing_goes_up_that_the_agent_did_not_send() -> None:
+    """No User-Agent, Accept, Accept-Encoding or Content-Type of the client's own, and no cookie: one an upstream
+    sets in its answer to one agent never goes up with the next request (another agent's, say)."""
+    seen: list[httpx.Request] = []
+
     def upstream(request: httpx.Request) -> httpx.Response:
-        raise failure
+        seen.append(request)
+        return httpx.Response(200, headers={"Set-Cookie": "session=agent-a; Path=/"}, content=b"ok")
 
     async def go() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
-            await UpstreamProxy(client, {}).forward(BEARER, "GET", "x", "", [], b"")
+        async with UpstreamServer(upstream) as server, UpstreamClient(resolver=server.resolver) as client:
+            proxy = UpstreamProxy(client, {})
+            for body in (b"", b"x"):
+                answer = await proxy.forward(BEARER, "POST", "inbox/1", "", [], body)
+                assert await answer.read(100) == b"ok"
 
-    with pytest.raises(error) as caught:
+    asyncio.run(go())
+    first, second = seen
+    assert sorted(first.headers.keys()) == ["content-length", "host"]
+    assert sorted(second.headers.keys()) == ["content-length", "host"] and second.content == b"x"
+
+
+@pytest.mark.parametrize("failure", ["refused", "slow"])
+def test_an_upstream_that_fails_is_a_502_or_504(failure: str) -> None:
+    async def upstream(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(1)
+        return httpx.Response(200)
+
+    slow = dataclasses.replace(BEARER, timeout=0.2)
+
+    async def go() -> None:
+        async with UpstreamServer(upstream) as server, UpstreamClient(
+            resolver=unreachable() if failure == "refused" else server.resolver
+        ) as client:
+            await UpstreamProxy(client, {"mail": credential_headers(BEARER, SECRETS)}).forward(
+                slow, "GET", "x", "", [], b"")
+
+    with pytest.raises(UpstreamUnreachable if failure == "refused" else UpstreamTimeout) as caught:
         asyncio.run(go())
     assert "tok-123" not in str(caught.value)
 
@@ -178,17 +211,25 @@ def test_answers_are_scrubbed_decoded_when_compressed_and_refused_in_an_unknown_
         if request.url.path.endswith("/gzip"):
             return httpx.Response(200, headers={"Content-Encoding": "gzip", "X-Echo": "tok-123"},
                                   stream=httpx.ByteStream(gzip.compress(echoed)))
+        if request.url.path.endswith("/long"):  # over WHOLE_ANSWER_BYTES: streamed, the secret across chunks
+            return httpx.Response(200, content=b"x" * 70_000 + echoed + b"y" * 70_000)
+        if request.url.path.endswith("/stacked"):  # the client undoes one coding: two are refused, never passed on
+            return httpx.Response(200, headers={"Content-Encoding": "gzip, gzip"},
+                                  content=gzip.compress(gzip.compress(echoed)))
         if request.url.path.endswith("/odd"):
             return httpx.Response(200, headers={"Content-Encoding": "x-odd"}, stream=httpx.ByteStream(b"tok-123"))
         return httpx.Response(200, headers={"X-Echo": request.headers["authorization"]},
                               stream=httpx.ByteStream(echoed))
 
     async def through(path: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
+        async with UpstreamServer(upstream) as server, UpstreamClient(resolver=server.resolver) as client:
             proxy = UpstreamProxy(client, {"mail": credential_headers(BEARER, SECRETS)})
             response = await proxy.answer(BEARER, await proxy.forward(BEARER, "GET", path, "", AGENT, b""))
-            assert isinstance(response, StreamingResponse)
-            body = b"".join([bytes(c) if not isinstance(c, str) else c.encode() async for c in response.body_iterator])
+            if isinstance(response, StreamingResponse):  # long, or decoded: streamed
+                body = b"".join([bytes(c) if not isinstance(c, str) else c.encode()
+                                 async for c in response.body_iterator])
+            else:  # short and as sent: read whole
+                body = bytes(response.body)
             return response.raw_headers, body
 
     headers, body = asyncio.run(through("plain"))
@@ -196,5 +237,10 @@ def test_answers_are_scrubbed_decoded_when_compressed_and_refused_in_an_unknown_
     headers, body = asyncio.run(through("gzip"))
     assert body == echoed.replace(b"tok-123", b"*******")
     assert not [k for k, _ in headers if k.lower() in (b"content-encoding", b"content-length")]
+    headers, body = asyncio.run(through("long"))
+    assert body == (b"x" * 70_000 + echoed + b"y" * 70_000).replace(b"tok-123", b"*******")
+    assert (b"content-length", str(len(body)).encode()) in [(k.lower(), v) for k, v in headers]
     with pytest.raises(UpstreamAnswerUnreadable, match="x-odd"):
         asyncio.run(through("odd"))
+    with pytest.raises(UpstreamAnswerUnreadable, match="gzip, gzip"):
+        asyncio.run(through("stacked"))

@@ -29,6 +29,8 @@ from schemas.errors import (
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
+from tests.upstream_server import UpstreamServer
+from transparency.problem_details import problem_status
 
 
 class Clock:
@@ -59,7 +61,7 @@ def test_a_burst_then_429_with_retry_after() -> None:
     spend(limits, "mail", "did:key:a", 3)
     with pytest.raises(RateLimited) as caught:
         limits.take("mail", "did:key:a")
-    assert caught.value.status == 429 and caught.value.code == "rate-limited"
+    assert problem_status(caught.value) == 429 and caught.value.code == "rate-limited"
     assert caught.value.retry_after == 4  # one token at 0.25/s: 4 s
     assert "did:key:a" in caught.value.detail and "'mail'" in caught.value.detail
 
@@ -204,11 +206,12 @@ def test_the_app_answers_429_with_retry_after(world: World, tmp_path: Path) -> N
     config = load_config(write_config(tmp_path, f'public_url = "{GATEWAY}"\n',
                                       connections=CONNECTIONS + "rate = { per_second = 0.1, burst = 2 }\n"))
     upstream = Upstream()
+    server = UpstreamServer(upstream)
     app = create_app(config, {"MAIL_TOKEN": Secret(TOKEN)}, followed_log=FixedLog(world.state()),
-                     transport=httpx.MockTransport(upstream))
+                     resolver=server.resolver)
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
+        async with server, app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=GATEWAY
         ) as client:
             for _ in range(2):

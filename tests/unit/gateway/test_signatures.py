@@ -40,6 +40,7 @@ from schemas.errors import (
     TabellionError,
 )
 from tests.unit.gateway.agent import BODY, KEY, KEYID, NOW, OTHER_KEY, agent_request, keys, signed, verify
+from transparency.problem_details import problem_status
 
 
 def test_signed_agent_request_verifies() -> None:
@@ -121,7 +122,7 @@ def _edit_input(request: Request, old: str, new: str) -> Request:
 def test_invalid_signature_input(old: str, new: str) -> None:
     with pytest.raises(SignatureInputInvalid) as raised:
         verify(_edit_input(signed(), old, new))
-    assert isinstance(raised.value, BadInput) and raised.value.status == 400
+    assert isinstance(raised.value, BadInput) and problem_status(raised.value) == 400
 
 
 def test_expires_before_created_is_invalid() -> None:

@@ -10,16 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.actions import batch_statement, record_payload, record_statement
 from gateway.errors import LogTrustFileInvalid
-from gateway.state import FollowedLog
+from gateway.state import FollowedLog, changes_identity
 from gateway.trust import LogTrust, TrustRecord
 from issuer.statements import revocation
 from schemas.checkpoint import parse_checkpoint
 from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUnreachable, LogUntrusted
 from schemas.note import parse_note, parse_vkey
 from schemas.proofs import ConsistencyProof
+from tests.unit.gateway.test_actions import ALLOWED
 from tests.unit.gateway.test_decisions import build_world
+from transparency.client import did_of, sign_statement
 from transparency.client.http import LogEntry
 from transparency.client.local import LocalLogClient
 from transparency.receipts import sign_checkpoint
@@ -355,3 +359,17 @@ def test_a_snapshot_older_than_the_pinned_checkpoint_resumes_towards_the_pin(ser
     assert forked.restored_from == 6
     with pytest.raises(CheckpointInconsistent, match="two different roots"):  # compared with the pin itself
         forked.poll()
+
+
+def test_only_statements_that_can_change_identity_are_folded() -> None:
+    """Action records, one or a batch of them, and plain SCITT statements are skipped; every identity statement
+    is folded (the gateway must not pay to fold its own records back)."""
+    world = build_world()
+    assert world.statements and all(changes_identity(s) for s in world.statements)
+    key = Ed25519PrivateKey.generate()
+    payload = record_payload(ALLOWED)
+    assert payload is not None
+    assert not changes_identity(record_statement(key, 1, payload))
+    assert not changes_identity(batch_statement(key, did_of(key), [(1, payload), (2, payload)]))
+    assert not changes_identity(sign_statement(key, b"{}", subject="x", content_type="application/json"))
+    assert changes_identity(b"not a statement")  # the fold records why it is refused

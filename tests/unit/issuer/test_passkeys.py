@@ -33,6 +33,7 @@ from schemas.identity_statements import parse_payload
 from schemas.statement import parse_statement
 from tests.unit.verifier.identity_world import World, accepted, statement_id
 from tests.webauthn_authenticator import ORIGIN, RP_ID, SoftwareAuthenticator
+from transparency.problem_details import problem_status
 from verifier.claims import decision_challenge, decision_digest, enrolment_request_digest
 from verifier.fold import FoldEntry
 from verifier.identity_state import IdentityState
@@ -105,7 +106,7 @@ def test_an_assertion_py_webauthn_refuses_is_a_403(world: World, change: str, pr
         payload["note"] = "changed after signing"
     with pytest.raises(AssertionInvalid, match=problem) as refused:
         verify_decision(world.fold(), payload)
-    assert refused.value.status == 403
+    assert problem_status(refused.value) == 403
 
 
 def test_the_credential_must_be_enrolled_and_not_revoked(world: World) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from issuer.tokens import NonceCache
 from schemas.errors import Overloaded, TokenRequestReplayed, TokenRequestsExhausted
+from transparency.problem_details import problem_status
 
 T = 1_700_000_000
 
@@ -25,7 +26,7 @@ def test_an_agent_over_its_capacity_is_refused_and_others_are_not() -> None:
         cache.use("did:busy", f"nonce-{i:011d}", T + i)
     with pytest.raises(TokenRequestsExhausted) as refused:
         cache.use("did:busy", "nonce-another-one", T + 10)
-    assert refused.value.status == 429 and refused.value.code == "token-requests-exhausted"
+    assert problem_status(refused.value) == 429 and refused.value.code == "token-requests-exhausted"
     assert refused.value.retry_after == 290  # until its oldest nonce (T) leaves the window
     cache.use("did:quiet", "nonce-00000000000", T + 10)
     cache.use("did:busy", "nonce-another-one", T + 300)  # the oldest expired: room for one

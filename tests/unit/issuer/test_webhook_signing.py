@@ -25,6 +25,7 @@ from schemas.errors import (
     WebhookTimestampInFuture,
     WebhookTimestampStale,
 )
+from transparency.problem_details import problem_status
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 OTHER = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -181,7 +182,7 @@ def test_a_signed_body_that_is_not_this_event_is_refused() -> None:
 def test_every_refusal_is_a_webhook_refusal_with_a_code() -> None:
     with pytest.raises(WebhookRefused) as info:
         verify_delivery(_headers(key=OTHER), BODY, KEY.public_key(), NOW)
-    assert info.value.code == "webhook-signature-invalid" and info.value.status == 401
+    assert info.value.code == "webhook-signature-invalid" and problem_status(info.value) == 401
 
 
 def test_sender_refuses_an_id_with_a_full_stop() -> None:

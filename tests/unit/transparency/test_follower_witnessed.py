@@ -5,12 +5,14 @@ progress never is; a witnessed checkpoint that the latest does not extend is a s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.shared import SharedLogView, ViewPublisher
 from gateway.state import FollowedLog
 from schemas.checkpoint import Checkpoint
 from schemas.errors import CheckpointInconsistent, ConfigurationError, LogUnwitnessed, MalformedPolicy
@@ -23,6 +25,7 @@ from transparency.client.follower import FollowedEntry, LogFollower
 from transparency.client.http import LogEntry
 from transparency.client.local import LocalLogClient
 from transparency.keys import load_or_create_log_key
+from transparency.problem_details import problem_status
 from transparency.receipts import sign_checkpoint
 from transparency.service import TransparencyService
 from transparency.settings import Settings
@@ -222,7 +225,7 @@ def test_gateway_refuses_with_log_unwitnessed(service: TransparencyService) -> N
         log.poll()
     with pytest.raises(LogUnwitnessed) as caught:
         log.position()
-    assert caught.value.status == 503 and caught.value.code == "log-unwitnessed"
+    assert problem_status(caught.value) == 503 and caught.value.code == "log-unwitnessed"
     client.cosign()
     assert log.poll().size == 2 and log.position().size == 2
     _register(service, 1)
@@ -237,3 +240,38 @@ def test_gateway_refuses_with_log_unwitnessed(service: TransparencyService) -> N
     client.cosign()
     log.poll()
     assert log.position().size == 3
+
+
+def test_gateway_workers_refuse_with_log_unwitnessed_too(service: TransparencyService, tmp_path: Path) -> None:
+    """Several workers: the supervisor follows with the policy and publishes (``gateway.shared``); a worker's view
+    refuses as the follower does, before any quorum and once a newer checkpoint waited past the grace (real clock:
+    the worker measures the wait itself)."""
+    client = Witnessed(service)
+    publisher = ViewPublisher(tmp_path)
+    log = FollowedLog(client, parse_vkey(client.real.vkey()), parse_key_set(client.real.key_set()),
+                      policy=_policy(service), witness_grace=0.3, sink=publisher)
+    log.publish()
+    view = SharedLogView(tmp_path, 60.0, policy=_policy(service), witness_grace=0.3)
+    _register(service, 2)
+    with pytest.raises(LogUnwitnessed):
+        log.poll()
+    with pytest.raises(LogUnwitnessed, match="no checkpoint witnessed") as caught:
+        view.position()
+    assert problem_status(caught.value) == 503
+    client.cosign()
+    assert log.poll().size == 2 and view.position().size == 2
+    _register(service, 1)
+    log.poll()
+    assert view.position().size == 2  # within the grace: decides on the witnessed state
+    time.sleep(0.4)
+    with pytest.raises(LogUnwitnessed, match="has waited"):
+        view.position()
+    with pytest.raises(LogUnwitnessed), view.snapshot():
+        pass
+    client.cosign()
+    log.poll()
+    assert view.position().size == 3
+    with view.snapshot() as snapshot:
+        assert snapshot.position.size == 3  # plain statements: nothing to fold, the state is empty
+    view.close()
+    publisher.close()

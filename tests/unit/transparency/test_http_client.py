@@ -100,7 +100,7 @@ def test_concise_problem_becomes_log_request_refused() -> None:
     with pytest.raises(LogRequestRefused) as caught:
         client.submit(b"statement")
     assert str(caught.value) == "Signature invalid: the EdDSA signature does not verify"
-    assert caught.value.status == 400
+    assert caught.value.answer_status == 400
     assert caught.value.problem_type == "urn:tabellion:error:signature-invalid"
     assert isinstance(caught.value, TabellionError)
 
@@ -113,7 +113,7 @@ def test_problem_json_becomes_log_request_refused() -> None:
     with pytest.raises(LogRequestRefused) as caught:
         client.consistency(5, 1)
     assert str(caught.value) == "Invalid request parameter: need 1 <= old <= new"
-    assert caught.value.status == 400
+    assert caught.value.answer_status == 400
     assert caught.value.problem_type == "urn:tabellion:error:invalid-parameter"
 
 
@@ -129,7 +129,7 @@ def test_an_answer_without_problem_details_is_refused_with_its_status(answer: ht
     client, _, _ = _client([answer])
     with pytest.raises(LogRequestRefused, match=f"^HTTP {answer.status_code}") as caught:
         client.checkpoint()
-    assert caught.value.status == answer.status_code
+    assert caught.value.answer_status == answer.status_code
 
 
 def test_a_success_without_location_is_refused() -> None:

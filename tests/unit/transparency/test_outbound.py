@@ -8,6 +8,7 @@ import pytest
 
 from schemas.errors import ConfigurationError, OutboundTargetRefused
 from transparency.outbound import AllowedTargets, check_outbound_url, pinned_target
+from transparency.problem_details import problem_status
 from transparency.settings import load_settings
 
 NONE = AllowedTargets()
@@ -31,7 +32,7 @@ def test_addresses_that_are_not_public_are_refused(address: str, category: str) 
     """(Python files some ranges under several properties: "" accepts any category.)"""
     with pytest.raises(OutboundTargetRefused, match=f"a {category}.*address") as refused:
         check_outbound_url("https://hooks.example/x", allow=NONE, resolve=_resolving(address))  # type: ignore[arg-type]
-    assert refused.value.code == "outbound-target-refused" and refused.value.status == 400
+    assert refused.value.code == "outbound-target-refused" and problem_status(refused.value) == 400
     literal = f"[{address}]" if ":" in address else address
     with pytest.raises(OutboundTargetRefused):
         check_outbound_url(f"http://{literal}:8080/x", allow=NONE)

@@ -22,11 +22,13 @@ from schemas.errors import (
 )
 from transparency.http import problems as log_problems
 from transparency.problem_details import (
+    STATUS_BY_CODE,
     ProblemHandlers,
     problem_document,
     problem_headers,
     problem_response,
     problem_status,
+    status_of_class,
 )
 
 
@@ -68,3 +70,46 @@ def test_the_log_and_the_gateway_answer_alike(error: Exception) -> None:
     concise = answer(log_problems.PROBLEMS, error, "/entries/x")
     assert concise.headers["content-type"] == "application/concise-problem-details+cbor"
     assert answer(gateway_app.PROBLEMS, error, "/entries/x").headers["content-type"] == "application/problem+json"
+
+
+def _every_error_class() -> list[type[TabellionError]]:
+    """Every TabellionError subclass of every package (each module imported, so that each class exists)."""
+    import importlib
+    import pkgutil
+
+    for package in ("schemas", "verifier", "transparency", "issuer", "gateway", "witness", "monitor", "webui",
+                    "explorer", "console", "agent_sdk", "cli"):
+        for info in pkgutil.walk_packages(importlib.import_module(package).__path__, package + "."):
+            importlib.import_module(info.name)
+    found, todo = [], [TabellionError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_statuses_are_decided_by_the_mapper_alone() -> None:
+    """No error class carries a status; every entry of the table names a code some error class has; families and
+    their exceptions map as before the statuses left the classes (a known-answer sample of each)."""
+    classes = _every_error_class()
+    assert len(classes) > 150
+    assert not [c for c in classes if "status" in vars(c)], "a status belongs in transparency.problem_details"
+    codes = {vars(c).get("code") for c in classes}
+    assert set(STATUS_BY_CODE) <= codes
+    from console.state import CsrfRefused
+    from gateway.errors import MethodOverrideRefused, UpstreamAnswerUnreadable
+    from schemas import errors as e
+    from witness.errors import CheckpointRefused, OldSizeConflict
+    known = {e.BadInput: 400, e.MalformedCbor: 400, e.SignatureInputInvalid: 400, e.SignatureBaseInvalid: 400,
+             e.RequestSignatureRefused: 401, e.ReplayDetected: 401, e.TokenScopeRefused: 403,
+             e.ScopeRefused: 403, e.PolicyDenied: 403, e.EntryNotFound: 404, e.McpMethodNotAllowed: 405,
+             e.RequestBodyTimeout: 408, e.WebhookEventConflict: 409, e.PayloadTooLarge: 413,
+             e.UnsupportedMediaType: 415, e.Overloaded: 429, e.RateLimited: 429, e.TabellionError: 500,
+             e.StorageError: 500, e.DidWebUnreachable: 502, e.UpstreamUnreachable: 502, e.LogStale: 503,
+             e.LogUnwitnessed: 503, e.RegistrationPending: 503, e.UpstreamTimeout: 504,
+             MethodOverrideRefused: 400, UpstreamAnswerUnreadable: 502, CheckpointRefused: 422, OldSizeConflict: 409,
+             CsrfRefused: 403}
+    assert {cls: status_of_class(cls) for cls in known} == known
+    relayed = e.LogRequestRefused("the log said no", status=400)
+    assert problem_status(relayed) == 400 and status_of_class(e.LogRequestRefused) == 502

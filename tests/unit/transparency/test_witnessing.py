@@ -25,6 +25,7 @@ from schemas.witness import TLOG_SIZE, encode_cosignatures, parse_add_checkpoint
 from tests.witnessing import policy_text
 from transparency.client import generate_key, sign_statement
 from transparency.keys import load_or_create_log_key
+from transparency.problem_details import problem_status
 from transparency.service import TransparencyService
 from transparency.settings import Settings
 from verifier.policy import verify_witnessed_checkpoint
@@ -68,7 +69,7 @@ def honest(witness: Witness) -> Callable[[bytes], Answer]:
             size = getattr(exc, "known_size", None)
             if size is not None:
                 return 409, TLOG_SIZE, f"{size}\n".encode()
-            return exc.status, "application/problem+json", b"{}"
+            return problem_status(exc), "application/problem+json", b"{}"
     return answer
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from transparency.problem_details import problem_status
 from verifier.refusals import Refusal, Refused
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "authority.md"
@@ -24,4 +25,5 @@ def test_every_refusal_code_is_documented_and_every_documented_code_exists() -> 
 def test_codes_are_unique_and_carried_by_the_error() -> None:
     assert len({r.value for r in Refusal}) == len(Refusal)
     error = Refused(Refusal.CONSENT_MISSING, "detail")
-    assert (error.code, error.type_uri, error.status) == ("consent-missing", "urn:tabellion:error:consent-missing", 403)
+    assert (error.code, error.type_uri, problem_status(error)) == (
+        "consent-missing", "urn:tabellion:error:consent-missing", 403)

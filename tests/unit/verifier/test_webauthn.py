@@ -35,6 +35,7 @@ from schemas.errors import (
     AssertionUserNotVerified,
 )
 from tests.webauthn_authenticator import ORIGIN, RP_ID, SoftwareAuthenticator, authentication_response
+from transparency.problem_details import problem_status
 from verifier.webauthn import (
     ALG_EDDSA,
     ALG_ES256,
@@ -241,7 +242,7 @@ def test_broken_assertions_are_refused_by_both(key: SoftwareAuthenticator, case:
     assertion = make(key)
     with pytest.raises(error) as refused:
         _ours(key, assertion)
-    assert refused.value.status == 403 and refused.value.code.startswith("webauthn-")
+    assert problem_status(refused.value) == 403 and refused.value.code.startswith("webauthn-")
     with pytest.raises(InvalidAuthenticationResponse):
         _theirs(key, assertion)
 

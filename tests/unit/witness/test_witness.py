@@ -18,6 +18,7 @@ from schemas.errors import MalformedCheckpoint, MalformedNote, MalformedWitnessR
 from schemas.note import Note, NoteSignature, VerifierKey, ed25519_vkey, parse_note
 from schemas.witness import AddCheckpoint, origin_hash
 from tests.witnessing import TestLog, raw_public
+from transparency.problem_details import problem_status
 from verifier.checkpoints import verify_checkpoint
 from verifier.merkle import EMPTY_ROOT
 from verifier.notes import verify_cosignature, verify_note
@@ -96,7 +97,7 @@ def test_unknown_origin_is_404(tmp_path: Path, log: TestLog) -> None:
     other.append(3)
     with pytest.raises(WitnessLogUnknown) as caught:
         witness.add_checkpoint(other.add_checkpoint(0))
-    assert caught.value.status == 404
+    assert problem_status(caught.value) == 404
 
 
 def test_untrusted_signatures_are_403(tmp_path: Path, log: TestLog) -> None:
@@ -112,7 +113,7 @@ def test_untrusted_signatures_are_403(tmp_path: Path, log: TestLog) -> None:
     for body in cases:
         with pytest.raises(CheckpointNotTrusted) as caught:
             witness.add_checkpoint(body)
-        assert caught.value.status == 403
+        assert problem_status(caught.value) == 403
     assert witness.store.latest(log.origin) is None
 
 
@@ -145,7 +146,7 @@ def test_old_size_above_the_checkpoint_is_400(tmp_path: Path, log: TestLog) -> N
     witness.add_checkpoint(log.add_checkpoint(0, 10))
     with pytest.raises(OldSizeInvalid) as caught:
         witness.add_checkpoint(AddCheckpoint(10, (), log.signed(5)).encode())  # a smaller tree than cosigned
-    assert caught.value.status == 400
+    assert problem_status(caught.value) == 400
 
 
 def test_stale_old_size_is_409_with_the_known_size(tmp_path: Path, log: TestLog) -> None:
@@ -157,7 +158,7 @@ def test_stale_old_size_is_409_with_the_known_size(tmp_path: Path, log: TestLog)
     for old, new in ((0, 12), (5, 12), (9, 12), (0, 8), (0, 3)):
         with pytest.raises(OldSizeConflict) as caught:
             witness.add_checkpoint(log.add_checkpoint(old, new))
-        assert (caught.value.known_size, caught.value.status) == (8, 409)
+        assert (caught.value.known_size, problem_status(caught.value)) == (8, 409)
     latest = witness.store.latest(log.origin)
     assert latest is not None and latest.size == 8
 
@@ -178,7 +179,7 @@ def test_inconsistent_checkpoints_are_422_and_kept_as_evidence(tmp_path: Path, l
     for what, body in cases:
         with pytest.raises(CheckpointRefused) as caught:
             witness.add_checkpoint(body)
-        assert caught.value.status == 422, what
+        assert problem_status(caught.value) == 422, what
     latest = witness.store.latest(log.origin)
     assert latest is not None and (latest.size, latest.root) == (8, log.checkpoint(8).root_hash)
     evidence = witness.store.refused(log.origin)
@@ -311,7 +312,7 @@ def test_no_input_is_a_server_error(tmp_path: Path, log: TestLog, size: int, kin
     try:
         witness.add_checkpoint(body)
     except TabellionError as exc:
-        assert exc.status < 500, exc
+        assert problem_status(exc) < 500, exc
         latest = witness.store.latest(log.origin)
         assert latest is not None and latest.size == 4
     finally:
