@@ -71,6 +71,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import PassportRefused, PayloadInvalid, ProofInvalid, TabellionError
+from schemas.identity_statements import canonical_json
 from schemas.jsonld_contexts import AGENT_PASSPORT_CONTEXT
 from verifier.data_integrity import KeyResolver, verify_proof
 from verifier.enrolments import HARDWARE_TIERS, check_tier, enrolment_of, hardware_required
@@ -195,9 +196,10 @@ def _text(obj: dict[str, Any], name: str, where: str, pattern: re.Pattern[str] |
     return value
 
 
-def parse_passport(credential: object, entry: str, index: int, signing_key: str = "") -> Passport:
+def parse_passport(credential: object, entry: str, index: int, signing_key: str = "", payload: bytes = b"") -> Passport:
     """The passport a credential describes, its format checked (not its proof, issuer or state: see the fold);
-    ``signing_key``: the operator's multikey the fold checks its proof against."""
+    ``signing_key``: the operator's multikey the fold checks its proof against; ``payload``: the statement's
+    canonical payload ``{"credential": credential}`` (made from ``credential`` when not given)."""
     vc = _object(credential, "credential", _TOP, _OPTIONAL_TOP)
     if vc["@context"] != list(PASSPORT_CONTEXT):
         raise PayloadInvalid(f"passport @context must be {list(PASSPORT_CONTEXT)}")
@@ -238,7 +240,7 @@ def parse_passport(credential: object, entry: str, index: int, signing_key: str 
         machine_fingerprint=_text(subject, "machineFingerprint", "credentialSubject", _SHA256),
         jurisdiction=_text(subject, "jurisdiction", "credentialSubject", _JURISDICTION),
         policy_bundle=_text(subject, "policyBundle", "credentialSubject", _SHA256),
-        credential=vc,
+        payload=payload or canonical_json({"credential": vc}),
     )
 
 
@@ -248,7 +250,8 @@ def parse_passport(credential: object, entry: str, index: int, signing_key: str 
 def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
     """The passport an agent-passport statement issues; raise the reason it cannot (state is not changed)."""
     controller = state.controllers.get(s.issuer)
-    passport = parse_passport(s.payload["credential"], s.entry, s.index, controller.key if controller else "")
+    passport = parse_passport(s.payload["credential"], s.entry, s.index, controller.key if controller else "",
+                              s.statement.payload)
     operator, agent = passport.operator, passport.agent
     if operator != s.issuer:
         raise Refused(Refusal.PASSPORT_ISSUER_MISMATCH,
