@@ -250,10 +250,22 @@ class OutcomeStore:
             self._set_through(0)
             self._conn.execute("COMMIT")
         through = self._conn.execute("SELECT value FROM meta WHERE key = 'complete-through'").fetchone()
-        self._through = int(through[0]) if through is not None else 0
+        self._through = int(through[0]) if through is not None else self._count_through()
         """The outcomes of entries ``0..through-1`` are all in the table: kept with the rows, in the same
         transactions, so that a start checks the store in one read rather than by counting its rows (a third
         of a second, and a read of the whole table from disk, at 10^6 entries)."""
+
+    def _count_through(self) -> int:
+        """The mark of a store written before the mark was kept: its rows counted once (they are complete
+        through their count when the last of them is that of entry count - 1), then kept from there on."""
+        count, last = self._conn.execute("SELECT count(*), max(idx) FROM outcomes").fetchone()
+        through = count if count and last == count - 1 else 0
+        self._conn.execute("BEGIN IMMEDIATE")
+        if not through:
+            self._conn.execute("DELETE FROM outcomes")
+        self._set_through(through)
+        self._conn.execute("COMMIT")
+        return int(through)
 
     def close(self) -> None:
         with self._lock:

@@ -3,6 +3,7 @@ rows: the mark moves with the rows, in the same transactions, only over outcomes
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,20 @@ def test_a_store_of_other_code_or_signers_starts_empty(tmp_path: Path) -> None:
     with pytest.raises(SnapshotUnusable, match="holds 0 of the 3 entries"):
         store.check_holds(3, f"{2:064x}")
     store.close()
+
+
+def test_a_store_from_before_the_mark_is_counted_once(tmp_path: Path) -> None:
+    """A store written by the code before the mark was kept (rows, no mark) gets its mark from one count: the
+    rows if they are complete from entry 0, else none (and the rows go)."""
+    for rows, expected in ((range(6), 6), (range(1, 6), 0), (range(0), 0)):
+        path = tmp_path / f"o{len(rows)}-{rows.start}.sqlite"
+        _filled(path, rows).close()
+        with sqlite3.connect(path) as conn:
+            conn.execute("DELETE FROM meta WHERE key = 'complete-through'")
+        conn.close()
+        store = OutcomeStore(path, SIGNERS)
+        if expected:
+            store.check_holds(expected, f"{expected - 1:064x}")
+        with pytest.raises(SnapshotUnusable, match=f"holds {expected} of the {expected + 1} entries"):
+            store.check_holds(expected + 1, f"{expected:064x}")
+        store.close()
