@@ -56,11 +56,11 @@ for line in sys.stdin:
 
 
 class Worker:
-    def __init__(self, tree: Path, statements: Path) -> None:
+    def __init__(self, tree: Path, statements: Path, script: str = WORKER) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["PYTHONPATH"] = str(tree)
         self.tree = tree
-        self.process = subprocess.Popen([str(REPO / ".venv/bin/python"), "-c", WORKER, str(statements)], cwd=tree,
+        self.process = subprocess.Popen([str(REPO / ".venv/bin/python"), "-c", script, str(statements)], cwd=tree,
                                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.fold_time = self.bare_time = 0.0
 
