@@ -73,7 +73,7 @@ def sign1_from_elements(
     if not isinstance(signature, bytes):
         raise NotCoseSign1(f"{what}: the signature is not a byte string")
     protected = decode_protected_header(protected_bytes, what)
-    if not _LABEL_TYPES.issuperset(map(type, unprotected)):
+    if not LABEL_TYPES.issuperset(map(type, unprotected)):
         _refuse_labels(unprotected, what)
     return CoseSign1(protected_bytes, protected, unprotected, payload, signature)
 
@@ -99,7 +99,7 @@ def decode_protected_header(protected_bytes: bytes, what: str = "statement") -> 
         raise NotCoseSign1(exc.detail) from exc
     if not isinstance(protected, dict):
         raise NotCoseSign1(f"{what}: the protected header does not encode a map")
-    if not _LABEL_TYPES.issuperset(map(type, protected)):
+    if not LABEL_TYPES.issuperset(map(type, protected)):
         _refuse_labels(protected, what)
     return protected
 
@@ -110,5 +110,5 @@ def _refuse_labels(header: Header, what: str) -> None:
             raise NotCoseSign1(f"{what}: header label {label!r} is neither an integer nor a text string")
 
 
-_LABEL_TYPES = frozenset({int, bool, str})
+LABEL_TYPES = frozenset({int, bool, str})
 """The types of the labels ``isinstance(label, int | str)`` admits that the decoder builds, checked in one pass."""

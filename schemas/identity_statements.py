@@ -8,6 +8,7 @@ Statements of any other content type are general SCITT statements and are not in
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -96,8 +97,50 @@ def canonical_json(value: Any) -> bytes:
     goes through the rfc8785 package; a property test checks that both paths agree.
     """
     if _plain(value):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        return _dumps(value)
     return bytes(rfc8785.dumps(value))
+
+
+def _dumps(value: Any) -> bytes:
+    """Python's C JSON encoder with sorted keys, no spaces and no ASCII escaping: JCS for plain values."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _writes_back(value: Any, payload: bytes) -> bool:
+    try:
+        return _dumps(value) == payload
+    except ValueError:  # a lone surrogate, which has no UTF-8: ``canonical_json`` says why
+        return False
+
+
+_NO_CHARACTER_FROM_E000 = re.compile(rb"[^\xee-\xff]*")
+"""UTF-8 that holds no character from U+E000 up (each starts with a byte from 0xEE)."""
+
+
+class _Numbers:
+    """What ``json.loads`` met among the numbers of a payload: ``plain`` while every number is an integer
+    within JCS's safe range (no fraction, exponent, NaN or Infinity), that is while ``_plain`` holds of them.
+
+    With ``plain``, a payload with no character from U+E000 up (``_NO_CHARACTER_FROM_E000``) whose value
+    Python's encoder writes back byte for byte is RFC 8785 canonical: its value is plain in the sense of
+    ``_plain`` (its keys hold no such character either: the encoder writes every character of a key either as
+    it is, which the payload would show, or as an escape of a control character), so its JCS bytes are that
+    encoder's, which are the payload. Any other payload is checked through ``canonical_json``, as before."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self) -> None:
+        self.plain = True
+
+    def integer(self, text: str) -> int:
+        number = int(text)
+        if not -_SAFE_INTEGER <= number <= _SAFE_INTEGER:
+            self.plain = False
+        return number
+
+    def other(self, text: str) -> Any:
+        self.plain = False
+        return json.loads(text)  # what json.loads would have made of it: a float, NaN or an infinity
 
 
 _SAFE_INTEGER = 2**53 - 1
@@ -140,21 +183,30 @@ def validate_payload(statement_type: str, value: Any) -> None:
 def parse_payload(statement_type: str, payload: bytes) -> dict[str, Any]:
     """Decode, check canonical form and validate a payload; raise ``PayloadInvalid`` naming the defect."""
     content_type(statement_type)
+    value = canonical_value(statement_type, payload)
+    validate_payload(statement_type, value)
+    if not isinstance(value, dict):
+        raise PayloadInvalid(f"the {statement_type} payload is not a JSON object")
+    return value
+
+
+def canonical_value(statement_type: str, payload: bytes) -> Any:
+    """The JSON value of ``payload``, which must be RFC 8785 canonical; ``PayloadInvalid`` naming the defect."""
+    numbers = _Numbers()
     try:
-        value = json.loads(payload.decode("utf-8"))
+        value = json.loads(payload.decode("utf-8"), parse_int=numbers.integer, parse_float=numbers.other,
+                           parse_constant=numbers.other)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadInvalid(f"the {statement_type} payload is not JSON: {exc}") from exc
     except RecursionError as exc:
         raise PayloadInvalid(f"the {statement_type} payload nests too deeply") from exc
-    try:
-        canonical = canonical_json(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise PayloadInvalid(f"the {statement_type} payload cannot be canonicalised: {exc}") from exc
-    if canonical != payload:
-        raise PayloadInvalid(f"the {statement_type} payload is not RFC 8785 canonical JSON")
-    validate_payload(statement_type, value)
-    if not isinstance(value, dict):
-        raise PayloadInvalid(f"the {statement_type} payload is not a JSON object")
+    if not (numbers.plain and _NO_CHARACTER_FROM_E000.fullmatch(payload) and _writes_back(value, payload)):
+        try:
+            canonical = canonical_json(value)
+        except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+            raise PayloadInvalid(f"the {statement_type} payload cannot be canonicalised: {exc}") from exc
+        if canonical != payload:
+            raise PayloadInvalid(f"the {statement_type} payload is not RFC 8785 canonical JSON")
     return value
 
 

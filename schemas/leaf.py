@@ -58,6 +58,26 @@ def statement_leaf_data(data: bytes, what: str = "signed statement") -> bytes:
     transparent statement with its receipts, say) is decoded in full. A property test compares the two on
     statements, their mutations and arbitrary bytes.
     """
+    layout = _layout(data)
+    if layout is not None:
+        decode_protected_header(data[layout[0] : layout[1]], what)
+        return sha256(data).digest()
+    return leaf_data(decode_sign1(data, what))
+
+
+def logged_layout(data: bytes) -> tuple[int, int, int, int] | None:
+    """Where the protected header's and the payload's contents lie in ``data`` (``(p_start, p_end, payload_start,
+    payload_end)``) when ``data`` is a statement laid out as it is logged (``logged_statement``) with an attached
+    payload and a 64-byte signature; ``None`` for any other layout. Such a statement's unprotected header is the
+    empty map and its signature the last 64 bytes; nothing in it is checked here, not even its protected header."""
+    layout = _layout(data)
+    if layout is None or layout[2] < 0:
+        return None
+    return layout
+
+
+def _layout(data: bytes) -> tuple[int, int, int, int] | None:
+    """``logged_layout``, and for a detached (nil) payload ``(p_start, p_end, -1, payload_end)``."""
     if type(data) is bytes and data[:2] == _TAG18_ARRAY4:
         if data[2:3] == b"\x58" and len(data) > 3 and data[3] >= 24:  # the usual head, read in line
             p_start = 4
@@ -65,13 +85,19 @@ def statement_leaf_data(data: bytes, what: str = "signed statement") -> bytes:
         else:
             p_start, p_end = read_shortest_bstr(data, 2)
         if p_start > 0 and data[p_end : p_end + 1] == _EMPTY_MAP:
-            payload_end = p_end + 2 if data[p_end + 1 : p_end + 2] == _NIL else read_shortest_bstr(data, p_end + 1)[1]
+            head = data[p_end + 1] if p_end + 1 < len(data) else -1
+            if head == 0xF6:  # nil: a detached payload
+                payload_start, payload_end = -1, p_end + 2
+            elif head == 0x59 and p_end + 3 < len(data) and data[p_end + 2]:  # 256 to 65,535 bytes, read in line
+                payload_start = p_end + 4
+                payload_end = payload_start + (data[p_end + 2] << 8 | data[p_end + 3])
+            else:
+                payload_start, payload_end = read_shortest_bstr(data, p_end + 1)
             if payload_end > 0 and payload_end + _SIGNATURE_ITEM == len(data) and (
                 data[payload_end : payload_end + 2] == _SIGNATURE_HEAD
             ):
-                decode_protected_header(data[p_start:p_end], what)
-                return sha256(data).digest()
-    return leaf_data(decode_sign1(data, what))
+                return p_start, p_end, payload_start, payload_end
+    return None
 
 
 def leaf_hash(data: bytes) -> bytes:

@@ -247,7 +247,25 @@ class OutcomeStore:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("DELETE FROM outcomes")
             self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('folded-by', ?)", (stamp,))
+            self._set_through(0)
             self._conn.execute("COMMIT")
+        through = self._conn.execute("SELECT value FROM meta WHERE key = 'complete-through'").fetchone()
+        self._through = int(through[0]) if through is not None else self._count_through()
+        """The outcomes of entries ``0..through-1`` are all in the table: kept with the rows, in the same
+        transactions, so that a start checks the store in one read rather than by counting its rows (a third
+        of a second, and a read of the whole table from disk, at 10^6 entries)."""
+
+    def _count_through(self) -> int:
+        """The mark of a store written before the mark was kept: its rows counted once (they are complete
+        through their count when the last of them is that of entry count - 1), then kept from there on."""
+        count, last = self._conn.execute("SELECT count(*), max(idx) FROM outcomes").fetchone()
+        through = count if count and last == count - 1 else 0
+        self._conn.execute("BEGIN IMMEDIATE")
+        if not through:
+            self._conn.execute("DELETE FROM outcomes")
+        self._set_through(through)
+        self._conn.execute("COMMIT")
+        return int(through)
 
     def close(self) -> None:
         with self._lock:
@@ -264,10 +282,18 @@ class OutcomeStore:
                 return
             rows = [(o.index, o.entry, o.statement_type, int(o.accepted), o.code, o.reason)
                     for o in self._pending.values()]
+            through = self._through
+            while through in self._pending:  # the fold records entries in log order: these follow on
+                through += 1
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._set_through(through)
             self._conn.execute("COMMIT")
+            self._through = through
             self._pending.clear()
+
+    def _set_through(self, through: int) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete-through', ?)", (str(through),))
 
     def get(self, index: int) -> Outcome | None:
         with self._lock:
@@ -284,19 +310,26 @@ class OutcomeStore:
         ``last_entry``); later rows are dropped. ``SnapshotUnusable`` otherwise."""
         self.flush()
         with self._lock:
-            count = self._conn.execute("SELECT count(*) FROM outcomes WHERE idx < ?", (size,)).fetchone()[0]
-            if count != size:
-                raise SnapshotUnusable(f"the outcome store holds {count} of the {size} entries' outcomes")
+            if self._through < size:
+                raise SnapshotUnusable(f"the outcome store holds {self._through} of the {size} entries' outcomes")
             if size:
                 row = self._conn.execute("SELECT entry FROM outcomes WHERE idx = ?", (size - 1,)).fetchone()
-                if row[0] != last_entry:
+                if row is None or row[0] != last_entry:
                     raise SnapshotUnusable(f"the outcome store's entry {size - 1} is not this log's")
+            self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("DELETE FROM outcomes WHERE idx >= ?", (size,))
+            self._set_through(size)
+            self._conn.execute("COMMIT")
+            self._through = size
 
     def clear(self) -> None:
         with self._lock:
             self._pending.clear()
+            self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("DELETE FROM outcomes")
+            self._set_through(0)
+            self._conn.execute("COMMIT")
+            self._through = 0
 
 
 def _sha256(data: bytes) -> bytes:

@@ -19,7 +19,9 @@ Canonicalization of the JSON-LD document (and a JSON-LD processor with its conte
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -37,6 +39,7 @@ from schemas.errors import (
     SignerUnresolvable,
     UnsupportedCryptosuite,
 )
+from schemas.identity_statements import canonical_json
 from verifier.did_key import MULTIBASE_BASE58BTC, b58decode, b58encode, resolve_did_key
 
 PROOF_TYPE: Final = "DataIntegrityProof"
@@ -59,8 +62,10 @@ class VerifiedProof:
     """What a verified eddsa-jcs-2022 proof establishes.
 
     ``document`` is the verified document of §3.3.2: the secured document without its ``proof``, with the
-    ``@context`` the proof signed. ``created`` and ``expires`` are the proof's own dateTimeStamps (checked for
-    form, not against a clock: whether they are acceptable now is the caller's policy).
+    ``@context`` the proof signed, decoded (on first use) from ``canonical_document``, the exact bytes the proof
+    signed: a value of its own, which nothing the caller does to the secured document changes. ``created`` and
+    ``expires`` are the proof's own dateTimeStamps (checked for form, not against a clock: whether they are
+    acceptable now is the caller's policy).
     """
 
     verification_method: str
@@ -68,13 +73,19 @@ class VerifiedProof:
     proof_purpose: str
     created: str | None
     expires: str | None
-    document: dict[str, Any]
+    canonical_document: bytes
+
+    @functools.cached_property
+    def document(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.canonical_document)
+        return document
 
 
 def canonicalize(value: Any) -> bytes:
-    """RFC 8785 JSON Canonicalization Scheme bytes of a JSON value (refused: floats out of range, huge ints)."""
+    """RFC 8785 JSON Canonicalization Scheme bytes of a JSON value (refused: floats out of range, huge ints), through
+    Python's C encoder where that writes JCS (``schemas.identity_statements.canonical_json``)."""
     try:
-        return bytes(rfc8785.dumps(value))
+        return canonical_json(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise ProofOptionsInvalid(f"the value cannot be RFC 8785 canonical JSON: {exc}") from exc
 
@@ -188,12 +199,16 @@ def verify_proof(
             check_date_time_stamp(proof[name], f"proof {name}", ProofInvalid)
     signature = _decode_proof_value(proof["proofValue"])
 
-    unsecured = copy.deepcopy({k: v for k, v in secured.items() if k != "proof"})
-    options = copy.deepcopy({k: v for k, v in proof.items() if k != "proofValue"})
+    # new top-level objects, their members shared with ``secured`` (read, never changed: the document returned is
+    # decoded from the canonical bytes)
+    unsecured = {k: v for k, v in secured.items() if k != "proof"}
+    options = {k: v for k, v in proof.items() if k != "proofValue"}
     if CONTEXT in options:
         unsecured[CONTEXT] = _signed_context(secured.get(CONTEXT), options[CONTEXT])
     try:
-        data = hash_data(proof_configuration(options), transform(unsecured))
+        configuration = proof_configuration(options)
+        document = transform(unsecured)
+        data = hash_data(configuration, document)
     except ProofOptionsInvalid as exc:
         raise ProofInvalid(exc.detail) from exc
 
@@ -213,7 +228,7 @@ def verify_proof(
         proof_purpose=proof["proofPurpose"],
         created=proof.get("created"),
         expires=proof.get("expires"),
-        document=unsecured,
+        canonical_document=document,
     )
 
 

@@ -9,7 +9,9 @@ The encoding follows the dataclasses of ``verifier.identity_state`` by their typ
 dataclass is the array of its fields in declaration order, a tuple or list an array, a dict the flat array ``[k1,
 v1, k2, v2, …]`` in insertion order, a set the sorted array of its members; ``Any`` values (a passport's credential,
 a passkey assertion: parsed JSON) are CBOR as they are. An agent's newest passport and consent are also among all
-accepted ones: they are encoded as the entry id that names them there (``REFERENCES``). The encoding is
+accepted ones: they are encoded as the entry id that names them there (``REFERENCES``). Text and byte strings met
+more than once (DIDs, entry ids) are written once and referred to after (the stringref tags 256 and 25), so that
+the decoded state shares one string object per DID and entry id, as the folded one largely does. The encoding is
 deterministic: equal states folded from the same log give the same bytes. It has no version of its own: a snapshot
 is keyed by ``code_digest()``, a hash of the verifier's and the schemas' code, so a state written by other code is
 never decoded (it is rebuilt from the log instead), and a change of these dataclasses needs no migration.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import operator
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -42,7 +45,7 @@ NOT_ENCODED: Final = frozenset({"outcomes"})
 
 def encode_state(state: IdentityState) -> bytes:
     """The state (without its outcomes) as deterministic CBOR."""
-    return cbor2.dumps(_STATE_CODEC[0](state))
+    return cbor2.dumps(_STATE_CODEC[0](state), string_referencing=True)
 
 
 def decode_state(data: bytes) -> IdentityState:
@@ -61,9 +64,9 @@ def decode_state(data: bytes) -> IdentityState:
 
 def copy_state(state: IdentityState) -> IdentityState:
     """A copy that the fold's later entries do not change, made in O(size) dict copies and no re-encoding:
-    the state's values are frozen dataclasses (a passport's credential and a decision's assertion are never
-    changed after they are accepted); its dicts, sets and per-agent lists are copied. For writing a snapshot
-    in the background while the fold goes on."""
+    the state's values are frozen dataclasses (a decision's assertion is never changed after it is accepted);
+    its dicts, sets and per-agent lists are copied. For writing a snapshot in the background while the fold goes
+    on."""
     return dataclasses.replace(
         state,
         controllers=dict(state.controllers), namespaces=dict(state.namespaces), revoked=dict(state.revoked),
@@ -128,7 +131,7 @@ def _array(value: Any) -> list[Any]:
 def _scalars(value: Any, kind: type) -> list[Any]:
     """``value``, an array of ``kind`` (exactly: no bool for an int)."""
     items = _array(value)
-    if any(type(i) is not kind for i in items):
+    if not _EXACTLY[kind].issuperset(map(type, items)):
         raise SnapshotUnusable(f"the snapshot holds an array with an item that is not a {kind.__name__}")
     return items
 
@@ -161,7 +164,7 @@ def _codec(tp: Any) -> tuple[Codec, Codec]:
             enc, dec = _codec(args[0])
             if args[0] in (str, bytes, int):
                 return (lambda v: list(v)), (lambda v: tuple(_scalars(v, args[0])))
-            return (lambda v: [enc(i) for i in v]), (lambda v: tuple(dec(i) for i in _array(v)))
+            return (lambda v: [enc(i) for i in v]), (lambda v: tuple(map(dec, _array(v))))
         codecs = [_codec(a) for a in args]
 
         def dec_tuple(value: Any) -> tuple[Any, ...]:
@@ -174,7 +177,7 @@ def _codec(tp: Any) -> tuple[Codec, Codec]:
         enc, dec = _codec(args[0])
         if args[0] in (str, bytes, int):
             return (lambda v: list(v)), (lambda v: list(_scalars(v, args[0])))
-        return (lambda v: [enc(i) for i in v]), (lambda v: [dec(i) for i in _array(v)])
+        return (lambda v: [enc(i) for i in v]), (lambda v: list(map(dec, _array(v))))
     if origin is set:
         enc, dec = _codec(args[0])
         return (lambda v: sorted(enc(i) for i in v)), (lambda v: {dec(i) for i in _array(v)})
@@ -188,16 +191,43 @@ def _codec(tp: Any) -> tuple[Codec, Codec]:
                 flat += (enc_k(k), enc_v(v))
             return flat
 
+        key_kind = args[0] if args[0] in _SCALARS else None
+        value_kind = args[1] if args[1] in _SCALARS else None
+
         def dec_dict(value: Any) -> dict[Any, Any]:
             flat = _array(value)
             if len(flat) % 2:
                 raise SnapshotUnusable("the snapshot holds a map with an odd number of items")
-            return {dec_k(flat[i]): dec_v(flat[i + 1]) for i in range(0, len(flat), 2)}
+            keys, values = flat[0::2], flat[1::2]
+            if key_kind is None:
+                keys = list(map(dec_k, keys))
+            elif not _EXACTLY[key_kind].issuperset(map(type, keys)):
+                raise SnapshotUnusable(f"the snapshot holds a map key that is not a {key_kind.__name__}")
+            if value_kind is None:
+                values = list(map(dec_v, values))
+            elif not _EXACTLY[value_kind].issuperset(map(type, values)):
+                raise SnapshotUnusable(f"the snapshot holds a map value that is not a {value_kind.__name__}")
+            return dict(zip(keys, values, strict=True))
         return enc_dict, dec_dict
     raise TypeError(f"no snapshot codec for {tp}")
 
 
 _SCALARS: Final = (str, int, bytes, bool)
+_EXACTLY: Final[dict[type, frozenset[type]]] = {kind: frozenset({kind}) for kind in _SCALARS}
+
+
+def _scalar_kinds(tp: Any) -> frozenset[type] | None:
+    """The exact types a field of annotated type ``tp`` holds when it is a CBOR scalar or ``None`` and one
+    (``str | None``); ``None`` for any other type (its codec checks it)."""
+    if tp in _SCALARS:
+        return _EXACTLY[tp]
+    if get_origin(tp) in (Union, types.UnionType):
+        args = get_args(tp)
+        inner = [a for a in args if a is not type(None)]
+        if len(args) == 2 and len(inner) == 1 and inner[0] in _SCALARS:
+            return frozenset({inner[0], type(None)})
+    return None
+
 _NAMES: Final = {**vars(enrolments), **vars(identity_state)}
 """The names ``IdentityState``'s annotations use (some are imported there only for type checking)."""
 REFERENCES: Final = {"passports": "passport_entries", "consents": "consent_entries"}
@@ -217,10 +247,16 @@ def _dataclass_codec(cls: type) -> tuple[Codec, Codec]:
         raise TypeError(f"no snapshot codec for {cls.__name__}: it has __post_init__ or __slots__")
     codecs = [_codec(hints[name]) for name in fields]
     encoders = [enc for enc, _ in codecs]
-    plan = [(hints[name] if hints[name] in _SCALARS else None, dec) for name, (_, dec) in zip(fields, codecs,
-                                                                                              strict=True)]
+    # the fields whose values are CBOR scalars (str, int, bytes, bool, or one of them or null) are checked by
+    # their exact types in one pass; the others go through their codecs
+    kinds = [_scalar_kinds(hints[name]) for name in fields]
+    scalar_at = [i for i, kind in enumerate(kinds) if kind is not None]
+    scalar_kinds = tuple(kind for kind in kinds if kind is not None)
+    pick = operator.itemgetter(*scalar_at) if len(scalar_at) > 1 else None
+    decoders = [(i, dec) for i, (kind, (_, dec)) in enumerate(zip(kinds, codecs, strict=True)) if kind is None]
     width = len(fields)
     new = object.__new__
+    accepts = frozenset.__contains__
 
     def encode(value: Any) -> list[Any]:
         return [enc(getattr(value, name)) for name, enc in zip(fields, encoders, strict=True)]
@@ -228,17 +264,16 @@ def _dataclass_codec(cls: type) -> tuple[Codec, Codec]:
     def decode(value: Any) -> Any:
         if type(value) is not list or len(value) != width:
             raise SnapshotUnusable(f"the snapshot holds no {cls.__name__} of {width} fields where one belongs")
-        args = []
-        for (kind, dec), item in zip(plan, value, strict=True):
-            if kind is None:
-                args.append(dec(item))
-            elif type(item) is kind:
-                args.append(item)
-            else:
-                raise SnapshotUnusable(f"the snapshot's {cls.__name__} holds a {type(item).__name__} where a "
-                                       f"{kind.__name__} belongs")
+        scalars = pick(value) if pick is not None else tuple(value[i] for i in scalar_at)
+        if not all(map(accepts, scalar_kinds, map(type, scalars))):
+            for kind, item in zip(scalar_kinds, scalars, strict=True):
+                if type(item) not in kind:
+                    raise SnapshotUnusable(f"the snapshot's {cls.__name__} holds a {type(item).__name__} where "
+                                           f"{' or '.join(sorted(k.__name__ for k in kind))} belongs")
+        for i, dec in decoders:
+            value[i] = dec(value[i])  # the list is the decoder's own (a snapshot shares no arrays)
         instance: Any = new(cls)
-        instance.__dict__.update(zip(fields, args, strict=True))
+        instance.__dict__.update(zip(fields, value, strict=True))
         return instance
     return encode, decode
 

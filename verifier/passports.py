@@ -63,7 +63,7 @@ operator can so be issued a passport by it while the old one is still valid.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -71,6 +71,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import PassportRefused, PayloadInvalid, ProofInvalid, TabellionError
+from schemas.identity_statements import canonical_json
 from schemas.jsonld_contexts import AGENT_PASSPORT_CONTEXT
 from verifier.data_integrity import KeyResolver, verify_proof
 from verifier.enrolments import HARDWARE_TIERS, check_tier, enrolment_of, hardware_required
@@ -135,7 +136,11 @@ def format_timestamp(epoch: int) -> str:
 def parse_timestamp(value: object, name: str) -> int:
     if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
         raise PayloadInvalid(f"passport {name} {str(value)[:40]!r} is not a UTC timestamp YYYY-MM-DDTHH:MM:SSZ")
-    try:
+    try:  # the form is checked above: fromisoformat (C) reads it as strptime does, and refuses what it refuses
+        return int(datetime.fromisoformat(value).timestamp())
+    except ValueError:
+        pass
+    try:  # to say why in strptime's words
         return int(datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC).timestamp())
     except ValueError as exc:
         raise PayloadInvalid(f"passport {name} {value!r} is not a valid date and time: {exc}") from exc
@@ -191,8 +196,10 @@ def _text(obj: dict[str, Any], name: str, where: str, pattern: re.Pattern[str] |
     return value
 
 
-def parse_passport(credential: object, entry: str, index: int) -> Passport:
-    """The passport a credential describes, its format checked (not its proof, issuer or state: see the fold)."""
+def parse_passport(credential: object, entry: str, index: int, signing_key: str = "", payload: bytes = b"") -> Passport:
+    """The passport a credential describes, its format checked (not its proof, issuer or state: see the fold);
+    ``signing_key``: the operator's multikey the fold checks its proof against; ``payload``: the statement's
+    canonical payload ``{"credential": credential}`` (made from ``credential`` when not given)."""
     vc = _object(credential, "credential", _TOP, _OPTIONAL_TOP)
     if vc["@context"] != list(PASSPORT_CONTEXT):
         raise PayloadInvalid(f"passport @context must be {list(PASSPORT_CONTEXT)}")
@@ -225,14 +232,15 @@ def parse_passport(credential: object, entry: str, index: int) -> Passport:
     if _text(status, "id", "credentialStatus") != f"{status_list}#{status_index}":
         raise PayloadInvalid("passport credentialStatus.id must be <statusListCredential>#<statusListIndex>")
     return Passport(
-        entry=entry, index=index, operator=operator, agent=agent, agent_key=agent_key, signing_key="", tier=tier,
+        entry=entry, index=index, operator=operator, agent=agent, agent_key=agent_key, signing_key=signing_key,
+        tier=tier,
         valid_from=parse_timestamp(vc["validFrom"], "validFrom"),
         valid_until=parse_timestamp(vc["validUntil"], "validUntil"),
         status_index=status_index, status_list=status_list,
         machine_fingerprint=_text(subject, "machineFingerprint", "credentialSubject", _SHA256),
         jurisdiction=_text(subject, "jurisdiction", "credentialSubject", _JURISDICTION),
         policy_bundle=_text(subject, "policyBundle", "credentialSubject", _SHA256),
-        credential=vc,
+        payload=payload or canonical_json({"credential": vc}),
     )
 
 
@@ -241,7 +249,9 @@ def parse_passport(credential: object, entry: str, index: int) -> Passport:
 
 def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
     """The passport an agent-passport statement issues; raise the reason it cannot (state is not changed)."""
-    passport = parse_passport(s.payload["credential"], s.entry, s.index)
+    controller = state.controllers.get(s.issuer)
+    passport = parse_passport(s.payload["credential"], s.entry, s.index, controller.key if controller else "",
+                              s.statement.payload)
     operator, agent = passport.operator, passport.agent
     if operator != s.issuer:
         raise Refused(Refusal.PASSPORT_ISSUER_MISMATCH,
@@ -281,7 +291,7 @@ def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
         verify_proof(passport.credential, _current_key_of(state, operator), PROOF_PURPOSE)
     except TabellionError as exc:
         raise Refused(Refusal.PASSPORT_PROOF_INVALID, f"the passport's proof does not verify: {exc}") from exc
-    return replace(passport, signing_key=controller.key)
+    return passport
 
 
 def _current_key_of(state: IdentityState, operator: str) -> KeyResolver:

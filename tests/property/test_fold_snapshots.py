@@ -1,6 +1,6 @@
 """Snapshots of the fold's state (``verifier.fold_snapshot``, ``transparency.snapshots``): a snapshot plus the tail
 of the log equals a full rebuild, for random logs and random snapshot points; a corrupt or mismatched snapshot is
-detected.
+detected, and a state body of the wrong shapes is refused.
 
 The random logs are the authority matrix's (``tests/property/test_authority_matrix.py``): many actors sending
 consents, passports, delegations, claims, decisions with passkeys, enrolments and revocations, accepted and
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +29,7 @@ from tests.unit.verifier.test_fold_enrolment import _root_pem as root_pem
 from transparency.snapshots import SnapshotKey, SnapshotStore, decode_snapshot, encode_snapshot
 from verifier.did_web import did_web_url
 from verifier.fold import Fold, FoldEntry, IdentityState, key_digest
-from verifier.fold_snapshot import NOT_ENCODED, copy_state, decode_state, encode_state
+from verifier.fold_snapshot import _NAMES, NOT_ENCODED, copy_state, decode_state, encode_state
 
 EXAMPLES = int(os.environ.get("SNAPSHOT_EXAMPLES", "60"))
 SIGNERS = frozenset({"did:key:z6MkLogService"})
@@ -87,6 +89,59 @@ def test_a_corrupt_snapshot_is_detected(plan: list[tuple[Any, ...]], at: float, 
     for bad in (bytes(flipped), good[:-cut]):
         with pytest.raises(SnapshotUnusable):
             decode_snapshot(bad)
+
+
+def _leaves(value: Any, path: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
+    """The paths to every item that is not an array in a decoded state body (arrays all the way down)."""
+    if isinstance(value, list):
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, (*path, i))]
+    return [path]
+
+
+OTHER_TYPES: list[Any] = [7, -1, "x", b"x", None, True, 1.5, [], ["x"], {"k": 1}]
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(steps, st.floats(0, 1, exclude_max=True), st.sampled_from(OTHER_TYPES))
+def test_a_state_of_the_wrong_shapes_is_refused(plan: list[tuple[Any, ...]], at: float, other: Any) -> None:
+    """A state body that decodes as CBOR but holds a value of another type somewhere (what a digest computed
+    over altered bytes would let through) is refused with ``SnapshotUnusable`` (or, where that type fits there,
+    decoded): never another error, never a state with a value of the wrong type in a typed field."""
+    state = Fold(service_signers=SIGNERS).apply_all(random_log(plan))
+    body = cbor2.loads(encode_state(state))
+    leaves = _leaves(body)
+    path = leaves[int(at * len(leaves))]
+    target = body
+    for i in path[:-1]:
+        target = target[i]
+    if not path or type(target[path[-1]]) is type(other):
+        return
+    target[path[-1]] = other
+    try:
+        decoded = decode_state(cbor2.dumps(body, string_referencing=True))
+    except SnapshotUnusable:
+        return
+    _check_types(decoded)
+
+
+def _check_types(value: Any) -> None:
+    """Every field of every dataclass in ``value`` annotated as a str, int, bytes or bool holds exactly one."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        hints = typing.get_type_hints(type(value), _NAMES)
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if hints[f.name] in (str, int, bytes, bool):
+                assert type(item) is hints[f.name], f"{type(value).__name__}.{f.name} holds {item!r}"
+            elif f.name != "outcomes":
+                _check_types(item)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_types(k)
+            _check_types(v)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            _check_types(item)
 
 
 def world_with_every_field() -> tuple[list[FoldEntry], frozenset[str]]:

@@ -9,6 +9,10 @@
   encodings, and on arbitrary mutations of both (where they must either decline or agree).
 - ``statement_leaf_data`` gives the leaf of the decoded statement, or the same refusal, for statements,
   their mutations and arbitrary bytes.
+- ``parse_statement``'s one pass over a statement in the logged layout gives the message that ``decode_sign1``
+  and ``refuse_repeated_labels`` give, or the same refusal, on the same inputs and on protected headers that
+  repeat a label; ``cbor.refuse_repeated_keys`` (which compares with cbor2's encoding first) agrees with
+  counting the map entries, and ``cbor.decode_as_written`` returns only what ``decode`` builds and passes it.
 - The strict decoder's stray-break check agrees with a plain recursive reference on mutated items.
 """
 
@@ -24,7 +28,7 @@ from hypothesis import strategies as st
 
 from schemas import cbor
 from schemas import cose_labels as L
-from schemas.cose_sign1 import CoseSign1, decode_sign1
+from schemas.cose_sign1 import CoseSign1, decode_sign1, refuse_repeated_labels
 from schemas.errors import MalformedCbor, MalformedReceipt, TabellionError
 from schemas.leaf import leaf_data, logged_statement, statement_leaf_data
 from schemas.proofs import _decode_triple_strictly, _shortest_form_triple
@@ -35,6 +39,7 @@ from schemas.receipt import (
     receipt_protected_header,
     receipt_to_verify,
 )
+from schemas.statement import _logged_message
 
 _BREAK = object()  # cbor2 5.x returned a break marker for a lone 0xFF; cbor2 6 refuses it (nothing to find)
 _FROZEN_DICT: Any = cbor2.frozendict
@@ -398,6 +403,112 @@ def test_statement_leaf_data_on_arbitrary_bytes(a: bytes, b: bytes) -> None:
     shaped = b"\xd2\x84" + cbor.bstr_head(len(a)) + a + b"\xa0" + b
     for candidate in (a + b, shaped):
         assert _outcome(statement_leaf_data, candidate) == _outcome(_strict_leaf, candidate)
+
+
+# --- the statement read in one pass, against the full decode ------------------------------------------------
+
+
+def _repeating(encoded_map: bytes) -> bytes:
+    """A map encoded by ``cbor.encode`` (a short head), with its first entry written twice: a repeated key."""
+    n = encoded_map[0] & 0x1F
+    if not encoded_map or encoded_map[0] & 0xE0 != 0xA0 or not 0 < n < 23:
+        return encoded_map
+    item = cbor.decode(encoded_map)
+    key, value = next(iter(item.items()))
+    entry = cbor.encode({key: value})[1:]
+    return bytes((0xA0 | (n + 1),)) + encoded_map[1:] + entry
+
+
+@st.composite
+def _logged_statements(draw: st.DrawFn) -> bytes:
+    """Statements of ``_statements``, and ones in the logged layout whose protected header (or a map in it)
+    repeats a label."""
+    if draw(st.booleans()):
+        return draw(_statements())
+    header = draw(st.dictionaries(st.integers(-30, 400), st.one_of(
+        st.integers(), st.text(max_size=20),
+        st.dictionaries(st.integers(0, 10), st.text(max_size=20), min_size=1, max_size=3)), min_size=1, max_size=5))
+    protected = cbor.encode(header)
+    if draw(st.booleans()):
+        protected = _repeating(protected)
+    else:  # a nested map repeats a key
+        nested = next((k for k, v in header.items() if isinstance(v, dict)), None)
+        if nested is not None:
+            inner = cbor.encode(header[nested])
+            protected = protected.replace(inner, _repeating(inner), 1)
+    payload = draw(_byte_strings)
+    return cbor.encode(cbor.tag(18, [protected, {}, payload, draw(st.binary(min_size=64, max_size=64))]))
+
+
+def _strict_message(data: bytes) -> CoseSign1:
+    message = decode_sign1(data, "signed statement")
+    refuse_repeated_labels(data, message, "signed statement")
+    return message
+
+
+def _check_one_pass(data: bytes) -> None:
+    fast = _outcome(_logged_message, data)
+    if fast != ("ok", None):  # taken: the same message, or the same refusal
+        assert fast == _outcome(_strict_message, data)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_logged_statements())
+def test_one_pass_statement_reader_agrees_with_the_full_decode(statement: bytes) -> None:
+    _check_one_pass(statement)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_one_pass_statement_reader_on_mutations(data: st.DataObject) -> None:
+    _check_one_pass(data.draw(_mutated(data.draw(_logged_statements()))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.binary(max_size=80))
+def test_one_pass_statement_reader_on_arbitrary_bytes(a: bytes, b: bytes) -> None:
+    shaped = b"\xd2\x84" + cbor.bstr_head(len(a)) + a + b"\xa0" + cbor.bstr_head(len(b)) + b + b"\x58\x40" + b"s" * 64
+    for candidate in (a + b, shaped):
+        _check_one_pass(candidate)
+
+
+def test_one_pass_statement_reader_refuses_a_repeated_label() -> None:
+    protected = b"\xa2\x01\x27\x01\x26"  # {1: -8, 1: -7}
+    statement = cbor.encode(cbor.tag(18, [protected, {}, b"p", b"s" * 64]))
+    with pytest.raises(MalformedCbor, match="repeats a key"):
+        _logged_message(statement)
+    assert _outcome(_logged_message, statement) == _outcome(_strict_message, statement)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.data())
+def test_refuse_repeated_keys_agrees_with_counting(data: st.DataObject) -> None:
+    value = data.draw(st.recursive(
+        st.one_of(st.integers(), st.text(max_size=5), st.binary(max_size=5), st.floats(allow_nan=False)),
+        lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                st.dictionaries(st.one_of(st.integers(-5, 5), st.text(max_size=2)), inner, max_size=3)),
+        max_leaves=12))
+    encoded = cbor.encode(value)
+    candidate = data.draw(st.one_of(st.just(encoded), st.just(_repeating(encoded)), _mutated(encoded)))
+    try:
+        decoded = cbor.decode(candidate)
+    except MalformedCbor:
+        assert cbor.decode_as_written(candidate) is None
+        return
+    try:
+        expected = "ok" if cbor._declared_map_entries(candidate, "x") == cbor._decoded_map_entries(decoded) else "no"
+    except MalformedCbor:  # value sharing
+        expected = "no"
+    try:
+        cbor.refuse_repeated_keys(candidate, decoded, "x")
+        outcome = "ok"
+    except MalformedCbor:
+        outcome = "no"
+    assert outcome == expected
+    as_written = cbor.decode_as_written(candidate)
+    if as_written is not None:  # taken: what decode builds, and no map repeats a key
+        assert as_written == decoded
+        assert expected == "ok"
 
 
 # --- stray breaks, against a plain recursive reference ---------------------------------------------------

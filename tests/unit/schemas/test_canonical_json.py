@@ -1,14 +1,19 @@
-"""canonical_json's fast path (Python's C encoder) against the rfc8785 package, on arbitrary JSON values."""
+"""canonical_json's fast path (Python's C encoder) against the rfc8785 package, on arbitrary JSON values; and the
+check that a payload is canonical (``canonical_value``: Python's encoder writing the payload back, when every
+number is a safe integer and no character is from U+E000 up) against rfc8785 on arbitrary JSON texts."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.identity_statements import canonical_json
+from schemas.errors import PayloadInvalid
+from schemas.identity_statements import canonical_json, canonical_value
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=10)
 SCALARS = (
@@ -43,3 +48,62 @@ def test_utf16_key_order_differs_from_code_point_order() -> None:
     value = {"\ue000": 1, "\U0001f600": 2}  # U+1F600 is D83D DE00 in UTF-16: before U+E000
     assert canonical_json(value) == bytes(rfc8785.dumps(value))
     assert canonical_json(value).index("\U0001f600".encode()) < canonical_json(value).index("\ue000".encode())
+
+
+# --- parse_payload's check of canonical form (``canonical_value``), against rfc8785 -------------------------
+
+KEYS = TEXT | st.sampled_from(["\ue000", "\U0001f600", "\x01"])
+WIDE_JSON = st.recursive(
+    SCALARS | st.integers() | st.sampled_from([2**53 - 1, 2**53, -(2**53) + 1, -(2**53), 1e21, -0.0, 0.5]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=12)
+
+
+@st.composite
+def _payloads(draw: st.DrawFn) -> bytes:
+    """JSON texts: canonical ones, others that Python writes (unsorted, ASCII-escaped, spaced), and edits."""
+    value = draw(WIDE_JSON)
+    how = draw(st.sampled_from(["jcs", "sorted", "ascii", "spaced", "plain", "edited"]))
+    try:
+        if how == "jcs":
+            return bytes(rfc8785.dumps(value))
+        if how == "edited":
+            text = bytearray(bytes(rfc8785.dumps(value)))
+            at = draw(st.integers(0, max(len(text) - 1, 0)))
+            text[at:at] = draw(st.sampled_from([b" ", b"\\u0041", b"0", b".0", b"e1", b"\xee\x80\x80", b"1"]))
+            return bytes(text)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+        return json.dumps(value).encode()
+    choices: dict[str, dict[str, Any]] = {
+        "sorted": {"sort_keys": True, "ensure_ascii": False, "separators": (",", ":")},
+        "ascii": {"sort_keys": True, "separators": (",", ":")}, "spaced": {"sort_keys": True, "ensure_ascii": False},
+        "plain": {"ensure_ascii": False, "separators": (",", ":")}}
+    return json.dumps(value, **choices[how]).encode("utf-8", "surrogatepass")
+
+
+def _is_canonical(payload: bytes) -> bool:
+    try:
+        value = json.loads(payload.decode("utf-8"))
+        return bytes(rfc8785.dumps(value)) == payload
+    except (ValueError, TypeError, RecursionError, rfc8785.CanonicalizationError):
+        return False
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_payloads())
+def test_canonical_value_accepts_exactly_the_canonical_payloads(payload: bytes) -> None:
+    try:
+        value = canonical_value("delegation", payload)
+    except PayloadInvalid:
+        assert not _is_canonical(payload)
+        return
+    assert _is_canonical(payload)
+    assert value == json.loads(payload)
+
+
+def test_canonical_value_refuses_what_only_python_writes_alike() -> None:
+    for payload in (b'{"a":1.0}', b'{"a":9007199254740993}', '{"\ue000":1,"\U0001f600":2}'.encode(),
+                    b'{"a":NaN}', b'["\\ud800"]', b'{"a":1,"a":1}'):
+        with pytest.raises(PayloadInvalid):
+            canonical_value("delegation", payload)
+    assert canonical_value("delegation", '{"\U0001f600":2,"\ue000":1}'.encode()) == {"\U0001f600": 2, "\ue000": 1}
+    assert canonical_value("delegation", b'{"a":9007199254740991,"b":"\\u001f"}') == {"a": 2**53 - 1, "b": "\x1f"}

@@ -4,6 +4,8 @@ supersession, and passport_status at an explicit ``now``."""
 from __future__ import annotations
 
 import copy
+import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from verifier.passports import (
     PASSPORT_CONTEXT,
     PASSPORT_TYPE,
     TIER_CAPS,
+    TIMESTAMP_FORMAT,
     Verdict,
     format_timestamp,
     parse_passport,
@@ -261,3 +264,20 @@ def test_passport_revocation_only_by_its_operator(world: World) -> None:
     entry = world.passport("agent")
     world.revoke("op2", entry)
     assert_last_refused(world, "passport-revocation-not-entitled")
+
+
+def test_parse_timestamp_reads_and_refuses_as_strptime_does() -> None:
+    """``parse_timestamp`` reads with ``datetime.fromisoformat`` (C); on every date and time of the passport form
+    near the edges (year 0, month 13, day 32, 24:00, leap seconds) it gives strptime's answer."""
+    for y, m, d, hh, mm, ss in itertools.product(("0000", "0001", "1969", "2024", "2100", "9999"), range(14),
+                                                 (0, 1, 28, 29, 30, 31, 32), (0, 23, 24), (0, 59, 60), (0, 59, 60, 61)):
+        text = f"{y}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}Z"
+        try:
+            expected: int | None = int(datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC).timestamp())
+        except ValueError:
+            expected = None
+        if expected is None:
+            with pytest.raises(PayloadInvalid):
+                parse_timestamp(text, "validFrom")
+        else:
+            assert parse_timestamp(text, "validFrom") == expected

@@ -1,0 +1,125 @@
+"""The fold's rebuild rate of this code and of another checkout, side by side, each against bare Ed25519.
+
+    .venv/bin/python -m tools.bench.fold_compare --baseline /tmp/old-checkout [--entries 10000] [--rounds 2]
+
+The signed lifecycle log of ``tools.bench.identity_fold`` is generated once (not timed) and handed to two worker
+processes, one importing this checkout's ``verifier.fold``, the other the baseline's (``git archive <commit> |
+tar -x -C DIR`` makes one). The workers take turns, chunk by chunk: each folds the same 1,000 entries
+(``Fold.apply_all``), then each runs 300 bare Ed25519 verifications, in alternating order; every rebuild is
+checked to accept every entry. On a machine whose load comes and goes, a burst falls on both codes and on
+their bare verifications alike: the figures to read are each code's ratio to its bare verifications, and the
+ratio of the two rebuild rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.bench.identity_fold import CHUNK, generate
+from tools.bench.processes import REPO
+
+BARE_PER_CHUNK = 300
+WORKER = r"""
+import pickle, sys, time
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from verifier.fold import Fold, FoldEntry
+statements = pickle.loads(open(sys.argv[1], "rb").read())
+entries = [FoldEntry(i, s) for i, s in enumerate(statements)]
+key = Ed25519PrivateKey.generate()
+public, signature = key.public_key(), key.sign(b"x" * 32)
+fold = Fold()
+for line in sys.stdin:
+    command, _, argument = line.strip().partition(" ")
+    t0 = time.perf_counter()
+    if command == "fold":
+        start = int(argument)
+        fold.apply_all(entries[start:start + 1000])
+    elif command == "bare":
+        for _ in range(int(argument)):
+            public.verify(signature, b"x" * 32)
+    elif command == "new":
+        fold = Fold()
+    elif command == "check":
+        refused = [o for o in fold.state.outcomes if not o.accepted]
+        print(f"{len(fold.state.outcomes)} {len(refused)}", flush=True)
+        continue
+    print(time.perf_counter() - t0, flush=True)
+"""
+
+
+class Worker:
+    def __init__(self, tree: Path, statements: Path, script: str = WORKER) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["PYTHONPATH"] = str(tree)
+        self.tree = tree
+        self.process = subprocess.Popen([str(REPO / ".venv/bin/python"), "-c", script, str(statements)], cwd=tree,
+                                        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.fold_time = self.bare_time = 0.0
+
+    def ask(self, command: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise SystemExit(f"the worker of {self.tree} stopped")
+        return answer.strip()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", type=Path, required=True, help="another checkout of the repository")
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2, help="rebuilds of the whole log by each code")
+    args = parser.parse_args(argv)
+    statements, _agents = generate(args.entries, int(time.time()))
+    n = len(statements)
+    with tempfile.TemporaryDirectory(prefix="fold-compare-") as folder:
+        path = Path(folder) / "statements.pickle"
+        path.write_bytes(pickle.dumps(statements))
+        this, baseline = Worker(REPO, path), Worker(args.baseline.resolve(), path)
+        workers = [this, baseline]
+        try:
+            for round_ in range(args.rounds):
+                for worker in workers:
+                    worker.ask("new")
+                for k, start in enumerate(range(0, n, CHUNK)):
+                    order = workers if (k + round_) % 2 == 0 else workers[::-1]
+                    for worker in order:
+                        worker.fold_time += float(worker.ask(f"fold {start}"))
+                    for worker in order[::-1]:
+                        worker.bare_time += float(worker.ask(f"bare {BARE_PER_CHUNK}"))
+                for worker in workers:
+                    folded, refused = map(int, worker.ask("check").split())
+                    if folded != n or refused:
+                        raise SystemExit(f"{worker.tree}: {folded} of {n} entries folded, {refused} refused")
+                print(f"  round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+        finally:
+            for worker in workers:
+                worker.close()
+    bare_count = args.rounds * len(range(0, n, CHUNK)) * BARE_PER_CHUNK
+    rates = {}
+    for name, worker in (("this code", this), (f"baseline {args.baseline}", baseline)):
+        rate, bare = args.rounds * n / worker.fold_time, bare_count / worker.bare_time
+        rates[name] = rate
+        print(f"{name:40s} rebuild {rate:8,.0f} entries/s  bare Ed25519 {bare:8,.0f} /s  ratio {rate / bare:.2f}")
+    this_rate, baseline_rate = rates.values()
+    print(f"rebuild rate, this code / baseline: {this_rate / baseline_rate:.2f} ({n:,} entries, {args.rounds} "
+          f"rebuilds each, alternating in chunks of {CHUNK:,})")
+
+
+if __name__ == "__main__":
+    main()
