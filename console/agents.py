@@ -25,9 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from console.pages import pages
-from console.passkeys import verify_decision
+from console.passkeys import passkey_request_options, verify_decision
 from console.state import check_csrf, console, csrf_token, json_body, signed_in, text_field
-from issuer.passkeys import authentication_options
 from issuer.statements import revocation
 from schemas.base64url import b64url_decode
 from schemas.errors import InvalidParameter, NotFound, TabellionError
@@ -105,10 +104,8 @@ async def revoke_options(request: Request) -> Response:
     approver = signed_in(request)
     c = console(request)
     payload = _revocation(await json_body(request), approver)
-    passkeys = [p for p in await c.call(c.issuer.approvers, c.config.namespace)
-                if p.approver == approver and not p.revoked]
-    options = authentication_options(payload, c.config.rp_id,
-                                     [b64url_decode(p.credential_id, "credential_id") for p in passkeys])
+    passkeys = await c.call(c.issuer.approvers, c.config.namespace)
+    options = passkey_request_options(passkeys, approver, payload, c.config.rp_id)
     return JSONResponse({"options": options, "decision": payload})
 
 

@@ -19,13 +19,13 @@ Relative paths are taken from the file's folder. Unknown keys are refused; every
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from schemas.errors import ConfigurationError, TabellionError
+from transparency.config_files import read_toml
 from verifier.webauthn import check_rp_origin
 
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -69,12 +69,7 @@ class ConsoleConfig:
 
 def load_config(path: str | Path) -> ConsoleConfig:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConsoleConfigInvalid(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConsoleConfigInvalid(f"{path} is not TOML: {exc}") from exc
+    raw = read_toml(path, ConsoleConfigInvalid)
     return parse_config(raw, path)
 
 

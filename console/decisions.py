@@ -22,11 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from console.pages import pages
-from console.passkeys import verify_decision
+from console.passkeys import passkey_request_options, verify_decision
 from console.state import Console, console, csrf_token, json_body, signed_in, text_field
-from issuer.passkeys import authentication_options
 from issuer.statements import claim_decision, decision_payload
-from schemas.base64url import b64url, b64url_decode
+from schemas.base64url import b64url
 from schemas.errors import InvalidParameter, NotFound, TabellionError
 from schemas.identity_statements import REVOCATION_REASONS
 from schemas.leaf import parse_entry_id
@@ -82,10 +81,8 @@ async def decision_options(request: Request) -> Response:
     c = console(request)
     claim, kind, payload = _decision(request, await json_body(request), approver)
     await _check_claim(c, claim, kind)
-    passkeys = [p for p in await c.call(c.issuer.approvers, c.config.namespace)
-                if p.approver == approver and not p.revoked]
-    options = authentication_options(payload, c.config.rp_id,
-                                     [b64url_decode(p.credential_id, "credential_id") for p in passkeys])
+    passkeys = await c.call(c.issuer.approvers, c.config.namespace)
+    options = passkey_request_options(passkeys, approver, payload, c.config.rp_id)
     return JSONResponse({"options": options, "decision": payload})
 
 

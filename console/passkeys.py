@@ -20,7 +20,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import UserVerificationRequirement
 
 from issuer.client import EnrolledPasskey
-from issuer.passkeys import TIMEOUT_MS, verify_payload_assertion
+from issuer.passkeys import TIMEOUT_MS, authentication_options, verify_payload_assertion
 from schemas.errors import (
     AssertionApproverMismatch,
     AssertionCredentialRevoked,
@@ -88,6 +88,15 @@ def verify_signin(credential: object, challenge: bytes, passkeys: Sequence[Enrol
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise AssertionInvalid(f"py_webauthn refuses the sign-in: {str(exc)[:300]}") from exc
     return passkey
+
+
+def passkey_request_options(passkeys: Sequence[EnrolledPasskey], approver: str, payload: Mapping[str, Any],
+                            rp_id: str) -> dict[str, Any]:
+    """The WebAuthn request options for the signed-in ``approver`` to sign ``payload`` (a decision) with one of
+    their passkeys enrolled and not revoked: the challenge is the decision's digest, user verification required."""
+    allowed = [b64url_decode(p.credential_id, "credential_id") for p in passkeys
+               if p.approver == approver and not p.revoked]
+    return authentication_options(payload, rp_id, allowed)
 
 
 def verify_decision(passkeys: Sequence[EnrolledPasskey], approver: str, payload: dict[str, Any],

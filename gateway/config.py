@@ -62,7 +62,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +71,7 @@ from urllib.parse import urlsplit
 from schemas.errors import ConnectionUnknown, GatewayConfigInvalid, TabellionError
 from schemas.note import VerifierKey, parse_vkey
 from schemas.policy import Policy, parse_policy
+from transparency.config_files import read_toml
 from verifier.keys import KeySet, parse_key_set
 from verifier.policy import trusted_log_keys
 
@@ -235,12 +235,7 @@ class GatewayConfig:
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and check the configuration file; raise one ``GatewayConfigInvalid`` naming what is wrong."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GatewayConfigInvalid(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise GatewayConfigInvalid(f"{path} is not TOML: {exc}") from exc
+    raw = read_toml(path, GatewayConfigInvalid)
     return parse_config(raw, path)
 
 

@@ -17,7 +17,6 @@ Unknown keys are refused, so a typo is an error and not a setting silently ignor
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Final
 
 from schemas.errors import ConfigurationError, MalformedKey
 from schemas.note import SIG_TYPE_ED25519, VerifierKey, check_key_name, parse_vkey
+from transparency.config_files import read_toml
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8380
@@ -54,12 +54,7 @@ class WitnessConfig:
 
 
 def load_config(path: Path) -> WitnessConfig:
-    try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise WitnessConfigInvalid(f"cannot read the witness configuration {path}: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise WitnessConfigInvalid(f"{path} is not TOML: {exc}") from exc
+    raw = read_toml(path, WitnessConfigInvalid, what="the witness configuration ")
     return parse_config(raw, path)
 
 
