@@ -247,7 +247,10 @@ class FollowedLog:
         if self._failure is not None:
             raise self._failure
         try:
-            checkpoint = self._follower.poll(wait=self.long_poll or None)
+            # the first poll asks at once: a start resumed from a snapshot (or a pin) of the log's current size would
+            # otherwise wait for the log to grow before it could vouch for anything
+            waiting = self.long_poll if self._verified is not None else 0
+            checkpoint = self._follower.poll(wait=waiting or None)
         except CheckpointInconsistent as exc:
             failure = self._follower.failure or exc
             if self._trust is not None:  # on disk before anything else: a restart must not forget it

@@ -373,3 +373,31 @@ def test_only_statements_that_can_change_identity_are_folded() -> None:
     assert not changes_identity(batch_statement(key, did_of(key), [(1, payload), (2, payload)]))
     assert not changes_identity(sign_statement(key, b"{}", subject="x", content_type="application/json"))
     assert changes_identity(b"not a statement")  # the fold records why it is refused
+
+
+def test_the_first_poll_after_a_start_does_not_wait_for_the_log_to_grow(service: TransparencyService,
+                                                                       tmp_path: Path) -> None:
+    """Resumed from a snapshot of the log's current size, a long poll would be held until the log grows: the first
+    poll of a start asks for the checkpoint at once, the next ones long-poll."""
+    world = build_world()
+    register(service, *world.statements)
+    client = LocalLogClient(service)
+    vkey, keys = parse_vkey(client.vkey()), parse_key_set(client.key_set())
+    folder = tmp_path / "gateway-state"
+    first = FollowedLog(client, vkey, keys, snapshots=folder)
+    first.poll()
+    first.stop()
+
+    class Recording(Lying):
+        waits: list[float | None] = []
+
+        def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
+            self.waits.append(wait)
+            return super().checkpoint(after, wait)
+
+    recording = Recording(client)
+    resumed = FollowedLog(recording, vkey, keys, snapshots=folder, long_poll=5)
+    assert resumed.restored_from == len(world.statements)
+    resumed.poll()
+    resumed.poll()
+    assert recording.waits == [None, 5]
