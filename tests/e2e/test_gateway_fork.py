@@ -83,9 +83,13 @@ def test_a_fork_survives_restarts_until_an_operator_clears_it(tmp_path: Path) ->
                 # restarted pointed at the other branch: refused, and the verdict is written down
                 config.write_text(config.read_text().replace(log_a, log_b))
                 gateway.start(healthy=False)
-                deadline = time.monotonic() + 10
-                while (answer := send(signed(world, gateway.url))).status_code != 503:
-                    assert time.monotonic() < deadline, f"the gateway accepted the fork: {answer.text}"
+                deadline = time.monotonic() + 30
+                while True:  # 503 log-not-ready until its first poll is done, then log-untrusted; never a 200
+                    answer = send(signed(world, gateway.url))
+                    assert answer.status_code == 503, f"the gateway accepted the fork: {answer.text}"
+                    if answer.json()["type"].endswith(":log-untrusted"):
+                        break
+                    assert time.monotonic() < deadline, f"the fork was not found: {answer.text}"
                     time.sleep(0.05)
                 refused(answer, 503, "log-untrusted")
                 forwarded = len(Recorder.seen)
