@@ -306,7 +306,8 @@ class FollowedLog:
             log.info("no usable snapshot of the log's state (%s); folding the log from its first entry", why)
             return
         resume_from = snapshot.checkpoint
-        if self._pinned is not None and verify_checkpoint(self._pinned, self._log_key).size > snapshot.key.tree_size:
+        pinned = self._follower.checkpoint  # set (and verified) by _remember from the pinned checkpoint, if any
+        if self._pinned is not None and pinned is not None and pinned.size > snapshot.key.tree_size:
             resume_from = self._pinned  # the entries after the snapshot must lead to the pinned checkpoint
         self._follower.resume(resume_from, snapshot.key.tree_size, tree)
         self._fold = self._new_fold(snapshot.state)
