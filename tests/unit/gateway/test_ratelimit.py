@@ -26,19 +26,12 @@ from schemas.errors import (
     RequestSignatureInvalid,
     ScopeRefused,
 )
+from tests.clock import Clock
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
 from tests.upstream_server import UpstreamServer
 from transparency.problem_details import problem_status
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def limiter(per_second: float = 2.0, burst: int = 3, connections: tuple[str, ...] = ("mail",)) -> tuple[

@@ -20,7 +20,8 @@ from issuer.statements import revocation
 from schemas.checkpoint import parse_checkpoint
 from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUnreachable, LogUntrusted
 from schemas.note import parse_note, parse_vkey
-from schemas.proofs import ConsistencyProof
+from tests.clock import Clock
+from tests.log_reads import LogReads
 from tests.unit.gateway.test_actions import ALLOWED
 from tests.unit.gateway.test_decisions import build_world
 from transparency.client import did_of, sign_statement
@@ -31,34 +32,6 @@ from transparency.service import TransparencyService
 from transparency.settings import Settings
 from verifier.fold import IdentityState
 from verifier.keys import parse_key_set
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Lying:
-    """The service's reads, with the checkpoint replaced while ``forged`` is set; or unreachable."""
-
-    def __init__(self, real: LocalLogClient) -> None:
-        self.real = real
-        self.forged: str | None = None
-        self.down = False
-
-    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
-        if self.down:
-            raise LogUnreachable("connection refused")
-        return self.forged if self.forged is not None else self.real.checkpoint()
-
-    def consistency(self, old: int, new: int) -> ConsistencyProof:
-        return self.real.consistency(old, new)
-
-    def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
-        return self.real.entries(start, limit)
 
 
 @pytest.fixture
@@ -76,8 +49,8 @@ def register(service: TransparencyService, *statements: bytes) -> None:
 
 
 def followed(service: TransparencyService, clock: Clock | None = None, *, poll_interval: float = 0.15,
-             max_staleness: float = 60.0) -> tuple[FollowedLog, Lying]:
-    client = Lying(LocalLogClient(service))
+             max_staleness: float = 60.0) -> tuple[FollowedLog, LogReads]:
+    client = LogReads(LocalLogClient(service))
     log = FollowedLog(client, parse_vkey(client.real.vkey()), parse_key_set(client.real.key_set()),
                       clock=clock or time.monotonic, poll_interval=poll_interval, max_staleness=max_staleness)
     return log, client
@@ -242,8 +215,8 @@ def test_the_pinned_checkpoint_and_a_fork_verdict_survive_a_restart(service: Tra
     vkey = parse_vkey(LocalLogClient(service).vkey())
     trust = LogTrust(tmp_path / "gw", vkey)
 
-    def restarted() -> tuple[FollowedLog, Lying]:
-        client = Lying(LocalLogClient(service))
+    def restarted() -> tuple[FollowedLog, LogReads]:
+        client = LogReads(LocalLogClient(service))
         return FollowedLog(client, vkey, parse_key_set(client.real.key_set()), trust=trust), client
 
     log, _ = restarted()
@@ -303,7 +276,7 @@ def test_entries_are_checked_against_the_tree_and_action_records_are_not_folded(
     register(service, *world.statements)
     log, client = followed(service)
 
-    class Swapping(Lying):
+    class Swapping(LogReads):
         """Serves another (validly signed) statement in place of entry 3."""
 
         def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
@@ -353,7 +326,7 @@ def test_a_snapshot_older_than_the_pinned_checkpoint_resumes_towards_the_pin(ser
         assert view.position.size == pinned.size
         assert _fields(view.state) == _fields(rebuilt.state)
 
-    lying = Lying(client)
+    lying = LogReads(client)
     lying.forged = sign_checkpoint(service.key, dataclasses.replace(pinned, root_hash=bytes(32)))
     forked = FollowedLog(lying, vkey, keys, snapshots=folder, trust=trust)
     assert forked.restored_from == 6
@@ -388,7 +361,7 @@ def test_the_first_poll_after_a_start_does_not_wait_for_the_log_to_grow(service:
     first.poll()
     first.stop()
 
-    class Recording(Lying):
+    class Recording(LogReads):
         waits: list[float | None] = []
 
         def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:

@@ -18,11 +18,11 @@ from schemas.checkpoint import Checkpoint
 from schemas.errors import CheckpointInconsistent, ConfigurationError, LogUnwitnessed, MalformedPolicy
 from schemas.note import Note, ed25519_vkey, parse_note, parse_vkey
 from schemas.policy import Policy, parse_policy
-from schemas.proofs import ConsistencyProof
+from tests.clock import Clock
+from tests.log_reads import LogReads
 from tests.witnessing import policy_text
 from transparency.client import generate_key, sign_statement
 from transparency.client.follower import FollowedEntry, LogFollower
-from transparency.client.http import LogEntry
 from transparency.client.local import LocalLogClient
 from transparency.keys import load_or_create_log_key
 from transparency.problem_details import problem_status
@@ -36,22 +36,13 @@ ORIGIN = "follower.test/log"
 COSIGNERS = [Cosigner(f"w{i}.test", Ed25519PrivateKey.generate()) for i in range(3)]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Witnessed:
+class Witnessed(LogReads):
     """The log's reads, plus a witnessed checkpoint the test sets by cosigning one of the log's heads."""
 
     def __init__(self, service: TransparencyService) -> None:
+        super().__init__(LocalLogClient(service))
         self.service = service
-        self.real = LocalLogClient(service)
         self.witnessed: str | None = None
-        self.forged_latest: str | None = None
 
     def cosign(self, size: int | None = None, by: Sequence[int] = (0, 1, 2)) -> None:
         head = self.service.reader.head(size) if size is not None else self.service.latest_head()
@@ -62,15 +53,6 @@ class Witnessed:
 
     def witnessed_checkpoint(self, after: int | None = None, wait: float | None = None) -> str | None:
         return self.witnessed
-
-    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
-        return self.forged_latest or self.real.checkpoint()
-
-    def consistency(self, old: int, new: int) -> ConsistencyProof:
-        return self.real.consistency(old, new)
-
-    def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
-        return self.real.entries(start, limit)
 
 
 @pytest.fixture
@@ -165,7 +147,7 @@ def test_a_latest_checkpoint_that_does_not_extend_the_witnessed_one_is_a_split_v
     client.cosign()
     follower.poll()
     key = load_or_create_log_key(tmp_path / "log-key.pem")
-    client.forged_latest = sign_checkpoint(key, Checkpoint(ORIGIN, 4, bytes(32)))  # same size, another root
+    client.forged = sign_checkpoint(key, Checkpoint(ORIGIN, 4, bytes(32)))  # same size, another root
     with pytest.raises(CheckpointInconsistent):
         follower.poll()
     with pytest.raises(CheckpointInconsistent):
@@ -187,22 +169,6 @@ def _ignore(entries: Sequence[FollowedEntry]) -> None:
     pass
 
 
-class PlainReads:
-    """A log client without the witnessed checkpoint (an old log, say)."""
-
-    def __init__(self, real: LocalLogClient) -> None:
-        self.real = real
-
-    def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
-        return self.real.checkpoint()
-
-    def consistency(self, old: int, new: int) -> ConsistencyProof:
-        return self.real.consistency(old, new)
-
-    def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
-        return self.real.entries(start, limit)
-
-
 def test_policy_must_name_the_followed_log_and_the_client_must_read_witnessed_checkpoints(
     service: TransparencyService,
 ) -> None:
@@ -212,8 +178,8 @@ def test_policy_must_name_the_followed_log_and_the_client_must_read_witnessed_ch
     with pytest.raises(MalformedPolicy):
         LogFollower(client, vkey, keys, _ignore, policy=other)
     with pytest.raises(ConfigurationError):
-        LogFollower(PlainReads(client.real), vkey, keys, _ignore, policy=_policy(service))
-    LogFollower(PlainReads(client.real), vkey, keys, _ignore)  # without a policy it needs no more
+        LogFollower(LogReads(client.real), vkey, keys, _ignore, policy=_policy(service))  # no witnessed reads
+    LogFollower(LogReads(client.real), vkey, keys, _ignore)  # without a policy it needs no more
 
 
 def test_gateway_refuses_with_log_unwitnessed(service: TransparencyService) -> None:
