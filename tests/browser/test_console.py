@@ -39,8 +39,8 @@ from tests.browser.chromium import (
     wait_for,
 )
 from tests.browser.console_process import ConsoleProcess, console_config
-from tests.e2e.test_gateway import GatewayProcess, Recorder, refused, send, serving, signed, write_gateway_config
-from tests.server import REPO, free_port, running_server
+from tests.e2e.gateway_deployment import Recorder, refused, send, serving, signed, started_gateway
+from tests.server import REPO, running_server
 from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client.http import HttpLogClient
 
@@ -158,110 +158,105 @@ def post_from_page(browser: Chrome, path: str, body: dict[str, Any]) -> dict[str
 
 def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_path: Path) -> None:
     Recorder.seen = []
-    with console_setup(tmp_path) as s, serving(Recorder) as upstream:
+    with console_setup(tmp_path) as s, serving(Recorder) as upstream, \
+            started_gateway(tmp_path, s.log, upstream) as gateway:
         browser, world = s.browser, s.world
-        port = free_port()
-        gateway = GatewayProcess(write_gateway_config(tmp_path, s.log, upstream, port), port,
-                                 tmp_path / "gateway.log").start()
-        try:
-            browser.get(s.console.url + "/approvals")  # not signed in: to the sign-in page
-            assert browser.current_url.endswith("/signin")
-            check_accessibility(browser)
-            screenshot(browser, "console-signin")
+        browser.get(s.console.url + "/approvals")  # not signed in: to the sign-in page
+        assert browser.current_url.endswith("/signin")
+        check_accessibility(browser)
+        screenshot(browser, "console-signin")
 
-            browser.get(s.console.invite(ALICE, "alice"))
-            check_accessibility(browser)
-            screenshot(browser, "console-enrol")
-            text = enrol(s, ALICE, "alice")
-            assert "enrolled" in text
-            [credential] = credentials(browser)
-            assert credential.is_resident_credential
-            sign_in(s)
-            # before any decision the claim is pending and the gateway refuses the agent
-            refused(send(signed(world, gateway.url)), 403, "claim-refused")
-            assert browser.find_elements(By.CSS_SELECTOR, f"#pending tr[data-claim='{world.claim}']")
-            check_accessibility(browser)
+        browser.get(s.console.invite(ALICE, "alice"))
+        check_accessibility(browser)
+        screenshot(browser, "console-enrol")
+        text = enrol(s, ALICE, "alice")
+        assert "enrolled" in text
+        [credential] = credentials(browser)
+        assert credential.is_resident_credential
+        sign_in(s)
+        # before any decision the claim is pending and the gateway refuses the agent
+        refused(send(signed(world, gateway.url)), 403, "claim-refused")
+        assert browser.find_elements(By.CSS_SELECTOR, f"#pending tr[data-claim='{world.claim}']")
+        check_accessibility(browser)
 
-            # a new claim appears in the queue without a reload (server-sent events)
-            records_logged(tmp_path / "gw-data")
-            with IssuerClient(s.log) as issuer:
-                issuer.submit("claim-submission",
-                              claim_submission(world.c, "c-files", "acme", "mail", {"services": ["mail"],
-                                               "actions": ["read"], "resources": ["inbox/*"]}))
-            wait_for(browser, "document.querySelectorAll('#pending tbody tr[data-claim]').length === 2")
-            screenshot(browser, "console-approvals")
+        # a new claim appears in the queue without a reload (server-sent events)
+        records_logged(tmp_path / "gw-data")
+        with IssuerClient(s.log) as issuer:
+            issuer.submit("claim-submission",
+                          claim_submission(world.c, "c-files", "acme", "mail", {"services": ["mail"],
+                                           "actions": ["read"], "resources": ["inbox/*"]}))
+        wait_for(browser, "document.querySelectorAll('#pending tbody tr[data-claim]').length === 2")
+        screenshot(browser, "console-approvals")
 
-            size = s.size()
-            result, code, text = decide(s, world.claim, "approval", "ok for the inbox")
-            assert result == "done", (code, text)
-            assert s.size() == size + 1
-            assert "tabellion verify bundle audit.json --log-keys log.keys" in text
-            check_accessibility(browser)
-            screenshot(browser, "console-approved")
+        size = s.size()
+        result, code, text = decide(s, world.claim, "approval", "ok for the inbox")
+        assert result == "done", (code, text)
+        assert s.size() == size + 1
+        assert "tabellion verify bundle audit.json --log-keys log.keys" in text
+        check_accessibility(browser)
+        screenshot(browser, "console-approved")
 
-            # offline: the audit bundle names the human, with the passkey assertion
-            keys, bundle = tmp_path / "log.keys", tmp_path / "audit.json"
-            keys.write_bytes(httpx.get(f"{s.log}/.well-known/scitt-keys").content)
-            bundle.write_text(json.dumps(httpx.get(f"{s.log}/v1/audit/{world.c.identity}").json()))
-            report = subprocess.run([sys.executable, "-m", "cli.main", "verify", "bundle", str(bundle), "--log-keys",
-                                     str(keys)], cwd=REPO, capture_output=True, text=True, check=False)
-            assert report.returncode == 0, report.stderr
-            assert f"claim c-mail for mail: approved by {ALICE}" in report.stdout
-            assert "with the human's passkey assertion" in report.stdout
+        # offline: the audit bundle names the human, with the passkey assertion
+        keys, bundle = tmp_path / "log.keys", tmp_path / "audit.json"
+        keys.write_bytes(httpx.get(f"{s.log}/.well-known/scitt-keys").content)
+        bundle.write_text(json.dumps(httpx.get(f"{s.log}/v1/audit/{world.c.identity}").json()))
+        report = subprocess.run([sys.executable, "-m", "cli.main", "verify", "bundle", str(bundle), "--log-keys",
+                                 str(keys)], cwd=REPO, capture_output=True, text=True, check=False)
+        assert report.returncode == 0, report.stderr
+        assert f"claim c-mail for mail: approved by {ALICE}" in report.stdout
+        assert "with the human's passkey assertion" in report.stdout
 
-            # the gateway, following the log (long poll), lets the agent through
-            answer = eventually(lambda: send(signed(world, gateway.url)), 200)
-            assert answer.json()["upstream"] is True
+        # the gateway, following the log (long poll), lets the agent through
+        answer = eventually(lambda: send(signed(world, gateway.url)), 200)
+        assert answer.json()["upstream"] is True
 
-            # revoke the approval with the passkey: logged, and the gateway refuses again
-            records_logged(tmp_path / "gw-data")
-            size = s.size()
-            result, code, text = decide(s, world.claim, "revocation", "privilegeWithdrawn")
-            assert result == "done", (code, text)
-            assert s.size() == size + 1
-            refused(eventually(lambda: send(signed(world, gateway.url)), 403), 403, "claim-refused")
+        # revoke the approval with the passkey: logged, and the gateway refuses again
+        records_logged(tmp_path / "gw-data")
+        size = s.size()
+        result, code, text = decide(s, world.claim, "revocation", "privilegeWithdrawn")
+        assert result == "done", (code, text)
+        assert s.size() == size + 1
+        refused(eventually(lambda: send(signed(world, gateway.url)), 403), 403, "claim-refused")
 
-            # the other pages, with the keyboard-only check of axe
-            browser.get(f"{s.console.url}/agents")
-            assert world.c.identity[:20] in browser.find_element(By.TAG_NAME, "main").text
-            check_accessibility(browser)
-            screenshot(browser, "console-agents")
-            browser.get(f"{s.console.url}/agents/{world.c.identity}")
-            page = browser.find_element(By.TAG_NAME, "main").text
-            assert "claim-approval" in page and "claim-revocation" in page and "receipt verified" in page
-            assert browser.find_element(By.CSS_SELECTOR, "figure.graph svg").get_attribute("role") == "img"
-            check_accessibility(browser)
-            screenshot(browser, "console-agent")
+        # the other pages, with the keyboard-only check of axe
+        browser.get(f"{s.console.url}/agents")
+        assert world.c.identity[:20] in browser.find_element(By.TAG_NAME, "main").text
+        check_accessibility(browser)
+        screenshot(browser, "console-agents")
+        browser.get(f"{s.console.url}/agents/{world.c.identity}")
+        page = browser.find_element(By.TAG_NAME, "main").text
+        assert "claim-approval" in page and "claim-revocation" in page and "receipt verified" in page
+        assert browser.find_element(By.CSS_SELECTOR, "figure.graph svg").get_attribute("role") == "img"
+        check_accessibility(browser)
+        screenshot(browser, "console-agent")
 
-            # revoke the agent itself, behind a fresh assertion over {target, reason, decided_by}: logged with that
-            # assertion (the log shows which human revoked it in the operator's name), the gateway refuses
-            records_logged(tmp_path / "gw-data")
-            size = s.size()
-            reset_outcome(browser)
-            form = browser.find_element(By.CSS_SELECTOR, "form.revoke")
-            form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-            result, code, text = outcome(browser)
-            assert result == "done", (code, text)
-            assert s.size() == size + 1
-            with HttpLogClient(s.log) as client:
-                logged = json.loads(parse_statement(client.entries(size, 1)[0].statement).payload)
-            assert logged["decided_by"] == ALICE and set(logged["webauthn"]) >= {"credential_id", "signature"}
-            refused(eventually(lambda: send(signed(world, gateway.url)), 403), 403, "passport-refused")
+        # revoke the agent itself, behind a fresh assertion over {target, reason, decided_by}: logged with that
+        # assertion (the log shows which human revoked it in the operator's name), the gateway refuses
+        records_logged(tmp_path / "gw-data")
+        size = s.size()
+        reset_outcome(browser)
+        form = browser.find_element(By.CSS_SELECTOR, "form.revoke")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        result, code, text = outcome(browser)
+        assert result == "done", (code, text)
+        assert s.size() == size + 1
+        with HttpLogClient(s.log) as client:
+            logged = json.loads(parse_statement(client.entries(size, 1)[0].statement).payload)
+        assert logged["decided_by"] == ALICE and set(logged["webauthn"]) >= {"credential_id", "signature"}
+        refused(eventually(lambda: send(signed(world, gateway.url)), 403), 403, "passport-refused")
 
-            browser.get(f"{s.console.url}/tokens")
-            field = browser.find_element(By.ID, "token")
-            field.send_keys("not.a.token")
-            browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-            wait_for(browser, "document.querySelector('.result.refused')")
-            assert "token-malformed" in browser.find_element(By.CSS_SELECTOR, ".result.refused").text
-            check_accessibility(browser)
-            screenshot(browser, "console-tokens")
-            browser.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()  # sign out
-            wait_for(browser, "location.pathname === '/signin'")
-            browser.get(f"{s.console.url}/approvals")
-            assert browser.current_url.endswith("/signin")
-        finally:
-            gateway.stop()
+        browser.get(f"{s.console.url}/tokens")
+        field = browser.find_element(By.ID, "token")
+        field.send_keys("not.a.token")
+        browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        wait_for(browser, "document.querySelector('.result.refused')")
+        assert "token-malformed" in browser.find_element(By.CSS_SELECTOR, ".result.refused").text
+        check_accessibility(browser)
+        screenshot(browser, "console-tokens")
+        browser.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()  # sign out
+        wait_for(browser, "location.pathname === '/signin'")
+        browser.get(f"{s.console.url}/approvals")
+        assert browser.current_url.endswith("/signin")
 
 
 @pytest.mark.parametrize("case", ["uv-off", "another-approver", "replayed", "changed-after-signing"])

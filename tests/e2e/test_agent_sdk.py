@@ -15,19 +15,10 @@ from agent_sdk.mcp import McpClient, McpError
 from agent_sdk.tokens import request_task_token
 from agent_sdk.tpm import TpmKeyUnavailable, load_tpm_key
 from schemas.errors import LogRequestRefused
-from tests.e2e.test_gateway import (
-    TOKEN,
-    GatewayProcess,
-    Recorder,
-    refused,
-    register_world,
-    serving,
-    write_gateway_config,
-)
-from tests.e2e.test_gateway_mcp import MCP_CONNECTIONS, McpServer, register
-from tests.server import free_port, running_server
+from tests.e2e.gateway_deployment import TOKEN, Recorder, gateway_deployment, refused
+from tests.e2e.mcp_server import MCP_CONNECTIONS, McpServer, register_mcp_world
 from tests.unit.gateway.test_decisions import World
-from tests.unit.gateway.test_mcp import IN_SCOPE, build_mcp_world
+from tests.unit.gateway.test_mcp import IN_SCOPE
 
 
 def identity_of(world: World) -> tuple[FileKey, AgentIdentity]:
@@ -36,73 +27,59 @@ def identity_of(world: World) -> tuple[FileKey, AgentIdentity]:
 
 
 def test_calls_through_the_gateway_with_the_sdk(tmp_path: Path) -> None:
-    Recorder.seen = []
-    with running_server(tmp_path / "log") as log_url, serving(Recorder) as upstream:
-        world = register_world(log_url)
-        port = free_port()
-        gateway = GatewayProcess(write_gateway_config(tmp_path, log_url, upstream, port), port,
-                                 tmp_path / "gateway.log").start()
+    with gateway_deployment(tmp_path) as deployment:
+        world, gateway, log_url = deployment.world, deployment.gateway, deployment.log
         key, identity = identity_of(world)
         sent: list[httpx.Request] = []
-        try:
-            with httpx.Client(auth=GatewayAuth(key, identity), event_hooks={"request": [sent.append]},
-                              timeout=10) as http:
-                # allowed, with and without a body
-                answer = http.get(f"{gateway.url}/proxy/mail-api/inbox/1", params={"x": "1"})
-                assert answer.status_code == 200, answer.text
-                assert Recorder.seen[-1].header("Authorization") == f"Bearer {TOKEN}"
-                posted = http.post(f"{gateway.url}/proxy/mail-api/inbox/drafts", json={"to": "b@example"})
-                assert posted.status_code == 200, posted.text
-                assert Recorder.seen[-1].body == b'{"to":"b@example"}'
-                # out of scope
-                problem = refused(http.get(f"{gateway.url}/proxy/mail-api/outbox/1"), 403, "scope-refused")
-                assert problem["reason_code"] == "resource_out_of_scope"
-            # a replay: the first request exactly as the SDK signed it, sent again
-            first = sent[0]
-            again = httpx.request(first.method, first.url, headers=first.headers, content=first.content, timeout=10)
-            refused(again, 401, "replay-detected")
-            assert len(Recorder.seen) == 2
+        with httpx.Client(auth=GatewayAuth(key, identity), event_hooks={"request": [sent.append]},
+                          timeout=10) as http:
+            # allowed, with and without a body
+            answer = http.get(f"{gateway.url}/proxy/mail-api/inbox/1", params={"x": "1"})
+            assert answer.status_code == 200, answer.text
+            assert Recorder.seen[-1].header("Authorization") == f"Bearer {TOKEN}"
+            posted = http.post(f"{gateway.url}/proxy/mail-api/inbox/drafts", json={"to": "b@example"})
+            assert posted.status_code == 200, posted.text
+            assert Recorder.seen[-1].body == b'{"to":"b@example"}'
+            # out of scope
+            problem = refused(http.get(f"{gateway.url}/proxy/mail-api/outbox/1"), 403, "scope-refused")
+            assert problem["reason_code"] == "resource_out_of_scope"
+        # a replay: the first request exactly as the SDK signed it, sent again
+        first = sent[0]
+        again = httpx.request(first.method, first.url, headers=first.headers, content=first.content, timeout=10)
+        refused(again, 401, "replay-detected")
+        assert len(Recorder.seen) == 2
 
-            # a task-bound token for C's delegation, from the registry hosted with the log
-            with httpx.Client(timeout=10) as http:
-                token = request_task_token(http, log_url, key, agent=world.c.identity, task_id="summarise-inbox",
-                                           tools=["read"], service="mail", resource="inbox/*",
-                                           delegation=world.chain[-1], ttl=60)
-                assert token.token.count(".") == 2 and token.chain == world.chain
-                assert token.authorization.startswith("Bearer ")
-                with pytest.raises(LogRequestRefused) as caught:
-                    request_task_token(http, log_url, key, agent=world.c.identity, task_id="t", tools=["delete"],
-                                       service="mail", resource="inbox/*", delegation=world.chain[-1])
-                assert caught.value.problem_type == "urn:tabellion:error:scope-refused"
-        finally:
-            gateway.stop()
+        # a task-bound token for C's delegation, from the registry hosted with the log
+        with httpx.Client(timeout=10) as http:
+            token = request_task_token(http, log_url, key, agent=world.c.identity, task_id="summarise-inbox",
+                                       tools=["read"], service="mail", resource="inbox/*",
+                                       delegation=world.chain[-1], ttl=60)
+            assert token.token.count(".") == 2 and token.chain == world.chain
+            assert token.authorization.startswith("Bearer ")
+            with pytest.raises(LogRequestRefused) as caught:
+                request_task_token(http, log_url, key, agent=world.c.identity, task_id="t", tools=["delete"],
+                                   service="mail", resource="inbox/*", delegation=world.chain[-1])
+            assert caught.value.problem_type == "urn:tabellion:error:scope-refused"
     with pytest.raises(TpmKeyUnavailable):
         load_tpm_key("0x81000001")  # the TPM hook refuses until a loader is registered (issue 13)
 
 
 def test_mcp_through_the_gateway_with_the_sdk(tmp_path: Path) -> None:
     McpServer.calls = []
-    with running_server(tmp_path / "log") as log_url, serving(McpServer) as upstream:
-        world = build_mcp_world()
-        register(log_url, world)
-        port = free_port()
-        config = write_gateway_config(tmp_path, log_url, upstream, port)
-        config.write_text(config.read_text() + MCP_CONNECTIONS.format(upstream=upstream))
-        gateway = GatewayProcess(config, port, tmp_path / "gateway.log").start()
+    with gateway_deployment(tmp_path, upstream=McpServer, world=register_mcp_world,
+                            tables=MCP_CONNECTIONS) as deployment:
+        world, gateway = deployment.world, deployment.gateway
         key, identity = identity_of(world)
-        try:
-            with httpx.Client(auth=GatewayAuth(key, identity), timeout=10) as http:
-                for connection in ("crm-mcp", "crm-sse"):
-                    mcp = McpClient(http, f"{gateway.url}/proxy/{connection}")
-                    assert mcp.initialize()["serverInfo"]["name"] == "crm"
-                    assert mcp.session_id == "session-1"
-                    assert [t["name"] for t in mcp.list_tools()] == list(IN_SCOPE)
-                    assert mcp.call_tool("search", {"q": "acme"})["content"][0]["text"] == "ran search"
-                    seen = len(McpServer.calls)
-                    with pytest.raises(McpError) as caught:
-                        mcp.call_tool("delete_ticket")
-                    assert caught.value.http_status == 403 and caught.value.rpc_code == -32001
-                    assert caught.value.problem_type == "urn:tabellion:error:scope-refused"
-                    assert len(McpServer.calls) == seen
-        finally:
-            gateway.stop()
+        with httpx.Client(auth=GatewayAuth(key, identity), timeout=10) as http:
+            for connection in ("crm-mcp", "crm-sse"):
+                mcp = McpClient(http, f"{gateway.url}/proxy/{connection}")
+                assert mcp.initialize()["serverInfo"]["name"] == "crm"
+                assert mcp.session_id == "session-1"
+                assert [t["name"] for t in mcp.list_tools()] == list(IN_SCOPE)
+                assert mcp.call_tool("search", {"q": "acme"})["content"][0]["text"] == "ran search"
+                seen = len(McpServer.calls)
+                with pytest.raises(McpError) as caught:
+                    mcp.call_tool("delete_ticket")
+                assert caught.value.http_status == 403 and caught.value.rpc_code == -32001
+                assert caught.value.problem_type == "urn:tabellion:error:scope-refused"
+                assert len(McpServer.calls) == seen

@@ -7,8 +7,7 @@ none."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,8 @@ from gateway.actions import ACTIONS_FILE, GATEWAY_KEY_FILE, ActionQueue, load_or
 from issuer.statements import Signer
 from schemas.identity_statements import content_type
 from schemas.statement import parse_statement
-from tests.e2e.test_gateway import (
-    GatewayProcess,
-    Recorder,
-    register_world,
-    send,
-    serving,
-    signed,
-    write_gateway_config,
-)
-from tests.server import free_port, running_server
+from tests.e2e.gateway_deployment import gateway_deployment, send, serving, signed
+from tests.server import ServerUrl
 from tests.unit.gateway.test_decisions import World
 from transparency.client import HttpLogClient, did_of
 from verifier.keys import KeySet, parse_key_set
@@ -70,24 +61,17 @@ def check_record(statement: bytes, receipt: bytes, keys: KeySet, gateway_did: st
 
 
 def test_allowed_and_refused_calls_become_action_records_with_receipts(tmp_path: Path) -> None:
-    Recorder.seen = []
-    with running_server(tmp_path / "log") as log_url, serving(Recorder) as upstream:
-        world = register_world(log_url)
-        port = free_port()
-        gateway = GatewayProcess(write_gateway_config(tmp_path, log_url, upstream, port), port,
-                                 tmp_path / "gateway.log").start()
-        url = gateway.url
-        try:
-            assert send(signed(world, url, "/proxy/mail-api/inbox/1")).status_code == 200
-            assert send(signed(world, url, "/proxy/mail-api/inbox/drafts", "POST", b'{"to": "b"}')).status_code == 200
-            assert send(signed(world, url, "/proxy/mail-api/outbox/1")).status_code == 403
-            assert send(signed(world, url, "/proxy/mail-api/inbox/1", "DELETE")).status_code == 403
-            # not proven: the agent is unknown or the signature fails, so there is no agent to record
-            assert send(signed(world, url, agent=Signer(Ed25519PrivateKey.generate()))).status_code == 401
-            assert send(signed(world, url, key=Ed25519PrivateKey.generate())).status_code == 401
-            wait_until_logged(tmp_path / "gw-data" / ACTIONS_FILE, 4)
-        finally:
-            gateway.stop()
+    with gateway_deployment(tmp_path) as deployment:
+        world, url, gateway, log_url = deployment.world, deployment.url, deployment.gateway, deployment.log
+        assert send(signed(world, url, "/proxy/mail-api/inbox/1")).status_code == 200
+        assert send(signed(world, url, "/proxy/mail-api/inbox/drafts", "POST", b'{"to": "b"}')).status_code == 200
+        assert send(signed(world, url, "/proxy/mail-api/outbox/1")).status_code == 403
+        assert send(signed(world, url, "/proxy/mail-api/inbox/1", "DELETE")).status_code == 403
+        # not proven: the agent is unknown or the signature fails, so there is no agent to record
+        assert send(signed(world, url, agent=Signer(Ed25519PrivateKey.generate()))).status_code == 401
+        assert send(signed(world, url, key=Ed25519PrivateKey.generate())).status_code == 401
+        wait_until_logged(tmp_path / "gw-data" / ACTIONS_FILE, 4)
+        gateway.stop()
 
         gateway_did = did_of(load_or_create_gateway_key(tmp_path / "gw-data" / GATEWAY_KEY_FILE))
         with HttpLogClient(log_url) as client:
@@ -158,11 +142,10 @@ class LogGate(BaseHTTPRequestHandler):
         return None
 
 
-@contextmanager
-def gated(log_url: str) -> Iterator[str]:
+def gated(log_url: ServerUrl) -> AbstractContextManager[str]:
+    """A ``LogGate`` in front of ``log_url``, passing everything until its ``mode`` is changed."""
     LogGate.real, LogGate.mode, LogGate.swallowed = log_url, "pass", 0
-    with serving(LogGate) as url:
-        yield url
+    return serving(LogGate)
 
 
 def calls(world: World, url: str, n: int) -> None:
@@ -173,36 +156,30 @@ def calls(world: World, url: str, n: int) -> None:
 
 
 def test_a_kill_9_before_submission_loses_no_record_and_duplicates_none(tmp_path: Path) -> None:
-    Recorder.seen = []
-    with running_server(tmp_path / "log") as log_url, serving(Recorder) as upstream, gated(log_url) as gate:
-        world = register_world(log_url)
-        port = free_port()
-        config = write_gateway_config(tmp_path, gate, upstream, port, long_poll=1)
-        config.write_text(config.read_text() + "\n[action_records]\nmax_backoff = 0.5\n")
-        gateway = GatewayProcess(config, port, tmp_path / "gateway.log").start()
+    with gateway_deployment(tmp_path, log_front=gated, long_poll=1,
+                            tables="\n[action_records]\nmax_backoff = 0.5\n") as deployment:
+        world, gateway, log_url = deployment.world, deployment.gateway, deployment.log
         queue_path = tmp_path / "gw-data" / ACTIONS_FILE
         gateway_did = did_of(load_or_create_gateway_key(tmp_path / "gw-data" / GATEWAY_KEY_FILE))
-        try:
-            LogGate.mode = "block"  # the log takes no record: they wait in the gateway's queue
-            calls(world, gateway.url, 3)
-            LogGate.mode = "swallow"  # the log takes them, the gateway never hears so
-            deadline = time.monotonic() + 20
-            while LogGate.swallowed < 6:
-                assert time.monotonic() < deadline, "the gateway submitted nothing"
-                time.sleep(0.05)
-            calls(world, gateway.url, 2)
-            with ActionQueue(queue_path) as queue:
-                assert queue.counts()["logged"] == 0 and queue.counts()["pending"] == 10
-            assert gateway.process is not None
-            gateway.process.kill()  # kill -9: no shut-down of any kind
-            gateway.process.wait(5)
-            assert len(logged_records(log_url, gateway_did)) >= 6  # some are on the log already
+        LogGate.mode = "block"  # the log takes no record: they wait in the gateway's queue
+        calls(world, gateway.url, 3)
+        LogGate.mode = "swallow"  # the log takes them, the gateway never hears so
+        deadline = time.monotonic() + 20
+        while LogGate.swallowed < 6:
+            assert time.monotonic() < deadline, "the gateway submitted nothing"
+            time.sleep(0.05)
+        calls(world, gateway.url, 2)
+        with ActionQueue(queue_path) as queue:
+            assert queue.counts()["logged"] == 0 and queue.counts()["pending"] == 10
+        assert gateway.process is not None
+        gateway.process.kill()  # kill -9: no shut-down of any kind
+        gateway.process.wait(5)
+        assert len(logged_records(log_url, gateway_did)) >= 6  # some are on the log already
 
-            LogGate.mode = "pass"
-            gateway.start()  # the same data folder: the queue and the key
-            wait_until_logged(queue_path, 10)
-        finally:
-            gateway.stop()
+        LogGate.mode = "pass"
+        gateway.start()  # the same data folder: the queue and the key
+        wait_until_logged(queue_path, 10)
+        gateway.stop()
 
         with HttpLogClient(log_url) as client:
             keys = parse_key_set(client.key_set())

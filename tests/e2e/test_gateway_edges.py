@@ -10,7 +10,6 @@ import json
 import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,17 +17,7 @@ import httpx
 import pytest
 
 from gateway.signatures import Request
-from tests.e2e.test_gateway import (
-    TOKEN,
-    GatewayProcess,
-    refused,
-    register_world,
-    send,
-    serving,
-    signed,
-    write_gateway_config,
-)
-from tests.server import free_port, running_server
+from tests.e2e.gateway_deployment import TOKEN, gateway_deployment, refused, send, signed
 from tests.unit.gateway.test_decisions import World
 
 IDENTITY = ["@method", "@target-uri", "tabellion-namespace", "tabellion-subject", "tabellion-agent-key",
@@ -73,18 +62,9 @@ class Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
-    tmp_path: Path = tmp_path_factory.mktemp("edges")
-    with running_server(tmp_path / "log") as log_url, serving(Echo) as upstream:
-        world = register_world(log_url)
-        port = free_port()
-        config = write_gateway_config(tmp_path, log_url, upstream, port)
-        config.write_text(config.read_text().replace("max_body_bytes = 65536", "max_body_bytes = 65536\n"
-                                                     "body_read_timeout = 1"))
-        gateway = GatewayProcess(config, port, tmp_path / "gateway.log").start()
-        try:
-            yield world, gateway.url
-        finally:
-            gateway.stop()
+    with gateway_deployment(tmp_path_factory.mktemp("edges"), upstream=Echo,
+                            settings="body_read_timeout = 1") as deployment:
+        yield deployment.world, deployment.url
 
 
 def last_seen() -> tuple[str, str, dict[str, str]]:

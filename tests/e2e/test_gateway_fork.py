@@ -15,17 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_gateway import (
-    GatewayProcess,
-    Recorder,
-    refused,
-    register_world,
-    send,
-    serving,
-    signed,
-    write_gateway_config,
-)
-from tests.server import REPO, ServerUrl, free_port, start_server
+from tests.e2e.gateway_deployment import Recorder, refused, register_world, send, serving, signed, started_gateway
+from tests.server import REPO, ServerUrl, start_server
 from transparency.client import HttpLogClient, generate_key, sign_statement
 
 
@@ -65,12 +56,10 @@ def test_a_fork_survives_restarts_until_an_operator_clears_it(tmp_path: Path) ->
             (size_a, root_a), (size_b, root_b) = checkpoint_of(log_a), checkpoint_of(log_b)
             assert size_a == size_b and root_a != root_b  # one key, one origin, two trees: a fork
 
-            port = free_port()
             # the longest long poll (30 s): a restart that waited for the log to grow would take that long, while a
             # restart that resumes from the pinned checkpoint answers as soon as the process is up
-            config = write_gateway_config(tmp_path, log_a, upstream, port, long_poll=30)
-            gateway = GatewayProcess(config, port, tmp_path / "gateway.log").start()
-            try:
+            with started_gateway(tmp_path, log_a, upstream, long_poll=30) as gateway:
+                config = gateway.config
                 assert send(signed(world, gateway.url)).status_code == 200
                 assert httpx.get(f"{gateway.url}/healthz").json()["log"]["size"] >= int(size_a)
                 gateway.stop()
@@ -121,8 +110,6 @@ def test_a_fork_survives_restarts_until_an_operator_clears_it(tmp_path: Path) ->
                 gateway.start()
                 assert send(signed(world, gateway.url)).status_code == 200
                 assert "trust was last reset" in gateway.log()
-            finally:
-                gateway.stop()
         finally:
             for url in logs:
                 url.terminate()

@@ -12,18 +12,7 @@ from pathlib import Path
 import httpx
 
 from gateway.actions import ActionQueue
-from issuer.statements import revocation
-from tests.e2e.test_gateway import (
-    GatewayProcess,
-    Recorder,
-    refused,
-    register_world,
-    send,
-    serving,
-    signed,
-    write_gateway_config,
-)
-from tests.server import free_port, running_server
+from tests.e2e.gateway_deployment import gateway_deployment, refused, revoke_until_refused, send, signed
 
 LIMITED = """
 [[connections]]
@@ -44,55 +33,37 @@ def fresh(request: object) -> httpx.Response:
 
 
 def test_two_workers_share_nonces_rate_limits_and_the_view_of_the_log(tmp_path: Path) -> None:
-    Recorder.seen = []
-    with running_server(tmp_path / "log") as log_url, serving(Recorder) as upstream:
-        world = register_world(log_url)
-        port = free_port()
-        config = write_gateway_config(tmp_path, log_url, upstream, port)
-        config.write_text(config.read_text().replace("max_body_bytes = 65536", "max_body_bytes = 65536\nworkers = 2")
-                          + LIMITED.format(upstream=upstream))
-        gateway = GatewayProcess(config, port, tmp_path / "gateway.log").start()
-        url = gateway.url
-        try:
-            allowed = [fresh(signed(world, url, f"/proxy/mail-api/inbox/{i}")) for i in range(12)]
-            assert [a.status_code for a in allowed] == [200] * 12
+    with gateway_deployment(tmp_path, settings="workers = 2", tables=LIMITED) as deployment:
+        world, url, gateway, log_url = deployment.world, deployment.url, deployment.gateway, deployment.log
+        allowed = [fresh(signed(world, url, f"/proxy/mail-api/inbox/{i}")) for i in range(12)]
+        assert [a.status_code for a in allowed] == [200] * 12
 
-            # one signed request sent six times, each on a new connection: accepted once
-            request = signed(world, url, "/proxy/mail-api/inbox/once")
-            codes = sorted(fresh(request).status_code for _ in range(6))
-            assert codes == [200, 401, 401, 401, 401, 401]
+        # one signed request sent six times, each on a new connection: accepted once
+        request = signed(world, url, "/proxy/mail-api/inbox/once")
+        codes = sorted(fresh(request).status_code for _ in range(6))
+        assert codes == [200, 401, 401, 401, 401, 401]
 
-            # a burst of 3 for C on mail-limited, across both workers
-            limited = [fresh(signed(world, url, f"/proxy/mail-limited/inbox/{i}")).status_code for i in range(6)]
-            assert limited == [200, 200, 200, 429, 429, 429]
+        # a burst of 3 for C on mail-limited, across both workers
+        limited = [fresh(signed(world, url, f"/proxy/mail-limited/inbox/{i}")).status_code for i in range(6)]
+        assert limited == [200, 200, 200, 429, 429, 429]
 
-            # the operator revokes C: both workers refuse within a second of the receipt
-            with httpx.Client(base_url=log_url, timeout=30) as http:
-                answer = http.post("/registry/revoke", content=revocation(world.operator, world.c.identity,
-                                                                          "privilegeWithdrawn"),
-                                   headers={"content-type": "application/cose"})
-            assert answer.status_code == 201, answer.text
-            receipt_at = time.monotonic()
-            while (answer := fresh(signed(world, url))).status_code == 200:
-                assert time.monotonic() - receipt_at < 5, "the revocation never reached the workers"
-            propagation = time.monotonic() - receipt_at
-            refused(answer, 403, "passport-refused")
-            assert propagation < 1.0, f"revocation took {propagation:.3f} s to reach the workers"
-            for _ in range(6):  # whichever worker answers
-                refused(fresh(signed(world, url)), 403, "passport-refused")
-            refused(send(signed(world, url)), 403, "passport-refused")
-            # the supervisor submits what both workers queued
-            deadline = time.monotonic() + 60
-            with ActionQueue(tmp_path / "gw-data" / "actions.sqlite") as queue:
-                while (counts := queue.counts())["pending"]:
-                    assert time.monotonic() < deadline, counts
-                    time.sleep(0.1)
-            assert counts["refused"] == 0 and counts["logged"] >= 12 + 1 + 5 + 3 + 8
-        finally:
-            gateway.stop()
+        # the operator revokes C: both workers refuse within a second of the receipt
+        answer, propagation = revoke_until_refused(log_url, world, lambda: fresh(signed(world, url)))
+        refused(answer, 403, "passport-refused")
+        assert propagation < 1.0, f"revocation took {propagation:.3f} s to reach the workers"
+        for _ in range(6):  # whichever worker answers
+            refused(fresh(signed(world, url)), 403, "passport-refused")
+        refused(send(signed(world, url)), 403, "passport-refused")
+        # the supervisor submits what both workers queued
+        deadline = time.monotonic() + 60
+        with ActionQueue(tmp_path / "gw-data" / "actions.sqlite") as queue:
+            while (counts := queue.counts())["pending"]:
+                assert time.monotonic() < deadline, counts
+                time.sleep(0.1)
+        assert counts["refused"] == 0 and counts["logged"] >= 12 + 1 + 5 + 3 + 8
 
-        decisions = gateway.decisions()
-        workers = {d["worker"] for d in decisions}
-        assert len(workers) == 2, workers  # both workers decided
-        assert {d["log_size"] for d in decisions if d["outcome"] == "allow"} and all(
-            d["log_root"] for d in decisions if d["agent"])
+    decisions = gateway.decisions()
+    workers = {d["worker"] for d in decisions}
+    assert len(workers) == 2, workers  # both workers decided
+    assert {d["log_size"] for d in decisions if d["outcome"] == "allow"} and all(
+        d["log_root"] for d in decisions if d["agent"])

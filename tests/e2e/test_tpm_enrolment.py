@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.signatures import Request, sign_request
 from issuer import statements as st
 from schemas.base64url import b64url, b64url_decode
-from tests.e2e.test_gateway import GatewayProcess, Recorder, serving, write_gateway_config
-from tests.server import ServerUrl, free_port, running_server, start_server
+from tests.e2e.gateway_deployment import Recorder, serving, started_gateway
+from tests.server import ServerUrl, running_server, start_server
 from tests.swtpm import LocalCa, SoftwareTpm, manufacture
 from tests.tpm_world import COSE, NAMESPACE, Operator, ek_chain, log_signed, operator_with_approver, pin_root
 from transparency.client.enrolment import agent_signer, collect, prepare, request_digest, submit
@@ -106,10 +106,7 @@ def test_a_tpm_agent_enrols_signs_and_passes_the_gateway(tmp_path: Path, softwar
                                 content=st.claim_approval(op.signer, claim.json()["entry"]), headers=COSE)
             assert approve.status_code == 201, approve.text
 
-            port = free_port()
-            gateway = GatewayProcess(write_gateway_config(tmp_path, url, upstream, port), port,
-                                     tmp_path / "gateway.log").start()
-            try:
+            with started_gateway(tmp_path, url, upstream) as gateway:
                 headers = (("Tabellion-Namespace", NAMESPACE), ("Tabellion-Subject", agent.identity),
                            ("Tabellion-Agent-Key", f"{agent.identity}#{agent.identity.removeprefix('did:key:')}"),
                            ("Tabellion-Agent-Passport", passport.json()["entry"]))
@@ -126,8 +123,6 @@ def test_a_tpm_agent_enrols_signs_and_passes_the_gateway(tmp_path: Path, softwar
                                      nonce=uuid.uuid4().hex)
                 denied = httpx.get(wrong.target_uri, headers=list(wrong.headers), timeout=10)
                 assert (denied.status_code, problem_code(denied)) == (401, "signature-algorithm-mismatch")
-            finally:
-                gateway.stop()
 
         # offline: the bundle names the enrolment and the root the EK chained to
         keys = parse_key_set(http.get("/.well-known/scitt-keys").content)

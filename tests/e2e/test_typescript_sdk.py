@@ -16,8 +16,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from issuer.statements import multikey_of
-from tests.e2e.test_gateway import GatewayProcess, Recorder, register_world, serving, write_gateway_config
-from tests.server import REPO, free_port, running_server
+from tests.e2e.gateway_deployment import Recorder, gateway_deployment
+from tests.server import REPO
 
 SDK = REPO / "sdk" / "typescript"
 
@@ -32,12 +32,8 @@ def build() -> None:
 
 def test_the_typescript_sdk_against_the_gateway(tmp_path: Path) -> None:
     build()
-    Recorder.seen = []
-    with running_server(tmp_path / "log") as log_url, serving(Recorder) as upstream:
-        world = register_world(log_url)
-        port = free_port()
-        gateway = GatewayProcess(write_gateway_config(tmp_path, log_url, upstream, port), port,
-                                 tmp_path / "gateway.log").start()
+    with gateway_deployment(tmp_path) as deployment:
+        world, gateway = deployment.world, deployment.gateway
         fixture = tmp_path / "fixture.json"
         pkcs8 = world.c.ed25519.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
         fixture.write_text(json.dumps({
@@ -45,12 +41,9 @@ def test_the_typescript_sdk_against_the_gateway(tmp_path: Path) -> None:
             "keyid": f"{world.c.identity}#{multikey_of(world.c.key)}", "namespace": "acme",
             "subject": world.c.identity, "passport": world.passports[world.c.identity],
         }))
-        try:
-            env = {**os.environ, "TABELLION_SDK_FIXTURE": str(fixture)}
-            done = subprocess.run(["node", "--test", "test/"], cwd=SDK, env=env, capture_output=True, text=True,
-                                  timeout=300, check=False)
-        finally:
-            gateway.stop()
+        env = {**os.environ, "TABELLION_SDK_FIXTURE": str(fixture)}
+        done = subprocess.run(["node", "--test", "test/"], cwd=SDK, env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
     assert re.search(r"^# pass 7$", done.stdout, re.MULTILINE) and re.search(r"^# skipped 0$", done.stdout,

@@ -19,8 +19,16 @@ import pytest
 from cli.commands import run
 from schemas.checkpoint import parse_checkpoint
 from schemas.note import parse_note
-from tests.e2e.test_gateway import GatewayProcess, Recorder, refused, register_world, send, serving, signed
-from tests.e2e.test_gateway import write_gateway_config as plain_gateway_config
+from tests.e2e.gateway_deployment import (
+    GatewayProcess,
+    Recorder,
+    refused,
+    register_world,
+    send,
+    serving,
+    signed,
+    write_gateway_config,
+)
 from tests.server import free_port
 from tests.witnessing import Deployment, witnessed_deployment
 from transparency.client import HttpLogClient, generate_key, sign_statement
@@ -30,12 +38,8 @@ GRACE_S = 2
 
 
 def _gateway_config(tmp_path: Path, deployment: Deployment, upstream: str, port: int, workers: int = 1) -> Path:
-    config = plain_gateway_config(tmp_path, deployment.log, upstream, port, long_poll=2)
-    text = config.read_text() if workers == 1 else f"workers = {workers}\n" + config.read_text()
-    text = text.replace("long_poll = 2\n", f'long_poll = 2\nwitness_policy = "{deployment.policy_path}"\n'
-                        f"witness_grace = {GRACE_S}\n", 1)
-    config.write_text(text)
-    return config
+    return write_gateway_config(tmp_path, deployment.log, upstream, port, long_poll=2, settings=f"workers = {workers}",
+                                log_settings=f'witness_policy = "{deployment.policy_path}"\nwitness_grace = {GRACE_S}')
 
 
 def _health(gateway: GatewayProcess) -> httpx.Response:
