@@ -8,8 +8,6 @@ the code, the error's own or its family's.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 PROBLEM_TYPE_BASE = "urn:tabellion:error:"
 
 
@@ -17,7 +15,7 @@ class TabellionError(Exception):
     """Base of every error Tabellion raises on purpose."""
 
     code: str = "internal-error"  # an instance may carry a finer code (verifier.refusals.Refused)
-    title: ClassVar[str] = "Internal error"
+    title: str = "Internal error"  # and a finer title (transparency.tpm.errors.EnrolmentRefused)
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from transparency.tpm.errors import EkChainUntrusted
+from transparency.tpm.errors import EnrolmentRefused, Gate
 
 MAX_CHAIN: int = 5
 
@@ -60,16 +60,18 @@ def load_der(der: bytes, what: str) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError as exc:
-        raise EkChainUntrusted(f"the {what} is not a DER X.509 certificate: {exc}") from exc
+        raise EnrolmentRefused(Gate.G1, f"the {what} is not a DER X.509 certificate: {exc}") from exc
 
 
 def walk(ek_der: bytes, intermediates: list[bytes], roots: list[PinnedRoot], now: datetime) -> ChainedEk:
-    """Walk the EK certificate up through ``intermediates`` to one of ``roots``; raise ``EkChainUntrusted``."""
+    """Walk the EK certificate up through ``intermediates`` to one of ``roots``; refuse at ``Gate.G1``."""
     if not roots:
-        raise EkChainUntrusted("no TPM endorsement root is pinned on this log (a trust-anchor statement of purpose "
-                               "tpm-endorsement, signed by the log)")
+        raise EnrolmentRefused(
+            Gate.G1, "no TPM endorsement root is pinned on this log (a trust-anchor statement of purpose "
+            "tpm-endorsement, signed by the log)")
     if len(intermediates) > MAX_CHAIN:
-        raise EkChainUntrusted(f"{len(intermediates)} intermediate certificates; at most {MAX_CHAIN} are walked")
+        raise EnrolmentRefused(
+            Gate.G1, f"{len(intermediates)} intermediate certificates; at most {MAX_CHAIN} are walked")
     chain = [load_der(ek_der, "EK certificate")]
     chain += [load_der(der, f"intermediate certificate {i + 1}") for i, der in enumerate(intermediates)]
     pinned = {root.der: root for root in roots}
@@ -90,13 +92,15 @@ def walk(ek_der: bytes, intermediates: list[bytes], roots: list[PinnedRoot], now
         _check_issuer(candidate, len(chain) - 1, len(chain))
         _signed_by(last, candidate, len(chain))
         return ChainedEk(chain[0], root)
-    raise EkChainUntrusted(f"the chain ends at issuer {last.issuer.rfc4514_string()[:200]!r}, which is not a root "
-                           "pinned on this log")
+    raise EnrolmentRefused(
+        Gate.G1, f"the chain ends at issuer {last.issuer.rfc4514_string()[:200]!r}, which is not a root "
+        "pinned on this log")
 
 
 def _check_time(certificate: x509.Certificate, now: datetime, depth: int) -> None:
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-        raise EkChainUntrusted(
+        raise EnrolmentRefused(
+            Gate.G1,
             f"certificate {depth} of the chain is valid from {certificate.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to "
             f"{certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}, not at {now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
         )
@@ -107,25 +111,27 @@ def _check_issuer(certificate: x509.Certificate, below: int, depth: int) -> None
     try:
         constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        raise EkChainUntrusted(f"certificate {depth} of the chain issues certificates without basicConstraints "
-                               "cA") from None
+        raise EnrolmentRefused(
+            Gate.G1, f"certificate {depth} of the chain issues certificates without basicConstraints "
+            "cA") from None
     if not constraints.ca:
-        raise EkChainUntrusted(f"certificate {depth} of the chain issues certificates but is not a CA")
+        raise EnrolmentRefused(Gate.G1, f"certificate {depth} of the chain issues certificates but is not a CA")
     if constraints.path_length is not None and below - 1 > constraints.path_length:
-        raise EkChainUntrusted(f"certificate {depth} of the chain allows {constraints.path_length} CAs below it")
+        raise EnrolmentRefused(
+            Gate.G1, f"certificate {depth} of the chain allows {constraints.path_length} CAs below it")
     try:
         usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return
     if not usage.key_cert_sign:
-        raise EkChainUntrusted(f"certificate {depth} of the chain issues certificates without keyCertSign")
+        raise EnrolmentRefused(Gate.G1, f"certificate {depth} of the chain issues certificates without keyCertSign")
 
 
 def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate, depth: int) -> None:
     try:
         certificate.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature) as exc:
-        raise EkChainUntrusted(f"certificate {depth - 1} of the chain is not issued by certificate {depth}: "
+        raise EnrolmentRefused(Gate.G1, f"certificate {depth - 1} of the chain is not issued by certificate {depth}: "
                                f"{exc or type(exc).__name__}") from exc
 
 
@@ -134,4 +140,4 @@ def pem_certificate(pem: str) -> bytes:
     try:
         return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
     except ValueError as exc:
-        raise EkChainUntrusted(f"the pinned root is not a PEM X.509 certificate: {exc}") from exc
+        raise EnrolmentRefused(Gate.G1, f"the pinned root is not a PEM X.509 certificate: {exc}") from exc

@@ -37,16 +37,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 from schemas.base64url import b64url_decode
 from schemas.errors import TabellionError
 from transparency.tpm.ek_chain import ChainedEk, PinnedRoot, pem_certificate, walk
-from transparency.tpm.errors import (
-    CredentialNotActivated,
-    EkChainUntrusted,
-    EnrolmentRefused,
-    EnrolmentRequestInvalid,
-    FingerprintMismatch,
-    KeyNotAttested,
-    OperatorApprovalInvalid,
-    QuoteInvalid,
-)
+from transparency.tpm.errors import EnrolmentRefused, EnrolmentRequestInvalid, Gate
 from transparency.tpm.sessions import Session
 from transparency.tpm.structures import (
     ALG_ECDSA,
@@ -143,30 +134,31 @@ def pinned_roots(state: IdentityState) -> list[PinnedRoot]:
             if anchor.entry not in state.revoked]
 
 
-def _within(gate: type[EnrolmentRefused], what: str, exc: TabellionError) -> EnrolmentRefused:
-    return gate(f"{what}: {exc.code}: {exc.detail}")
+def _within(gate: Gate, what: str, exc: TabellionError) -> EnrolmentRefused:
+    return EnrolmentRefused(gate, f"{what}: {exc.code}: {exc.detail}")
 
 
 def gate_g1(s: Submission, state: IdentityState, now: int) -> ChainedEk:
     try:
         return walk(s.ek_certificate, list(s.ek_chain), pinned_roots(state), datetime.fromtimestamp(now, UTC))
-    except EkChainUntrusted:
+    except EnrolmentRefused:  # G1's own refusal
         raise
     except TabellionError as exc:
-        raise _within(EkChainUntrusted, "the EK chain", exc) from exc
+        raise _within(Gate.G1, "the EK chain", exc) from exc
 
 
 def gate_g2(s: Submission, chained: ChainedEk) -> None:
     try:
         expected = "sha256:" + chained.spki_sha256
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise FingerprintMismatch(f"the EK certificate's public key cannot be read: {exc}") from exc
+        raise EnrolmentRefused(Gate.G2, f"the EK certificate's public key cannot be read: {exc}") from exc
     if s.machine_fingerprint != expected:
-        raise FingerprintMismatch(f"the declared machine fingerprint {s.machine_fingerprint[:80]} is not SHA-256 of "
-                                  f"the EK's SubjectPublicKeyInfo ({expected})")
+        raise EnrolmentRefused(
+            Gate.G2, f"the declared machine fingerprint {s.machine_fingerprint[:80]} is not SHA-256 of "
+            f"the EK's SubjectPublicKeyInfo ({expected})")
 
 
-def _public(data: bytes, what: str, gate: type[EnrolmentRefused]) -> TpmPublic:
+def _public(data: bytes, what: str, gate: Gate) -> TpmPublic:
     try:
         return parse_public(data, what)
     except TabellionError as exc:
@@ -174,69 +166,73 @@ def _public(data: bytes, what: str, gate: type[EnrolmentRefused]) -> TpmPublic:
 
 
 def _verified(ak: TpmPublic, att: Attestation, what: str, kind: int, nonce: bytes,
-              gate: type[EnrolmentRefused]) -> Any:
+              gate: Gate) -> Any:
     try:
         parsed = parse_attest(att.attest, what)
         if parsed.type != kind:
-            raise gate(f"the {what} is a TPMS_ATTEST of type 0x{parsed.type:04x}, not 0x{kind:04x}")
+            raise EnrolmentRefused(gate, f"the {what} is a TPMS_ATTEST of type 0x{parsed.type:04x}, not 0x{kind:04x}")
         verify_signature(ak, att.attest, parse_signature(att.signature, f"the {what}'s signature"), what)
     except EnrolmentRefused:
         raise
     except TabellionError as exc:
         raise _within(gate, f"the {what}", exc) from exc
     if parsed.extra_data != nonce:
-        raise gate(f"the {what}'s qualifyingData is not this enrolment's nonce (a stale or foreign nonce)")
+        raise EnrolmentRefused(
+            gate, f"the {what}'s qualifyingData is not this enrolment's nonce (a stale or foreign nonce)")
     return parsed
 
 
 def gate_g3(s: Submission, session: Session) -> tuple[TpmPublic, Any]:
-    ak = _public(s.ak_public, "the AK's TPMT_PUBLIC", QuoteInvalid)
-    quote = _verified(ak, s.quote, "quote", ST_ATTEST_QUOTE, session.nonce, QuoteInvalid)
+    ak = _public(s.ak_public, "the AK's TPMT_PUBLIC", Gate.G3)
+    quote = _verified(ak, s.quote, "quote", ST_ATTEST_QUOTE, session.nonce, Gate.G3)
     if len(quote.pcr_selection) != 1 or not quote.pcr_selection[0].pcrs:
-        raise QuoteInvalid("the quote must select PCRs of exactly one bank")
+        raise EnrolmentRefused(Gate.G3, "the quote must select PCRs of exactly one bank")
     return ak, quote
 
 
 def gate_g4(s: Submission, session: Session, ak: TpmPublic) -> None:
     if hashlib.sha256(s.ek_certificate).hexdigest() != session.ek_certificate_sha256:
-        raise CredentialNotActivated("the EK certificate is not the one the credential was made for at start")
+        raise EnrolmentRefused(Gate.G4, "the EK certificate is not the one the credential was made for at start")
     if ak.name.hex() != session.ak_name:
-        raise CredentialNotActivated("the AK is not the one the credential was made for at start")
+        raise EnrolmentRefused(Gate.G4, "the AK is not the one the credential was made for at start")
     if not session.check_credential(s.activated_credential):
-        raise CredentialNotActivated("the activated credential is not the one made for this EK and AK: the AK is "
+        raise EnrolmentRefused(Gate.G4, "the activated credential is not the one made for this EK and AK: the AK is "
                                      "not in the TPM that holds the EK")
 
 
 def gate_g5(s: Submission, session: Session, ak: TpmPublic) -> tuple[TpmPublic, Any]:
     if s.platform != PLATFORM_TPM2:
         name = NOT_SUPPORTED.get(s.platform, f"platform {s.platform[:64]!r}")
-        raise KeyNotAttested(f"{name} is not supported; only TPM 2.0 ({PLATFORM_TPM2}) attestation is checked")
+        raise EnrolmentRefused(
+            Gate.G5, f"{name} is not supported; only TPM 2.0 ({PLATFORM_TPM2}) attestation is checked")
     _attributes(ak, AK_REQUIRED, "the AK")
-    key = _public(s.agent_key_public, "the agent key's TPMT_PUBLIC", KeyNotAttested)
+    key = _public(s.agent_key_public, "the agent key's TPMT_PUBLIC", Gate.G5)
     _attributes(key, AGENT_KEY_REQUIRED, "the agent key")
     if key.has(RESTRICTED):
-        raise KeyNotAttested("the agent key is restricted: it could not sign the agent's statements and requests")
+        raise EnrolmentRefused(
+            Gate.G5, "the agent key is restricted: it could not sign the agent's statements and requests")
     if key.curve != ECC_NIST_P256 or key.scheme not in (ALG_ECDSA, ALG_NULL) or (
             key.scheme == ALG_ECDSA and key.scheme_hash != ALG_SHA256):
-        raise KeyNotAttested("the agent key is not an ECDSA P-256 (SHA-256) key")
-    certify = _verified(ak, s.certify, "certification", ST_ATTEST_CERTIFY, session.nonce, KeyNotAttested)
+        raise EnrolmentRefused(Gate.G5, "the agent key is not an ECDSA P-256 (SHA-256) key")
+    certify = _verified(ak, s.certify, "certification", ST_ATTEST_CERTIFY, session.nonce, Gate.G5)
     if certify.certified_name != key.name:
-        raise KeyNotAttested("the AK certified another object than the agent key (its Name differs)")
+        raise EnrolmentRefused(Gate.G5, "the AK certified another object than the agent key (its Name differs)")
     if not isinstance(key.public_key, ec.EllipticCurvePublicKey):
-        raise KeyNotAttested("the agent key is not an ECC key")
+        raise EnrolmentRefused(Gate.G5, "the agent key is not an ECC key")
     did = did_key_from_public(key.public_key)
     if s.agent != did:
-        raise KeyNotAttested(f"the agent {s.agent[:200]} is not the did:key of the certified key ({did})")
+        raise EnrolmentRefused(Gate.G5, f"the agent {s.agent[:200]} is not the did:key of the certified key ({did})")
     return key, certify
 
 
 def _attributes(public: TpmPublic, required: int, what: str) -> None:
     missing = attribute_names(required & ~public.attributes)
     if missing:
-        raise KeyNotAttested(f"{what} lacks {', '.join(missing)}: it may have been made outside the TPM, or can leave "
-                             "it")
+        raise EnrolmentRefused(
+            Gate.G5, f"{what} lacks {', '.join(missing)}: it may have been made outside the TPM, or can leave "
+            "it")
     if public.has(DECRYPT):
-        raise KeyNotAttested(f"{what} is a decryption key, not only a signing key")
+        raise EnrolmentRefused(Gate.G5, f"{what} is a decryption key, not only a signing key")
 
 
 def request_payload(s: Submission, chained: ChainedEk, ak: TpmPublic, key: TpmPublic, quote: Any,
@@ -255,13 +251,13 @@ def request_payload(s: Submission, chained: ChainedEk, ak: TpmPublic, key: TpmPu
 
 def gate_g6(s: Submission, state: IdentityState, request: dict[str, Any]) -> bytes:
     if state.namespaces.get(s.namespace) != s.operator:
-        raise OperatorApprovalInvalid(f"{s.operator[:200]} is not the owner of namespace {s.namespace[:63]!r} on "
+        raise EnrolmentRefused(Gate.G6, f"{s.operator[:200]} is not the owner of namespace {s.namespace[:63]!r} on "
                                       "this log")
     digest = enrolment_digest(request)
     try:
         entry, _ = check_operator_approval(state, s.namespace, s.webauthn, digest)
     except TabellionError as exc:
-        raise _within(OperatorApprovalInvalid, "the operator's passkey assertion", exc) from exc
+        raise _within(Gate.G6, "the operator's passkey assertion", exc) from exc
     _second_opinion(state, entry, s.webauthn, digest)
     return digest
 
@@ -281,7 +277,7 @@ def _second_opinion(state: IdentityState, entry: str, assertion: dict[str, Any],
             credential_current_sign_count=state.sign_counts.get(entry, 0), require_user_verification=True,
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:  # py_webauthn raises these on bad input
-        raise OperatorApprovalInvalid(f"py_webauthn refuses the operator's assertion: {str(exc)[:300]}") from exc
+        raise EnrolmentRefused(Gate.G6, f"py_webauthn refuses the operator's assertion: {str(exc)[:300]}") from exc
 
 
 def run_gates(s: Submission, session: Session, state: IdentityState, now: int) -> dict[str, Any]:

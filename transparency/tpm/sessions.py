@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from transparency.tpm.errors import QuoteInvalid
+from transparency.tpm.errors import EnrolmentRefused, Gate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS enrolment_sessions (
@@ -80,14 +80,17 @@ class SessionStore:
                 "SELECT nonce, ek_certificate_sha256, ak_name, credential_sha256, expires_at, used_at "
                 "FROM enrolment_sessions WHERE token_sha256 = ?", (key,)).fetchone()
             if row is None:
-                raise QuoteInvalid("the enrolment token is not one this service gave (a foreign or made-up nonce)")
+                raise EnrolmentRefused(
+                    Gate.G3, "the enrolment token is not one this service gave (a foreign or made-up nonce)")
             nonce, ek, ak, credential, expires_at, used_at = row
             if used_at is not None:
-                raise QuoteInvalid(f"the enrolment token and its nonce were used already (at {used_at}): a replay")
+                raise EnrolmentRefused(
+                    Gate.G3, f"the enrolment token and its nonce were used already (at {used_at}): a replay")
             if now > expires_at:
-                raise QuoteInvalid(f"the enrolment token and its nonce expired at {expires_at} (now {now}): stale")
+                raise EnrolmentRefused(
+                    Gate.G3, f"the enrolment token and its nonce expired at {expires_at} (now {now}): stale")
             taken = self._db.execute("UPDATE enrolment_sessions SET used_at = ? WHERE token_sha256 = ? AND "
                                      "used_at IS NULL", (now, key)).rowcount
             if taken != 1:
-                raise QuoteInvalid("the enrolment token was used by a concurrent submission")
+                raise EnrolmentRefused(Gate.G3, "the enrolment token was used by a concurrent submission")
         return Session(nonce, ek, ak, credential, expires_at)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +21,7 @@ from tests.vectors import vectors_dir
 from transparency.client.tpm import AGENT_KEY_ATTRIBUTES, AK_ATTRIBUTES, Tpm
 from transparency.tpm.credential import IDENTITY, EndorsementKey, kdfa, kdfe, make_credential, protect
 from transparency.tpm.ek_chain import PinnedRoot, walk
-from transparency.tpm.errors import EkChainUntrusted, TpmSignatureInvalid, TpmStructureInvalid
+from transparency.tpm.errors import EnrolmentRefused, Gate, TpmSignatureInvalid, TpmStructureInvalid
 from transparency.tpm.structures import (
     ALG_SHA256,
     ECC_NIST_P256,
@@ -196,6 +198,13 @@ def _chain(v: dict[str, Any]) -> tuple[bytes, list[bytes], PinnedRoot]:
             PinnedRoot("e" * 64, base64.b64decode(v["root"])))
 
 
+@contextmanager
+def refused_at_g1(match: str | None = None) -> Iterator[None]:
+    with pytest.raises(EnrolmentRefused, match=match) as caught:
+        yield
+    assert caught.value.gate is Gate.G1 and caught.value.code == "enrolment-ek-chain-untrusted"
+
+
 def test_the_ek_certificate_chains_to_the_pinned_local_ca(v: dict[str, Any]) -> None:
     ek, intermediates, root = _chain(v)
     chained = walk(ek, intermediates, [root], datetime.now(UTC))
@@ -206,29 +215,29 @@ def test_the_ek_certificate_chains_to_the_pinned_local_ca(v: dict[str, Any]) -> 
 
 def test_an_ek_chain_to_an_unpinned_root_is_refused(v: dict[str, Any]) -> None:
     ek, intermediates, _ = _chain(v)
-    with pytest.raises(EkChainUntrusted, match="not issued by"):  # a root of the same name, with another key
+    with refused_at_g1("not issued by"):  # a root of the same name, with another key
         walk(ek, intermediates, [PinnedRoot("f" * 64, _other_root())], datetime.now(UTC))
-    with pytest.raises(EkChainUntrusted, match="not a root pinned"):  # the intermediate's root is not pinned
+    with refused_at_g1("not a root pinned"):  # the intermediate's root is not pinned
         walk(ek, intermediates, [PinnedRoot("f" * 64, _other_root("another root"))], datetime.now(UTC))
-    with pytest.raises(EkChainUntrusted, match="no TPM endorsement root"):
+    with refused_at_g1("no TPM endorsement root"):
         walk(ek, intermediates, [], datetime.now(UTC))
 
 
 def test_an_ek_chain_missing_its_intermediate_is_refused(v: dict[str, Any]) -> None:
     ek, _, root = _chain(v)
-    with pytest.raises(EkChainUntrusted):
+    with refused_at_g1():
         walk(ek, [], [root], datetime.now(UTC))
 
 
 def test_an_ek_certificate_outside_its_validity_is_refused(v: dict[str, Any]) -> None:
     ek, intermediates, root = _chain(v)
-    with pytest.raises(EkChainUntrusted, match="valid from"):
+    with refused_at_g1("valid from"):
         walk(ek, intermediates, [root], datetime.now(UTC) - timedelta(days=3650))
 
 
 def test_an_ek_certificate_with_a_changed_signature_is_refused(v: dict[str, Any]) -> None:
     ek, intermediates, root = _chain(v)
-    with pytest.raises(EkChainUntrusted, match="not issued by"):
+    with refused_at_g1("not issued by"):
         walk(_flip(ek, len(ek) - 3), intermediates, [root], datetime.now(UTC))
 
 
