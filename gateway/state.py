@@ -58,11 +58,11 @@ from verifier.did_web import service_signers
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome
 from verifier.fold_snapshot import copy_state
 from verifier.keys import KeySet
-from verifier.merkle import CompactRange
 
 from .trust import LogTrust, TrustRecord
 
 log = logging.getLogger(__name__)
+NO_USABLE_SNAPSHOT = "no usable snapshot of the log's state (%s); folding the log from its first entry"
 
 Clock = Callable[[], float]
 
@@ -293,17 +293,13 @@ class FollowedLog:
                 raise SnapshotUnusable("its checkpoint is not of its tree size and root")
 
         snapshot, why = store.newest(SnapshotKey.of(self._log_key.name, 0, b"", self._signers), match)
-        tree = None
-        if snapshot is not None:
-            try:
-                tree = CompactRange(snapshot.key.tree_size, snapshot.tree)
-            except ValueError:
-                tree = None
-            if tree is None or tree.root() != snapshot.key.root:
-                why = f"{snapshot.path.name}: its compact range does not hash to its root"
-                snapshot = None
-        if snapshot is None or tree is None:
-            log.info("no usable snapshot of the log's state (%s); folding the log from its first entry", why)
+        if snapshot is None:
+            log.info(NO_USABLE_SNAPSHOT, why)
+            return
+        try:
+            tree = snapshot.compact_range()
+        except SnapshotUnusable as exc:
+            log.info(NO_USABLE_SNAPSHOT, f"{snapshot.path.name}: {exc.detail}")
             return
         resume_from = snapshot.checkpoint
         pinned = self._follower.checkpoint  # set (and verified) by _remember from the pinned checkpoint, if any

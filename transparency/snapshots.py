@@ -41,6 +41,7 @@ from transparency.sqlite_files import connect
 from verifier.fold import Outcome
 from verifier.fold_snapshot import code_digest, decode_state, encode_state, signers_digest
 from verifier.identity_state import IdentityState
+from verifier.merkle import CompactRange
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,18 @@ class Snapshot:
     state: IdentityState
     path: Path
     tree: tuple[bytes, ...] = ()
+
+    def compact_range(self) -> CompactRange:
+        """The compact range kept with the snapshot, checked: one subtree root per bit set in its tree size, hashing
+        to its root; ``SnapshotUnusable`` otherwise (kept without one, or altered)."""
+        try:
+            tree = CompactRange(self.key.tree_size, self.tree)
+        except ValueError as exc:
+            raise SnapshotUnusable(f"its compact range of {len(self.tree)} subtree roots is not one of "
+                                   f"{self.key.tree_size} leaves") from exc
+        if tree.root() != self.key.root:
+            raise SnapshotUnusable("its compact range does not hash to its root")
+        return tree
 
 
 Match = Callable[[SnapshotKey, str], None]

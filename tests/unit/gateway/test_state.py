@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,19 +19,21 @@ from gateway.trust import LogTrust, TrustRecord
 from issuer.statements import revocation
 from schemas.checkpoint import parse_checkpoint
 from schemas.errors import CheckpointInconsistent, LogNotFollowed, LogStale, LogUnreachable, LogUntrusted
-from schemas.note import parse_note, parse_vkey
+from schemas.note import VerifierKey, parse_note, parse_vkey
 from tests.clock import Clock
 from tests.log_reads import LogReads
 from tests.unit.gateway.test_actions import ALLOWED
-from tests.unit.gateway.test_decisions import build_world
+from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client import did_of, sign_statement
 from transparency.client.http import LogEntry
 from transparency.client.local import LocalLogClient
 from transparency.receipts import sign_checkpoint
 from transparency.service import TransparencyService
 from transparency.settings import Settings
+from transparency.snapshots import decode_snapshot, encode_snapshot
 from verifier.fold import IdentityState
-from verifier.keys import parse_key_set
+from verifier.fold_snapshot import decode_state
+from verifier.keys import KeySet, parse_key_set
 
 
 @pytest.fixture
@@ -156,22 +158,28 @@ def _fields(state: object) -> dict[str, object]:
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name != "outcomes"}
 
 
-def test_a_restart_resumes_from_the_gateways_own_snapshot(
-    service: TransparencyService, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The gateway keeps snapshots in its data folder: a restart folds only what the log added since; a corrupt one
-    is refused in one line and the log folded from its first entry; a split view is not hidden by a snapshot."""
+def _six_entries_and_their_snapshot(service: TransparencyService, folder: Path) -> tuple[
+        World, LocalLogClient, VerifierKey, KeySet]:
+    """The world's first six statements logged, and a gateway's snapshot of them saved in ``folder``."""
     world = build_world()
     register(service, *world.statements[:6])
     client = LocalLogClient(service)
     vkey, keys = parse_vkey(client.vkey()), parse_key_set(client.key_set())
-    folder = tmp_path / "gateway-state"
-
     first = FollowedLog(client, vkey, keys, snapshots=folder)
     assert first.restored_from == 0
     first.poll()
     first.stop()  # saves the state of the 6 entries
     assert len(list(folder.glob("fold-*.cbor"))) == 1
+    return world, client, vkey, keys
+
+
+def test_a_restart_resumes_from_the_gateways_own_snapshot(
+    service: TransparencyService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway keeps snapshots in its data folder: a restart folds only what the log added since; a corrupt one
+    is refused in one line and the log folded from its first entry; a split view is not hidden by a snapshot."""
+    folder = tmp_path / "gateway-state"
+    world, client, vkey, keys = _six_entries_and_their_snapshot(service, folder)
 
     register(service, *world.statements[6:])
     second = FollowedLog(client, vkey, keys, snapshots=folder)
@@ -203,6 +211,31 @@ def test_a_restart_resumes_from_the_gateways_own_snapshot(
     fourth.poll()
     with fourth.snapshot() as view, reference.snapshot() as rebuilt:
         assert _fields(view.state) == _fields(rebuilt.state)
+
+
+@pytest.mark.parametrize(("altered", "why"), [
+    (lambda tree: (bytes(32), *tree[1:]), "its compact range does not hash to its root"),
+    (lambda tree: tree[1:], "its compact range of 1 subtree roots is not one of 6 leaves"),
+])
+def test_a_snapshot_whose_compact_range_is_not_its_trees_is_not_used(
+    service: TransparencyService, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    altered: Callable[[tuple[bytes, ...]], tuple[bytes, ...]], why: str,
+) -> None:
+    """The snapshot's digest and signed checkpoint are whole, but the compact range saved with it is not the tree's:
+    the gateway says so in one line and folds the log from its first entry."""
+    folder = tmp_path / "gateway-state"
+    _, client, vkey, keys = _six_entries_and_their_snapshot(service, folder)
+    (path,) = folder.glob("fold-*.cbor")
+    key, checkpoint, state, tree = decode_snapshot(path.read_bytes())
+    assert len(tree) == 2  # 6 leaves: subtrees of 4 and 2
+    path.write_bytes(encode_snapshot(key, checkpoint, decode_state(state), altered(tree)))
+    with caplog.at_level(logging.INFO, logger="gateway.state"):
+        restarted = FollowedLog(client, vkey, keys, snapshots=folder)
+    assert restarted.restored_from == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.state"]
+    assert lines == [f"no usable snapshot of the log's state ({path.name}: {why}); folding the log from its "
+                     "first entry"], lines
+    assert restarted.poll().size == 6
 
 
 # --- what the data folder remembers (gateway.trust) ------------------------------------------------------
