@@ -7,10 +7,8 @@ Each timed step is one batch of ``--batch`` (256) entries through the sequencer'
 rows, tree-head signing (one receipt signature, one checkpoint signature) and COMMIT. The production
 durability setting (``PRAGMA synchronous=FULL`` in WAL mode: one fsync per commit) is the headline; the same
 batches with ``synchronous=NORMAL`` (no fsync at commit) are timed in the same rounds to separate the fsync
-from the rest of the work. Both are submitted as the service submits: each statement was looked up first
-(``absent_below`` = the size the lookup saw), so the sequencer's dedupe checks the entries logged since, which
-it keeps in memory. A third cell, ``FULL, direct``, submits without that pre-check (``Sequencer.submit``
-called directly): the sequencer then probes the index's large runs itself.
+from the rest of the work. Entries are submitted as the service submits them, without a look-up first: the
+sequencer's dedupe finds the ids of recent entries in memory and probes the index's large runs for the rest.
 
 Three logs are kept open: a small one (restarted from ``--small`` entries whenever it has grown past
 twice that, so it stays near 10^3), a mid one (``--mid``, 10^5; 0 leaves it out) and a large one (built
@@ -45,8 +43,8 @@ from transparency.log.reader import LogReader
 from transparency.log.sequencer import Sequencer, _Pending
 from transparency.log.sqlite_storage import open_sqlite
 
-# (label, PRAGMA synchronous, submitted after a lookup as the service does)
-SETTINGS = (("FULL", "FULL", True), ("NORMAL", "NORMAL", True), ("FULL, direct", "FULL", False))
+# (label, PRAGMA synchronous)
+SETTINGS = (("FULL", "FULL"), ("NORMAL", "NORMAL"))
 
 
 class SmallLog:
@@ -74,12 +72,11 @@ class SmallLog:
             self.sequencer = self._fresh()
 
 
-def append_batch(sequencer: Sequencer, batch: int, synchronous: str, prechecked: bool = True) -> float:
+def append_batch(sequencer: Sequencer, batch: int, synchronous: str) -> float:
     """Seconds to integrate one batch of fresh entries with ``synchronous`` set."""
     sequencer.db.execute(f"PRAGMA synchronous={synchronous}")
     first = sequencer.size
-    looked_up = first if prechecked else 0  # what TransparencyService.register passes: the size its lookup saw
-    pending = [_Pending(leaf, statement, Future(), looked_up) for leaf, statement in
+    pending = [_Pending(leaf, statement, Future()) for leaf, statement in
                (filler(i) for i in range(first, first + batch))]
     t0 = time.perf_counter()
     sequencer._integrate(pending)
@@ -192,12 +189,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             for r in range(total):
                 # a shuffled order of cells each round: WAL checkpoints (one every 1000 WAL pages) would
                 # otherwise fall on the same cell round after round
-                for label, synchronous, prechecked in rng.sample(SETTINGS, len(SETTINGS)):
+                for label, synchronous in rng.sample(SETTINGS, len(SETTINGS)):
                     for name in names if r % 2 == 0 else reversed(names):
                         small.renew_if_grown()
                         seq = small.sequencer if name == "small" else grown[name]
                         before = seq.index.moved
-                        elapsed = append_batch(seq, args.batch, synchronous, prechecked)
+                        elapsed = append_batch(seq, args.batch, synchronous)
                         if r >= args.warmup:
                             times[name, label].append(elapsed)
                             moved[name] += seq.index.moved - before
@@ -223,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           + "; ".join(f"{name} log: {starts[name]:,} -> {ends[name]:,} entries" for name in grown))
     print(f"{'log':<7} {'synchronous':<13} {'median':>8} {'mean':>8} {'p99':>8} {'max':>8}   µs/entry"
           f"   {'ratio vs small: median':>22} {'mean':>6} {'p99':>6} {'max':>6}")
-    for label, _, _ in SETTINGS:
+    for label, _ in SETTINGS:
         base = per_entry_us(times["small", label], args.batch)
         for name in names:
             cell = per_entry_us(times[name, label], args.batch)

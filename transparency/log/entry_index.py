@@ -18,9 +18,7 @@ rows each), so there is no stop-the-world merge. A lookup probes every live run,
 ``FANIN - 1`` runs per level, ``O(log n)`` in all), newest first, and confirms the full entry id on the
 ``entries`` row, so two ids sharing a key are told apart. The writer keeps the ids of the entries that
 are not yet in a large run in memory (Tessera's antispam keeps recent ids in memory too), so a batch's
-dedupe probes only the few large runs (one query for the whole batch), and none at all for statements whose
-submitter looked them up just before (``Sequencer.submit(absent_below=...)``; the service no longer does: a
-look-up per registration cost more than the batch's one query).
+dedupe probes only the few large runs (one query for the whole batch).
 
 While a run is being filled by a merge (``filled_below`` not NULL), the rows whose key is below
 ``filled_below`` are in it and the others still in its sources; each slice moves rows (insert into the
@@ -36,7 +34,7 @@ written before the index is migrated on first open); its statements are the port
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.errors import EntryIndexCorrupted, LogCorrupted
@@ -132,21 +130,17 @@ class EntryIndexWriter:
         self._recent_from = start
         self._staged = None
 
-    def find(
-        self, leaf_datas: Sequence[bytes], absent_below: Mapping[bytes, int] | None = None
-    ) -> dict[bytes, tuple[int, int]]:
-        """``leaf_data -> (index, tree_size)`` of those already in the log. ``absent_below[d]``: the caller
-        already knows ``d`` is not among the first ``absent_below[d]`` entries (0: knows nothing)."""
+    def find(self, leaf_datas: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+        """``leaf_data -> (index, tree_size)`` of those already in the log."""
         found: dict[bytes, tuple[int, int]] = {}
         for d in leaf_datas:
             if d in self._recent:  # a re-submission of a recent entry: rare, one row read
                 idx = self._recent[d]
                 found[d] = (idx, int(self.db.execute("SELECT tree_size FROM entries WHERE idx = ?", (idx,))
                                      .fetchone()[0]))
-        known = absent_below or {}
-        # in memory: the entries from _recent_from on; the caller vouches for those below absent_below
-        wanted = {d for d in leaf_datas if d not in found and known.get(d, 0) < self._recent_from}
-        if not wanted:
+        # in memory: the entries from _recent_from on; the large runs hold those below
+        wanted = {d for d in leaf_datas if d not in found}
+        if not wanted or self._recent_from == 0:
             return found
         keys = sorted({index_key(d) for d in wanted})
         for start in range(0, len(keys), _LOOKUP_CHUNK):

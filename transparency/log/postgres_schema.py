@@ -71,7 +71,10 @@ _V1 = (
     "FOR EACH ROW EXECUTE FUNCTION tabellion_announce_head()",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1),)
+# 2: the queue no longer carries a submitter's pre-check (the service stopped looking ids up before submitting)
+_V2 = ("ALTER TABLE pending_statements DROP COLUMN absent_below",)
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
 
 # what ``serve`` needs, and no more, when it runs as a role that does not own the tables
 _PRIVILEGES = {

@@ -198,9 +198,9 @@ class SharedSequencer:
         self.db.begin()
         try:
             self.db.executemany(
-                "INSERT INTO pending_statements (leaf_data, statement, absent_below, seal) VALUES (?, ?, ?, ?) "
+                "INSERT INTO pending_statements (leaf_data, statement, seal) VALUES (?, ?, ?) "
                 "ON CONFLICT (leaf_data) DO NOTHING",
-                [(q.leaf_data, q.statement, q.absent_below, q.seal) for q in items],
+                [(q.leaf_data, q.statement, q.seal) for q in items],
             )
             self.db.execute("SELECT pg_notify(?, '')", (CHANNELS[PENDING],))
             self.db.commit()
@@ -211,10 +211,10 @@ class SharedSequencer:
     def claim(self, limit: int) -> list[Queued]:
         rows = self.db.execute(
             "DELETE FROM pending_statements WHERE leaf_data IN (SELECT leaf_data FROM pending_statements "
-            "ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING seq, leaf_data, statement, absent_below, seal",
+            "ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING seq, leaf_data, statement, seal",
             (limit,),
         ).fetchall()
-        return [Queued(bytes(r[1]), bytes(r[2]), int(r[3]), bytes(r[4])) for r in sorted(rows)]
+        return [Queued(bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in sorted(rows)]
 
     def still_queued(self, leaf_datas: Sequence[bytes]) -> set[bytes]:
         if not leaf_datas:

@@ -92,7 +92,6 @@ class _Pending:
     leaf_data: bytes
     statement: bytes
     future: Future[Integrated] | asyncio.Future[Integrated]  # an asyncio one: ``submit_waiting``
-    absent_below: int = 0  # the submitter found no entry with this id among the first ``absent_below``
 
 
 @dataclass(frozen=True)
@@ -261,12 +260,10 @@ class Sequencer:
         self.coordination.close()
         self.db.close()
 
-    def submit(self, leaf_data: bytes, statement: bytes, *, absent_below: int = 0) -> Future[Integrated]:
-        """Queue a checked statement. ``absent_below``: the caller looked its id up (``LogReader.entry_by_id``)
-        and it was not among the first ``absent_below`` entries, so the batch's dedupe need not probe those
-        again in the index's large runs (the entries after them, it keeps in memory)."""
+    def submit(self, leaf_data: bytes, statement: bytes) -> Future[Integrated]:
+        """Queue a checked statement."""
         future: Future[Integrated] = Future()
-        self._enqueue(_Pending(leaf_data, statement, future, absent_below))
+        self._enqueue(_Pending(leaf_data, statement, future))
         return future
 
     def submit_waiting(self, leaf_data: bytes, statement: bytes) -> asyncio.Future[Integrated]:
@@ -364,13 +361,10 @@ class Sequencer:
             self.writer.check_size(self.size)
             queued = self._sealed(self.coordination.claim(self.batch_max_entries)) if claim else []
             unique: dict[bytes, bytes] = {}
-            absent_below: dict[bytes, int] = {}
             items: list[_Pending | Queued] = [*batch, *queued]
             for item in items:
                 unique.setdefault(item.leaf_data, item.statement)  # the same statement twice: one entry
-                absent_below[item.leaf_data] = min(item.absent_below,
-                                                   absent_below.get(item.leaf_data, item.absent_below))
-            existing = self.index.find(list(unique), absent_below) if unique else {}
+            existing = self.index.find(list(unique)) if unique else {}
             for leaf_data, statement in unique.items():
                 if leaf_data in existing:
                     index, tree_size = existing[leaf_data]
@@ -469,8 +463,8 @@ class Sequencer:
     # --- standing by ------------------------------------------------------------------------------
 
     def _forward(self, batch: list[_Pending]) -> None:
-        self.coordination.forward([Queued(p.leaf_data, p.statement, p.absent_below,
-                                          self.key.sign(QUEUE_SEAL + p.leaf_data)) for p in batch])
+        self.coordination.forward([Queued(p.leaf_data, p.statement, self.key.sign(QUEUE_SEAL + p.leaf_data))
+                                   for p in batch])
         for p in batch:
             self._forwarded.setdefault(p.leaf_data, []).append(p)
 

@@ -97,7 +97,6 @@ class Queued:
 
     leaf_data: bytes
     statement: bytes
-    absent_below: int  # the process looked its id up: it is not among the first ``absent_below`` entries
     seal: bytes  # the forwarding process's signature of the entry id with the log key (``sequencer.QUEUE_SEAL``)
 
 

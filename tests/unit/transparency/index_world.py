@@ -55,14 +55,10 @@ def raw_connection(where: LogLocation) -> Any:
     return sqlite3.connect(str(where))
 
 
-def integrate(
-    sequencer: Sequencer, items: list[tuple[bytes, bytes]], absent_below: list[int] | None = None
-) -> list[Integrated]:
-    """One batch through the integration step (``absent_below``: each submitter's pre-check); re-raises if the
-    batch failed. Where each entry landed, without the receipts of the new ones (the index's tests compare
-    positions; ``test_sequencer`` checks the receipts)."""
-    below = absent_below or [0] * len(items)
-    batch = [_Pending(leaf_data, stmt, Future(), b) for (leaf_data, stmt), b in zip(items, below, strict=True)]
+def integrate(sequencer: Sequencer, items: list[tuple[bytes, bytes]]) -> list[Integrated]:
+    """One batch through the integration step; re-raises if the batch failed. Where each entry landed, without
+    the receipts of the new ones (the index's tests compare positions; ``test_sequencer`` checks the receipts)."""
+    batch = [_Pending(leaf_data, stmt, Future()) for leaf_data, stmt in items]
     sequencer._integrate(batch)
     return [replace(p.future.result(), receipt=None) for p in batch]
 

@@ -68,23 +68,23 @@ def test_lookups_find_every_entry_before_and_after_each_merge(tmp_path: Path) ->
     seq.stop()
 
 
-def test_a_pre_checked_batch_probes_no_large_run_yet_finds_recent_duplicates(tmp_path: Path) -> None:
-    """The service looks an id up before submitting it (``absent_below`` = the size it saw); the sequencer
-    then checks only the entries logged since, which it keeps in memory, and still finds a duplicate."""
+def test_a_recent_duplicate_is_found_in_memory_and_an_old_one_in_one_probe(tmp_path: Path) -> None:
+    """The sequencer keeps the ids of the entries not yet in a large run in memory: a batch's dedupe finds a
+    recent duplicate there without probing the large runs, and probes them once for the rest of the batch."""
     seq = open_sequencer(tmp_path, seal=4, fanin=2)
     for start in range(0, 200, 4):
         _append(seq, start, 4)
     assert seq.index._recent_from > 0, "the test needs large runs"
+    integrate(seq, [(leaf(200), statement(200))])
     probes: list[str] = []
     assert isinstance(seq.db, SqliteLogDatabase)
     seq.db.conn.set_trace_callback(lambda sql: probes.append(sql) if "r.first_idx <" in sql else None)
-    integrate(seq, [(leaf(200), statement(200))], [200])
-    (dup,) = integrate(seq, [(leaf(200), b"pre-checked before the first one was logged")], [200])
+    (dup,) = integrate(seq, [(leaf(200), b"the same id again")])
     assert dup.index == 200 and probes == []
-    (old,) = integrate(seq, [(leaf(3), b"not pre-checked")])
-    assert old.index == 3 and len(probes) == 1
+    old, fresh = integrate(seq, [(leaf(3), b"an id in a large run"), (leaf(201), statement(201))])
+    assert (old.index, fresh.index) == (3, 201) and len(probes) == 1
     seq.db.conn.set_trace_callback(None)
-    assert seq.size == 201
+    assert seq.size == 202
     seq.stop()
 
 

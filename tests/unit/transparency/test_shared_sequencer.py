@@ -16,6 +16,7 @@ from schemas.errors import ConfigurationError, StorageError
 from tests.log_tampering import statements
 from tests.postgres import PostgresServer
 from transparency.keys import load_or_create_log_key
+from transparency.log import postgres_schema
 from transparency.log.reader import LogReader
 from transparency.log.sequencer import QUEUE_SEAL, Sequencer
 from transparency.log.storage import open_database
@@ -155,11 +156,42 @@ def test_the_sequencer_integrates_no_queued_row_it_cannot_verify(tmp_path: Path,
                     (_leaf(2), _statement(3), sealed),  # another statement than the id sealed
                     (_leaf(4), _statement(4), a.key.sign(QUEUE_SEAL + _leaf(4)))]  # as a serve process queues it
             for leaf, statement, seal in rows:
-                conn.execute("INSERT INTO pending_statements (leaf_data, statement, absent_below, seal) "
-                             "VALUES (%s, %s, 0, %s)", (leaf, statement, seal))
+                conn.execute("INSERT INTO pending_statements (leaf_data, statement, seal) VALUES (%s, %s, %s)",
+                             (leaf, statement, seal))
             conn.execute("NOTIFY tabellion_pending")
             _wait(lambda: conn.execute("SELECT COUNT(*) FROM pending_statements").fetchone() == (0,))
         reader = LogReader(a.db)
         assert [e.leaf_data for e in reader.entries(0, 10)] == [_leaf(0), _leaf(4)]
+    finally:
+        a.stop()
+
+
+def test_a_queue_of_schema_1_is_migrated_and_what_it_held_is_integrated(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 2 drops the queue's ``absent_below`` column, which nothing reads any more: a database of schema 1
+    holding a statement queued by a process of that version is migrated at the next start, in one transaction, and
+    the queued statement is integrated."""
+    monkeypatch.setattr(postgres_schema, "MIGRATIONS", postgres_schema.MIGRATIONS[:1])
+    open_database(url).close()  # a log of schema 1
+    key = load_or_create_log_key(tmp_path / "log-key.pem")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO pending_statements (leaf_data, statement, absent_below, seal) VALUES (%s, %s, 7, %s)",
+                     (_leaf(1), _statement(1), key.sign(QUEUE_SEAL + _leaf(1))))
+    monkeypatch.undo()
+
+    a = _open(tmp_path, url)
+    a.start(0)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            applied = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+            assert applied == [1, 2]
+            columns = [c for (c,) in conn.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                                  "table_name = 'pending_statements' ORDER BY ordinal_position")]
+            assert columns == ["seq", "leaf_data", "statement", "seal", "queued_at"]
+            assert a.submit(_leaf(0), _statement(0)).result(10).index in (0, 1)
+            conn.execute("NOTIFY tabellion_pending")
+            _wait(lambda: conn.execute("SELECT COUNT(*) FROM pending_statements").fetchone() == (0,))
+        assert sorted(e.leaf_data for e in LogReader(a.db).entries(0, 10)) == sorted([_leaf(0), _leaf(1)])
     finally:
         a.stop()
