@@ -176,11 +176,14 @@ def policy_text(log_vkey: VerifierKey, witnesses: Sequence[tuple[str, VerifierKe
     return "\n".join(lines) + "\n"
 
 
+WITNESS_TIMEOUT_S = 2.0  # how long the log waits for a witness's answer, unless a test sets another
+
+
 @contextmanager
 def witnessed_deployment(tmp_path: Path, witnesses: int = 3, quorum: int = 2,
                          origin: str = "tabellion.localhost/log", **settings: object) -> Iterator[Deployment]:
     """``witnesses`` witness processes, and a log whose witness policy names them all with a quorum of
-    ``quorum``; the log retries a failed witness after at most 1 s."""
+    ``quorum``; the log retries a failed witness after at most 1 s and waits ``WITNESS_TIMEOUT_S`` for one."""
     from transparency.keys import load_or_create_log_key
 
     data = tmp_path / "log-data"
@@ -193,7 +196,7 @@ def witnessed_deployment(tmp_path: Path, witnesses: int = 3, quorum: int = 2,
         entries = [(f"w{i}", witness_vkey(w), str(w)) for i, w in enumerate(started)]
         policy_path = tmp_path / "log.policy"
         policy_path.write_text(policy_text(log_vkey, entries, quorum))
-        values: dict[str, object] = {"witness_max_backoff_s": 1.0, "witness_timeout_s": 2.0}
+        values: dict[str, object] = {"witness_max_backoff_s": 1.0, "witness_timeout_s": WITNESS_TIMEOUT_S}
         values.update(settings)
         log = start_server(tmp_path, data_dir=data, origin=origin, witness_policy=policy_path, **values)
         deployment = Deployment(log, started, policy_path, log_vkey)

@@ -31,13 +31,17 @@ import httpx
 from gateway.signatures import Request, sign_request
 from issuer.client import IssuerClient
 from issuer.statements import Signer, revocation
+from schemas.checkpoint import parse_checkpoint
 from schemas.identity_statements import statement_type_of
+from schemas.note import parse_note
 from schemas.statement import parse_statement
 from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
 from tests.unit.gateway.test_decisions import World, build_world
-from transparency.client import HttpLogClient
+from transparency.client import HttpLogClient, generate_key, sign_statement
 
 TOKEN = "upstream-token-5b1f0c7e"
+LONG_POLL_S = 10  # the gateway's [log] long_poll unless a test sets another
+PATIENCE_S = 60.0  # how long a test waits for what must happen, on a machine however busy
 
 # --- the upstream: records every request ---------------------------------------------------------
 
@@ -132,7 +136,7 @@ class GatewayProcess:
         return [json.loads(line) for line in lines]
 
 
-def write_gateway_config(tmp_path: Path, log_url: str, upstream: str, port: int, *, long_poll: int = 10,
+def write_gateway_config(tmp_path: Path, log_url: str, upstream: str, port: int, *, long_poll: int = LONG_POLL_S,
                          settings: str = "", log_settings: str = "", tables: str = "") -> Path:
     """``tmp_path/gateway.toml``: the log's keys pinned, one bearer connection ``mail-api`` to ``upstream``, and
     its credential in the gateway's secret store. ``settings`` are more top-level lines, ``log_settings`` more
@@ -192,18 +196,32 @@ def signed(world: World, gateway: str, path: str = "/proxy/mail-api/inbox/1?x=1"
     return sign_request(request, **kw)
 
 
-def revoke_until_refused(log_url: str, world: World, attempt: Callable[[], httpx.Response]) -> tuple[
-        httpx.Response, float]:
-    """The operator revokes C on the log; ``attempt`` (a request as C) is repeated while the gateway allows it.
-    The first other answer, and the seconds from the revocation's receipt to it."""
+def revoke_until_refused(log_url: str, gateway_url: str, world: World,
+                         attempt: Callable[[], httpx.Response]) -> httpx.Response:
+    """The operator revokes C on the log; ``attempt`` (a request as C) is repeated while the gateway allows it,
+    for ``PATIENCE_S`` at most. The first other answer, which must come well within the long poll (half of
+    ``LONG_POLL_S``): the log answers the gateway's pending long poll when it grows, so the gateway sees the
+    revocation at once. To tell that from a gateway that only sees it when its poll times out, the revocation
+    is logged just after the gateway has seen another statement (so its long poll has only just started)."""
+    with HttpLogClient(log_url) as client:
+        client.submit(sign_statement(generate_key(), b"before the revocation", subject="x", content_type="text/plain"))
+        size = parse_checkpoint(parse_note(client.checkpoint()).text).size
+    deadline = time.monotonic() + PATIENCE_S
+    while httpx.get(f"{gateway_url}/healthz", timeout=10).json()["log"]["size"] < size:
+        assert time.monotonic() < deadline, "the gateway never saw the log grow"
+        time.sleep(0.01)
     with httpx.Client(base_url=log_url, timeout=30) as http:
         withdrawn = revocation(world.operator, world.c.identity, "privilegeWithdrawn")
         answer = http.post("/registry/revoke", content=withdrawn, headers={"content-type": "application/cose"})
     assert answer.status_code == 201, answer.text
     receipt_at = time.monotonic()
     while (answer := attempt()).status_code == 200:
-        assert time.monotonic() - receipt_at < 5, "the revocation never reached the gateway"
-    return answer, time.monotonic() - receipt_at
+        assert time.monotonic() - receipt_at < PATIENCE_S, "the revocation never reached the gateway"
+        time.sleep(0.01)
+    propagation = time.monotonic() - receipt_at
+    print(f"revocation propagation: {propagation * 1000:.1f} ms")
+    assert propagation < LONG_POLL_S / 2, f"the revocation took {propagation:.3f} s to reach the gateway"
+    return answer
 
 
 def send(request: Request, *, body: bytes | None = None, drop: str | None = None) -> httpx.Response:
@@ -224,7 +242,7 @@ def refused(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 @contextmanager
-def started_gateway(tmp_path: Path, log_url: str, upstream: str, *, long_poll: int = 10, settings: str = "",
+def started_gateway(tmp_path: Path, log_url: str, upstream: str, *, long_poll: int = LONG_POLL_S, settings: str = "",
                     log_settings: str = "", tables: str = "") -> Iterator[GatewayProcess]:
     """``tabellion gateway`` following ``log_url`` (configured as ``write_gateway_config`` says), healthy, for the
     length of the block; its log in ``tmp_path/gateway.log``."""

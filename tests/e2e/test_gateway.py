@@ -84,12 +84,10 @@ def test_signed_requests_through_the_gateway(tmp_path: Path) -> None:
         refused(send(first), 401, "replay-detected")
         assert send(signed(world, url)).status_code == 200
 
-        # the operator revokes C: the gateway refuses within a second of the revocation's receipt
-        answer, propagation = revoke_until_refused(log_url, world, lambda: send(signed(world, url)))
-        problem = refused(answer, 403, "passport-refused")
+        # the operator revokes C: the gateway refuses as soon as the log answers its long poll
+        problem = refused(revoke_until_refused(log_url, url, world, lambda: send(signed(world, url))), 403,
+                          "passport-refused")
         assert problem["reason_code"] == "revoked"
-        assert propagation < 1.0, f"revocation took {propagation:.3f} s to reach the gateway"
-        print(f"revocation propagation: {propagation * 1000:.1f} ms")
         refused(send(signed(world, url)), 403, "passport-refused")
 
     # the decision log: one JSON line per decision, no secret, no signature value

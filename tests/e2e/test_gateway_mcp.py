@@ -6,13 +6,14 @@ outside its scope is refused without reaching the server."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from issuer.statements import revocation
-from tests.e2e.gateway_deployment import TOKEN, gateway_deployment, send, signed
+from tests.e2e.gateway_deployment import PATIENCE_S, TOKEN, gateway_deployment, send, signed
 from tests.e2e.mcp_server import MCP_CONNECTIONS, McpServer, register, register_mcp_world
 from tests.unit.gateway.test_decisions import World
 from tests.unit.gateway.test_mcp import IN_SCOPE, TOOLS
@@ -85,10 +86,10 @@ def test_mcp_tools_are_listed_and_called_only_inside_the_scope(tmp_path: Path) -
 
         # revoked: nothing is listed or called any more
         register(log_url, world, revocation(world.operator, world.c.identity, "privilegeWithdrawn"))
-        for _ in range(100):
-            answer = rpc(url, world, "crm-mcp", "tools/list")
-            if answer.status_code != 200:
-                break
+        deadline = time.monotonic() + PATIENCE_S
+        while (answer := rpc(url, world, "crm-mcp", "tools/list")).status_code == 200:
+            assert time.monotonic() < deadline, "the revocation never reached the gateway"
+            time.sleep(0.01)
         assert answer.status_code == 403 and answer.json()["error"]["data"]["reason_code"] == "revoked"
 
     decisions = [d for d in gateway.decisions() if d["connection"] == "crm-mcp"]
