@@ -31,6 +31,7 @@ from schemas.errors import (
     TabellionError,
     UpstreamTimeout,
 )
+from tests.clock import Clock
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream
 from tests.unit.gateway.test_config import write_config
 from tests.unit.gateway.test_decisions import GATEWAY, FixedLog, World, build_world
@@ -70,14 +71,6 @@ class Log:
         return LogPosition("o", self.size, bytes(32), self.age)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_counters_and_histograms() -> None:
     metrics = GatewayMetrics(["mail"])
     metrics.observe("mail", "allow", "ok", 0.003)
@@ -105,7 +98,7 @@ def test_counters_and_histograms() -> None:
 
 
 def test_the_log_gauges() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     metrics = GatewayMetrics(["mail"], clock=clock)
     log = Log(size=12, age=0.5)
     log.refusal = LogNotFollowed("not yet")

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from issuer.outbox import Outbox, log_event_id, open_outbox
 from issuer.webhooks import RetryPolicy, WebhookDispatcher, subscribe, verify_delivery
 from schemas.errors import ConfigurationError, OutboundTargetRefused
+from tests.clock import Clock
 from transparency.outbound import AllowedTargets
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -27,14 +28,6 @@ def _public(host: str, port: int) -> list[str]:
     """The resolver of these tests: every host is one public address (no DNS needed; the transport is mocked)."""
     return [PUBLIC]
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -123,7 +116,7 @@ def test_backoff_follows_an_attempt() -> None:
 
 
 def test_a_2xx_marks_the_delivery_delivered(outbox: Outbox) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     outbox.subscribe(URL, ["*"])
     outbox.enqueue("claim.approved", {"claim": "c1"}, _event_id(1))
     seen: list[tuple[str, int]] = []
@@ -141,7 +134,7 @@ def test_a_2xx_marks_the_delivery_delivered(outbox: Outbox) -> None:
 
 
 def test_failures_are_retried_on_the_backoff_schedule_then_delivered(outbox: Outbox) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     outbox.subscribe(URL, ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
     seen: list[tuple[str, int]] = []
@@ -167,7 +160,7 @@ def test_failures_are_retried_on_the_backoff_schedule_then_delivered(outbox: Out
 
 
 def test_after_max_attempts_the_delivery_is_dead_lettered(outbox: Outbox) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     outbox.subscribe(URL, ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
     outbox.enqueue("claim.approved", {}, _event_id(2))
@@ -188,7 +181,7 @@ def test_after_max_attempts_the_delivery_is_dead_lettered(outbox: Outbox) -> Non
 
 
 def test_connection_errors_and_timeouts_are_retried(outbox: Outbox) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     outbox.subscribe(URL, ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
     calls: list[str] = []
@@ -219,7 +212,7 @@ def test_connection_errors_and_timeouts_are_retried(outbox: Outbox) -> None:
 
 
 def test_redirects_are_not_followed(outbox: Outbox) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     outbox.subscribe(URL, ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
     seen: list[tuple[str, int]] = []
@@ -234,7 +227,7 @@ def test_redirects_are_not_followed(outbox: Outbox) -> None:
 
 @pytest.mark.parametrize(("retry_after", "expected"), [("30", 30.0), ("99999", 600.0), ("soon", 1.0)])
 def test_retry_after_is_honoured_up_to_the_cap(outbox: Outbox, retry_after: str, expected: float) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     outbox.subscribe(URL, ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
     seen: list[tuple[str, int]] = []
@@ -248,7 +241,7 @@ def test_retry_after_is_honoured_up_to_the_cap(outbox: Outbox, retry_after: str,
 
 
 def test_per_subscription_order_holds_through_retries(outbox: Outbox) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     slow = outbox.subscribe(URL + "/slow", ["*"])
     fast = outbox.subscribe(URL + "/fast", ["*"])
     for n in range(1, 4):
@@ -277,7 +270,7 @@ def test_per_subscription_order_holds_through_retries(outbox: Outbox) -> None:
 
 
 def test_at_most_max_in_flight_deliveries_at_once(outbox: Outbox) -> None:
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     for n in range(3):
         outbox.subscribe(f"{URL}/{n}", ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
@@ -339,7 +332,7 @@ def test_the_attempt_connects_to_the_address_checked_with_the_name_as_host(outbo
     async def steps(dispatcher: WebhookDispatcher) -> None:
         await dispatcher.deliver_due()
 
-    _run(outbox, handler, Clock(), RetryPolicy(), steps)
+    _run(outbox, handler, Clock(1_700_000_000.0), RetryPolicy(), steps)
     assert [str(r.url) for r in seen] == [f"https://{PUBLIC}:8443/hook?x=1"]
     assert seen[0].headers["host"] == "receiver.test:8443"
     assert seen[0].extensions["sni_hostname"] == "receiver.test"
@@ -352,7 +345,7 @@ def test_a_name_that_now_resolves_to_a_private_address_is_not_sent_to(outbox: Ou
     outbox.subscribe(URL, ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
     seen: list[tuple[str, int]] = []
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
 
     async def steps(dispatcher: WebhookDispatcher) -> None:
         await dispatcher.deliver_due()
@@ -369,7 +362,7 @@ def test_allowed_ranges_are_delivered_to(outbox: Outbox) -> None:
     outbox.subscribe("http://127.0.0.1:9/hook", ["*"])
     outbox.enqueue("claim.approved", {}, _event_id(1))
     seen: list[tuple[str, int]] = []
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
 
     async def steps(dispatcher: WebhookDispatcher) -> None:
         await dispatcher.deliver_due()

@@ -10,16 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.errors import Overloaded
+from tests.clock import Clock
 from transparency.http.ratelimit import RateLimiter
 from transparency.token_buckets import LocalBuckets, Rate, TokenBuckets
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def refused(retry_after: int) -> Overloaded:
@@ -30,7 +23,7 @@ def refused(retry_after: int) -> Overloaded:
 @given(st.floats(0.1, 50), st.integers(1, 10),
        st.lists(st.tuples(st.floats(0, 3), st.sampled_from(["take", "refund"])), max_size=60))
 def test_a_bucket_behaves_like_the_reference(per_second: float, burst: int, steps: list[tuple[float, str]]) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     buckets, rate = TokenBuckets(clock=clock), Rate(per_second, burst)
     tokens, last, exists = float(burst), clock.now, False  # the reference
     for dt, op in steps:
@@ -54,7 +47,7 @@ def test_a_bucket_behaves_like_the_reference(per_second: float, burst: int, step
 
 
 def test_memory_stays_bounded_full_buckets_first_then_the_least_recently_used() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     buckets, rate = TokenBuckets(LocalBuckets(capacity=4), clock=clock), Rate(1.0, 2)
     for key in "abcd":
         buckets.take(key, rate, refused)

@@ -17,6 +17,7 @@ from schemas.checkpoint import Checkpoint
 from schemas.errors import MalformedCheckpoint, MalformedNote, MalformedWitnessRequest, NotFound, TabellionError
 from schemas.note import Note, NoteSignature, VerifierKey, ed25519_vkey, parse_note
 from schemas.witness import AddCheckpoint, origin_hash
+from tests.clock import Clock
 from tests.witnessing import TestLog, raw_public
 from transparency.problem_details import problem_status
 from verifier.checkpoints import verify_checkpoint
@@ -29,21 +30,13 @@ from witness.service import Witness
 from witness.store import WitnessStore
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _witness(tmp_path: Path, *logs: TestLog, clock: Clock | None = None, name: str = "witness.test/w1") -> Witness:
     keys: dict[str, list[VerifierKey]] = {}
     for log in logs:
         keys.setdefault(log.origin, []).append(log.vkey)
     config = WitnessConfig(name, tmp_path / "key.pem", tmp_path, {o: tuple(k) for o, k in keys.items()})
     return Witness(config, Cosigner(name, Ed25519PrivateKey.generate()), WitnessStore(config.db_path),
-                   clock or Clock())
+                   clock or Clock(1_700_000_000))
 
 
 @pytest.fixture
