@@ -272,14 +272,16 @@ class GatewayDeployment:
 def gateway_deployment(tmp_path: Path, *, upstream: type[BaseHTTPRequestHandler] = Recorder,
                        world: Callable[[str], World] = register_world,
                        log_front: Callable[[ServerUrl], AbstractContextManager[str]] | None = None,
-                       **gateway: Any) -> Iterator[GatewayDeployment]:
+                       long_poll: int = LONG_POLL_S, settings: str = "", log_settings: str = "",
+                       tables: str = "") -> Iterator[GatewayDeployment]:
     """A transparency service, ``upstream`` serving, ``world(log URL)`` registered on the log, and a gateway
-    (``started_gateway``'s keywords) following the log, or ``log_front(log)``: a server in front of it. The
-    recording upstream (``Recorder``) starts with nothing seen."""
+    (configured as ``write_gateway_config`` says) following the log, or ``log_front(log)``: a server in front of
+    it. The recording upstream (``Recorder``) starts with nothing seen."""
     if upstream is Recorder:
         Recorder.seen = []
     with running_server(tmp_path / "log") as log_url, serving(upstream) as upstream_url:
         registered = world(log_url)
         with (nullcontext(str(log_url)) if log_front is None else log_front(log_url)) as followed, \
-                started_gateway(tmp_path, followed, upstream_url, **gateway) as process:
+                started_gateway(tmp_path, followed, upstream_url, long_poll=long_poll, settings=settings,
+                                log_settings=log_settings, tables=tables) as process:
             yield GatewayDeployment(log_url, upstream_url, registered, process)
