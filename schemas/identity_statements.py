@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -103,7 +104,12 @@ def canonical_json(value: Any) -> bytes:
 
 def _dumps(value: Any) -> bytes:
     """Python's C JSON encoder with sorted keys, no spaces and no ASCII escaping: JCS for plain values."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return _ENCODE(value).encode()
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+"""``json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))`` without building an encoder
+for each call (the encoder keeps no state between calls)."""
 
 
 def _writes_back(value: Any, payload: bytes) -> bool:
@@ -146,27 +152,58 @@ class _Numbers:
 _SAFE_INTEGER = 2**53 - 1
 
 
+class _Decoders(threading.local):
+    """One JSON decoder per thread whose number hooks are those of one ``_Numbers``, reset for each payload:
+    ``json.loads`` with hooks would build a decoder and its scanner for every payload (a few µs each)."""
+
+    def __init__(self) -> None:
+        self.numbers = _Numbers()
+        self.decode = json.JSONDecoder(parse_int=self.numbers.integer, parse_float=self.numbers.other,
+                                       parse_constant=self.numbers.other).decode
+
+
+_DECODERS = _Decoders()
+
+
+_STRINGS: Final = {str}
+
+
 def _plain(value: Any) -> bool:
+    """Whether every number in ``value`` is an integer within JCS's safe range, every other value a string, a
+    boolean, null, a list or a dict, and every key a string with no character from U+E000 up. Keys are checked
+    at the end, all at once (joined, then ``isascii`` or ``max`` in C); a property test compares this with the
+    plain walk it replaces."""
+    keys: list[Any] = []
     stack = [value]
+    pop, push, collect = stack.pop, stack.append, keys.extend
     while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is int:
-            if -_SAFE_INTEGER <= item <= _SAFE_INTEGER:
+        container = pop()
+        kind = type(container)
+        if kind is dict:
+            collect(container)
+            items = container.values()
+        elif kind is list:
+            items = container
+        else:  # only the top-level value can be other than a container here
+            items = (container,)
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if -_SAFE_INTEGER <= item <= _SAFE_INTEGER:
+                    continue
+                return False
+            if kind is dict or kind is list:
+                push(item)
                 continue
             return False
-        if kind is list:
-            stack.extend(item)
-        elif kind is dict:
-            for key in item:
-                if type(key) is not str or (key and max(key) >= "\ue000"):
-                    return False
-            stack.extend(item.values())
-        else:
-            return False
-    return True
+    if not keys:
+        return True
+    if set(map(type, keys)) != _STRINGS:
+        return False
+    joined = "".join(keys)
+    return joined.isascii() or max(joined) < "\ue000"
 
 
 def validate_payload(statement_type: str, value: Any) -> None:
@@ -192,15 +229,20 @@ def parse_payload(statement_type: str, payload: bytes) -> dict[str, Any]:
 
 def canonical_value(statement_type: str, payload: bytes) -> Any:
     """The JSON value of ``payload``, which must be RFC 8785 canonical; ``PayloadInvalid`` naming the defect."""
-    numbers = _Numbers()
+    decoders = _DECODERS
+    numbers = decoders.numbers
+    numbers.plain = True
     try:
-        value = json.loads(payload.decode("utf-8"), parse_int=numbers.integer, parse_float=numbers.other,
-                           parse_constant=numbers.other)
+        text = payload.decode("utf-8")
+        if text.startswith("\ufeff"):  # as json.loads refuses it, in its words
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = decoders.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadInvalid(f"the {statement_type} payload is not JSON: {exc}") from exc
     except RecursionError as exc:
         raise PayloadInvalid(f"the {statement_type} payload nests too deeply") from exc
-    if not (numbers.plain and _NO_CHARACTER_FROM_E000.fullmatch(payload) and _writes_back(value, payload)):
+    if not (numbers.plain and (payload.isascii() or _NO_CHARACTER_FROM_E000.fullmatch(payload))
+            and _writes_back(value, payload)):
         try:
             canonical = canonical_json(value)
         except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
