@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from typing import cast
 
 from cryptography.exceptions import InvalidSignature
@@ -80,20 +81,21 @@ class SignatureMemo:
 
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
-        self._seen: dict[tuple[int, bytes, bytes, bytes], None] = {}
+        self._seen: OrderedDict[tuple[int, bytes, bytes, bytes], None] = OrderedDict()  # forgets oldest-first in O(1)
         self._lock = threading.Lock()  # the event loop, the intake and the sequencer threads share it
 
     def verify(self, alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> None:
-        memo = (alg, key.public_bytes_raw() if isinstance(key, Ed25519PublicKey) else
-                key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint), signature,
-                hashlib.sha256(to_be_signed).digest())
-        if memo in self._seen:
+        raw = key.public_bytes_raw() if type(key) in _ED25519_CLASSES or isinstance(key, Ed25519PublicKey) else \
+            key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+        memo = (alg, raw, signature, hashlib.sha256(to_be_signed).digest())
+        seen = self._seen
+        if memo in seen:
             return
         verify_over(alg, key, signature, to_be_signed)
         with self._lock:
-            self._seen[memo] = None
-            if len(self._seen) > self.limit:
-                self._seen.pop(next(iter(self._seen)), None)
+            seen[memo] = None
+            if len(seen) > self.limit:
+                seen.popitem(last=False)
 
 
 STATEMENT_SIGNATURES = SignatureMemo()
