@@ -85,8 +85,10 @@ class SignatureMemo:
         self._lock = threading.Lock()  # the event loop, the intake and the sequencer threads share it
 
     def verify(self, alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> None:
-        raw = key.public_bytes_raw() if type(key) in _ED25519_CLASSES or isinstance(key, Ed25519PublicKey) else \
-            key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+        if type(key) in _ED25519_CLASSES or isinstance(key, Ed25519PublicKey):
+            raw = cast(Ed25519PublicKey, key).public_bytes_raw()
+        else:
+            raw = key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
         memo = (alg, raw, signature, hashlib.sha256(to_be_signed).digest())
         seen = self._seen
         if memo in seen:
