@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +39,12 @@ class SignedStatement:
     payload_hash_alg: int | None
     payload: bytes
 
-    @property
+    @functools.cached_property
     def issued_at(self) -> int | None:
         """The CWT ``iat`` (6) claim in whole seconds since the epoch, or ``None`` when the signer set none.
 
-        A non-numeric ``iat`` raises ``InvalidHeader``; a fractional one is rounded down.
-        """
+        A non-numeric ``iat`` raises ``InvalidHeader`` (at every read); a fractional one is rounded down. Read
+        once (the fold reads it several times per statement)."""
         iat = self.message.protected[L.CWT_CLAIMS].get(L.CWT_IAT)
         if iat is None:
             return None

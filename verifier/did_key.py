@@ -108,9 +108,19 @@ def verification_method(did: str) -> str:
 
 
 def resolve_did_key(did_or_vm: str) -> PublicKey:
-    """The public key of a bare did:key or of its verification method ``did:key:<mb>#<mb>``."""
-    if not isinstance(did_or_vm, str):
-        raise SignerUnresolvable("a did:key must be a text string")
+    """The public key of a bare did:key or of its verification method ``did:key:<mb>#<mb>``.
+
+    The keys of the last 8,192 DIDs (or verification methods) resolved are remembered: a log names the same
+    operators and agents again and again. A refusal is never remembered; it is raised again for each call."""
+    if type(did_or_vm) is not str:
+        if not isinstance(did_or_vm, str):
+            raise SignerUnresolvable("a did:key must be a text string")
+        did_or_vm = str(did_or_vm)
+    return _resolve(did_or_vm)
+
+
+@lru_cache(maxsize=8192)
+def _resolve(did_or_vm: str) -> PublicKey:
     did, sep, fragment = did_or_vm.partition("#")
     mb = _multibase_of_did(did)
     if sep and fragment != mb:
