@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -39,13 +38,15 @@ class SignedStatement:
     payload_hash_alg: int | None
     payload: bytes
 
-    @functools.cached_property
+    @property
     def issued_at(self) -> int | None:
         """The CWT ``iat`` (6) claim in whole seconds since the epoch, or ``None`` when the signer set none.
 
-        A non-numeric ``iat`` raises ``InvalidHeader`` (at every read); a fractional one is rounded down. Read
-        once (the fold reads it several times per statement)."""
+        A non-numeric ``iat`` raises ``InvalidHeader``; a fractional one is rounded down.
+        """
         iat = self.message.protected[L.CWT_CLAIMS].get(L.CWT_IAT)
+        if type(iat) is int:  # the usual case, and its own floor
+            return iat
         if iat is None:
             return None
         if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
