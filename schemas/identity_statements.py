@@ -53,13 +53,25 @@ REVOCATION_REASONS: Final = {
 
 
 def content_type(statement_type: str) -> str:
-    if statement_type not in STATEMENT_TYPES:
-        raise PayloadInvalid(f"{statement_type!r} is not a Tabellion statement type")
+    _check_type(statement_type)
     return f"{CONTENT_TYPE_PREFIX}{statement_type}{CONTENT_TYPE_SUFFIX}"
+
+
+def _check_type(statement_type: str) -> None:
+    if not isinstance(statement_type, str) or statement_type not in _TYPES:
+        raise PayloadInvalid(f"{statement_type!r} is not a Tabellion statement type")
+
+
+_TYPES: Final = frozenset(STATEMENT_TYPES)
+_TYPE_OF_CONTENT_TYPE: Final = {f"{CONTENT_TYPE_PREFIX}{name}{CONTENT_TYPE_SUFFIX}": name for name in STATEMENT_TYPES}
 
 
 def statement_type_of(ctype: object) -> str | None:
     """The Tabellion statement type a content type names, or ``None`` for any other content type."""
+    if type(ctype) is str:
+        name = _TYPE_OF_CONTENT_TYPE.get(ctype)
+        if name is not None:
+            return name
     if not isinstance(ctype, str) or not ctype.startswith(CONTENT_TYPE_PREFIX) or not ctype.endswith(
         CONTENT_TYPE_SUFFIX
     ):
@@ -136,7 +148,7 @@ def _unique_string_arrays(schema: dict[str, Any]) -> tuple[dict[str, Any], tuple
 
 
 def schema_of(statement_type: str) -> dict[str, Any]:
-    content_type(statement_type)
+    _check_type(statement_type)
     return _schema(statement_type)
 
 
@@ -261,7 +273,7 @@ def _plain(value: Any) -> bool:
 def validate_payload(statement_type: str, value: Any) -> None:
     """Raise ``PayloadInvalid`` unless ``value`` meets the statement type's schema (its canonical bytes are not
     made: for a check before signing, where the value is built of strings, integers, lists and objects)."""
-    content_type(statement_type)
+    _check_type(statement_type)
     try:
         _validator(statement_type)(value)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -271,7 +283,7 @@ def validate_payload(statement_type: str, value: Any) -> None:
 
 def parse_payload(statement_type: str, payload: bytes) -> dict[str, Any]:
     """Decode, check canonical form and validate a payload; raise ``PayloadInvalid`` naming the defect."""
-    content_type(statement_type)
+    _check_type(statement_type)
     value = canonical_value(statement_type, payload)
     validate_payload(statement_type, value)
     if not isinstance(value, dict):

@@ -179,21 +179,22 @@ class Fold:
         if revoked is not None:
             raise Refused(Refusal.SIGNER_REVOKED,
                           f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
-        multikey = state.current_multikey(signer)
-        revoked = state.revoked.get(multikey) if multikey is not None else None
         controller = state.controllers.get(signer)
-        committed = kid_multikey(statement)
-        if recovery and controller is not None and key_digest(committed) == controller.next_key_digest:
-            _verify(statement, multikey_key(committed), f"the next key {signer[:200]} committed to",
-                    Refusal.SIGNER_KEY_MISMATCH)
-            return
+        multikey = controller.key if controller is not None else did_key_multikey(signer)  # state.current_multikey
+        revoked = state.revoked.get(multikey) if multikey is not None else None
+        if recovery and controller is not None:
+            committed = kid_multikey(statement)
+            if key_digest(committed) == controller.next_key_digest:
+                _verify(statement, multikey_key(committed), f"the next key {signer[:200]} committed to",
+                        Refusal.SIGNER_KEY_MISMATCH)
+                return
         if revoked is not None:
             raise Refused(
                 Refusal.SIGNER_KEY_REVOKED,
                 f"the key current for signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})",
             )
-        _verify(statement, state.current_key(signer), f"the key current for {signer[:200]} at entry {index}",
-                Refusal.SIGNER_KEY_MISMATCH)
+        key = multikey_key(controller.key) if controller is not None else state.current_key(signer)
+        _verify(statement, key, f"the key current for {signer[:200]} at entry {index}", Refusal.SIGNER_KEY_MISMATCH)
 
     def _register(self, s: LoggedStatement) -> Commit:
         p = s.payload
