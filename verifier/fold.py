@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from schemas.errors import BadInput, PolicyRefused, TabellionError, VerificationError
 from schemas.identity_statements import canonical_json, parse_payload, statement_type_of
 from schemas.leaf import entry_id, leaf_data
-from schemas.statement import SignedStatement, parse_statement
+from schemas.statement import SignedStatement, parse_logged_statement
 from verifier.claims import WEBAUTHN, check_decision, check_enrolment, check_human_decision, check_submission, decide
 from verifier.cose import STATEMENT_SIGNATURES, verify_sign1
 from verifier.delegation import chain_of, check_delegation
@@ -111,8 +111,11 @@ class Fold:
         if entry.index != self.state.size and not (self.sparse and entry.index > self.state.size):
             raise Refused(Refusal.ENTRY_OUT_OF_ORDER,
                           f"entry {entry.index} arrived, the fold expected entry {self.state.size}")
-        statement = entry.parsed if entry.parsed is not None else parse_statement(entry.statement)
-        ident = entry_id(leaf_data(statement.message))
+        if entry.parsed is not None:
+            statement, leaf = entry.parsed, leaf_data(entry.parsed.message)
+        else:
+            statement, leaf = parse_logged_statement(entry.statement)
+        ident = entry_id(leaf)
         stype: str | None = None
         try:
             stype = _statement_type(statement)
