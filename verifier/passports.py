@@ -180,6 +180,8 @@ def _object(value: object, where: str, members: frozenset[str], optional: frozen
 ]:
     if not isinstance(value, dict):
         raise PayloadInvalid(f"passport {where} must be a JSON object")
+    if value.keys() == members:  # the usual case: every member, nothing else
+        return value
     missing = sorted(members - value.keys())
     if missing:
         raise PayloadInvalid(f"passport {where} lacks {', '.join(missing)}")
