@@ -176,10 +176,13 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", 
 for each call (the encoder keeps no state between calls)."""
 
 
-def _writes_back(value: Any, payload: bytes) -> bool:
+def _writes_back(value: Any, text: str) -> bool:
+    """Whether the encoder writes ``value`` back as ``text``, the payload's UTF-8 decoded (compared as text: the
+    same answer as comparing the bytes, without encoding the output; a lone surrogate, which has no UTF-8 and
+    which ``canonical_json`` refuses, is never in a decoded text)."""
     try:
-        return _dumps(value) == payload
-    except ValueError:  # a lone surrogate, which has no UTF-8: ``canonical_json`` says why
+        return bool(_ENCODE(value) == text)
+    except ValueError:
         return False
 
 
@@ -306,7 +309,7 @@ def canonical_value(statement_type: str, payload: bytes) -> Any:
     except RecursionError as exc:
         raise PayloadInvalid(f"the {statement_type} payload nests too deeply") from exc
     if not (numbers.plain and (payload.isascii() or _NO_CHARACTER_FROM_E000.fullmatch(payload))
-            and _writes_back(value, payload)):
+            and _writes_back(value, text)):
         try:
             canonical = canonical_json(value)
         except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
