@@ -93,6 +93,11 @@ class SignatureMemo:
         self._seen: OrderedDict[bytes, tuple[int, bytes, bytes]] = OrderedDict()
         self._lock = threading.Lock()  # the event loop, the intake and the sequencer threads share it
 
+    def clear(self) -> None:
+        """Forget every signature (a benchmark's rebuild starts from an empty memo, as a process does)."""
+        with self._lock:
+            self._seen.clear()
+
     def verify(self, alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes, remember: bool = True) -> None:
         known = self._seen.get(signature)
         if known is None and not remember:
