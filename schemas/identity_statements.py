@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import fastjsonschema
 import rfc8785
@@ -225,8 +225,11 @@ class _Decoders(threading.local):
 
     def __init__(self) -> None:
         self.numbers = _Numbers()
-        self.decode = json.JSONDecoder(parse_int=self.numbers.integer, parse_float=self.numbers.other,
-                                       parse_constant=self.numbers.other).decode
+        decoder = json.JSONDecoder(parse_int=self.numbers.integer, parse_float=self.numbers.other,
+                                   parse_constant=self.numbers.other)
+        self.decode = decoder.decode
+        # one value from an index (``decode`` without its two whitespace matches); typeshed does not declare it
+        self.scan: Callable[[str, int], tuple[Any, int]] = cast(Any, decoder).scan_once
 
 
 _DECODERS = _Decoders()
@@ -301,9 +304,15 @@ def canonical_value(statement_type: str, payload: bytes) -> Any:
     numbers.plain = True
     try:
         text = payload.decode("utf-8")
-        if text.startswith("\ufeff"):  # as json.loads refuses it, in its words
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        value = decoders.decode(text)
+        try:
+            value, end = decoders.scan(text, 0)
+        except (StopIteration, json.JSONDecodeError):
+            end = -1
+        if end != len(text):  # not one value from the first character to the last: decoded (or refused) in full
+            numbers.plain = True
+            if text.startswith("\ufeff"):  # as json.loads refuses it, in its words
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            value = decoders.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadInvalid(f"the {statement_type} payload is not JSON: {exc}") from exc
     except RecursionError as exc:
