@@ -16,10 +16,13 @@ _DATE_TIME_STAMP: Final = re.compile(
 
 def check_date_time_stamp(value: Any, what: str, error: type[TabellionError]) -> None:
     """Raise ``error`` naming ``what`` unless ``value`` is a dateTimeStamp of a real date and time."""
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:80] + "…"
     if not isinstance(value, str) or not _DATE_TIME_STAMP.fullmatch(value):
-        raise error(f"{what} {shown} is not an XML Schema dateTimeStamp (e.g. 2023-02-24T23:36:38Z)")
+        raise error(f"{what} {_shown(value)} is not an XML Schema dateTimeStamp (e.g. 2023-02-24T23:36:38Z)")
     try:
         datetime.fromisoformat(value)
     except ValueError as exc:
-        raise error(f"{what} {shown} is not a valid date and time: {exc}") from exc
+        raise error(f"{what} {_shown(value)} is not a valid date and time: {exc}") from exc
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if len(repr(value)) <= 80 else repr(value)[:80] + "…"

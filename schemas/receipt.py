@@ -115,7 +115,7 @@ def _read_receipt_strictly(data: bytes) -> ReceiptFields:
         raise MalformedReceipt("a receipt's payload must be detached (nil)")
     hdr = message.protected
     alg = hdr.get(L.ALG)
-    if alg not in L.SIGNING_ALGORITHMS:
+    if type(alg) is not int or alg not in L.SIGNING_ALGORITHMS:  # an array or a map is not hashable: no TypeError
         raise UnsupportedAlgorithm(f"receipt alg {alg!r} is not EdDSA (-8) or ES256 (-7)")
     kid = hdr.get(L.KID)
     if not isinstance(kid, bytes):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 
 from schemas import cbor
@@ -16,7 +17,7 @@ from schemas.errors import (
     NotCoseSign1,
     UnsupportedAlgorithm,
 )
-from schemas.leaf import logged_layout
+from schemas.leaf import leaf_data, logged_layout
 
 UNDERSTOOD_LABELS = frozenset(
     {L.ALG, L.CRIT, L.CONTENT_TYPE, L.KID, L.X5CHAIN, L.CWT_CLAIMS, L.PAYLOAD_HASH_ALG,
@@ -45,6 +46,8 @@ class SignedStatement:
         A non-numeric ``iat`` raises ``InvalidHeader``; a fractional one is rounded down.
         """
         iat = self.message.protected[L.CWT_CLAIMS].get(L.CWT_IAT)
+        if type(iat) is int:  # the usual case, and its own floor
+            return iat
         if iat is None:
             return None
         if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
@@ -63,7 +66,21 @@ class SignedStatement:
 
 def parse_statement(data: bytes) -> SignedStatement:
     """Parse and structurally check a signed statement; raise a precise ``BadInput`` on any defect."""
+    return _parse(data)[0]
+
+
+def parse_logged_statement(data: bytes) -> tuple[SignedStatement, bytes]:
+    """``parse_statement(data)`` and its ``leaf_data`` (``schemas.leaf``), for a reader of the log: a statement
+    laid out as it is logged is its own logged form, so its leaf is the hash of ``data`` as it is (what
+    ``statement_leaf_data`` also relies on), without writing the statement out again."""
+    statement, logged = _parse(data)
+    return statement, sha256(data).digest() if logged else leaf_data(statement.message)
+
+
+def _parse(data: bytes) -> tuple[SignedStatement, bool]:
+    """The statement, and whether ``data`` is laid out as it is logged."""
     msg = _logged_message(data)
+    logged = msg is not None
     if msg is None:
         msg = decode_sign1(data, "signed statement")
         refuse_repeated_labels(data, msg, "signed statement")
@@ -79,7 +96,7 @@ def parse_statement(data: bytes) -> SignedStatement:
     kid, x5chain = _key_reference(hdr)
     iss, sub = _cwt_claims(hdr)
     content_type, hash_alg = _content_type(hdr, msg.payload)
-    return SignedStatement(msg, alg, kid, x5chain, iss, sub, content_type, hash_alg, msg.payload)
+    return SignedStatement(msg, alg, kid, x5chain, iss, sub, content_type, hash_alg, msg.payload), logged
 
 
 def _logged_message(data: bytes) -> CoseSign1 | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from typing import cast
 
 from cryptography.exceptions import InvalidSignature
@@ -37,15 +38,18 @@ def verify_sign1(
     detached_payload: bytes | None = None,
     external_aad: bytes = b"",
     memo: SignatureMemo | None = None,
+    remember: bool = True,
 ) -> None:
     """Verify ``msg``'s signature under ``key`` with algorithm ``alg``; raise on any failure. With ``memo``, a
-    signature the memo has seen verify is not verified again.
+    signature the memo has seen verify is not verified again (and one that verifies is remembered, unless not
+    ``remember``: ``SignatureMemo.verify``).
 
     ``alg`` is the algorithm the caller decided to accept (usually the protected ``alg``); if the protected
     header names a different one, that is refused. ``detached_payload`` is required when the payload is nil.
     """
     payload = msg.payload if detached_payload is None else detached_payload
-    verify_signature(msg.protected, msg.protected_bytes, msg.signature, alg, key, payload, external_aad, memo)
+    verify_signature(msg.protected, msg.protected_bytes, msg.signature, alg, key, payload, external_aad, memo,
+                     remember)
 
 
 def verify_signature(
@@ -57,6 +61,7 @@ def verify_signature(
     payload: bytes | None,
     external_aad: bytes = b"",
     memo: SignatureMemo | None = None,
+    remember: bool = True,
 ) -> None:
     """``verify_sign1`` on the parts of a COSE_Sign1 (its protected header decoded and as bytes, its
     signature) and the payload the signature covers, for a caller that holds no ``CoseSign1``."""
@@ -65,7 +70,7 @@ def verify_signature(
         raise UnsupportedAlgorithm(f"the protected header names alg {protected_alg!r}, not {alg!r}")
     tbs = _sig_structure(protected, protected_bytes, payload, external_aad)
     if memo is not None:
-        memo.verify(alg, key, signature, tbs)
+        memo.verify(alg, key, signature, tbs, remember)
     else:
         verify_over(alg, key, signature, tbs)
 
@@ -76,24 +81,43 @@ class SignatureMemo:
     the fold checks it a third time when the entry is applied. A signature counts as checked only for the same
     algorithm, the same key (its raw public bytes), the same signature bytes and the same Sig_structure, so the
     answer is the one ``verify_over`` would give again. Bounded: the oldest are forgotten first. Failures are
-    never remembered. It keeps a SHA-256 of each Sig_structure, not the structure (up to a request body's size)."""
+    never remembered. It keeps a SHA-256 of each Sig_structure, not the structure (up to a request body's size).
+
+    Kept by signature bytes, so that a signature the memo has never seen is told at the cost of one look-up: a
+    caller that will not meet a statement again (the fold reading the log, where every statement comes once)
+    passes ``remember=False`` and pays nothing more than that look-up and the verification."""
 
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
-        self._seen: dict[tuple[int, bytes, bytes, bytes], None] = {}
+        # signature -> (alg, raw key, SHA-256 of the Sig_structure); forgets oldest-first in O(1)
+        self._seen: OrderedDict[bytes, tuple[int, bytes, bytes]] = OrderedDict()
         self._lock = threading.Lock()  # the event loop, the intake and the sequencer threads share it
 
-    def verify(self, alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> None:
-        memo = (alg, key.public_bytes_raw() if isinstance(key, Ed25519PublicKey) else
-                key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint), signature,
-                hashlib.sha256(to_be_signed).digest())
-        if memo in self._seen:
+    def clear(self) -> None:
+        """Forget every signature (a benchmark's rebuild starts from an empty memo, as a process does)."""
+        with self._lock:
+            self._seen.clear()
+
+    def verify(self, alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes, remember: bool = True) -> None:
+        known = self._seen.get(signature)
+        if known is None and not remember:
+            verify_over(alg, key, signature, to_be_signed)
+            return
+        if type(key) in _ED25519_CLASSES or isinstance(key, Ed25519PublicKey):
+            raw = cast(Ed25519PublicKey, key).public_bytes_raw()
+        else:
+            raw = key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+        memo = (alg, raw, hashlib.sha256(to_be_signed).digest())
+        if known == memo:
             return
         verify_over(alg, key, signature, to_be_signed)
-        with self._lock:
-            self._seen[memo] = None
-            if len(self._seen) > self.limit:
-                self._seen.pop(next(iter(self._seen)), None)
+        if remember:
+            with self._lock:
+                seen = self._seen
+                seen[signature] = memo
+                seen.move_to_end(signature)
+                if len(seen) > self.limit:
+                    seen.popitem(last=False)
 
 
 STATEMENT_SIGNATURES = SignatureMemo()

@@ -92,7 +92,7 @@ def canonicalize(value: Any) -> bytes:
 
 def transform(unsecured_document: Mapping[str, Any]) -> bytes:
     """§3.3.3 Transformation: the canonical JSON of the document without its proof."""
-    if not isinstance(unsecured_document, Mapping):
+    if not _is_mapping(unsecured_document):
         raise ProofOptionsInvalid("a Data Integrity document must be a JSON object")
     if "proof" in unsecured_document:
         raise ProofOptionsInvalid("the document to transform still carries a proof")
@@ -101,7 +101,7 @@ def transform(unsecured_document: Mapping[str, Any]) -> bytes:
 
 def proof_configuration(options: Mapping[str, Any]) -> bytes:
     """§3.3.5 Proof Configuration: the canonical JSON of the proof options (without ``proofValue``)."""
-    if not isinstance(options, Mapping):
+    if not _is_mapping(options):
         raise ProofOptionsInvalid("proof options must be a JSON object")
     if options.get("type") != PROOF_TYPE or options.get("cryptosuite") != CRYPTOSUITE:
         raise ProofOptionsInvalid(
@@ -169,7 +169,7 @@ def verify_proof(
     other proof type or cryptosuite, ``ProofSignatureInvalid`` when the signature does not verify, and
     ``ProofInvalid`` naming the defect for anything else (missing fields, purpose, @context, proofValue).
     """
-    if not isinstance(secured, Mapping):
+    if not _is_mapping(secured):
         raise ProofInvalid("a secured document must be a JSON object")
     proof = secured.get("proof")
     if proof is None:
@@ -178,7 +178,7 @@ def verify_proof(
         raise ProofInvalid(
             f"the document carries a proof set of {len(proof)} proofs; only a single proof is supported"
         )
-    if not isinstance(proof, Mapping):
+    if not _is_mapping(proof):
         raise ProofInvalid("proof must be a JSON object")
     _refuse_rdf_canonicalization(proof)
     for name in _REQUIRED_PROOF_FIELDS:
@@ -278,6 +278,11 @@ def _resolve_did_key(method: str) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise ProofInvalid(f"verification method {method[:120]} is a P-256 key; eddsa-jcs-2022 needs Ed25519")
     return key
+
+
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, with a ``dict`` (what JSON decodes to) answered without the ABC's check."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _show(value: Any) -> str:

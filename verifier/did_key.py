@@ -27,6 +27,8 @@ _KNOWN_UNSUPPORTED = {0xE7: "secp256k1-pub", 0xEC: "x25519-pub", 0x1201: "p384-p
 
 BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BASE58_INDEX = {c: i for i, c in enumerate(BASE58_ALPHABET)}
+_BASE58_DIGITS = bytes(_BASE58_INDEX.get(chr(b), 0xFF) for b in range(256))
+"""A ``bytes.translate`` table: each base58btc character's ASCII byte to its digit, every other byte to 0xFF."""
 MAX_DID_LENGTH = 256
 
 
@@ -42,11 +44,16 @@ def b58encode(data: bytes) -> str:
 
 
 def b58decode(text: str) -> bytes:
+    """The bytes base58btc ``text`` encodes; ``MalformedKey`` naming the first character not in the alphabet.
+
+    The digits are looked up all at once (``bytes.translate``) and only the arithmetic is a Python loop."""
+    digits = text.encode("ascii").translate(_BASE58_DIGITS) if text.isascii() else b"\xff"
+    if b"\xff" in digits:
+        for c in text:
+            if c not in _BASE58_INDEX:
+                raise MalformedKey(f"{c!r} is not a base58btc character")
     n = 0
-    for c in text:
-        i = _BASE58_INDEX.get(c)
-        if i is None:
-            raise MalformedKey(f"{c!r} is not a base58btc character")
+    for i in digits:
         n = n * 58 + i
     zeros = len(text) - len(text.lstrip("1"))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
@@ -101,9 +108,19 @@ def verification_method(did: str) -> str:
 
 
 def resolve_did_key(did_or_vm: str) -> PublicKey:
-    """The public key of a bare did:key or of its verification method ``did:key:<mb>#<mb>``."""
-    if not isinstance(did_or_vm, str):
-        raise SignerUnresolvable("a did:key must be a text string")
+    """The public key of a bare did:key or of its verification method ``did:key:<mb>#<mb>``.
+
+    The keys of the last 8,192 DIDs (or verification methods) resolved are remembered: a log names the same
+    operators and agents again and again. A refusal is never remembered; it is raised again for each call."""
+    if type(did_or_vm) is not str:
+        if not isinstance(did_or_vm, str):
+            raise SignerUnresolvable("a did:key must be a text string")
+        did_or_vm = str(did_or_vm)
+    return _resolve(did_or_vm)
+
+
+@lru_cache(maxsize=8192)
+def _resolve(did_or_vm: str) -> PublicKey:
     did, sep, fragment = did_or_vm.partition("#")
     mb = _multibase_of_did(did)
     if sep and fragment != mb:

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from schemas.errors import BadInput, PolicyRefused, TabellionError, VerificationError
 from schemas.identity_statements import canonical_json, parse_payload, statement_type_of
 from schemas.leaf import entry_id, leaf_data
-from schemas.statement import SignedStatement, parse_statement
+from schemas.statement import SignedStatement, parse_logged_statement
 from verifier.claims import WEBAUTHN, check_decision, check_enrolment, check_human_decision, check_submission, decide
 from verifier.cose import STATEMENT_SIGNATURES, verify_sign1
 from verifier.delegation import chain_of, check_delegation
@@ -111,13 +111,18 @@ class Fold:
         if entry.index != self.state.size and not (self.sparse and entry.index > self.state.size):
             raise Refused(Refusal.ENTRY_OUT_OF_ORDER,
                           f"entry {entry.index} arrived, the fold expected entry {self.state.size}")
-        statement = entry.parsed if entry.parsed is not None else parse_statement(entry.statement)
-        ident = entry_id(leaf_data(statement.message))
+        if entry.parsed is not None:
+            statement, leaf = entry.parsed, leaf_data(entry.parsed.message)
+        else:
+            statement, leaf = parse_logged_statement(entry.statement)
+        ident = entry_id(leaf)
         stype: str | None = None
         try:
             stype = _statement_type(statement)
             if stype is not None:
-                self._transition(stype, statement, ident, entry.index)()
+                # a statement the caller parsed was registered in this process: its signature is in the memo, and
+                # is put there if not; one read from the log is looked up only (see ``SignatureMemo.verify``)
+                self._transition(stype, statement, ident, entry.index, remember=entry.parsed is not None)()
             outcome = Outcome(entry.index, ident, stype, True)
         except (PolicyRefused, BadInput, VerificationError) as exc:
             outcome = Outcome(entry.index, ident, stype, False, f"{exc.title}: {exc.detail}", exc.code)
@@ -129,19 +134,19 @@ class Fold:
         """Would ``statement`` be accepted as the next entry? Raises the reason if not; changes nothing."""
         stype = _statement_type(statement)
         if stype is not None:
-            self._transition(stype, statement, entry_id(leaf_data(statement.message)), self.state.size)
+            self._transition(stype, statement, entry_id(leaf_data(statement.message)), self.state.size, remember=True)
 
     # --- transitions ------------------------------------------------------------------------------
 
-    def _transition(self, stype: str, statement: SignedStatement, ident: str, index: int) -> Commit:
+    def _transition(self, stype: str, statement: SignedStatement, ident: str, index: int, *, remember: bool) -> Commit:
         """Check a transition against the state; return the change, to be applied only if it is accepted."""
         s = LoggedStatement(statement, parse_payload(stype, statement.payload), ident, index)
         if stype == "operator-registration":
-            return self._register(s)
+            return self._register(s, remember)
         if stype == "key-rotation":
-            return self._rotate(s)
+            return self._rotate(s, remember)
         recovery = stype == "revocation" and s.payload["target"] == s.issuer
-        self._check_signer(statement, index, recovery=recovery)
+        self._check_signer(statement, index, recovery=recovery, remember=remember)
         if stype in SERVICE_STATEMENTS:
             if s.issuer not in self.service_signers:
                 raise Refused(Refusal.SERVICE_STATEMENT_UNTRUSTED,
@@ -171,7 +176,8 @@ class Fold:
             return accept_evidence(self.state, s, self.service_signers)
         return _nothing
 
-    def _check_signer(self, statement: SignedStatement, index: int, *, recovery: bool = False) -> None:
+    def _check_signer(self, statement: SignedStatement, index: int, *, recovery: bool = False, remember: bool = True
+                      ) -> None:
         """The signer is not revoked, nor is its current key, and the statement is signed by that key; with
         ``recovery`` (a controller revoking itself) also by the next key it committed to."""
         signer, state = statement.issuer, self.state
@@ -179,23 +185,25 @@ class Fold:
         if revoked is not None:
             raise Refused(Refusal.SIGNER_REVOKED,
                           f"signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
-        multikey = state.current_multikey(signer)
-        revoked = state.revoked.get(multikey) if multikey is not None else None
         controller = state.controllers.get(signer)
-        committed = kid_multikey(statement)
-        if recovery and controller is not None and key_digest(committed) == controller.next_key_digest:
-            _verify(statement, multikey_key(committed), f"the next key {signer[:200]} committed to",
-                    Refusal.SIGNER_KEY_MISMATCH)
-            return
+        multikey = controller.key if controller is not None else did_key_multikey(signer)  # state.current_multikey
+        revoked = state.revoked.get(multikey) if multikey is not None else None
+        if recovery and controller is not None:
+            committed = kid_multikey(statement)
+            if key_digest(committed) == controller.next_key_digest:
+                _verify(statement, multikey_key(committed), f"the next key {signer[:200]} committed to",
+                        Refusal.SIGNER_KEY_MISMATCH, remember)
+                return
         if revoked is not None:
             raise Refused(
                 Refusal.SIGNER_KEY_REVOKED,
                 f"the key current for signer {signer[:200]} was revoked at entry {revoked.index} ({revoked.reason})",
             )
-        _verify(statement, state.current_key(signer), f"the key current for {signer[:200]} at entry {index}",
-                Refusal.SIGNER_KEY_MISMATCH)
+        key = multikey_key(controller.key) if controller is not None else state.current_key(signer)
+        _verify(statement, key, f"the key current for {signer[:200]} at entry {index}", Refusal.SIGNER_KEY_MISMATCH,
+                remember)
 
-    def _register(self, s: LoggedStatement) -> Commit:
+    def _register(self, s: LoggedStatement, remember: bool) -> Commit:
         p = s.payload
         operator, namespace = p["operator"], p["namespace"]
         if s.issuer != operator:
@@ -214,7 +222,8 @@ class Fold:
             raise Refused(Refusal.WITNESS_THRESHOLD_TOO_HIGH,
                           "witness_threshold is larger than the number of witnesses")
         self._check_operator_did(operator, p["key"], s)
-        _verify(s.statement, multikey_key(p["key"]), "the key it registers", Refusal.REGISTRATION_NOT_SELF_SIGNED)
+        _verify(s.statement, multikey_key(p["key"]), "the key it registers", Refusal.REGISTRATION_NOT_SELF_SIGNED,
+                remember)
         registered = KeyState(
             operator, namespace, p["key"], p["next_key_digest"], tuple(p["witnesses"]), p["witness_threshold"],
             (KeyEvent(0, p["key"], s.entry, s.index),),
@@ -240,7 +249,7 @@ class Fold:
         raise Refused(Refusal.REGISTRATION_DID_METHOD_UNSUPPORTED,
                       f"{operator[:200]}: only did:key and did:web operators can prove control of their DID here")
 
-    def _rotate(self, s: LoggedStatement) -> Commit:
+    def _rotate(self, s: LoggedStatement, remember: bool) -> Commit:
         p = s.payload
         controller = p["controller"]
         current = self.state.controllers.get(controller)
@@ -264,7 +273,7 @@ class Fold:
         if p["key"] in self.state.revoked:
             raise Refused(Refusal.ROTATION_KEY_REVOKED, "the revealed key was revoked")
         _verify(s.statement, multikey_key(p["key"]), "the revealed (pre-committed) key",
-                Refusal.ROTATION_NOT_SIGNED_BY_REVEALED_KEY)
+                Refusal.ROTATION_NOT_SIGNED_BY_REVEALED_KEY, remember)
         _check_witnesses(p, current)
         rotated = replace(
             current, key=p["key"], next_key_digest=p["next_key_digest"],
@@ -495,9 +504,9 @@ def _statement_type(statement: SignedStatement) -> str | None:
     return statement_type_of(statement.content_type)
 
 
-def _verify(statement: SignedStatement, key: PublicKey, what: str, refusal: Refusal) -> None:
+def _verify(statement: SignedStatement, key: PublicKey, what: str, refusal: Refusal, remember: bool) -> None:
     try:
-        verify_sign1(statement.message, statement.alg, key, memo=STATEMENT_SIGNATURES)
+        verify_sign1(statement.message, statement.alg, key, memo=STATEMENT_SIGNATURES, remember=remember)
     except TabellionError as exc:
         raise Refused(refusal, f"the statement is not signed by {what}: {exc.detail}") from exc
 

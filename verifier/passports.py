@@ -180,6 +180,8 @@ def _object(value: object, where: str, members: frozenset[str], optional: frozen
 ]:
     if not isinstance(value, dict):
         raise PayloadInvalid(f"passport {where} must be a JSON object")
+    if value.keys() == members:  # the usual case: every member, nothing else
+        return value
     missing = sorted(members - value.keys())
     if missing:
         raise PayloadInvalid(f"passport {where} lacks {', '.join(missing)}")
@@ -288,7 +290,8 @@ def check_issuance(state: IdentityState, s: LoggedStatement) -> Passport:
             f"statusListIndex {passport.status_index} is already used by this operator's passport entry {used}"
         )
     try:
-        verify_proof(passport.credential, _current_key_of(state, operator), PROOF_PURPOSE)
+        # the credential as decoded from the payload (``passport.credential`` would decode it again)
+        verify_proof(s.payload["credential"], _current_key_of(state, operator), PROOF_PURPOSE)
     except TabellionError as exc:
         raise Refused(Refusal.PASSPORT_PROOF_INVALID, f"the passport's proof does not verify: {exc}") from exc
     return passport

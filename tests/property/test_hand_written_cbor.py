@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import io
+from hashlib import sha256
 from typing import Any
 
 import cbor2
@@ -39,7 +40,7 @@ from schemas.receipt import (
     receipt_protected_header,
     receipt_to_verify,
 )
-from schemas.statement import _logged_message
+from schemas.statement import _logged_message, parse_logged_statement, parse_statement
 
 _BREAK = object()  # cbor2 5.x returned a break marker for a lone 0xFF; cbor2 6 refuses it (nothing to find)
 _FROZEN_DICT: Any = cbor2.frozendict
@@ -403,6 +404,54 @@ def test_statement_leaf_data_on_arbitrary_bytes(a: bytes, b: bytes) -> None:
     shaped = b"\xd2\x84" + cbor.bstr_head(len(a)) + a + b"\xa0" + b
     for candidate in (a + b, shaped):
         assert _outcome(statement_leaf_data, candidate) == _outcome(_strict_leaf, candidate)
+
+
+def _parsed_leaf(data: bytes) -> tuple[Any, bytes]:
+    statement, leaf = parse_logged_statement(data)
+    return statement, leaf
+
+
+def _strict_parsed_leaf(data: bytes) -> tuple[Any, bytes]:
+    statement = parse_statement(data)
+    return statement, leaf_data(decode_sign1(data, "signed statement"))
+
+
+@st.composite
+def _parsable_statements(draw: st.DrawFn) -> bytes:
+    """Statements that ``parse_statement`` accepts: in the logged layout, or with an unprotected header, a wide
+    head on the payload or a signature of another length (other layouts, whose leaf is not their own hash)."""
+    header = {1: -8, 3: "application/json", 4: b"did:key:z6Mk#z6Mk", 15: {1: "did:key:z6Mk", 2: draw(st.text(
+        min_size=1, max_size=20))}}
+    payload = draw(_byte_strings)
+    signature = draw(st.one_of(st.binary(min_size=64, max_size=64), st.binary(max_size=100)))
+    unprotected = draw(st.one_of(st.just({}), st.dictionaries(st.integers(5, 400), st.binary(max_size=8), max_size=2)))
+    statement = cbor.encode(cbor.tag(18, [cbor.encode(header), unprotected, payload, signature]))
+    if draw(st.integers(0, 4)) == 0 and len(payload) < 24:  # the payload's byte string with a wide head
+        at = statement.index(cbor.bstr_head(len(payload)) + payload, 4 + len(cbor.encode(header)))
+        statement = statement[:at] + bytes((0x58, len(payload))) + statement[at + 1 :]
+    return statement
+
+
+@settings(max_examples=600, deadline=None)
+@given(_parsable_statements() | _statements())
+def test_parse_logged_statement_gives_the_leaf_of_the_decoded_statement(statement: bytes) -> None:
+    assert _outcome(_parsed_leaf, statement) == _outcome(_strict_parsed_leaf, statement)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_parse_logged_statement_on_mutations(data: st.DataObject) -> None:
+    mutated = data.draw(_mutated(data.draw(_parsable_statements())))
+    assert _outcome(_parsed_leaf, mutated) == _outcome(_strict_parsed_leaf, mutated)
+
+
+def test_parse_logged_statement_takes_both_layouts() -> None:
+    header = cbor.encode({1: -8, 3: "application/json", 4: b"did:key:z6Mk", 15: {1: "did:key:z6Mk", 2: "s"}})
+    logged = cbor.encode(cbor.tag(18, [header, {}, b"{}", b"s" * 64]))
+    other = cbor.encode(cbor.tag(18, [header, {33: b"c"}, b"{}", b"s" * 64]))
+    assert parse_logged_statement(logged)[1] == sha256(logged).digest() == _strict_parsed_leaf(logged)[1]
+    assert parse_logged_statement(other)[1] == leaf_data(decode_sign1(other)) != sha256(other).digest()
+    assert parse_logged_statement(other)[1] == sha256(logged).digest()  # the unprotected header is not logged
 
 
 # --- the statement read in one pass, against the full decode ------------------------------------------------

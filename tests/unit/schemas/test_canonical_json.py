@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.errors import PayloadInvalid
-from schemas.identity_statements import canonical_json, canonical_value
+from schemas.identity_statements import _plain, canonical_json, canonical_value
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=10)
 SCALARS = (
@@ -107,3 +107,60 @@ def test_canonical_value_refuses_what_only_python_writes_alike() -> None:
             canonical_value("delegation", payload)
     assert canonical_value("delegation", '{"\U0001f600":2,"\ue000":1}'.encode()) == {"\U0001f600": 2, "\ue000": 1}
     assert canonical_value("delegation", b'{"a":9007199254740991,"b":"\\u001f"}') == {"a": 2**53 - 1, "b": "\x1f"}
+
+
+# --- ``_plain`` (which values take the C encoder's path) against the plain walk it replaced ---------------------
+
+def _plain_reference(value: Any) -> bool:
+    """The walk ``_plain`` was first written as: one item at a time, each key checked on its own."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -(2**53 - 1) <= item <= 2**53 - 1:
+                continue
+            return False
+        if kind is list:
+            stack.extend(item)
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or (key and max(key) >= "\ue000"):
+                    return False
+            stack.extend(item.values())
+        else:
+            return False
+    return True
+
+
+class _Text(str):
+    pass
+
+
+ODD = st.sampled_from([1.5, 2**53, -(2**53), 2**53 - 1, True, (1,), _Text("a"), b"x", float("nan")])
+ODD_KEYS = KEYS | st.sampled_from(["", "\ud7ff", "\ue000", "\uffff", "a\U00010000"])
+ANY_JSON = st.recursive(
+    SCALARS | st.integers() | ODD,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ODD_KEYS | st.sampled_from([1, _Text("k")]), inner,
+                                                                max_size=4),
+    max_leaves=14)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(ANY_JSON)
+def test_plain_agrees_with_the_plain_walk(value: Any) -> None:
+    assert _plain(value) == _plain_reference(value)
+
+
+def test_not_json_is_refused_in_json_loads_words() -> None:
+    """The decoder kept per thread refuses a payload in the words ``json.loads`` uses (they are in the outcome)."""
+    for payload in (b"\xef\xbb\xbf{}", b"", b"{} x", b"{", b'{"a":}', b"[1,]", b"\xff"):
+        try:
+            json.loads(payload.decode("utf-8"))
+        except ValueError as exc:
+            expected = f"the delegation payload is not JSON: {exc}"
+        with pytest.raises(PayloadInvalid) as refused:
+            canonical_value("delegation", payload)
+        assert refused.value.detail == expected

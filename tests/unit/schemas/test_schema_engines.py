@@ -64,3 +64,44 @@ def test_compiled_validator_agrees_with_the_reference(name: str, data: st.DataOb
 def test_dollar_anchors_at_the_very_end() -> None:
     value = {**GOOD["claim-submission"], "namespace": "acme\n"}
     assert not _valid_compiled("claim-submission", value)
+
+
+# --- the validator with ``uniqueItems`` of string arrays checked outside fastjsonschema, against fastjsonschema on
+# the whole schema: the same payloads accepted, every refusal in the same words at the same place ---------------
+
+UNIQUE_CHECKED = ("operator-registration", "delegation", "claim-submission", "registration-policy")
+ITEM = st.sampled_from(["a", "b", "mail", "", "x" * 300]) | JSON
+
+
+ARRAYS = st.lists(ITEM, max_size=5) | st.lists(ITEM, min_size=1, max_size=4).map(lambda items: [*items, items[0]])
+"""Short arrays of strings, often with a repeat, sometimes with other values in them."""
+
+
+def _outcome(validate: Any, value: Any) -> str:
+    try:
+        validate(value)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return f"{exc.message} at {exc.path} ({exc.rule})"
+    return "valid"
+
+
+@pytest.mark.parametrize("name", UNIQUE_CHECKED)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_unique_items_checked_outside_agree_with_fastjsonschema(name: str, data: st.DataObject) -> None:
+    value = copy.deepcopy(GOOD[name])
+    scope = value.get("scope")
+    for _ in range(data.draw(st.integers(1, 3))):
+        where = data.draw(st.sampled_from(["array", "array", "other"]))
+        if where == "array" and isinstance(scope, dict):
+            scope[data.draw(st.sampled_from(["services", "actions", "resources", "extra"]))] = data.draw(ARRAYS)
+        elif where == "array":
+            field = "witnesses" if name == "operator-registration" else "accepted_content_types"
+            value[field] = data.draw(ARRAYS | st.lists(st.just(OPERATOR_DID), max_size=3) | JSON)
+        else:
+            value[data.draw(st.sampled_from(sorted(value)))] = data.draw(JSON)
+    reference = fastjsonschema.compile(schema_of(name))
+    assert _outcome(_validator(name), value) == _outcome(reference, value)
+
+
+OPERATOR_DID = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"

@@ -75,6 +75,33 @@ def test_base58_refuses_characters_outside_the_alphabet(bad: str) -> None:
         b58decode(bad)
 
 
+def _b58decode_reference(text: str) -> bytes:
+    """The character-by-character decoder ``b58decode`` replaced (its digits looked up with ``translate``)."""
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    n = 0
+    for c in text:
+        if c not in alphabet:
+            raise MalformedKey(f"{c!r} is not a base58btc character")
+        n = n * 58 + alphabet.index(c)
+    zeros = len(text) - len(text.lstrip("1"))
+    return b"\x00" * zeros + (n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b"")
+
+
+_NEAR_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0OIl+/ \xff\u0100é😀"
+
+
+@given(st.text(alphabet=st.sampled_from(_NEAR_BASE58), max_size=100) | st.text(max_size=20))
+def test_base58_decode_agrees_with_the_reference(text: str) -> None:
+    try:
+        expected = _b58decode_reference(text)
+    except MalformedKey as exc:
+        with pytest.raises(MalformedKey) as refused:
+            b58decode(text)
+        assert refused.value.detail == exc.detail
+        return
+    assert b58decode(text) == expected
+
+
 @pytest.mark.parametrize(("n", "encoded"), [(0, "00"), (1, "01"), (127, "7f"), (128, "8001"), (0xED, "ed01"),
                                             (0x1200, "8024"), (16384, "808001")])
 def test_varint_vectors(n: int, encoded: str) -> None:
