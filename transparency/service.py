@@ -355,7 +355,9 @@ class TransparencyService:
         """In the sequencer thread, after a batch committed (or, standing by for another process's sequencer, after
         it read the batches that process committed): keep its head, fold it, wake the cosignature gatherer and
         the publisher, then long polls."""
-        head = self.latest_head()
+        head = self.sequencer.committed_head  # after this process's batch: the head it just committed
+        if head is None or not entries or head.tree_size != entries[-1][0] + 1:  # standing by: read it
+            head = self.latest_head()
         with self._head_lock:
             if head.tree_size > self._head.tree_size:
                 self._head = head

@@ -143,6 +143,7 @@ class Sequencer:
         self.index = EntryIndexWriter(self.db, seal_entries=index_seal_entries, fanin=index_fanin)
         self.coordination = open_coordination(self.db, location)
         self.size = 0  # the sequencer: the log's size; standing by: the entries handed to ``on_integrated``
+        self.committed_head: TreeHead | None = None  # the head this process's last batch committed
         self.leading = False
         try:
             self._open(open_timeout_s)
@@ -449,6 +450,7 @@ class Sequencer:
         note = sign_checkpoint(self.key, Checkpoint(self.origin, new_size, root))
         self.writer.append_head(new_size, root, now, note, protected, signature)
         self.db.commit()
+        self.committed_head = TreeHead(new_size, root, now, note, protected, signature)
         return _SignedBatch(new_size, protected, signature, paths)
 
     @staticmethod
