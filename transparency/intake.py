@@ -4,14 +4,15 @@ sequencer.
 
 Verifying an Ed25519 signature releases the interpreter lock, so in this thread it runs beside the event loop,
 on another core, while the loop reads and answers other requests; on the loop it took about a third of the
-loop's time per registration. The loop hands each body over with a ``SimpleQueue`` put (no wake-up of this
-thread per body once it is busy). A statement that passed is handed to the sequencer from here (``Submit``), with
-the submitter's future, which the sequencer settles after its batch's COMMIT (one wake-up of the loop per batch):
-the loop is not woken between the check and the sequencer. After each group of bodies, ``handed_over`` tells the
-sequencer that nothing more is on its way from here, so its batch need not wait ``batch_max_wait_ms`` for more.
-A refusal (or anything the check or the hand-over raised) is answered from here, one wake-up of the loop for all
-the refusals of a group. Nothing else changes: each body gets exactly the checks, in the same order, with the
-same errors, and nothing reaches the sequencer unless every check passed.
+loop's time per registration. The loop hands the bodies over with one ``SimpleQueue`` put per loop iteration
+(all the bodies of the requests it read at once: no wake-up of this thread per body). A statement that passed
+is handed to the sequencer from here (``Submit``), with the submitter's future, which the sequencer settles
+after its batch's COMMIT (one wake-up of the loop per batch): the loop is not woken between the check and the
+sequencer. After each group of bodies, ``handed_over`` tells the sequencer that nothing more is on its way from
+here, so its batch need not wait ``batch_max_wait_ms`` for more. A refusal (or anything the check or the
+hand-over raised) is answered from here, one wake-up of the loop for all the refusals of a group. Nothing else
+changes: each body gets exactly the checks, in the same order, with the same errors, and nothing reaches the
+sequencer unless every check passed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from transparency.registration import Checked
 R = TypeVar("R")
 Check = Callable[[bytes], Checked]
 DRAIN = 64
-"""At most this many bodies are checked before they are handed to the sequencer."""
+"""Groups of bodies (each what a loop registered in one of its iterations) are taken until this many bodies are
+taken (or none is left), checked, then handed to the sequencer."""
 
 
 class Registration(Generic[R]):
@@ -66,16 +68,27 @@ class Intake(Generic[R]):
         self._check = check
         self._submit = submit
         self._handed_over = handed_over
-        self._queue: queue.SimpleQueue[tuple[bytes, Registration[R]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[tuple[bytes, Registration[R]]] | None] = queue.SimpleQueue()
+        self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[bytes, Registration[R]]]] = {}  # by loop
         self._thread = threading.Thread(target=self._run, name="tabellion-intake", daemon=True)
         self._thread.start()
 
     def register(self, body: bytes) -> Registration[R]:
         """Check ``body`` in the intake thread, then hand it to the sequencer; the registration's future (of the
-        running loop) is settled with the sequencer's answer or with the error that refused the body."""
-        registration: Registration[R] = Registration(asyncio.get_running_loop().create_future())
-        self._queue.put((body, registration))
+        running loop) is settled with the sequencer's answer or with the error that refused the body. The bodies
+        a loop registers in one of its iterations are handed over together, at its end (``call_soon``): one
+        put, and at most one wake-up of this thread, for all the requests the loop read at once."""
+        loop = asyncio.get_running_loop()
+        registration: Registration[R] = Registration(loop.create_future())
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            self._waiting[loop] = waiting = []
+            loop.call_soon(self._hand_over, loop)
+        waiting.append((body, registration))
         return registration
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._waiting.pop(loop))
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -84,19 +97,17 @@ class Intake(Generic[R]):
 
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
-            while len(items) < DRAIN:
+            groups = [self._queue.get()]
+            while sum(len(g) for g in groups if g is not None) < DRAIN:
                 try:
-                    items.append(self._queue.get_nowait())
+                    groups.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = None in items
+            stop = None in groups
+            items = [item for group in groups if group is not None for item in group]
             refused: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], Exception]]] = {}
             passed: list[tuple[Checked, Registration[R]]] = []
-            for item in items:
-                if item is None:  # stop, once these are answered
-                    continue
-                body, registration = item
+            for body, registration in items:
                 try:
                     passed.append((self._check(body), registration))
                 except Exception as exc:  # noqa: BLE001 - handed to the submitter, who raises it

@@ -127,3 +127,17 @@ def test_waiting_for_the_check_ends_when_it_passed_or_was_refused() -> None:
         intake.close()
     assert passed.checked is not None and passed.checked.statement.subject == "ok"
     assert refused.checked is None and isinstance(refused.future.exception(), PolicyRefused)
+
+
+def test_the_bodies_of_one_loop_iteration_are_handed_over_together() -> None:
+    """Registered in one iteration of the loop: one put, so one group checked and one hand-over to the
+    sequencer, not one per body."""
+    sequencer = _Sequencer()
+    intake = _intake([], sequencer)
+    bodies = [_body(f"n{i}") for i in range(10)]
+    try:
+        answers = asyncio.run(_answers(intake, bodies))  # gather registers them all before the loop goes on
+    finally:
+        intake.close()
+    assert all(isinstance(a, Checked) for a in answers)
+    assert sequencer.submitted == bodies and sequencer.handed_over == 1
