@@ -270,6 +270,21 @@ def bstr_head(n: int) -> bytes:
 _SHORT_BSTR_HEADS = tuple(bytes((0x40 | n,)) for n in range(24))
 
 
+def head(major: int, n: int) -> bytes:
+    """The head of major type ``major`` (its top three bits: ``0x00`` unsigned integer, ``0x40`` byte string,
+    ``0x80`` array, ``0xA0`` map) with argument ``n``, in its shortest form (RFC 8949 §3, §4.2.1); for the
+    encoders written out by hand, as ``bstr_head``."""
+    if n < 24:
+        return bytes((major | n,))
+    if n < 0x100:
+        return bytes((major | 24, n))
+    if n < 0x10000:
+        return bytes((major | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((major | 26,)) + n.to_bytes(4, "big")
+    return bytes((major | 27,)) + n.to_bytes(8, "big")
+
+
 def read_head(data: bytes, i: int, major: int) -> tuple[int, int]:
     """The argument of the definite-length head of major type ``major`` (its top three bits: ``0x00`` unsigned
     integer, ``0x40`` byte string, ``0x80`` array, ...) at ``data[i]``, and the offset after the head;

@@ -21,8 +21,11 @@ class InclusionProof:
     path: tuple[bytes, ...]
 
     def encode(self) -> bytes:
-        """``bstr .cbor [tree-size, leaf-index, [* bstr]]`` (RFC 9942 §5.2, inclusion-proof)."""
-        return cbor.encode([self.tree_size, self.leaf_index, list(self.path)])
+        """``bstr .cbor [tree-size, leaf-index, [* bstr]]`` (RFC 9942 §5.2, inclusion-proof), deterministically
+        encoded; written out by hand (every receipt the log issues goes through here), equal to ``cbor.encode``
+        of the list (``tests/property/test_hand_written_cbor.py``)."""
+        return b"".join((b"\x83", cbor.head(0x00, self.tree_size), cbor.head(0x00, self.leaf_index),
+                         cbor.head(0x80, len(self.path)), *(cbor.bstr_head(len(h)) + h for h in self.path)))
 
     @classmethod
     def decode(cls, data: bytes) -> InclusionProof:

@@ -22,9 +22,19 @@ def sign_tree_head(key: LogKey, origin: str, root: bytes, issued_at: int) -> tup
     return protected, key.sign(sig_structure(protected, root))
 
 
+_RECEIPT_START = bytes((0xC0 | L.COSE_SIGN1_TAG, 0x84))  # tag 18, an array of four
+_INCLUSION_PROOFS = b"".join((cbor.head(0xA0, 1), cbor.head(0x00, L.VDP), cbor.head(0xA0, 1),
+                              cbor.head(0x20, -1 - L.VDP_INCLUSION), cbor.head(0x80, 1)))  # {396: {-1: [ one proof
+_NIL = b"\xf6"  # the detached payload
+
+
 def assemble_receipt(protected: bytes, signature: bytes, proof: InclusionProof) -> bytes:
-    unprotected = {L.VDP: {L.VDP_INCLUSION: [proof.encode()]}}
-    return cbor.encode(cbor.tag(L.COSE_SIGN1_TAG, [protected, unprotected, None, signature]))
+    """``tag18([protected, {396: {-1: [proof]}}, nil, signature])``, deterministically encoded; written out by
+    hand (the sequencer assembles one per new entry), equal to ``cbor.encode`` of that structure
+    (``tests/property/test_hand_written_cbor.py``)."""
+    encoded = proof.encode()
+    return b"".join((_RECEIPT_START, cbor.bstr_head(len(protected)), protected, _INCLUSION_PROOFS,
+                     cbor.bstr_head(len(encoded)), encoded, _NIL, cbor.bstr_head(len(signature)), signature))
 
 
 def sign_checkpoint(key: LogKey, checkpoint: Checkpoint) -> str:

@@ -43,7 +43,7 @@ from schemas.receipt import transparent_statement
 from schemas.statement import SignedStatement, parse_statement
 from transparency.did_web import DidWebProver
 from transparency.identity import IdentityFollower
-from transparency.intake import Intake
+from transparency.intake import Intake, Registration
 from transparency.keys import LogKey, load_or_create_log_key, published_key_set, retired_public_keys
 from transparency.log.merkle_tree import PersistentMerkleTree
 from transparency.log.read_threads import ReadPool, ReadViews
@@ -99,7 +99,8 @@ class TransparencyService:
             batch_max_entries=settings.batch_max_entries, batch_max_wait_ms=settings.batch_max_wait_ms,
             queue_limit=settings.queue_limit, on_integrated=self._integrated, retired_keys=retired,
         )
-        self.intake = Intake(self.registrar.check)  # registrations are checked in its thread
+        # registrations are checked in its thread, and handed from there to the sequencer
+        self.intake: Intake[Integrated] = Intake(self.registrar.check, self._submit, self.sequencer.handed_over)
         self._loop: asyncio.AbstractEventLoop | None = None
         # statements being registered, parsed from exactly their logged bytes, by those bytes: the fold of their
         # batch (in the sequencer thread) takes them instead of parsing the bytes again
@@ -206,22 +207,26 @@ class TransparencyService:
     # --- writes -----------------------------------------------------------------------------------
 
     async def register(self, body: bytes) -> Submission:
-        """Check, then sequence; wait for the batch up to the registration timeout."""
-        return await self._sequence(await self._check(body))
-
-    async def _check(self, body: bytes) -> Checked:
-        """The registrar's check; a did:web operator registration that lacks evidence gets it first: the log
+        """Check (in the intake thread, which hands what passed to the sequencer), then wait for the batch up to
+        the registration timeout. A did:web operator registration that lacks evidence gets it first: the log
         fetches the DID document, registers its signed ``did-web-evidence`` and waits until it is folded
         (``transparency.did_web``). Any failure to get it refuses the registration and logs nothing."""
+        registration = self.intake.register(body)
         try:
-            return await self.intake.check(body)  # in the intake thread
+            return await self._integrated_in_time(registration.future, registration)
         except DidWebEvidenceMissing:
             evidence = await self.did_web.evidence(parse_statement(body))
         logged = await self._sequence(self.registrar.check(evidence))
         if logged.receipt is None:
             raise RegistrationPending(f"the did:web evidence {entry_id(logged.leaf_data)} is still being "
                                       "registered; submit the registration again")
-        return self.registrar.check(body)
+        return await self._sequence(self.registrar.check(body))
+
+    def _submit(self, checked: Checked, future: asyncio.Future[Integrated]) -> None:
+        """In the intake thread: queue a statement that passed for the sequencer, which settles ``future``."""
+        if checked.as_logged is not None:
+            self._parsed[checked.logged] = checked.as_logged  # for the fold of its batch (``_integrated``)
+        self.sequencer.submit_to(checked.leaf_data, checked.logged, future)
 
     async def _sequence(self, checked: Checked) -> Submission:
         """Queue the statement and wait for its batch, up to the registration timeout. The sequencer dedupes, in
@@ -231,14 +236,28 @@ class TransparencyService:
         process's sequencer appended) has its receipt read in a read thread."""
         if checked.as_logged is not None:
             self._parsed[checked.logged] = checked.as_logged  # for the fold of its batch (``_integrated``)
+        return await self._integrated_in_time(self.sequencer.submit_waiting(checked.leaf_data, checked.logged),
+                                              checked)
+
+    async def _integrated_in_time(
+        self, future: asyncio.Future[Integrated], checked: Checked | Registration[Integrated]
+    ) -> Submission:
+        """Wait for the sequencer's answer up to the registration timeout (a registration in the intake: once it
+        passed its checks, so that a 202 names an entry that is on its way; a refusal is raised as it comes)."""
+        timeout = self.settings.registration_timeout_s
         try:
-            future = self.sequencer.submit_waiting(checked.leaf_data, checked.logged)
-            done, _ = await asyncio.wait((future,), timeout=self.settings.registration_timeout_s)
+            done, _ = await asyncio.wait((future,), timeout=timeout)
+            if not done and isinstance(checked, Registration) and checked.checked is None:
+                await checked.wait_checked()
+                done, _ = await asyncio.wait((future,), timeout=timeout)
         finally:
-            self._parsed.pop(checked.logged, None)
+            passed = checked.checked if isinstance(checked, Registration) else checked
+            if passed is not None:
+                self._parsed.pop(passed.logged, None)
         if not done:
             future.add_done_callback(_retrieved)  # answered later, to nobody
-            return Submission(checked.leaf_data, None)
+            assert passed is not None
+            return Submission(passed.leaf_data, None)
         integrated = future.result()
         receipt = integrated.receipt
         if receipt is None:
@@ -336,11 +355,15 @@ class TransparencyService:
         """In the sequencer thread, after a batch committed (or, standing by for another process's sequencer, after
         it read the batches that process committed): keep its head, fold it, wake the cosignature gatherer and
         the publisher, then long polls."""
-        head = self.latest_head()
+        head = self.sequencer.committed_head  # after this process's batch: the head it just committed
+        if head is None or not entries or head.tree_size != entries[-1][0] + 1:  # standing by: read it
+            head = self.latest_head()
         with self._head_lock:
             if head.tree_size > self._head.tree_size:
                 self._head = head
         self.identity.integrated(entries, self._parsed)
+        for _, statement in entries:  # folded; its submitter pops it too (one cancelled while checked may not)
+            self._parsed.pop(statement, None)
         if self.cosignatures is not None:
             self.cosignatures.notify()
         if self.publisher is not None:

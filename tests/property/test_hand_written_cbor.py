@@ -14,6 +14,8 @@
   repeat a label; ``cbor.refuse_repeated_keys`` (which compares with cbor2's encoding first) agrees with
   counting the map entries, and ``cbor.decode_as_written`` returns only what ``decode`` builds and passes it.
 - The strict decoder's stray-break check agrees with a plain recursive reference on mutated items.
+- ``cbor.head``, ``InclusionProof.encode`` and ``transparency.receipts.assemble_receipt`` (written out by hand:
+  the sequencer assembles a receipt per new entry) equal cbor2's deterministic encoding, every width included.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from schemas import cose_labels as L
 from schemas.cose_sign1 import CoseSign1, decode_sign1, refuse_repeated_labels
 from schemas.errors import MalformedCbor, MalformedReceipt, TabellionError
 from schemas.leaf import leaf_data, logged_statement, statement_leaf_data
-from schemas.proofs import _decode_triple_strictly, _shortest_form_triple
+from schemas.proofs import InclusionProof, _decode_triple_strictly, _shortest_form_triple
 from schemas.receipt import (
     _log_receipt,
     _read_receipt_strictly,
@@ -41,6 +43,7 @@ from schemas.receipt import (
     receipt_to_verify,
 )
 from schemas.statement import _logged_message, parse_logged_statement, parse_statement
+from transparency.receipts import assemble_receipt
 
 _BREAK = object()  # cbor2 5.x returned a break marker for a lone 0xFF; cbor2 6 refuses it (nothing to find)
 _FROZEN_DICT: Any = cbor2.frozendict
@@ -623,3 +626,42 @@ def test_strict_decode_agrees_with_the_reference(data: st.DataObject) -> None:
 def test_read_bstr_at_length_boundaries(n: int) -> None:
     encoded = cbor2.dumps(b"\x07" * n)
     assert cbor.read_bstr(encoded, 0) == (len(encoded) - n, len(encoded))
+
+
+# --- the encoders of receipts -------------------------------------------------------------------------
+
+
+@given(st.sampled_from([0x00, 0x20, 0x40, 0x60, 0x80, 0xA0]), _uint64)
+def test_head_is_cbor2s(major: int, n: int) -> None:
+    encoded = cbor.head(major, n)
+    if major == 0x00:
+        assert encoded == cbor2.dumps(n)
+    elif major == 0x20:
+        assert encoded == cbor2.dumps(-1 - n)
+    else:
+        assert encoded[0] & 0xE0 == major and cbor.read_head(encoded, 0, major) == (n, len(encoded))
+        if n <= 300:  # a whole item of that length, for cbor2 to encode
+            item = {0x40: b"\x01" * n, 0x60: "a" * n, 0x80: [0] * n, 0xA0: {i: 0 for i in range(n)}}[major]
+            assert cbor2.dumps(item, canonical=True).startswith(encoded)
+
+
+_proofs = st.builds(
+    lambda size, index, path: InclusionProof(size, index % size, tuple(path)),
+    st.one_of(st.integers(1, 300), st.integers(1, 2**64 - 1), st.sampled_from([24, 256, 65536, 2**32])),
+    st.integers(0, 2**64 - 1),
+    st.lists(st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40)), max_size=66),
+)
+
+
+@given(_proofs)
+def test_inclusion_proof_encoding_is_the_deterministic_one(proof: InclusionProof) -> None:
+    expected = cbor2.dumps([proof.tree_size, proof.leaf_index, list(proof.path)], canonical=True)
+    assert proof.encode() == expected
+
+
+@given(_byte_strings, _byte_strings, _proofs)
+def test_assembled_receipt_is_the_deterministic_encoding(protected: bytes, signature: bytes,
+                                                          proof: InclusionProof) -> None:
+    expected = cbor2.dumps(cbor2.CBORTag(18, [protected, {396: {-1: [cbor2.dumps(
+        [proof.tree_size, proof.leaf_index, list(proof.path)], canonical=True)]}}, None, signature]), canonical=True)
+    assert assemble_receipt(protected, signature, proof) == expected

@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -44,7 +43,16 @@ import psycopg
 from psycopg import pq
 
 from schemas.errors import ConfigurationError
-from transparency.log.storage import INTEGRATED, PENDING, Backend, LogDatabase, Queued, Wake
+from transparency.log.storage import (
+    INTEGRATED,
+    PENDING,
+    Backend,
+    LogDatabase,
+    Queued,
+    Wake,
+    chunks,
+    rows_statement,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +70,14 @@ def _dialect(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-_ONE_ROW = re.compile(r"^(INSERT INTO .*? VALUES )(\([?, ]+\))(.*)$", re.S)
 MAX_PARAMETERS = 32767  # a statement's parameters (the protocol allows 65535)
 
 
 @functools.lru_cache(maxsize=64)
 def _rows_statement(sql: str, rows: int) -> str | None:
     """``INSERT … VALUES (?, …)`` for ``rows`` rows at once (one round trip), or ``None`` for another statement."""
-    match = _ONE_ROW.match(sql)
-    if match is None:
-        return None
-    head, row, tail = match.groups()
-    return _dialect(head + ", ".join([row] * rows) + tail)
+    statement = rows_statement(sql, rows)
+    return None if statement is None else _dialect(statement)
 
 
 def redacted(url: str) -> str:
@@ -110,9 +114,7 @@ class PostgresLogDatabase:
         """An ``INSERT … VALUES`` of many rows is sent as one statement per ``MAX_PARAMETERS`` parameters."""
         if not rows:
             return
-        per = max(1, MAX_PARAMETERS // max(1, len(rows[0])))
-        for start in range(0, len(rows), per):
-            chunk = rows[start:start + per]
+        for chunk in chunks(rows, MAX_PARAMETERS):
             statement = _rows_statement(sql, len(chunk))
             if statement is None:
                 with self.conn.cursor() as cursor:

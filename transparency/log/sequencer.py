@@ -130,7 +130,7 @@ class Sequencer:
         self.queue_limit = queue_limit
         self.on_integrated = on_integrated
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._full = threading.Event()  # set by a submitter that fills a batch: integrate it without waiting
+        self._full = threading.Event()  # set by a submitter that fills a batch, or by the intake after a group
         self._pending: dict[bytes, int] = {}
         self._pending_lock = threading.Lock()
         self._forwarded: dict[bytes, list[_Pending]] = {}  # standing by: queued for the sequencer, by entry id
@@ -142,6 +142,7 @@ class Sequencer:
         self.index = EntryIndexWriter(self.db, seal_entries=index_seal_entries, fanin=index_fanin)
         self.coordination = open_coordination(self.db, location)
         self.size = 0  # the sequencer: the log's size; standing by: the entries handed to ``on_integrated``
+        self.committed_head: TreeHead | None = None  # the head this process's last batch committed
         self.leading = False
         try:
             self._open(open_timeout_s)
@@ -274,6 +275,16 @@ class Sequencer:
         self._enqueue(_Pending(leaf_data, statement, future))
         return future
 
+    def submit_to(self, leaf_data: bytes, statement: bytes, future: asyncio.Future[Integrated]) -> None:
+        """``submit_waiting`` from any thread (the intake's): ``future``, of the submitter's loop, is settled as
+        ``submit_waiting``'s is. ``Overloaded`` if the queue is full."""
+        self._enqueue(_Pending(leaf_data, statement, future))
+
+    def handed_over(self) -> None:
+        """A submitter (the intake) has queued everything it had: the batch waiting for more need not wait for
+        ``batch_max_wait_ms`` to pass; it takes what is queued now."""
+        self._full.set()
+
     def _enqueue(self, pending: _Pending) -> None:
         if self._queue.qsize() >= self.queue_limit:
             raise Overloaded(f"{self.queue_limit} statements are waiting to be sequenced; retry shortly", 1)
@@ -311,8 +322,8 @@ class Sequencer:
             wakes = {item.kind} if isinstance(item, _Wake) else set()
             stop_after = False
             if batch:
-                # wait for more up to batch_max_wait (less if a batch's worth comes), then take what came: the
-                # submitters do not wake this thread one by one
+                # wait for more up to batch_max_wait (less if a batch's worth comes, or the intake has handed over
+                # all it had), then take what came: the submitters do not wake this thread one by one
                 self._full.wait(self.batch_max_wait)
                 self._full.clear()
                 while len(batch) < self.batch_max_entries:
@@ -433,6 +444,7 @@ class Sequencer:
         note = sign_checkpoint(self.key, Checkpoint(self.origin, new_size, root))
         self.writer.append_head(new_size, root, now, note, protected, signature)
         self.db.commit()
+        self.committed_head = TreeHead(new_size, root, now, note, protected, signature)
         return _SignedBatch(new_size, protected, signature, paths)
 
     @staticmethod

@@ -27,6 +27,8 @@ the sequencer have checked and hand to it (``pending_statements``).
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -39,6 +41,30 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 Backend = Literal["sqlite", "postgresql"]
 LogLocation = Path | str
 """Where a log is stored: a SQLite file, or a ``postgresql://`` URL."""
+
+
+_ONE_ROW = re.compile(r"^(INSERT INTO .*? VALUES )(\([?, ]+\))(.*)$", re.S)
+
+
+@functools.lru_cache(maxsize=256)
+def rows_statement(sql: str, rows: int) -> str | None:
+    """``INSERT … VALUES (?, …)`` made an insert of ``rows`` rows at once, or ``None`` for another statement.
+
+    Both backends send a batch's rows this way (``executemany``): PostgreSQL in one round trip; SQLite in one
+    step of one statement, where ``sqlite3``'s ``executemany`` steps once per row and lets go of the interpreter
+    lock at every step, to wait for it again behind the event loop each time."""
+    match = _ONE_ROW.match(sql)
+    if match is None:
+        return None
+    head, row, tail = match.groups()
+    return head + ", ".join([row] * rows) + tail
+
+
+def chunks(rows: Sequence[Sequence[object]], max_parameters: int) -> Iterator[Sequence[Sequence[object]]]:
+    """``rows`` in runs of at most ``max_parameters`` parameters (at least one row a run)."""
+    per = max(1, max_parameters // max(1, len(rows[0]))) if rows else 1
+    for start in range(0, len(rows), per):
+        yield rows[start:start + per]
 
 
 class Cursor(Protocol):

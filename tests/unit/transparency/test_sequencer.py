@@ -151,3 +151,15 @@ def test_settings_flags_beat_environment_beat_defaults() -> None:
     assert load_settings(env={}).log_location == Path("data/log.sqlite")
     with pytest.raises(ConfigurationError, match="postgresql:// URL"):
         load_settings({"database": "mysql://u@h/db"}, env={})
+
+
+def test_the_head_a_batch_committed_is_the_logs_latest(tmp_path: Path) -> None:
+    """``committed_head`` (which the service keeps for GET /checkpoint instead of reading it back) is the row."""
+    seq = _sequencer(tmp_path, batch_max_wait_ms=1)
+    seq.start()
+    try:
+        for i in range(3):
+            seq.submit(_leaf(i), b"s %d" % i).result(timeout=10)
+            assert seq.committed_head == LogReader(seq.db).latest_head()
+    finally:
+        seq.stop()
