@@ -40,8 +40,8 @@ from tests.browser.chromium import (
 )
 from tests.browser.console_process import ConsoleProcess, console_config
 from tests.e2e.gateway_deployment import Recorder, refused, send, serving, signed, started_gateway
+from tests.gateway_world import World, build_world
 from tests.server import REPO, running_server
-from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client.http import HttpLogClient
 
 pytestmark = needs_chromium

@@ -35,8 +35,8 @@ from schemas.checkpoint import parse_checkpoint
 from schemas.identity_statements import statement_type_of
 from schemas.note import parse_note
 from schemas.statement import parse_statement
+from tests.gateway_world import World, build_world
 from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
-from tests.unit.gateway.test_decisions import World, build_world
 from transparency.client import HttpLogClient, generate_key, sign_statement
 
 TOKEN = "upstream-token-5b1f0c7e"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.unit.gateway.test_decisions import World
+from tests.gateway_world import World
 from tests.unit.gateway.test_mcp import TOOLS, build_mcp_world
 
 MCP_CONNECTIONS = """

@@ -17,7 +17,7 @@ from agent_sdk.tpm import TpmKeyUnavailable, load_tpm_key
 from schemas.errors import LogRequestRefused
 from tests.e2e.gateway_deployment import TOKEN, Recorder, gateway_deployment, refused
 from tests.e2e.mcp_server import MCP_CONNECTIONS, McpServer, register_mcp_world
-from tests.unit.gateway.test_decisions import World
+from tests.gateway_world import World
 from tests.unit.gateway.test_mcp import IN_SCOPE
 
 

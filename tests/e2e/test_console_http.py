@@ -19,8 +19,8 @@ from issuer.tokens import new_nonce, sign_request
 from schemas.base64url import b64url
 from tests.browser.console_process import ConsoleProcess, console_config
 from tests.browser.test_console import ALICE, _submit_world
+from tests.gateway_world import build_world
 from tests.server import running_server
-from tests.unit.gateway.test_decisions import build_world
 from tests.webauthn_authenticator import SoftwareAuthenticator, authentication_response
 from verifier.webauthn import b64url_decode
 

@@ -20,8 +20,8 @@ from issuer.statements import Signer
 from schemas.identity_statements import content_type
 from schemas.statement import parse_statement
 from tests.e2e.gateway_deployment import gateway_deployment, send, serving, signed
+from tests.gateway_world import World
 from tests.server import ServerUrl
-from tests.unit.gateway.test_decisions import World
 from transparency.client import HttpLogClient, did_of
 from verifier.keys import KeySet, parse_key_set
 from verifier.receipts import verify_receipt

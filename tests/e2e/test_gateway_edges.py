@@ -18,7 +18,7 @@ import pytest
 
 from gateway.signatures import Request
 from tests.e2e.gateway_deployment import TOKEN, gateway_deployment, refused, send, signed
-from tests.unit.gateway.test_decisions import World
+from tests.gateway_world import World
 
 IDENTITY = ["@method", "@target-uri", "tabellion-namespace", "tabellion-subject", "tabellion-agent-key",
             "tabellion-agent-passport"]

@@ -15,7 +15,7 @@ import httpx
 from issuer.statements import revocation
 from tests.e2e.gateway_deployment import PATIENCE_S, TOKEN, gateway_deployment, send, signed
 from tests.e2e.mcp_server import MCP_CONNECTIONS, McpServer, register, register_mcp_world
-from tests.unit.gateway.test_decisions import World
+from tests.gateway_world import World
 from tests.unit.gateway.test_mcp import IN_SCOPE, TOOLS
 
 

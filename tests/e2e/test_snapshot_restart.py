@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.gateway_world import build_world
 from tests.server import start_server
-from tests.unit.gateway.test_decisions import build_world
 from transparency.client import sign_statement
 
 COSE = {"content-type": "application/cose"}

@@ -18,8 +18,8 @@ from gateway.secrets import Secret
 from gateway.signatures import Request
 from issuer.statements import revocation
 from schemas.errors import LogStale, LogUntrusted, TabellionError
+from tests.gateway_world import GATEWAY, FixedLog, Sink, World, build_world
 from tests.unit.gateway.test_config import write_config
-from tests.unit.gateway.test_decisions import GATEWAY, FixedLog, Sink, World, build_world
 from tests.upstream_server import UpstreamServer, unreachable
 
 TOKEN = "tok-very-secret-123"

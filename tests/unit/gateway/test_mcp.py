@@ -42,8 +42,8 @@ from issuer.statements import (
     revocation,
 )
 from schemas.errors import GatewayConfigInvalid, LogStale, McpRequestInvalid, McpUpstreamInvalid, PassportRefused
+from tests.gateway_world import GATEWAY, NAMESPACE, FixedLog, Sink, World, ident
 from tests.unit.gateway.test_config import write_config
-from tests.unit.gateway.test_decisions import GATEWAY, NAMESPACE, FixedLog, Sink, World, ident
 from tests.upstream_server import UpstreamServer
 from transparency.problem_details import problem_status
 from verifier.authority import authorise

@@ -32,9 +32,9 @@ from schemas.errors import (
     UpstreamTimeout,
 )
 from tests.clock import Clock
+from tests.gateway_world import GATEWAY, FixedLog, World, build_world
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream
 from tests.unit.gateway.test_config import write_config
-from tests.unit.gateway.test_decisions import GATEWAY, FixedLog, World, build_world
 from tests.upstream_server import UpstreamServer
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

@@ -21,9 +21,9 @@ from gateway.replay import NonceStore
 from gateway.secrets import Secret
 from gateway.signatures import Request
 from schemas.errors import GatewayConfigInvalid, PolicyDenied, ScopeRefused
+from tests.gateway_world import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
-from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
 from tests.upstream_server import UpstreamServer
 from transparency.problem_details import problem_status
 from verifier.authority import authorise

@@ -27,9 +27,9 @@ from schemas.errors import (
     ScopeRefused,
 )
 from tests.clock import Clock
+from tests.gateway_world import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
 from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
 from tests.unit.gateway.test_config import write_config
-from tests.unit.gateway.test_decisions import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
 from tests.upstream_server import UpstreamServer
 from transparency.problem_details import problem_status
 
