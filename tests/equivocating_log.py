@@ -9,15 +9,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from schemas import media_types
 from schemas.proofs import ConsistencyProof
+from tests.http_stub import QuietHandler, serving
 from tests.witnessing import TestLog
 
 
@@ -36,7 +34,7 @@ class EquivocatingLog:
     def serving(self) -> Iterator[tuple[str, str]]:
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - the http.server hook
                 parts = urlsplit(self.path)
                 fork, _, route = parts.path.lstrip("/").partition("/")
@@ -62,15 +60,5 @@ class EquivocatingLog:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
+        with serving(Handler) as base:
             yield f"{base}/a", f"{base}/b"
-        finally:
-            server.shutdown()
-            server.server_close()

@@ -39,8 +39,9 @@ from tests.browser.chromium import (
     wait_for,
 )
 from tests.browser.console_process import ConsoleProcess, console_config
-from tests.e2e.gateway_deployment import Recorder, refused, send, serving, signed, started_gateway
+from tests.e2e.gateway_deployment import Recorder, refused, send, signed, started_gateway
 from tests.gateway_world import World, build_world
+from tests.http_stub import serving
 from tests.server import REPO, running_server
 from transparency.client.http import HttpLogClient
 

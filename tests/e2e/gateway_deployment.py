@@ -17,12 +17,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +35,7 @@ from schemas.identity_statements import statement_type_of
 from schemas.note import parse_note
 from schemas.statement import parse_statement
 from tests.gateway_world import World, build_world
+from tests.http_stub import QuietHandler, serving
 from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
 from transparency.client import HttpLogClient, generate_key, sign_statement
 
@@ -57,7 +57,7 @@ class Seen:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
-class Recorder(BaseHTTPRequestHandler):
+class Recorder(QuietHandler):
     seen: list[Seen]
 
     def _handle(self) -> None:
@@ -72,21 +72,6 @@ class Recorder(BaseHTTPRequestHandler):
         self.wfile.write(answer)
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
-@contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --- the gateway process -------------------------------------------------------------------------

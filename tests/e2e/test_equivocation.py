@@ -5,10 +5,8 @@ exits 3 with both signed checkpoints as evidence, written to a file and POSTed t
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from cli.commands import run
 from schemas.note import VerifierKey, parse_note, parse_vkey
 from schemas.witness import AddCheckpoint
 from tests.equivocating_log import EquivocatingLog
+from tests.http_stub import QuietHandler, serving
 from tests.witnessing import WitnessUrl, policy_text, start_witness, witness_vkey
 from transparency.client.witness import WitnessClient, WitnessRequestRefused, WitnessSizeConflict
 from verifier.checkpoints import verify_checkpoint
@@ -26,7 +25,7 @@ from verifier.notes import verify_cosignature
 ORIGIN = "evil.test/log"
 
 
-class Hook(BaseHTTPRequestHandler):
+class Hook(QuietHandler):
     received: list[bytes] = []
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server hook
@@ -34,20 +33,12 @@ class Hook(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
 
 @contextmanager
 def webhook() -> Iterator[str]:
     Hook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/evidence"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Hook) as base:
+        yield f"{base}/evidence"
 
 
 @contextmanager

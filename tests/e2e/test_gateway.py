@@ -24,9 +24,9 @@ from tests.e2e.gateway_deployment import (
     refused,
     revoke_until_refused,
     send,
-    serving,
     signed,
 )
+from tests.http_stub import serving
 from tests.server import ServerUrl
 from transparency.client import HttpLogClient, generate_key, sign_statement
 from transparency.keys import load_or_create_log_key

@@ -19,8 +19,9 @@ from gateway.actions import ACTIONS_FILE, GATEWAY_KEY_FILE, ActionQueue, load_or
 from issuer.statements import Signer
 from schemas.identity_statements import content_type
 from schemas.statement import parse_statement
-from tests.e2e.gateway_deployment import gateway_deployment, send, serving, signed
+from tests.e2e.gateway_deployment import gateway_deployment, send, signed
 from tests.gateway_world import World
+from tests.http_stub import serving
 from tests.server import ServerUrl
 from transparency.client import HttpLogClient, did_of
 from verifier.keys import KeySet, parse_key_set

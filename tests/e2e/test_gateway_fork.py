@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.gateway_deployment import Recorder, refused, register_world, send, serving, signed, started_gateway
+from tests.e2e.gateway_deployment import Recorder, refused, register_world, send, signed, started_gateway
+from tests.http_stub import serving
 from tests.server import REPO, ServerUrl, start_server
 from transparency.client import HttpLogClient, generate_key, sign_statement
 

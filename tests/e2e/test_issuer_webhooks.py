@@ -12,7 +12,7 @@ from issuer.outbox import open_outbox
 from issuer.statements import PassportRequest, Signer, agent_consent, agent_passport, operator_registration
 from issuer.webhooks import parse_public_key
 from tests.e2e.test_issuer_end_to_end import Log
-from tests.e2e.test_webhooks import Receiver, _wait_for, serving
+from tests.e2e.test_webhooks import Receiver, _wait_for, receiving
 from tests.server import REPO, running_server
 
 
@@ -28,7 +28,7 @@ def test_every_lifecycle_change_is_delivered_signed(tmp_path: Path) -> None:
     with running_server(tmp_path, data_dir=data, outbound_allow="127.0.0.0/8") as url:
         public = parse_public_key(tabellion("webhooks", "key", "--data", str(data)))
         receiver = Receiver(public)
-        with serving(receiver) as hook:
+        with receiving(receiver) as hook:
             refused = tabellion("webhooks", "add", "--data", str(data), hook, "--event", "*", check=False)
             assert "Outbound target refused" in refused and "loopback" in refused  # not without the setting
             assert tabellion("webhooks", "add", "--data", str(data), hook, "--event", "*",
@@ -55,7 +55,7 @@ def test_deliveries_are_checked_again_by_the_service(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with running_server(tmp_path, data_dir=data) as url:
         receiver = Receiver(parse_public_key(tabellion("webhooks", "key", "--data", str(data))))
-        with serving(receiver) as hook:
+        with receiving(receiver) as hook:
             assert tabellion("webhooks", "add", "--data", str(data), hook, "--event", "*",
                              "--outbound-allow", "127.0.0.1").startswith("OK")
             Log(url).ok("/registry/operators", operator_registration(Signer(Ed25519PrivateKey.generate()), "acme",

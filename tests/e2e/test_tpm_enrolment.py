@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.signatures import Request, sign_request
 from issuer import statements as st
 from schemas.base64url import b64url, b64url_decode
-from tests.e2e.gateway_deployment import Recorder, serving, started_gateway
+from tests.e2e.gateway_deployment import Recorder, started_gateway
+from tests.http_stub import serving
 from tests.server import ServerUrl, running_server, start_server
 from tests.swtpm import LocalCa, SoftwareTpm, manufacture
 from tests.tpm_world import COSE, NAMESPACE, Operator, ek_chain, log_signed, operator_with_approver, pin_root

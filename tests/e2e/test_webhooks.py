@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from issuer.outbox import Outbox, log_event_id, open_outbox
 from issuer.webhooks import RetryPolicy, WebhookDispatcher, sign_delivery, verify_delivery
 from schemas.errors import WebhookRefused
+from tests.http_stub import QuietHandler, serving
 from tests.server import REPO
 from transparency.outbound import AllowedTargets
 
@@ -78,8 +78,8 @@ class Receiver:
 
 
 @contextmanager
-def serving(receiver: Receiver) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
+def receiving(receiver: Receiver) -> Iterator[str]:
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             status = receiver.handle(dict(self.headers.items()), body)
@@ -90,19 +90,8 @@ def serving(receiver: Receiver) -> Iterator[str]:
             except OSError:
                 pass  # the sender died while we held its request
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/tabellion"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handler) as base:
+        yield f"{base}/hooks/tabellion"
 
 
 def _event_ids(n: int) -> list[str]:
@@ -126,7 +115,7 @@ def test_failed_deliveries_are_retried_until_the_receiver_accepts(tmp_path: Path
     key = Ed25519PrivateKey.generate()
     receiver = Receiver(key.public_key(), fail_first=2)
     ids = _event_ids(3)
-    with serving(receiver) as url:
+    with receiving(receiver) as url:
         outbox = open_outbox(tmp_path / "issuer-cache.sqlite")
         outbox.subscribe(url, ["claim.*"])
         _enqueue(outbox, ids)
@@ -198,7 +187,7 @@ def test_kill9_mid_delivery_then_restart_delivers_every_event(tmp_path: Path) ->
     log = tmp_path / "dispatcher.log"
     receiver = Receiver(key.public_key(), hold_nth=6, hold_s=5.0)
     ids = _event_ids(20)
-    with serving(receiver) as url:
+    with receiving(receiver) as url:
         outbox = open_outbox(db)
         outbox.subscribe(url, ["*"])
         _enqueue(outbox, ids)

@@ -25,10 +25,10 @@ from tests.e2e.gateway_deployment import (
     refused,
     register_world,
     send,
-    serving,
     signed,
     write_gateway_config,
 )
+from tests.http_stub import serving
 from tests.server import free_port
 from tests.witnessing import WITNESS_TIMEOUT_S, Deployment, witnessed_deployment
 from transparency.client import HttpLogClient, generate_key, sign_statement

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,6 +19,7 @@ from schemas.errors import CheckpointNotWitnessed, TabellionError
 from schemas.note import parse_note
 from schemas.policy import parse_policy
 from schemas.witness import TLOG_SIZE, encode_cosignatures, parse_add_checkpoint
+from tests.http_stub import QuietHandler, serving
 from tests.witnessing import policy_text
 from transparency.client import generate_key, sign_statement
 from transparency.keys import load_or_create_log_key
@@ -40,7 +38,7 @@ Answer = tuple[int, str, bytes]
 
 @contextmanager
 def http_witness(answer: Callable[[bytes], Answer]) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server hook
             status, ctype, body = answer(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(status)
@@ -49,16 +47,8 @@ def http_witness(answer: Callable[[bytes], Answer]) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as base:
+        yield base
 
 
 def honest(witness: Witness) -> Callable[[bytes], Answer]:
