@@ -34,6 +34,7 @@ from schemas.errors import (
     DidWebEvidenceMissing,
     EntryNotFound,
     MalformedPolicy,
+    Overloaded,
     RegistrationPending,
 )
 from schemas.leaf import entry_id
@@ -223,10 +224,15 @@ class TransparencyService:
         return await self._sequence(self.registrar.check(body))
 
     def _submit(self, checked: Checked, future: asyncio.Future[Integrated]) -> None:
-        """In the intake thread: queue a statement that passed for the sequencer, which settles ``future``."""
+        """Queue a statement that passed for the sequencer, which settles ``future`` (of the submitter's loop); from
+        the intake thread, or from the loop (``_sequence``)."""
         if checked.as_logged is not None:
             self._parsed[checked.logged] = checked.as_logged  # for the fold of its batch (``_integrated``)
-        self.sequencer.submit_to(checked.leaf_data, checked.logged, future)
+        try:
+            self.sequencer.submit_to(checked.leaf_data, checked.logged, future)
+        except Overloaded:  # not queued: nothing will fold it
+            self._parsed.pop(checked.logged, None)
+            raise
 
     async def _sequence(self, checked: Checked) -> Submission:
         """Queue the statement and wait for its batch, up to the registration timeout. The sequencer dedupes, in
@@ -234,10 +240,9 @@ class TransparencyService:
         the older ones in the entry-id index), and hands back the receipt of an entry its batch appended, built
         with the batch (``Sequencer._receipts``); an entry that was in the log already (or that another
         process's sequencer appended) has its receipt read in a read thread."""
-        if checked.as_logged is not None:
-            self._parsed[checked.logged] = checked.as_logged  # for the fold of its batch (``_integrated``)
-        return await self._integrated_in_time(self.sequencer.submit_waiting(checked.leaf_data, checked.logged),
-                                              checked)
+        future: asyncio.Future[Integrated] = asyncio.get_running_loop().create_future()
+        self._submit(checked, future)
+        return await self._integrated_in_time(future, checked)
 
     async def _integrated_in_time(
         self, future: asyncio.Future[Integrated], checked: Checked | Registration[Integrated]

@@ -272,7 +272,7 @@ class Sequencer:
         the futures of one batch with one wake-up of their loop (``call_soon_threadsafe``), not one per
         statement as a ``concurrent.futures.Future`` wrapped for the loop would take."""
         future: asyncio.Future[Integrated] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Pending(leaf_data, statement, future))
+        self.submit_to(leaf_data, statement, future)
         return future
 
     def submit_to(self, leaf_data: bytes, statement: bytes, future: asyncio.Future[Integrated]) -> None:
