@@ -11,6 +11,12 @@ from __future__ import annotations
 PROBLEM_TYPE_BASE = "urn:tabellion:error:"
 
 
+def shown(value: object) -> str:
+    """``repr(value)``, cut at 80 characters: how a detail names the value it refuses."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
 class TabellionError(Exception):
     """Base of every error Tabellion raises on purpose."""
 

@@ -38,6 +38,7 @@ from schemas.errors import (
     ProofSignatureInvalid,
     SignerUnresolvable,
     UnsupportedCryptosuite,
+    shown,
 )
 from schemas.identity_statements import canonical_json
 from verifier.did_key import MULTIBASE_BASE58BTC, b58decode, b58encode, resolve_did_key
@@ -106,7 +107,7 @@ def proof_configuration(options: Mapping[str, Any]) -> bytes:
     if options.get("type") != PROOF_TYPE or options.get("cryptosuite") != CRYPTOSUITE:
         raise ProofOptionsInvalid(
             f"proof options must have type {PROOF_TYPE} and cryptosuite {CRYPTOSUITE}; "
-            f"got {_show(options.get('type'))} and {_show(options.get('cryptosuite'))}"
+            f"got {shown(options.get('type'))} and {shown(options.get('cryptosuite'))}"
         )
     if "proofValue" in options:
         raise ProofOptionsInvalid("proof options must not carry a proofValue")
@@ -185,14 +186,14 @@ def verify_proof(
         if not isinstance(proof.get(name), str) or not proof[name]:
             raise ProofInvalid(f"proof {name} is missing or not a non-empty string")
     if proof["type"] != PROOF_TYPE:
-        raise UnsupportedCryptosuite(f"proof type {_show(proof['type'])} is not supported; only {PROOF_TYPE} is")
+        raise UnsupportedCryptosuite(f"proof type {shown(proof['type'])} is not supported; only {PROOF_TYPE} is")
     if proof["cryptosuite"] != CRYPTOSUITE:
         raise UnsupportedCryptosuite(
-            f"cryptosuite {_show(proof['cryptosuite'])} is not supported; only {CRYPTOSUITE} is"
+            f"cryptosuite {shown(proof['cryptosuite'])} is not supported; only {CRYPTOSUITE} is"
         )
     if proof["proofPurpose"] != expected_purpose:
         raise ProofInvalid(
-            f"proof purpose is {_show(proof['proofPurpose'])}; expected {_show(expected_purpose)}"
+            f"proof purpose is {shown(proof['proofPurpose'])}; expected {shown(expected_purpose)}"
         )
     for name in ("created", "expires"):
         if name in proof:
@@ -285,6 +286,3 @@ def _is_mapping(value: Any) -> bool:
     return type(value) is dict or isinstance(value, Mapping)
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "…"
