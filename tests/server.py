@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 20.0
@@ -38,12 +40,16 @@ class ServerUrl(str):
     process: subprocess.Popen[bytes]
     data_dir: Path
     log_path: Path
+    database: str | None  # the PostgreSQL URL, or None: the SQLite file in the data folder
 
-    def __new__(cls, url: str, process: subprocess.Popen[bytes], data_dir: Path, log_path: Path) -> ServerUrl:
+    def __new__(
+        cls, url: str, process: subprocess.Popen[bytes], data_dir: Path, log_path: Path, database: str | None = None
+    ) -> ServerUrl:
         self = super().__new__(cls, url)
         self.process = process
         self.data_dir = data_dir
         self.log_path = log_path
+        self.database = database
         return self
 
     def kill9(self) -> None:
@@ -67,6 +73,44 @@ class ServerUrl(str):
         return self.log_path.read_text(errors="replace")
 
 
+class HeldCommits:
+    """The log's write lock held from outside until ``release()``: a writer's transaction on the SQLite file, or
+    an EXCLUSIVE lock on PostgreSQL's ``entries`` (reads go on). The server's next batch waits for it, as it
+    would behind a slow disk; a registration meanwhile is still running (202, then 204 on its location)."""
+
+    def __init__(self, url: ServerUrl) -> None:
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: psycopg.Connection[tuple[Any, ...]] | None = None
+        if url.database is None:
+            self._sqlite = sqlite3.connect(url.data_dir / "log.sqlite", isolation_level=None, timeout=30,
+                                           check_same_thread=False)
+            self._sqlite.execute("BEGIN IMMEDIATE")
+        else:
+            self._pg = psycopg.connect(url.database)  # a transaction is open until commit or rollback
+            self._pg.execute("LOCK TABLE entries IN EXCLUSIVE MODE")
+
+    def release(self) -> None:
+        """Roll back and close (from any thread; again is harmless)."""
+        if self._sqlite is not None:
+            self._sqlite.execute("ROLLBACK")
+            self._sqlite.close()
+            self._sqlite = None
+        if self._pg is not None:
+            self._pg.rollback()
+            self._pg.close()
+            self._pg = None
+
+
+@contextmanager
+def commits_held(url: ServerUrl) -> Iterator[HeldCommits]:
+    """``HeldCommits`` for the length of the block."""
+    held = HeldCommits(url)
+    try:
+        yield held
+    finally:
+        held.release()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +132,8 @@ def start_server(tmp_path: Path, **settings: Any) -> ServerUrl:
     log: IO[bytes]
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = ServerUrl(f"http://{host}:{port}", process, data_dir, log_path)
+    database = settings.get("database")
+    url = ServerUrl(f"http://{host}:{port}", process, data_dir, log_path, None if database is None else str(database))
     wait_until_answering(process, f"{url}/checkpoint", "the server", url.log, url.terminate)
     return url
 

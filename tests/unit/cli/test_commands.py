@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from schemas.leaf import entry_id, leaf_data
 from schemas.note import ed25519_vkey, parse_note
 from schemas.proofs import ConsistencyProof
 from schemas.statement import parse_statement
-from tests.server import ServerUrl, running_server
+from tests.server import HeldCommits, ServerUrl, commits_held, running_server
 from verifier.keys import KeySet, parse_key_set
 
 ORIGIN = "tabellion.localhost/log"
@@ -392,12 +393,15 @@ def test_submit_polls_a_registration_still_running(tmp_path: Path, capsys: Capsy
     (tmp_path / "p").write_bytes(b"{}")
     sign(tmp_path / "k.pem", tmp_path / "p", tmp_path / "s1.cose", subject="s1", content_type="text/plain")
     sign(tmp_path / "k.pem", tmp_path / "p", tmp_path / "s2.cose", subject="s2", content_type="text/plain")
-    with running_server(tmp_path / "srv", registration_timeout_s=0, batch_max_wait_ms=200) as url:
+    with running_server(tmp_path / "srv", registration_timeout_s=0.2) as url:
+        held = HeldCommits(url)
+        threading.Timer(1.0, held.release).start()  # the CLI polls until the batch commits
         ran = tabellion(capsys, "submit", url, tmp_path / "s1.cose", "-o", tmp_path / "r1.cose")
         assert ran.code == 0, ran.err
         assert "is being registered" in ran.err
         assert (tmp_path / "r1.cose").read_bytes()[:1] == b"\xd2"
-        ran = tabellion(capsys, "submit", url, tmp_path / "s2.cose", "--wait", "0")
+        with commits_held(url):
+            ran = tabellion(capsys, "submit", url, tmp_path / "s2.cose", "--wait", "0")
         assert ran.code == 1
         last = ran.err.splitlines()[-1]
         assert last.startswith("tabellion: error: Registration still running: entry ")
