@@ -44,7 +44,7 @@ def test_the_documented_worked_example() -> None:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Setup:
-    """The token world of test_tokens.py: op -> a -> b -> c, c asks."""
+    """The token world of tests/unit/verifier/token_setup.py: op -> a -> b -> c, c asks."""
     return make_setup(tmp_path)
 
 
