@@ -31,3 +31,12 @@ def problem_code(answer: httpx.Response) -> str:
     assert len(codes) == 1, problem
     code: str = codes[0]
     return code
+
+
+def problem(answer: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, object] = json.loads(answer.content)
+    assert body["type"] == f"urn:tabellion:error:{code}" and body["status"] == status
+    assert {"title", "detail", "instance"} <= body.keys()
+    return body

@@ -27,7 +27,6 @@ from issuer.client import IssuerClient
 from issuer.passkeys import user_id
 from issuer.statements import claim_submission
 from schemas.base64url import b64url
-from schemas.identity_statements import statement_type_of
 from schemas.statement import parse_statement
 from tests.browser.chromium import (
     add_authenticator,
@@ -39,6 +38,7 @@ from tests.browser.chromium import (
     wait_for,
 )
 from tests.browser.console_process import ConsoleProcess, console_config
+from tests.browser.console_world import ALICE, BOB, submit_world
 from tests.e2e.gateway_deployment import Recorder, refused, send, signed, started_gateway
 from tests.gateway_world import World, build_world
 from tests.http_stub import serving
@@ -46,8 +46,6 @@ from tests.server import REPO, running_server
 from transparency.client.http import HttpLogClient
 
 pytestmark = needs_chromium
-ALICE = "did:web:acme.example:people:alice"
-BOB = "did:web:acme.example:people:bob"
 
 
 @dataclass
@@ -62,20 +60,11 @@ class Setup:
         return int(httpx.get(f"{self.log}/checkpoint").text.split("\n")[1])
 
 
-def _submit_world(log: str, world: World) -> None:
-    """Everything of the gateway tests' world but the operator's approval: the claim stays pending."""
-    with IssuerClient(log) as issuer:
-        for statement in world.statements[:-1]:
-            stype = statement_type_of(parse_statement(statement).content_type)
-            assert stype is not None
-            issuer.submit(stype, statement)
-
-
 @contextmanager
 def console_setup(tmp_path: Path, *, user_verified: bool = True) -> Iterator[Setup]:
     with running_server(tmp_path / "log") as log:
         world = build_world()
-        _submit_world(log, world)
+        submit_world(log, world)
         console = console_config(tmp_path / "console", log, "acme", world.operator.ed25519).start()
         try:
             with chromium(tmp_path / "profile") as browser:

@@ -1,5 +1,5 @@
 """An MCP server for end-to-end tests (Streamable HTTP: ``/mcp`` answers JSON, ``/sse`` an event stream), the two
-gateway connections to it, and the MCP world (``tests.unit.gateway.test_mcp``) registered on a log."""
+gateway connections to it, and the MCP world (``tests.unit.gateway.mcp_world``) registered on a log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.gateway_world import World
-from tests.unit.gateway.test_mcp import TOOLS, build_mcp_world
+from tests.unit.gateway.mcp_world import TOOLS, build_mcp_world
 
 MCP_CONNECTIONS = """
 [[connections]]

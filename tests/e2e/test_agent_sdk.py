@@ -18,7 +18,7 @@ from schemas.errors import LogRequestRefused
 from tests.e2e.gateway_deployment import TOKEN, Recorder, gateway_deployment, refused
 from tests.e2e.mcp_server import MCP_CONNECTIONS, McpServer, register_mcp_world
 from tests.gateway_world import World
-from tests.unit.gateway.test_mcp import IN_SCOPE
+from tests.unit.gateway.mcp_world import IN_SCOPE
 
 
 def identity_of(world: World) -> tuple[FileKey, AgentIdentity]:

@@ -30,7 +30,7 @@ from issuer.statements import (
     operator_registration,
     revocation,
 )
-from tests.e2e.test_issuer_end_to_end import Log
+from tests.e2e.issuer_log import Log
 from tests.server import running_server
 from tests.unit.verifier.identity_world import World
 from verifier.bundles import verify_bundle

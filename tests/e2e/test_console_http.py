@@ -18,7 +18,7 @@ from issuer.statements import Signer, claim_submission, operator_registration
 from issuer.tokens import new_nonce, sign_request
 from schemas.base64url import b64url
 from tests.browser.console_process import ConsoleProcess, console_config
-from tests.browser.test_console import ALICE, _submit_world
+from tests.browser.console_world import ALICE, submit_world
 from tests.gateway_world import build_world
 from tests.server import running_server
 from tests.webauthn_authenticator import SoftwareAuthenticator, authentication_response
@@ -70,7 +70,7 @@ def get_json(key: SoftwareAuthenticator, options: dict[str, Any]) -> dict[str, A
 def test_strangers_and_careless_clients_are_refused_and_nothing_is_logged(tmp_path: Path) -> None:
     with running_server(tmp_path / "log") as log:
         world = build_world()
-        _submit_world(log, world)
+        submit_world(log, world)
         console = console_config(tmp_path / "console", log, "acme", world.operator.ed25519).start()
         try:
             def size() -> int:

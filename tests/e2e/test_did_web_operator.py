@@ -35,7 +35,7 @@ from schemas.errors import (
 from schemas.identity_statements import content_type, encode_payload, parse_payload, statement_type_of
 from schemas.statement import parse_statement
 from tests.did_web_host import DidWebHost, TestCa, did_document, did_web_host
-from tests.e2e.test_issuer_end_to_end import COSE, Log
+from tests.e2e.issuer_log import COSE, Log
 from tests.server import ServerUrl, free_port, running_server
 from transparency.client import did_of, sign_statement
 from transparency.problem_details import status_of_class

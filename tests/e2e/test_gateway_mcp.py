@@ -16,7 +16,7 @@ from issuer.statements import revocation
 from tests.e2e.gateway_deployment import PATIENCE_S, TOKEN, gateway_deployment, send, signed
 from tests.e2e.mcp_server import MCP_CONNECTIONS, McpServer, register, register_mcp_world
 from tests.gateway_world import World
-from tests.unit.gateway.test_mcp import IN_SCOPE, TOOLS
+from tests.unit.gateway.mcp_world import IN_SCOPE, TOOLS
 
 
 def rpc(gateway: str, world: World, connection: str, method: str, params: dict[str, Any] | None = None,

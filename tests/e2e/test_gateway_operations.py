@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.gateway_deployment import Recorder, gateway_deployment, refused, send, signed
 from tests.server import REPO, free_port
-from tests.unit.gateway.test_config import write_config
+from tests.unit.gateway.config_files import write_config
 
 ONLY_EU_AND_GET = """package tabellion.mail
 

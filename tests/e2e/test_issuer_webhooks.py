@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from issuer.outbox import open_outbox
 from issuer.statements import PassportRequest, Signer, agent_consent, agent_passport, operator_registration
 from issuer.webhooks import parse_public_key
-from tests.e2e.test_issuer_end_to_end import Log
-from tests.e2e.test_webhooks import Receiver, _wait_for, receiving
+from tests.e2e.issuer_log import Log
+from tests.e2e.webhook_receiver import Receiver, receiving, wait_for
 from tests.server import REPO, running_server
 
 
@@ -45,7 +45,7 @@ def test_every_lifecycle_change_is_delivered_signed(tmp_path: Path) -> None:
                 "https://issuer.example/status/1", 0)))
             expected = {f"{registration['entry']}:statement_submitted", f"{passport['entry']}:statement_submitted",
                         f"{passport['entry']}:passport_issued"}
-            _wait_for(lambda: expected <= set(receiver.received), "the three webhook deliveries")
+            wait_for(lambda: expected <= set(receiver.received), "the three webhook deliveries")
             assert receiver.refused == []
 
 
@@ -62,7 +62,7 @@ def test_deliveries_are_checked_again_by_the_service(tmp_path: Path) -> None:
                                                                     Ed25519PrivateKey.generate()))
             outbox = open_outbox(data / "issuer-cache.sqlite")
             try:
-                _wait_for(lambda: any(d.last_error for d in outbox.deliveries()), "a failed delivery attempt")
+                wait_for(lambda: any(d.last_error for d in outbox.deliveries()), "a failed delivery attempt")
                 delivery = outbox.deliveries()[0]
             finally:
                 outbox.close()

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.server import REPO, running_server
-
-
-def tabellion(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
-                          check=False, timeout=120)
-    assert (done.returncode == 0) == ok, (args, done.stdout, done.stderr)
-    return done
-
-
-def entry_of(done: subprocess.CompletedProcess[str]) -> str:
-    match = re.search(r"entry ([0-9a-f]{64})", done.stdout)
-    assert match, done.stdout
-    return match.group(1)
+from tests.e2e.cli_process import entry_of, tabellion
+from tests.server import running_server
 
 
 def test_operator_lifecycle_from_the_command_line(tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -19,28 +18,14 @@ from schemas.checkpoint import parse_checkpoint
 from schemas.errors import CheckpointInconsistent
 from schemas.note import parse_note, parse_vkey
 from schemas.tiles import entries_path, statements_path, tile_path
-from tests.server import REPO, free_port, running_server, wait_until_answering
+from tests.server import REPO, running_server
+from tests.static_server import static_server
 from transparency.client import generate_key, sign_statement
 from transparency.client.follower import FollowedEntry, LogFollower
 from transparency.client.tiles import TileLogClient
 from verifier.keys import parse_key_set
 
 COSE = {"Content-Type": "application/cose"}
-
-
-@contextmanager
-def static_server(folder: Path) -> Iterator[str]:
-    """``python -m http.server`` over ``folder`` on 127.0.0.1: a static server that knows nothing of the log."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                                "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answering(process, f"{url}/checkpoint", "the static server", lambda: "", process.terminate)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def _register(url: str, statements: Sequence[bytes]) -> None:

@@ -16,7 +16,7 @@ from issuer.statements import (
 )
 from issuer.status_lists import status_list_url
 from schemas.status_list import decode_status_list, is_set
-from tests.e2e.test_issuer_end_to_end import Log
+from tests.e2e.issuer_log import Log
 from tests.server import running_server
 from verifier.data_integrity import verify_proof
 from verifier.tokens import key_from_jwk

@@ -31,7 +31,7 @@ from issuer.statements import (
 from issuer.tokens import NONCES_PER_AGENT, new_nonce, sign_request
 from schemas.errors import PassportRefused
 from schemas.note import parse_vkey
-from tests.e2e.test_issuer_end_to_end import BUNDLE, FINGERPRINT, STATUS_LIST, Log
+from tests.e2e.issuer_log import BUNDLE, FINGERPRINT, STATUS_LIST, Log
 from tests.problems import problem_code
 from tests.server import running_server
 from tests.token_request_recipe import signed_request, wire_body

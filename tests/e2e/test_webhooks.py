@@ -11,87 +11,20 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from issuer.outbox import Outbox, log_event_id, open_outbox
-from issuer.webhooks import RetryPolicy, WebhookDispatcher, sign_delivery, verify_delivery
-from schemas.errors import WebhookRefused
-from tests.http_stub import QuietHandler, serving
+from issuer.webhooks import RetryPolicy, WebhookDispatcher, sign_delivery
+from tests.e2e.webhook_receiver import DEADLINE_S, Receiver, receiving, wait_for
 from tests.server import REPO
 from transparency.outbound import AllowedTargets
 
-DEADLINE_S = 60.0
 LOOPBACK = AllowedTargets.parse("127.0.0.0/8")
-
-
-class Receiver:
-    """A webhook endpoint: verifies each delivery, fails the first ``fail_first`` with 500, dedupes by id.
-
-    With ``hold_nth`` it takes the n-th distinct event (1-based) and holds its answer back for ``hold_s``.
-    """
-
-    def __init__(
-        self, public_key: Ed25519PublicKey, *, fail_first: int = 0, hold_nth: int = 0, hold_s: float = 0.0
-    ) -> None:
-        self.public_key = public_key
-        self.fail_first = fail_first
-        self.hold_nth = hold_nth
-        self.hold_s = hold_s
-        self.lock = threading.Lock()
-        self.attempts: list[tuple[str, int]] = []  # (webhook-id, status answered), every request
-        self.refused: list[str] = []
-        self.received: dict[str, int] = {}  # webhook-id -> times received (verified)
-        self.order: list[str] = []  # first receipt of each id, in order
-        self.in_flight = threading.Event()
-
-    def handle(self, headers: dict[str, str], body: bytes) -> int:
-        try:
-            delivery = verify_delivery(headers, body, self.public_key, time.time())
-        except WebhookRefused as exc:
-            with self.lock:
-                self.refused.append(exc.code)
-            return 401
-        with self.lock:
-            if self.fail_first > 0:
-                self.fail_first -= 1
-                self.attempts.append((delivery.webhook_id, 500))
-                return 500
-            self.received[delivery.webhook_id] = self.received.get(delivery.webhook_id, 0) + 1
-            hold = False
-            if self.received[delivery.webhook_id] == 1:
-                self.order.append(delivery.webhook_id)
-                hold = len(self.order) == self.hold_nth
-            self.attempts.append((delivery.webhook_id, 200))
-        if hold:
-            self.in_flight.set()
-            time.sleep(self.hold_s)  # the event is taken; the answer is not sent yet
-        return 200
-
-
-@contextmanager
-def receiving(receiver: Receiver) -> Iterator[str]:
-    class Handler(QuietHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            status = receiver.handle(dict(self.headers.items()), body)
-            try:
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-            except OSError:
-                pass  # the sender died while we held its request
-
-    with serving(Handler) as base:
-        yield f"{base}/hooks/tabellion"
 
 
 def _event_ids(n: int) -> list[str]:
@@ -101,14 +34,6 @@ def _event_ids(n: int) -> list[str]:
 def _enqueue(outbox: Outbox, ids: list[str]) -> None:
     for n, event_id in enumerate(ids, 1):
         outbox.enqueue("claim.submitted", {"claim": f"c{n}", "n": n}, event_id)
-
-
-def _wait_for(condition: Any, what: str, deadline_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_failed_deliveries_are_retried_until_the_receiver_accepts(tmp_path: Path) -> None:
@@ -195,7 +120,7 @@ def test_kill9_mid_delivery_then_restart_delivers_every_event(tmp_path: Path) ->
 
         first = _start_dispatcher(db, key_file, log)
         try:
-            _wait_for(receiver.in_flight.is_set, "the 6th delivery")
+            wait_for(receiver.in_flight.is_set, "the 6th delivery")
             first.kill()  # SIGKILL while the receiver holds a delivery it has taken
             first.wait(10)
             with receiver.lock:
@@ -212,9 +137,9 @@ def test_kill9_mid_delivery_then_restart_delivers_every_event(tmp_path: Path) ->
 
         second = _start_dispatcher(db, key_file, log)
         try:
-            _wait_for(lambda: set(receiver.received) == set(ids), f"every event; log:\n{log.read_text()}")
+            wait_for(lambda: set(receiver.received) == set(ids), f"every event; log:\n{log.read_text()}")
             outbox = open_outbox(db)
-            _wait_for(lambda: len(outbox.deliveries("delivered")) == len(ids), "every row marked delivered")
+            wait_for(lambda: len(outbox.deliveries("delivered")) == len(ids), "every row marked delivered")
         finally:
             second.kill()
             second.wait(10)

@@ -2,7 +2,7 @@
 of the log equals a full rebuild, for random logs and random snapshot points; a corrupt or mismatched snapshot is
 detected, and a state body of the wrong shapes is refused.
 
-The random logs are the authority matrix's (``tests/property/test_authority_matrix.py``): many actors sending
+The random logs are the authority matrix's (``tests/property/authority_matrix.py``): many actors sending
 consents, passports, delegations, claims, decisions with passkeys, enrolments and revocations, accepted and
 refused. The reference is the fold itself, from entry 0, on the same entries.
 """
@@ -22,26 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.errors import SnapshotUnusable
-from tests.property.test_authority_matrix import Run, steps
+from tests.property.authority_matrix import Run, steps
 from tests.unit.verifier.identity_world import World
-from tests.unit.verifier.test_fold_enrolment import TpmWorld
-from tests.unit.verifier.test_fold_enrolment import _root_pem as root_pem
+from tests.unit.verifier.state_fields import fields_of
+from tests.unit.verifier.tpm_enrolment_world import TpmWorld, root_pem
 from transparency.snapshots import SnapshotKey, SnapshotStore, decode_snapshot, encode_snapshot
 from verifier.did_web import did_web_url
-from verifier.fold import Fold, FoldEntry, IdentityState, key_digest
-from verifier.fold_snapshot import _NAMES, NOT_ENCODED, copy_state, decode_state, encode_state
+from verifier.fold import Fold, FoldEntry, key_digest
+from verifier.fold_snapshot import _NAMES, copy_state, decode_state, encode_state
 
 EXAMPLES = int(os.environ.get("SNAPSHOT_EXAMPLES", "60"))
 SIGNERS = frozenset({"did:key:z6MkLogService"})
-
-
-def fields_of(state: IdentityState) -> dict[str, Any]:
-    """Every field of the state but its outcomes, as values to compare (dict order included)."""
-    return {f.name: _ordered(getattr(state, f.name)) for f in dataclasses.fields(state) if f.name not in NOT_ENCODED}
-
-
-def _ordered(value: Any) -> Any:
-    return list(value.items()) if isinstance(value, dict) else value
 
 
 def random_log(plan: list[tuple[Any, ...]]) -> list[FoldEntry]:

@@ -43,6 +43,7 @@ from schemas.receipt import (
     receipt_to_verify,
 )
 from schemas.statement import _logged_message, parse_logged_statement, parse_statement
+from tests.property.cbor_heads import head_of_width
 from transparency.receipts import assemble_receipt
 
 _BREAK = object()  # cbor2 5.x returned a break marker for a lone 0xFF; cbor2 6 refuses it (nothing to find)
@@ -105,20 +106,12 @@ def test_bstr_head_is_cbor2s(n: int) -> None:
     assert cbor.bstr_head(n) + content == cbor2.dumps(content)
 
 
-def _head(major: int, value: int, width: int) -> bytes:
-    """A head of ``major`` type carrying ``value`` with ``width`` argument bytes (0: in the initial byte)."""
-    if width == 0:
-        return bytes((major | value,))
-    info = {1: 24, 2: 25, 4: 26, 8: 27}[width]
-    return bytes((major | info,)) + value.to_bytes(width, "big")
-
-
 @st.composite
 def _any_head(draw: st.DrawFn, major: int) -> tuple[int, bytes]:
     """A value and a head for it of any width that can hold it (not only the shortest)."""
     value = draw(_uint64)
     widths = [w for w in (0, 1, 2, 4, 8) if (w == 0 and value < 24) or (w and value < 1 << (8 * w))]
-    return value, _head(major, value, draw(st.sampled_from(widths)))
+    return value, head_of_width(major, value, draw(st.sampled_from(widths)))
 
 
 @given(_any_head(0x00), st.binary(max_size=4))
@@ -134,7 +127,7 @@ def test_read_head_reads_what_cbor2_reads(head: tuple[int, bytes], tail: bytes) 
 def test_read_bstr_finds_the_content_cbor2_decodes(content: bytes, width: int, tail: bytes) -> None:
     if width == 0 and len(content) >= 24:
         width = 1
-    encoded = _head(0x40, len(content), width) + content
+    encoded = head_of_width(0x40, len(content), width) + content
     start, end = cbor.read_bstr(encoded + tail, 0)
     assert (encoded + tail)[start:end] == content == cbor2.loads(encoded)
     assert cbor.read_bstr(encoded[:-1], 0) == (-1, -1)  # truncated content or head
@@ -159,7 +152,7 @@ def test_read_shortest_bstr_takes_only_the_shortest_head(n: int, width: int, tai
     fits = (width == 0 and n < 24) or (width > 0 and n < 1 << (8 * width))
     if not fits:
         return
-    encoded = _head(0x40, n, width) + content
+    encoded = head_of_width(0x40, n, width) + content
     shortest = encoded == cbor2.dumps(content)
     expected = (len(encoded) - n, len(encoded)) if shortest else (-1, -1)
     assert cbor.read_shortest_bstr(encoded + tail, 0) == expected
@@ -181,14 +174,14 @@ def _triple_encodings(draw: st.DrawFn) -> tuple[tuple[int, int, tuple[bytes, ...
     parts = [b"\x83" if draw(st.booleans()) else b"\x9f"]
     for n in (size, index):
         widths = [w for w in (0, 1, 2, 4, 8) if (w == 0 and n < 24) or (w and n < 1 << (8 * w))]
-        parts.append(_head(0x00, n, draw(st.sampled_from(widths))))
+        parts.append(head_of_width(0x00, n, draw(st.sampled_from(widths))))
     indefinite_path = draw(st.booleans())
     if indefinite_path:
         parts.append(b"\x9f")
     else:
-        parts.append(_head(0x80, len(path), draw(st.sampled_from([0, 1, 2])) if len(path) < 24 else 1))
+        parts.append(head_of_width(0x80, len(path), draw(st.sampled_from([0, 1, 2])) if len(path) < 24 else 1))
     for node in path:
-        parts.append(_head(0x40, 32, draw(st.sampled_from([1, 2, 4, 8]))) + node)
+        parts.append(head_of_width(0x40, 32, draw(st.sampled_from([1, 2, 4, 8]))) + node)
     if indefinite_path:
         parts.append(b"\xff")
     if parts[0] == b"\x9f":
@@ -242,9 +235,9 @@ def _receipt_headers(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()) or iat < 0:
         return canonical
     text = issuer.encode()
-    return (b"\xa4\x01" + cbor.encode(alg) + b"\x04" + _head(0x40, len(kid), draw(st.sampled_from([1, 8]))) + kid
-            + b"\x0f\xa2\x01" + _head(0x60, len(text), 4) + text + b"\x06" + _head(0x00, iat, 8)
-            + b"\x19\x01\x8b\x01")
+    return (b"\xa4\x01" + cbor.encode(alg) + b"\x04" + head_of_width(0x40, len(kid), draw(st.sampled_from([1, 8])))
+            + kid + b"\x0f\xa2\x01" + head_of_width(0x60, len(text), 4) + text + b"\x06"
+            + head_of_width(0x00, iat, 8) + b"\x19\x01\x8b\x01")
 
 
 @st.composite
@@ -256,8 +249,8 @@ def _log_layout_receipts(draw: st.DrawFn) -> bytes:
     protected = cbor.encode(receipt_protected_header(alg, draw(st.binary(min_size=32, max_size=32)), issuer, iat))
     if draw(st.booleans()):
         text = issuer.encode()
-        protected = (protected[: 38] + b"\x0f\xa2\x01" + _head(0x60, len(text), 4) + text + b"\x06"
-                     + _head(0x00, iat, 8) + b"\x19\x01\x8b\x01")
+        protected = (protected[: 38] + b"\x0f\xa2\x01" + head_of_width(0x60, len(text), 4) + text + b"\x06"
+                     + head_of_width(0x00, iat, 8) + b"\x19\x01\x8b\x01")
     proof = draw(_triple_encodings().map(lambda c: c[1]))
     signature = draw(st.binary(min_size=64, max_size=64))
     return cbor.encode(cbor.tag(18, [protected, {L.VDP: {L.VDP_INCLUSION: [proof]}}, None, signature]))
@@ -347,7 +340,7 @@ def test_log_receipt_on_arbitrary_bytes(a: bytes, b: bytes, c: bytes) -> None:
 @given(st.binary(min_size=32, max_size=32), st.text(max_size=20), st.binary(max_size=12))
 def test_log_receipt_declines_what_is_not_utf8(kid: bytes, issuer: str, junk: bytes) -> None:
     text = issuer.encode() + junk  # often not UTF-8 any more: cbor2 refuses it, so the reader must decline
-    header = (b"\xa4\x01\x27\x04" + cbor.bstr_head(len(kid)) + kid + b"\x0f\xa2\x01" + _head(0x60, len(text), 1)
+    header = (b"\xa4\x01\x27\x04" + cbor.bstr_head(len(kid)) + kid + b"\x0f\xa2\x01" + head_of_width(0x60, len(text), 1)
               + text + b"\x06\x01\x19\x01\x8b\x01")
     receipt = cbor.encode(cbor.tag(18, [header, {L.VDP: {L.VDP_INCLUSION: [cbor.encode([1, 0, []])]}}, None,
                                         b"s" * 64]))
@@ -380,7 +373,7 @@ def _statements(draw: st.DrawFn) -> bytes:
     statement = cbor.encode(cbor.tag(18, [protected, unprotected, payload, signature]))
     if draw(st.integers(0, 4)) == 0:  # the protected header's byte string with a wide head
         head = cbor.bstr_head(len(protected))
-        statement = statement.replace(b"\xd2\x84" + head, b"\xd2\x84" + _head(0x40, len(protected), 8), 1)
+        statement = statement.replace(b"\xd2\x84" + head, b"\xd2\x84" + head_of_width(0x40, len(protected), 8), 1)
     return statement
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas import cbor
 from schemas.errors import MalformedCbor
-from tests.property.test_hand_written_cbor import _head
+from tests.property.cbor_heads import head_of_width
 
 Built = tuple[bytes, bool]  # an encoded item, and whether a map in it repeats a key
 
@@ -19,7 +19,7 @@ Built = tuple[bytes, bool]  # an encoded item, and whether a map in it repeats a
 @st.composite
 def _counted_head(draw: st.DrawFn, major: int, n: int) -> bytes:
     widths = [w for w in (0, 1, 2, 4, 8) if (w == 0 and n < 24) or (w and n < 1 << (8 * w))]
-    return _head(major << 5, n, draw(st.sampled_from(widths)))
+    return head_of_width(major << 5, n, draw(st.sampled_from(widths)))
 
 
 _keys = st.one_of(st.integers(-5, 30), st.sampled_from(["a", "b", "kid", "1"]))

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.leaf import leaf_hash
-from tests.e2e.test_publish import static_server
 from tests.merkle_reference import consistency_proof, mth
+from tests.static_server import static_server
 from tests.unit.transparency.index_world import integrate
 from transparency.client.tiles import TileLogClient
 from transparency.keys import load_or_create_log_key

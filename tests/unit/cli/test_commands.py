@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cli.commands import fetch, keygen, load_vkey, run, sign, submit
+from cli.commands import fetch, keygen, load_vkey, sign, submit
 from schemas.checkpoint import parse_checkpoint
 from schemas.cose_sign1 import decode_sign1
 from schemas.leaf import entry_id, leaf_data
@@ -25,36 +25,10 @@ from schemas.note import ed25519_vkey, parse_note
 from schemas.proofs import ConsistencyProof
 from schemas.statement import parse_statement
 from tests.server import HeldCommits, ServerUrl, commits_held, running_server
+from tests.unit.cli.cli_runs import Capsys, ok, one_line_error, tabellion
 from verifier.keys import KeySet, parse_key_set
 
 ORIGIN = "tabellion.localhost/log"
-Capsys = pytest.CaptureFixture[str]
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def tabellion(capsys: Capsys, *argv: str | Path) -> Ran:
-    code = run([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return Ran(code, captured.out, captured.err)
-
-
-def ok(ran: Ran) -> str:
-    assert ran.code == 0, ran.err
-    return ran.out
-
-
-def one_line_error(ran: Ran, code: int = 1) -> str:
-    """The message of a failed command, after checking it is exactly one line."""
-    assert ran.code == code, (ran.out, ran.err)
-    assert ran.err.startswith("tabellion: error: "), ran.err
-    assert ran.err.count("\n") == 1 and ran.err.endswith("\n"), ran.err
-    return ran.err[len("tabellion: error: "):-1]
 
 
 def flip_last_byte(source: Path, target: Path) -> Path:

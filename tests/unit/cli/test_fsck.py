@@ -11,7 +11,7 @@ import pytest
 from cli.commands import run
 from cli.fsck import EXIT_CORRUPTED, ProgressLines
 from tests.log_tampering import build_log, copy_log, flip_entry_id, tampered
-from tests.unit.cli.test_commands import Capsys, one_line_error, tabellion
+from tests.unit.cli.cli_runs import Capsys, one_line_error, tabellion
 
 
 @pytest.fixture(scope="module")

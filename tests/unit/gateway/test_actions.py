@@ -42,7 +42,8 @@ from schemas.errors import (
 from schemas.identity_statements import content_type, parse_payload
 from schemas.leaf import entry_id, leaf_data
 from schemas.statement import parse_statement
-from tests.unit.gateway.test_config import write_config
+from tests.unit.gateway.allowed_decision import AGENT, ALLOWED, OPERATOR
+from tests.unit.gateway.config_files import write_config
 from transparency.client import Submitted, did_of, save_private_key
 from transparency.client.local import LocalLogClient
 from transparency.service import TransparencyService
@@ -52,15 +53,7 @@ from verifier.keys import parse_key_set
 from verifier.receipts import verify_receipt
 from verifier.statements import DidKeyResolver, verify_statement
 
-AGENT = "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG"
-OPERATOR = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-ALLOWED = Decision(
-    at=1_760_000_000, connection="mail-api", service="mail", method="GET", action="read", resource="inbox/1",
-    outcome="allow", status=200, code="ok", reason_code="ok", request_digest="sha-256:" + "ab" * 32, agent=AGENT,
-    keyid=AGENT, passport="01" * 32, chain=("02" * 32, "03" * 32), root_principal=OPERATOR, claim="04" * 32,
-    log_size=9,
-)
 REFUSED = replace(ALLOWED, outcome="refuse", status=403, code="scope-refused", reason_code="resource_out_of_scope",
                   resource="outbox/1", chain=(), root_principal=None, claim=None)
 

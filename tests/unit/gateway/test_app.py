@@ -19,25 +19,10 @@ from gateway.signatures import Request
 from issuer.statements import revocation
 from schemas.errors import LogStale, LogUntrusted, TabellionError
 from tests.gateway_world import GATEWAY, FixedLog, Sink, World, build_world
-from tests.unit.gateway.test_config import write_config
+from tests.problems import problem
+from tests.unit.gateway.config_files import write_config
+from tests.unit.gateway.mail_connection import CONNECTIONS, TOKEN, Upstream
 from tests.upstream_server import UpstreamServer, unreachable
-
-TOKEN = "tok-very-secret-123"
-CONNECTIONS = (
-    '[[connections]]\nid = "mail-api"\nupstream = "http://upstream.test/api"\nservice = "mail"\n'
-    'credentials = { type = "bearer", secret_ref = "MAIL_TOKEN" }\nactions = { GET = "read", POST = "write" }\n'
-)
-
-
-class Upstream:
-    def __init__(self) -> None:
-        self.seen: list[httpx.Request] = []
-        self.unreachable = False
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        return httpx.Response(200, headers={"X-Upstream": "yes", "Connection": "close"},
-                              stream=httpx.ByteStream(b"hello from upstream"))
 
 
 class Harness:
@@ -80,15 +65,6 @@ def world() -> World:
 def harness(world: World, tmp_path: Path) -> Harness:
     path = write_config(tmp_path, f'public_url = "{GATEWAY}"\nmax_body_bytes = 1000\n', connections=CONNECTIONS)
     return Harness(world, load_config(path))
-
-
-def problem(answer: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, object] = json.loads(answer.content)
-    assert body["type"] == f"urn:tabellion:error:{code}" and body["status"] == status
-    assert {"title", "detail", "instance"} <= body.keys()
-    return body
 
 
 def test_an_allowed_request_reaches_the_upstream_with_credentials_and_without_signatures(

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.app import create_app
 from gateway.config import load_config
@@ -31,57 +30,22 @@ from gateway.mcp import (
 )
 from gateway.secrets import Secret
 from issuer.statements import (
-    PassportRequest,
     Signer,
-    agent_consent,
-    agent_passport,
-    claim_approval,
-    claim_submission,
-    delegation,
-    operator_registration,
     revocation,
 )
 from schemas.errors import GatewayConfigInvalid, LogStale, McpRequestInvalid, McpUpstreamInvalid, PassportRefused
-from tests.gateway_world import GATEWAY, NAMESPACE, FixedLog, Sink, World, ident
-from tests.unit.gateway.test_config import write_config
+from tests.gateway_world import GATEWAY, FixedLog, Sink, World
+from tests.unit.gateway.config_files import write_config
+from tests.unit.gateway.mcp_world import IN_SCOPE, SERVICE, TOOLS, build_mcp_world
 from tests.upstream_server import UpstreamServer
 from transparency.problem_details import problem_status
 from verifier.authority import authorise
 
-SERVICE = "crm"
 TOKEN = "crm-token-0b7e"
-IN_SCOPE = ("search", "read_ticket")
-TOOLS = [{"name": n, "description": f"the {n} tool", "inputSchema": {"type": "object"}}
-         for n in ("search", "read_ticket", "delete_ticket", "admin/reset")]
-TOOL_SCOPE = {"services": [SERVICE], "actions": list(IN_SCOPE), "resources": ["tools/*"]}
 CONNECTIONS = (
     '[[connections]]\nid = "crm-mcp"\nupstream = "http://mcp.test/mcp"\nservice = "crm"\nkind = "mcp"\n'
     'credentials = { type = "bearer", secret_ref = "CRM_TOKEN" }\n'
 )
-
-
-def build_mcp_world(now: int | None = None) -> World:
-    """operator (namespace acme) -> A -> C; C may call the tools ``search`` and ``read_ticket`` of ``crm``."""
-    now = int(time.time()) if now is None else now
-    operator, a, c = Signer(Ed25519PrivateKey.generate()), *(Signer(Ed25519PrivateKey.generate()) for _ in range(2))
-    world = World(operator, a, a, c)
-    add = world.statements.append
-    add(operator_registration(operator, NAMESPACE, Ed25519PrivateKey.generate()))
-    for i, agent in enumerate((a, c)):
-        add(agent_consent(agent, operator.identity))
-        passport = agent_passport(operator, PassportRequest(
-            agent.identity, "software", "sha256:" + "ab" * 32, "EU", "sha256:" + "cd" * 32,
-            "https://issuer.example/status/1", i), now=now - 60)
-        add(passport)
-        world.passports[agent.identity] = ident(passport)
-    wide = {"services": [SERVICE], "actions": [*IN_SCOPE, "delete_ticket"], "resources": ["tools/*"]}
-    root = delegation(operator, a.identity, wide, not_after=now + 3600, max_depth=1)
-    ac = delegation(a, c.identity, TOOL_SCOPE, not_after=now + 3000, max_depth=0, parent=ident(root))
-    claim = claim_submission(c, "c-crm", NAMESPACE, SERVICE, TOOL_SCOPE)
-    for statement in (root, ac, claim, claim_approval(operator, ident(claim))):
-        add(statement)
-    world.chain, world.claim = (ident(root), ident(ac)), ident(claim)
-    return world
 
 
 def rpc(method: str, params: dict[str, Any] | None = None, ident_: int | None = 1) -> bytes:

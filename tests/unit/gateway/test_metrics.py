@@ -33,8 +33,8 @@ from schemas.errors import (
 )
 from tests.clock import Clock
 from tests.gateway_world import GATEWAY, FixedLog, World, build_world
-from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream
-from tests.unit.gateway.test_config import write_config
+from tests.unit.gateway.config_files import write_config
+from tests.unit.gateway.mail_connection import CONNECTIONS, TOKEN, Upstream
 from tests.upstream_server import UpstreamServer
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

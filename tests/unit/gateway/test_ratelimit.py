@@ -28,8 +28,9 @@ from schemas.errors import (
 )
 from tests.clock import Clock
 from tests.gateway_world import CONNECTION, GATEWAY, FixedLog, Sink, World, build_world
-from tests.unit.gateway.test_app import CONNECTIONS, TOKEN, Upstream, problem
-from tests.unit.gateway.test_config import write_config
+from tests.problems import problem
+from tests.unit.gateway.config_files import write_config
+from tests.unit.gateway.mail_connection import CONNECTIONS, TOKEN, Upstream
 from tests.upstream_server import UpstreamServer
 from transparency.problem_details import problem_status
 

@@ -24,7 +24,7 @@ from gateway.secrets import (
 )
 from gateway.server import load_connection_secrets
 from schemas.errors import MasterKeyInvalid, SecretMissing, SecretStoreError, SecretUndecryptable
-from tests.unit.gateway.test_config import write_config
+from tests.unit.gateway.config_files import write_config
 
 KEY = bytes(range(32))
 OTHER = bytes(range(1, 33))

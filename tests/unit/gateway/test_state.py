@@ -23,7 +23,7 @@ from schemas.note import VerifierKey, parse_note, parse_vkey
 from tests.clock import Clock
 from tests.gateway_world import World, build_world
 from tests.log_reads import LogReads
-from tests.unit.gateway.test_actions import ALLOWED
+from tests.unit.gateway.allowed_decision import ALLOWED
 from transparency.client import did_of, sign_statement
 from transparency.client.http import LogEntry
 from transparency.client.local import LocalLogClient

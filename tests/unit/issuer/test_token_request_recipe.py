@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from issuer.tokens import sign_request
 from schemas.errors import TokenRequestSignatureInvalid
 from tests import token_request_recipe as recipe
-from tests.unit.verifier.test_tokens import NOW, Setup, make_setup
+from tests.unit.verifier.token_setup import NOW, Setup, make_setup
 from verifier.did_key import did_key_from_public
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "identity.md"
@@ -44,7 +44,7 @@ def test_the_documented_worked_example() -> None:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Setup:
-    """The token world of test_tokens.py: op -> a -> b -> c, c asks."""
+    """The token world of tests/unit/verifier/token_setup.py: op -> a -> b -> c, c asks."""
     return make_setup(tmp_path)
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from schemas.identity_statements import STATEMENT_TYPES, _validator, schema_of
-from tests.unit.schemas.test_identity_statements import GOOD
+from tests.unit.schemas.good_payloads import GOOD
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=12),

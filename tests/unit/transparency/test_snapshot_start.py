@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.errors import TabellionError
-from tests.property.test_authority_matrix import PRELUDE, Run
-from tests.property.test_fold_snapshots import fields_of
+from tests.property.authority_matrix import PRELUDE, Run
+from tests.unit.verifier.state_fields import fields_of
 from transparency.client import sign_statement
 from transparency.service import TransparencyService
 from transparency.settings import Settings

@@ -19,7 +19,7 @@ from schemas.errors import InclusionProofInvalid, MalformedCbor, MalformedReceip
 from schemas.leaf import leaf_data, logged_statement, statement_leaf_data
 from schemas.proofs import InclusionProof
 from schemas.receipt import _log_receipt, _read_receipt_strictly, parse_receipt, read_receipt
-from tests.unit.verifier.test_receipts import Log
+from tests.unit.verifier.hand_made_receipts import Log
 from tests.vectors import vectors_dir
 from verifier.receipts import verify_receipt
 
