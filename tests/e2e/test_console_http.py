@@ -20,6 +20,7 @@ from schemas.base64url import b64url
 from tests.browser.console_process import ConsoleProcess, console_config
 from tests.browser.console_world import ALICE, submit_world
 from tests.gateway_world import build_world
+from tests.problems import problem
 from tests.server import running_server
 from tests.webauthn_authenticator import SoftwareAuthenticator, authentication_response
 from verifier.webauthn import b64url_decode
@@ -51,12 +52,6 @@ class Browserless:
 def first_changed(text: str) -> str:
     """``text`` with its first character changed (a base64url signature stays canonical)."""
     return ("B" if text[0] == "A" else "A") + text[1:]
-
-
-def problem(answer: httpx.Response, status: int, code: str) -> None:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json"), answer.text
-    assert answer.json()["type"] == f"urn:tabellion:error:{code}", answer.json()
 
 
 def create_json(key: SoftwareAuthenticator, options: dict[str, Any]) -> dict[str, Any]:

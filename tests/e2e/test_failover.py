@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from schemas.proofs import ConsistencyProof
 from tests.cose_builder import sign1
 from tests.postgres import PostgresServer
 from tests.server import ServerUrl, start_server
+from tests.waiting import wait_for
 from verifier.checkpoints import verify_checkpoint, verify_checkpoint_consistency
 from verifier.keys import parse_key_set
 from verifier.receipts import verify_receipt
@@ -88,11 +90,8 @@ class Load:
                 time.sleep(0.02)
 
 
-def _wait_for(condition: object, what: str) -> None:
-    deadline = time.monotonic() + LOAD_DEADLINE_S
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+def _answers_200(client: httpx.Client, url: str) -> bool:
+    return client.get(url).status_code == 200
 
 
 def test_the_survivor_takes_over_and_loses_no_receipt(tmp_path: Path, postgres: PostgresServer) -> None:
@@ -108,13 +107,13 @@ def test_the_survivor_takes_over_and_loses_no_receipt(tmp_path: Path, postgres: 
         loads = [Load(first, key, "a"), Load(second, key, "b")]
         for load in loads:
             load.start()
-        _wait_for(lambda: all(len(load.receipts) >= RECEIPTS_BEFORE_KILL // 2 for load in loads),
-                  "receipts from both processes")
+        wait_for(lambda: all(len(load.receipts) >= RECEIPTS_BEFORE_KILL // 2 for load in loads),
+                 "receipts from both processes", LOAD_DEADLINE_S)
         assert "now the sequencer" not in second.log(), "the second process must be standing by"
         first.kill9()  # the integrating process, mid-load
         killed_at = time.monotonic()
-        _wait_for(lambda: sum(t > killed_at for _, _, t in loads[1].receipts) >= RECEIPTS_AFTER_KILL,
-                  "receipts from the survivor after the kill")
+        wait_for(lambda: sum(t > killed_at for _, _, t in loads[1].receipts) >= RECEIPTS_AFTER_KILL,
+                 "receipts from the survivor after the kill", LOAD_DEADLINE_S)
         for load in loads:
             load.join()
         assert "now the sequencer" in second.log()
@@ -135,8 +134,8 @@ def test_the_survivor_takes_over_and_loses_no_receipt(tmp_path: Path, postgres: 
             assert len(indices) == len(receipts)
             for statement in loads[1].accepted:  # the survivor queued these durably: they are integrated
                 location = f"{second}/entries/{entry_id(leaf_data(decode_sign1(statement)))}"
-                _wait_for(lambda location=location: client.get(location).status_code == 200,
-                          "a statement the survivor accepted")
+                wait_for(partial(_answers_200, client, location), "a statement the survivor accepted",
+                         LOAD_DEADLINE_S)
                 verify_receipt(client.get(location).content, statement, keys)
 
             new = verify_checkpoint(client.get(f"{second}/checkpoint").text, vkey)

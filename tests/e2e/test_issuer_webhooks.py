@@ -12,8 +12,9 @@ from issuer.outbox import open_outbox
 from issuer.statements import PassportRequest, Signer, agent_consent, agent_passport, operator_registration
 from issuer.webhooks import parse_public_key
 from tests.e2e.issuer_log import Log
-from tests.e2e.webhook_receiver import Receiver, receiving, wait_for
+from tests.e2e.webhook_receiver import Receiver, receiving
 from tests.server import REPO, running_server
+from tests.waiting import wait_for
 
 
 def tabellion(*args: str, check: bool = True) -> str:

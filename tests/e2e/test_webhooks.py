@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from issuer.outbox import Outbox, log_event_id, open_outbox
 from issuer.webhooks import RetryPolicy, WebhookDispatcher, sign_delivery
-from tests.e2e.webhook_receiver import DEADLINE_S, Receiver, receiving, wait_for
+from tests.e2e.webhook_receiver import Receiver, receiving
 from tests.server import REPO
+from tests.waiting import DEADLINE_S, wait_for
 from transparency.outbound import AllowedTargets
 
 LOOPBACK = AllowedTargets.parse("127.0.0.0/8")

@@ -1,4 +1,4 @@
-"""A webhook receiver on 127.0.0.1 that verifies every delivery's signature, and a wait for what it has received."""
+"""A webhook receiver on 127.0.0.1 that verifies every delivery's signature."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from issuer.webhooks import verify_delivery
 from schemas.errors import WebhookRefused
 from tests.http_stub import QuietHandler, serving
-
-DEADLINE_S = 60.0
 
 
 class Receiver:
@@ -77,10 +74,3 @@ def receiving(receiver: Receiver) -> Iterator[str]:
     with serving(Handler) as base:
         yield f"{base}/hooks/tabellion"
 
-
-def wait_for(condition: Any, what: str, deadline_s: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
