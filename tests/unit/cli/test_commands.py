@@ -8,11 +8,13 @@ from __future__ import annotations
 import base64
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cbor2
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -26,6 +28,7 @@ from schemas.proofs import ConsistencyProof
 from schemas.statement import parse_statement
 from tests.server import HeldCommits, ServerUrl, commits_held, running_server
 from tests.unit.cli.cli_runs import Capsys, ok, one_line_error, tabellion
+from tests.waiting import wait_for
 from verifier.keys import KeySet, parse_key_set
 
 ORIGIN = "tabellion.localhost/log"
@@ -369,7 +372,16 @@ def test_submit_polls_a_registration_still_running(tmp_path: Path, capsys: Capsy
     sign(tmp_path / "k.pem", tmp_path / "p", tmp_path / "s2.cose", subject="s2", content_type="text/plain")
     with running_server(tmp_path / "srv", registration_timeout_s=0.2) as url:
         held = HeldCommits(url)
-        threading.Timer(1.0, held.release).start()  # the CLI polls until the batch commits
+        location = f"{url}/entries/{entry_id(leaf_data(decode_sign1((tmp_path / 's1.cose').read_bytes())))}"
+
+        def release_once_pending() -> None:  # once the CLI has had its 202 (at the 0.2 s timeout) and polls
+            try:
+                wait_for(lambda: httpx.get(location).status_code == 204, "the registration to be pending")
+                time.sleep(2.0)
+            finally:
+                held.release()
+
+        threading.Thread(target=release_once_pending, daemon=True).start()
         ran = tabellion(capsys, "submit", url, tmp_path / "s1.cose", "-o", tmp_path / "r1.cose")
         assert ran.code == 0, ran.err
         assert "is being registered" in ran.err
