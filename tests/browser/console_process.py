@@ -13,6 +13,7 @@ from typing import IO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.cli_process import tabellion
 from tests.server import REPO, free_port, wait_until_answering
 from transparency.client import save_private_key
 
@@ -47,11 +48,8 @@ class ConsoleProcess:
 
     def invite(self, approver: str, name: str) -> str:
         """``tabellion console invite``: the one-time enrolment link."""
-        done = subprocess.run([sys.executable, "-m", "cli.main", "console", "invite", "--config", str(self.config),
-                               "--approver", approver, "--name", name], cwd=REPO, capture_output=True, text=True,
-                              check=False)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        return tabellion("console", "invite", "--config", self.config, "--approver", approver, "--name",
+                         name).stdout.strip()
 
 
 def console_config(folder: Path, issuer: str, namespace: str, owner: Ed25519PrivateKey) -> ConsoleProcess:

@@ -8,8 +8,6 @@ assertion, a decision changed after signing. axe-core runs on every page."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,10 +37,11 @@ from tests.browser.chromium import (
 )
 from tests.browser.console_process import ConsoleProcess, console_config
 from tests.browser.console_world import ALICE, BOB, submit_world
+from tests.cli_process import tabellion
 from tests.e2e.gateway_deployment import Recorder, refused, send, signed, started_gateway
 from tests.gateway_world import World, build_world
 from tests.http_stub import serving
-from tests.server import REPO, running_server
+from tests.server import running_server
 from transparency.client.http import HttpLogClient
 
 pytestmark = needs_chromium
@@ -190,9 +189,7 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
         keys, bundle = tmp_path / "log.keys", tmp_path / "audit.json"
         keys.write_bytes(httpx.get(f"{s.log}/.well-known/scitt-keys").content)
         bundle.write_text(json.dumps(httpx.get(f"{s.log}/v1/audit/{world.c.identity}").json()))
-        report = subprocess.run([sys.executable, "-m", "cli.main", "verify", "bundle", str(bundle), "--log-keys",
-                                 str(keys)], cwd=REPO, capture_output=True, text=True, check=False)
-        assert report.returncode == 0, report.stderr
+        report = tabellion("verify", "bundle", bundle, "--log-keys", keys)
         assert f"claim c-mail for mail: approved by {ALICE}" in report.stdout
         assert "with the human's passkey assertion" in report.stdout
 

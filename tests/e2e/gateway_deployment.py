@@ -34,6 +34,7 @@ from schemas.checkpoint import parse_checkpoint
 from schemas.identity_statements import statement_type_of
 from schemas.note import parse_note
 from schemas.statement import parse_statement
+from tests.cli_process import tabellion
 from tests.gateway_world import World, build_world
 from tests.http_stub import QuietHandler, serving
 from tests.server import REPO, ServerUrl, free_port, running_server, wait_until_answering
@@ -149,9 +150,8 @@ service = "mail"
 credentials = {{ type = "bearer", secret_ref = "MAIL_TOKEN" }}
 actions = {{ GET = "read", POST = "write" }}
 """ + tables.format(upstream=upstream))
-    stored = subprocess.run([sys.executable, "-m", "cli.main", "gateway", "secret", "set", "--config", str(config),
-                             "MAIL_TOKEN"], input=TOKEN + "\n", capture_output=True, text=True, cwd=REPO, check=False)
-    assert stored.returncode == 0 and TOKEN not in stored.stdout + stored.stderr, stored.stderr
+    stored = tabellion("gateway", "secret", "set", "--config", config, "MAIL_TOKEN", input=TOKEN + "\n")
+    assert TOKEN not in stored.stdout + stored.stderr, stored.stderr
     return config
 
 

@@ -8,8 +8,6 @@ checks that an audit bundle no longer hides a passport revocation it contains.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from issuer.statements import (
     operator_registration,
     revocation,
 )
+from tests.cli_process import tabellion
 from tests.e2e.issuer_log import Log
 from tests.server import running_server
 from tests.unit.verifier.identity_world import World
@@ -157,8 +156,6 @@ def test_hole_7_an_audit_bundle_shows_the_passport_revocation_it_holds(log: Log,
     assert report.passport is not None and "REVOKED" in report.passport and "keyCompromise" in report.passport
     (tmp_path / "bundle.json").write_text(json.dumps(bundle))
     (tmp_path / "keys.cbor").write_bytes(keys_cbor)
-    cli = subprocess.run([sys.executable, "-m", "cli.main", "verify", "bundle", str(tmp_path / "bundle.json"),
-                          "--log-keys", str(tmp_path / "keys.cbor")], capture_output=True, text=True, check=False)
-    assert cli.returncode == 0, cli.stderr
+    cli = tabellion("verify", "bundle", tmp_path / "bundle.json", "--log-keys", tmp_path / "keys.cbor")
     passport_line = next(line for line in cli.stdout.splitlines() if line.strip().startswith("passport:"))
     assert "REVOKED" in passport_line and victims.passport in passport_line

@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
+from tests.cli_process import run_cli
 from tests.e2e.gateway_deployment import Recorder, refused, register_world, send, signed, started_gateway
 from tests.http_stub import serving
-from tests.server import REPO, ServerUrl, start_server
+from tests.server import ServerUrl, start_server
 from transparency.client import HttpLogClient, generate_key, sign_statement
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, check=False)
 
 
 def log_one(url: str, text: bytes) -> None:
@@ -94,14 +88,14 @@ def test_a_fork_survives_restarts_until_an_operator_clears_it(tmp_path: Path) ->
                     refused(httpx.get(f"{gateway.url}/healthz"), 503, "log-untrusted")
                     gateway.stop()
                 assert len(Recorder.seen) == forwarded
-                shown = cli("gateway", "trust", "show", "--config", str(config))
+                shown = run_cli("gateway", "trust", "show", "--config", str(config))
                 assert shown.returncode == 0 and "fork verdict: 20" in shown.stdout, shown.stdout + shown.stderr
 
                 # only an operator clears it, with a reason, and the clearing is logged
-                no_reason = cli("gateway", "trust", "reset", "--config", str(config))
+                no_reason = run_cli("gateway", "trust", "reset", "--config", str(config))
                 assert no_reason.returncode == 2
-                reset = cli("gateway", "trust", "reset", "--config", str(config), "--reason",
-                            "branch a was the log operator's mistake; following branch a after review")
+                reset = run_cli("gateway", "trust", "reset", "--config", str(config), "--reason",
+                                "branch a was the log operator's mistake; following branch a after review")
                 assert reset.returncode == 0, reset.stderr
                 assert "cleared the fork verdict" in reset.stdout
                 events = [json.loads(line) for line in

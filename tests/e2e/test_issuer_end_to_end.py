@@ -4,8 +4,6 @@ rotation (the old key is refused), revocation (verify flips to BLOCK), DID docum
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from issuer.statements import (
     revocation,
 )
 from schemas.errors import TabellionError
+from tests.cli_process import tabellion
 from tests.e2e.issuer_log import BUNDLE, FINGERPRINT, STATUS_LIST, Log
 from tests.server import running_server
 from transparency.client import did_of
@@ -121,9 +120,7 @@ def test_operator_to_agent_chain_claim_rotation_revocation(tmp_path: Path) -> No
         assert report.revoked is not None and operator.identity in report.revoked
         (tmp_path / "bundle.json").write_text(json.dumps(bundle))
         (tmp_path / "keys.cbor").write_bytes(keys_cbor)
-        cli = subprocess.run([sys.executable, "-m", "cli.main", "verify", "bundle", str(tmp_path / "bundle.json"),
-                              "--log-keys", str(tmp_path / "keys.cbor")], capture_output=True, text=True, check=False)
-        assert cli.returncode == 0, cli.stderr
+        cli = tabellion("verify", "bundle", tmp_path / "bundle.json", "--log-keys", tmp_path / "keys.cbor")
         assert f"authorised by {operator.identity}" in cli.stdout and human in cli.stdout
 
         # a bundle whose statement was swapped for another one does not verify

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.cli_process import entry_of, tabellion
+from tests.cli_process import entry_of, tabellion
 from tests.server import running_server
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from schemas.checkpoint import parse_checkpoint
 from schemas.errors import CheckpointInconsistent
 from schemas.note import parse_note, parse_vkey
 from schemas.tiles import entries_path, statements_path, tile_path
+from tests.cli_process import run_cli
 from tests.server import REPO, running_server
 from tests.static_server import static_server
 from transparency.client import generate_key, sign_statement
@@ -59,8 +59,8 @@ def _wait_published(folder: Path, size: int) -> None:
 
 
 def _tabellion(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    """From another folder, with nothing in the environment but the code's path."""
+    return run_cli(*args, cwd=cwd, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
 
 
 def test_a_published_folder_on_a_static_server_is_followed_and_verified(

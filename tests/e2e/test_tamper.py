@@ -21,6 +21,7 @@ from cli.fsck import EXIT_CORRUPTED
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import VerificationError
 from schemas.leaf import entry_id, leaf_data
+from tests.cli_process import run_cli
 from tests.log_tampering import (
     copy_log,
     delete_entry,
@@ -49,8 +50,7 @@ STATEMENTS = [sign_statement(KEY, b'{"n":%d}' % n, subject=f"urn:example:{n}", c
 
 
 def _fsck(data: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", "fsck", str(data)], cwd=REPO, capture_output=True,
-                          text=True, timeout=START_TIMEOUT_S)
+    return run_cli("fsck", data, timeout=START_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

@@ -391,7 +391,7 @@ def _did(public: bytes) -> str:
 def test_tabellion_enrol_from_the_command_line(tmp_path: Path, software_tpm: SoftwareTpm, local_ca: LocalCa) -> None:
     """``tabellion enrol prepare`` / ``submit`` as a user runs them, then ``tabellion consent --tpm``: the agent's
     consent signed in the TPM; a refusal is one line."""
-    from tests.e2e.cli_process import entry_of, tabellion
+    from tests.cli_process import entry_of, tabellion
 
     with running_server(tmp_path / "log") as url, httpx.Client(base_url=url, timeout=30) as http:
         anchor = entry_of(tabellion("enrol", "pin-root", url, "--data", str(url.data_dir), "--root",
