@@ -1,10 +1,10 @@
 """Run the gateway under Hypercorn, in its own process: ``tabellion gateway --config FILE``.
 
-The event loop is uvloop's (chosen by measurement, ``docs/benchmarks.md``: the same pass-through on Hypercorn spends
-a quarter to a half less CPU per request than on asyncio's own loop). Start-up decrypts the provider secrets the
-connections name (a missing secret or a wrong master key stops the start with one line), installs the log
-handlers — decision lines as bare JSON on stderr, everything else as text, with every secret value scrubbed by
-``RedactSecrets`` — and serves until SIGINT/SIGTERM.
+The event loop is uvloop's (``transparency.event_loop``; by measurement, ``docs/benchmarks.md``: the same
+pass-through on Hypercorn spends a quarter to a half less CPU per request than on asyncio's own loop). Start-up
+decrypts the provider secrets the connections name (a missing secret or a wrong master key stops the start with
+one line), installs the log handlers — decision lines as bare JSON on stderr, everything else as text, with every
+secret value scrubbed by ``RedactSecrets`` — and serves until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import multiprocessing
 import signal
 import sys
 import threading
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import uvloop
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
 from transparency.client.http import HttpLogClient
+from transparency.event_loop import run_loop
 
 from .actions import ActionRecorder
 from .app import create_app, report_trust
@@ -97,12 +97,6 @@ def serve(config: GatewayConfig, *, secrets: Mapping[str, Secret] | None = None,
         await hypercorn_serve(app, hypercorn_config(config), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     run_loop(main())
-
-
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` to the end on a uvloop event loop."""
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
 
 
 # --- several workers ---------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Serve the transparency service with Hypercorn (one process: the log has exactly one writer)."""
+"""Serve the transparency service with Hypercorn on uvloop (``transparency.event_loop``), in one process: the
+log has exactly one writer."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypercorn.config import Config
 from hypercorn.utils import LifespanFailureError
 from starlette.routing import BaseRoute
 
+from transparency.event_loop import run_loop
 from transparency.http.app import STARTUP_ERROR, Extension, create_app
 from transparency.service import TransparencyService
 from transparency.settings import Settings
@@ -65,7 +67,7 @@ def serve(
             await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
         try:
-            asyncio.run(main())
+            run_loop(main())
         except LifespanFailureError:
             cause = getattr(app.state, STARTUP_ERROR, None)
             if not isinstance(cause, Exception):

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from schemas.errors import TabellionError
 from tools.bench.processes import REPO, clean_env, cpu_seconds, free_port, start, stop
 from tools.bench.registrations import run_wrk, statements, write_bodies
+from transparency.event_loop import run_loop
 from transparency.request_bodies import BodyReadDeadline, read_limited_body
 from transparency.server import SWITCH_INTERVAL_S
 from transparency.service import TransparencyService
@@ -77,7 +78,7 @@ def run_core(data: Path, socket_path: Path) -> None:
             await server.serve_forever()
 
     try:
-        asyncio.run(main())
+        run_loop(main())
     finally:
         service.close()
 
@@ -130,7 +131,7 @@ def run_front(port: int, socket_path: Path) -> None:
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.keep_alive_timeout = 30
-    asyncio.run(serve(app, config))  # type: ignore[arg-type]
+    run_loop(serve(app, config))  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
