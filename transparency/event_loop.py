@@ -1,6 +1,6 @@
 """The event loop the servers run on: uvloop's (libuv), chosen by measurement (docs/benchmarks.md): on the same
-Hypercorn and Starlette it spends less CPU per request than asyncio's own selector loop, for the log's
-registrations (0.69 ms against 0.79 ms) as for the gateway's pass-through."""
+Hypercorn and Starlette it spends less CPU per request than asyncio's own selector loop, a little for the log's
+registrations (about 6%), a quarter or more for the gateway's pass-through."""
 
 from __future__ import annotations
 
