@@ -11,14 +11,11 @@ from typing import Any
 
 
 def _serve(a: argparse.Namespace) -> list[str]:
-    import asyncio
-    import signal
-
-    from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     from console.app import create_app
     from console.config import load_config
+    from transparency.serving import serve_until_stopped
 
     config = load_config(a.config)
     app = create_app(config)
@@ -30,14 +27,7 @@ def _serve(a: argparse.Namespace) -> list[str]:
     print(f"tabellion: console for {config.namespace} on http://{config.host}:{config.port} "
           f"(origin {config.origin}, issuer {config.issuer})", file=sys.stderr, flush=True)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(app, hyper, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-    asyncio.run(run())
+    serve_until_stopped(app, hyper)
     return []
 
 

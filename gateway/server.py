@@ -1,6 +1,6 @@
 """Run the gateway under Hypercorn, in its own process: ``tabellion gateway --config FILE``.
 
-The event loop is uvloop's (``transparency.event_loop``; by measurement, ``docs/benchmarks.md``: the same
+The event loop is uvloop's (``transparency.serving``; by measurement, ``docs/benchmarks.md``: the same
 pass-through on Hypercorn spends a quarter to a half less CPU per request than on asyncio's own loop). Start-up
 decrypts the provider secrets the connections name (a missing secret or a wrong master key stops the start with
 one line), installs the log handlers — decision lines as bare JSON on stderr, everything else as text, with every
@@ -21,13 +21,12 @@ from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import TextIO
 
-from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
 from transparency.client.http import HttpLogClient
-from transparency.event_loop import run_loop
+from transparency.serving import run_loop, serve_until_stopped
 
 from .actions import ActionRecorder
 from .app import create_app, report_trust
@@ -89,14 +88,7 @@ def serve(config: GatewayConfig, *, secrets: Mapping[str, Secret] | None = None,
         len(config.connections), ", ".join(c.id for c in config.connections),
     )
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await hypercorn_serve(app, hypercorn_config(config), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-    run_loop(main())
+    serve_until_stopped(app, hypercorn_config(config))
 
 
 # --- several workers ---------------------------------------------------------------------------------------

@@ -1,22 +1,19 @@
-"""Serve the transparency service with Hypercorn on uvloop (``transparency.event_loop``), in one process: the
+"""Serve the transparency service with Hypercorn on uvloop (``transparency.serving``), in one process: the
 log has exactly one writer."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from hypercorn.utils import LifespanFailureError
 from starlette.routing import BaseRoute
 
-from transparency.event_loop import run_loop
 from transparency.http.app import STARTUP_ERROR, Extension, create_app
 from transparency.service import TransparencyService
+from transparency.serving import serve_until_stopped
 from transparency.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,15 +56,8 @@ def serve(
         app = create_app(settings, extra_routes=extra_routes, extensions=extensions, service=service)
         config = hypercorn_config(settings)
 
-        async def main() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
         try:
-            run_loop(main())
+            serve_until_stopped(app, config)
         except LifespanFailureError:
             cause = getattr(app.state, STARTUP_ERROR, None)
             if not isinstance(cause, Exception):

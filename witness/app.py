@@ -13,13 +13,10 @@ key in the configuration can change what the witness stores.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +31,7 @@ from schemas.witness import TLOG_SIZE, encode_cosignatures, encode_size
 from transparency.client.signing import load_ed25519_key, save_private_key
 from transparency.problem_details import ProblemHandlers
 from transparency.request_bodies import read_limited_body
+from transparency.serving import serve_until_stopped
 from witness.config import WitnessConfig
 from witness.cosigner import Cosigner
 from witness.errors import MethodNotAllowed, OldSizeConflict
@@ -117,13 +115,6 @@ def serve(config: WitnessConfig, *, opened: Callable[[Witness], None] | None = N
         hc.keep_alive_timeout = 30
         app = create_app(witness)
 
-        async def main() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await hypercorn_serve(app, hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-        asyncio.run(main())
+        serve_until_stopped(app, hc)
     finally:
         witness.store.close()

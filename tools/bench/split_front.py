@@ -26,7 +26,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,10 +36,10 @@ from starlette.routing import Route
 from schemas.errors import TabellionError
 from tools.bench.processes import REPO, clean_env, cpu_seconds, free_port, start, stop
 from tools.bench.registrations import run_wrk, statements, write_bodies
-from transparency.event_loop import run_loop
 from transparency.request_bodies import BodyReadDeadline, read_limited_body
 from transparency.server import SWITCH_INTERVAL_S
 from transparency.service import TransparencyService
+from transparency.serving import run_loop, serve_until_stopped
 from transparency.settings import load_settings
 
 FRAME = struct.Struct(">II")  # length of what follows, request id
@@ -131,7 +130,7 @@ def run_front(port: int, socket_path: Path) -> None:
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.keep_alive_timeout = 30
-    run_loop(serve(app, config))  # type: ignore[arg-type]
+    serve_until_stopped(app, config)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
