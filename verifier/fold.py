@@ -429,7 +429,7 @@ class Fold:
         if revoked is not None:
             raise Refused(Refusal.DECIDER_REVOKED,
                           f"decided_by {p['decided_by'][:200]} was revoked at entry {revoked.index} ({revoked.reason})")
-        return check_human_decision(self.state, controller.namespace, p)
+        return check_human_decision(self.state, controller.namespace, p, statement_type="revocation", signer=signer)
 
     def _check_identity_revoker(self, target: str, signer: str) -> None:
         """A DID is revoked by itself, or by the operator it consented to; by nobody else."""

@@ -99,13 +99,14 @@ class Log:
 
 def _approval(owner: Signer, key: SoftwareAuthenticator, claim: str, note: str = "ok for the inbox") -> bytes:
     decision = approval_payload(claim, ALICE, note)
-    assertion = key.get(decision_digest(decision))  # the human's passkey signs the decision challenge
+    # the human's passkey signs the decision challenge: this approval, which the owner logs
+    assertion = key.get(decision_digest(decision, statement_type="claim-approval", signer=owner.identity))
     return claim_approval(owner, claim, decided_by=ALICE, note=note, webauthn=assertion.to_json())
 
 
 def _tampered(owner: Signer, key: SoftwareAuthenticator, claim: str) -> bytes:
     decision = approval_payload(claim, ALICE, "ok")
-    assertion = key.get(decision_digest(decision))
+    assertion = key.get(decision_digest(decision, statement_type="claim-approval", signer=owner.identity))
     signature = assertion.signature[:-1] + bytes((assertion.signature[-1] ^ 1,))
     return claim_approval(owner, claim, decided_by=ALICE, note="ok",
                           webauthn=replace(assertion, signature=signature).to_json())
@@ -127,11 +128,12 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         unconsented = verify_registration(created, namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
         # issue 9: without the passkey's consent the owner cannot enrol it (the fold refuses, log unchanged)
         problem = log.refused("/registry/approvers", approver_enrolment(owner, {**unconsented, "webauthn": key.get(
-            decision_digest({**unconsented, "approver": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"})
+            decision_digest({**unconsented, "approver": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"},
+                            statement_type="approver-enrolment", signer=owner.identity)
         ).to_json()}))
         assert problem["type"] == "urn:tabellion:error:webauthn-challenge-mismatch", problem
-        challenge = b64url_decode(consent_options(unconsented)["challenge"], "challenge")
-        enrolment_payload = add_consent(unconsented, key.get(challenge).to_json())
+        challenge = b64url_decode(consent_options(unconsented, owner=owner.identity)["challenge"], "challenge")
+        enrolment_payload = add_consent(unconsented, key.get(challenge).to_json(), owner=owner.identity)
         enrolment = log.issuer("/registry/approvers", approver_enrolment(owner, enrolment_payload))["entry"]
 
         claim = log.issuer("/v1/claims", claim_submission(agent, "mail-1", "acme", "mail", SCOPE))["entry"]
@@ -145,7 +147,8 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         problem = log.refused("/entries", tampered)
         assert problem["type"] == "urn:tabellion:error:webauthn-signature-invalid", problem
         decision = approval_payload(claim, ALICE, "ok")
-        signed_other = key.get(decision_digest({**decision, "note": "something else"})).to_json()
+        signed_other = key.get(decision_digest({**decision, "note": "something else"}, statement_type="claim-approval",
+                                               signer=owner.identity)).to_json()
         problem = log.refused(f"/v1/claims/{claim}/approve",
                               claim_approval(owner, claim, decided_by=ALICE, note="ok", webauthn=signed_other))
         assert "challenge" in problem["detail"]
@@ -179,5 +182,8 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
     logged = parse_payload("claim-approval", parse_statement(log.statements[approval["index"]]).payload)
     assert logged["webauthn"]["credential_id"] == b64url(key.credential_id)
     before_revocation = Fold().apply_all(FoldEntry(i, log.statements[i]) for i in range(approval["index"]))
-    assert check_human_decision(before_revocation, "acme", logged)[0].entry == enrolment
-    assert verify_decision(before_revocation, logged) is not None  # and py_webauthn agrees
+    human = check_human_decision(before_revocation, "acme", logged, statement_type="claim-approval",
+                                    signer=owner.identity)
+    assert human[0].entry == enrolment
+    verified = verify_decision(before_revocation, logged, statement_type="claim-approval", signer=owner.identity)
+    assert verified is not None  # and py_webauthn agrees

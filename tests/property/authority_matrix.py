@@ -343,7 +343,8 @@ class Run:
             if decided_by is not None:
                 payload["decided_by"] = w.did(decided_by)
             if human is not None:
-                payload["webauthn"] = w.passkey(human).get(decision_digest(payload)).to_json()
+                challenge = decision_digest(payload, statement_type="revocation", signer=w.did(signer))
+                payload["webauthn"] = w.passkey(human).get(challenge).to_json()
             broken = m.revocation(signer, target, "did", decided_by, human)
             w.add(signer, "revocation", payload)
             if self.judge(broken):
@@ -372,7 +373,8 @@ class Run:
         reason = "privilegeWithdrawn" if kind == "revocation" else "no"
         payload.update({"note": "ok"} if kind == "approval" else {"reason": reason})
         if human is not None:
-            payload["webauthn"] = w.passkey(human).get(decision_digest(payload)).to_json()
+            challenge = decision_digest(payload, statement_type=f"claim-{kind}", signer=w.did(signer))
+            payload["webauthn"] = w.passkey(human).get(challenge).to_json()
         broken = m.decision(signer, claim, kind, decided_by, human)
         w.add(signer, f"claim-{kind}", payload)
         if self.judge(broken):
@@ -389,7 +391,8 @@ class Run:
             created = self.mallory.create(enrolment_request_digest(payload))["response"]
             payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                        "attestation_object": created["attestationObject"]}
-            payload["webauthn"] = self.mallory.get(decision_digest(payload)).to_json()
+            challenge = decision_digest(payload, statement_type="approver-enrolment", signer=w.did(signer))
+            payload["webauthn"] = self.mallory.get(challenge).to_json()
         else:
             payload = w.enrolment(human, namespace)
         broken = m.enrolment(signer, human, namespace, foreign)

@@ -207,7 +207,9 @@ class World:
         created = key.create(enrolment_request_digest(payload))["response"]
         payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                    "attestation_object": created["attestationObject"]}
-        payload["webauthn"] = key.get(decision_digest(payload)).to_json()
+        owner = self.did(self.owners.get(namespace, "op"))
+        payload["webauthn"] = key.get(decision_digest(payload, statement_type="approver-enrolment",
+                                                      signer=owner)).to_json()
         return payload
 
     def enrol(self, human: str = "human", namespace: str = "acme", owner: str | None = None, **changes: Any) -> str:
@@ -223,10 +225,16 @@ class World:
         """A claim-approval payload carrying an assertion by ``human``'s passkey over the decision; the keywords
         make it wrong in one way each (``challenge`` replaces the base64url challenge in the client data)."""
         payload: dict[str, Any] = {"claim": claim, "decided_by": decided_by or self.did(human), "note": "ok"}
-        assertion = self.passkey(human).get(decision_digest(payload), kind=webauthn_type, challenge_text=challenge,
-                                            flags=flags, origin=origin, rp_id=rp_id)
+        digest = self.decision_digest(claim, "claim-approval", payload)
+        assertion = self.passkey(human).get(digest, kind=webauthn_type, challenge_text=challenge, flags=flags,
+                                            origin=origin, rp_id=rp_id)
         payload["webauthn"] = assertion.to_json()
         return payload
+
+    def decision_digest(self, claim: str, stype: str, payload: dict[str, Any]) -> bytes:
+        """What the human signs for a ``stype`` decision of ``claim``, logged by its namespace's owner."""
+        owner = self.owners.get(self.claim_namespaces.get(claim, "acme"), "op")
+        return decision_digest(payload, statement_type=stype, signer=self.did(owner))
 
     def approve(self, claim: str, signer: str = "op", **kwargs: Any) -> str:
         """Approve with ``human``'s passkey (``approval`` keywords), enrolling it first (by the namespace's owner)
@@ -245,7 +253,8 @@ class World:
         payload.update({"note": "ok"} if kind == "approval"
                        else {"reason": "no" if kind == "rejection" else "privilegeWithdrawn"})
         if assertion:
-            payload["webauthn"] = self.passkey(human).get(decision_digest(payload)).to_json()
+            payload["webauthn"] = self.passkey(human).get(self.decision_digest(claim, f"claim-{kind}",
+                                                                               payload)).to_json()
         return payload
 
     def reject(self, claim: str, signer: str = "op") -> str:

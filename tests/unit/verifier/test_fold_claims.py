@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from schemas.identity_statements import canonical_json
 from schemas.statement import parse_statement
 from tests.unit.verifier.identity_world import World, accepted, assert_last_refused, b64url
 from verifier.claims import decision_challenge
@@ -64,9 +63,13 @@ def test_approval_without_webauthn_by_the_operator(world: World) -> None:
 
 
 def test_the_challenge_is_sha256_of_the_canonical_decision() -> None:
+    """The statement type, its signer and its payload without ``webauthn``; the bytes hashed, written out."""
     payload = {"claim": "ab" * 32, "decided_by": "did:example:h", "webauthn": {"x": "y"}}
-    digest = hashlib.sha256(canonical_json({"claim": "ab" * 32, "decided_by": "did:example:h"})).digest()
-    assert decision_challenge(payload) == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    hashed = ('{"iss":"did:example:o","payload":{"claim":"' + "ab" * 32 + '","decided_by":"did:example:h"},'
+              '"type":"claim-approval"}').encode()
+    digest = hashlib.sha256(hashed).digest()
+    challenge = decision_challenge(payload, statement_type="claim-approval", signer="did:example:o")
+    assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def test_approval_by_a_non_owner_is_refused(world: World) -> None:
