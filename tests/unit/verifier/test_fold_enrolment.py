@@ -189,3 +189,12 @@ def test_rebuild_equals_incremental(world: TpmWorld, pem: str) -> None:
     for entry in world.entries:
         fold.apply(FoldEntry(entry.index, entry.statement))
     assert fold.state.enrolments == whole.enrolments and fold.state.passports == whole.passports
+
+
+def test_an_approval_by_a_human_whose_did_was_revoked_is_refused(world: TpmWorld, pem: str) -> None:
+    """The human revoked their own DID (they left; the key leaked) but their passkey's enrolment was not revoked:
+    their passkey no longer approves anything in the operator's name, as it no longer decides a claim."""
+    anchor = world.anchor(pem)
+    world.revoke("human", world.did("human"))
+    world.enrol_agent(anchor, pem)
+    _refused_unchanged(world, "approver-revoked")
