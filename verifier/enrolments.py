@@ -10,8 +10,9 @@ TPM structure parsing. The fold reads only what the service logged, and checks w
   evidence's digests, the pinned root its EK chained to (the trust-anchor entry, which must be accepted earlier in
   the log and still unrevoked, with that root), and the operator's approval: a WebAuthn assertion, user
   verified, by a passkey enrolled as an approver of the namespace (``approver-enrolment``) for a human whose DID is
-  not revoked, whose challenge is ``enrolment_digest``, recomputed here from the payload. The operator must own the namespace. The newest
-  enrolment of an agent wins; it is revoked by a ``revocation`` of its entry by the operator or the agent.
+  not revoked, whose challenge is ``enrolment_digest``, recomputed here from the payload. The operator must own
+  the namespace. The newest enrolment of an agent wins; it is revoked by a ``revocation`` of its entry by the
+  operator or the agent.
 - ``namespace-policy``, signed by the namespace's owner: with ``require_hardware``, passports of the software tier
   issued by that operator are refused from then on (``verifier.passports``).
 
