@@ -212,9 +212,10 @@ class Fold:
         if operator in self.state.controllers:
             raise Refused(Refusal.OPERATOR_ALREADY_REGISTERED,
                           f"{operator[:200]} is already registered; rotate its key instead")
-        if operator in self.state.revoked:
+        revoked = self.state.revocation_of(operator)  # a did:key's DID, or its key: the one key it can ever have
+        if revoked is not None:
             raise Refused(Refusal.OPERATOR_REVOKED,
-                          f"{operator[:200]} was revoked at entry {self.state.revoked[operator].index}")
+                          f"{operator[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
         owner = self.state.namespaces.get(namespace)
         if owner is not None:
             raise Refused(Refusal.NAMESPACE_TAKEN, f"namespace {namespace!r} already belongs to {owner[:200]}")
