@@ -7,7 +7,8 @@
   or rejected, only an ``approved`` one revoked. ``decided_by`` says whose decision it is: the owner itself
   (``decided_by`` == iss), or a human approver, whose decision carries ``webauthn``, the passkey assertion (kept as
   logged). A decision naming anyone but the signer without that human's assertion is refused
-  (``human-assertion-missing``): the namespace key alone never speaks for a human.
+  (``human-assertion-missing``): the namespace key alone never speaks for a human. Nobody approves their own claim
+  (``claim-self-approval``: ``decided_by`` is the claim's agent).
 - The assertion is verified offline here (``verifier.webauthn``): its credential must be enrolled for the claim's
   namespace (``approver-enrolment``) and not revoked, ``decided_by`` must be the enrolled approver, and it must be
   a ``webauthn.get`` from the enrolled origin and RP ID, user present and verified, whose ``challenge`` is
@@ -150,6 +151,11 @@ def decide(state: IdentityState, claim_entry: str, decision: ClaimDecision) -> C
         raise Refused(
             Refusal.DECIDER_REVOKED,
             f"decided_by {decision.decided_by[:200]} was revoked at entry {revoked.index} ({revoked.reason})",
+        )
+    if decision.kind == "approval" and decision.decided_by == claim.agent:
+        raise Refused(
+            Refusal.CLAIM_SELF_APPROVAL,
+            f"{claim.agent[:200]} submitted claim {claim.entry}: another than its agent decides its approval",
         )
     if decision.kind == "approval":
         revoked = state.revocation_of(claim.agent)

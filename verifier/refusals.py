@@ -87,6 +87,7 @@ class Refusal(StrEnum):
     CLAIM_UNKNOWN = "claim-unknown"
     NOT_NAMESPACE_OWNER = "not-namespace-owner"
     CLAIM_NOT_PENDING = "claim-not-pending"
+    CLAIM_SELF_APPROVAL = "claim-self-approval"
     DECIDER_REVOKED = "decider-revoked"
     HUMAN_ASSERTION_MISSING = "human-assertion-missing"
     # --- approver-enrolment -------------------------------------------------------------------------------
