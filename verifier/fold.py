@@ -477,6 +477,11 @@ class Fold:
                 raise Refused(Refusal.AGENT_ENROLMENT_REVOCATION_NOT_ENTITLED,
                               f"agent enrolment {target} can be revoked only by its operator or its agent")
             return _nothing
+        if target in state.trust_anchors:
+            if signer not in self.service_signers:
+                raise Refused(Refusal.TRUST_ANCHOR_REVOCATION_NOT_ENTITLED,
+                              f"trust anchor {target} can be revoked (unpinned) only by the log service")
+            return _nothing
         consent = state.consent_entries.get(target)
         if consent is not None:
             if signer != consent.agent:
@@ -484,8 +489,8 @@ class Fold:
                               f"consent {target} can be withdrawn only by the agent that gave it")
             return _nothing
         raise Refused(Refusal.REVOCATION_TARGET_UNKNOWN,
-                      f"entry {target} is not a passport, delegation, claim, approver enrolment or agent consent on "
-                      "this log")
+                      f"entry {target} is not a passport, delegation, claim, approver enrolment, agent enrolment, "
+                      "agent consent or TPM trust anchor on this log")
 
 
 _NO_KEYS = KeyState("", "", "", "", (), 0, ())

@@ -104,6 +104,7 @@ class Refusal(StrEnum):
     ENROLMENT_REVOCATION_NOT_ENTITLED = "enrolment-revocation-not-entitled"
     CONSENT_REVOCATION_NOT_ENTITLED = "consent-revocation-not-entitled"
     AGENT_ENROLMENT_REVOCATION_NOT_ENTITLED = "agent-enrolment-revocation-not-entitled"
+    TRUST_ANCHOR_REVOCATION_NOT_ENTITLED = "trust-anchor-revocation-not-entitled"
     KEY_REVOCATION_NOT_ENTITLED = "key-revocation-not-entitled"
 
 

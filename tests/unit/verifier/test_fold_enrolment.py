@@ -198,3 +198,17 @@ def test_an_approval_by_a_human_whose_did_was_revoked_is_refused(world: TpmWorld
     world.revoke("human", world.did("human"))
     world.enrol_agent(anchor, pem)
     _refused_unchanged(world, "approver-revoked")
+
+
+def test_the_service_unpins_a_root_by_revoking_its_trust_anchor(world: TpmWorld, pem: str) -> None:
+    """docs/tpm.md: revoking the trust-anchor entry unpins the root for later enrolments. Only the log service
+    revokes it: not the operator whose agents chain to it, not a stranger."""
+    anchor = world.anchor(pem)
+    world.revoke("op", anchor, "cACompromise")
+    _refused_unchanged(world, "trust-anchor-revocation-not-entitled")
+    world.revoke("stranger", anchor, "cACompromise")
+    _refused_unchanged(world, "trust-anchor-revocation-not-entitled")
+    world.revoke("log", anchor, "cACompromise")
+    assert _last(world.fold()) == (True, "")
+    world.enrol_agent(anchor, pem)
+    _refused_unchanged(world, "agent-enrolment-root-not-pinned")
