@@ -192,7 +192,7 @@ class World:
         return self.passkeys[human]
 
     def enrolment(self, human: str = "human", namespace: str = "acme", *, consent: bool = True,
-                  **changes: Any) -> dict[str, Any]:
+                  signer_did: str | None = None, **changes: Any) -> dict[str, Any]:
         """An approver-enrolment payload for ``human``'s passkey, with the human's consent (the passkey's
         registration over the enrolment request, then its assertion over the whole enrolment) made after
         ``changes`` replaced fields; ``consent=False``: without the consent's fields."""
@@ -207,7 +207,7 @@ class World:
         created = key.create(enrolment_request_digest(payload))["response"]
         payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                    "attestation_object": created["attestationObject"]}
-        owner = self.did(self.owners.get(namespace, "op"))
+        owner = signer_did or self.did(self.owners.get(namespace, "op"))
         payload["webauthn"] = key.get(decision_digest(payload, statement_type="approver-enrolment",
                                                       signer=owner)).to_json()
         return payload
@@ -216,7 +216,8 @@ class World:
         """Enrol ``human``'s passkey as an approver of ``namespace``, signed by ``owner`` (default: its owner)."""
         self.enrolled.add((namespace, human))
         signer = owner or self.owners.get(namespace, "op")
-        return self.add(signer, "approver-enrolment", self.enrolment(human, namespace, **changes),
+        enrolment = self.enrolment(human, namespace, signer_did=self.did(signer.partition("+")[0]), **changes)
+        return self.add(signer, "approver-enrolment", enrolment,
                         iss=self.did(signer.partition("+")[0]))
 
     def approval(self, claim: str, human: str = "human", *, webauthn_type: str = "webauthn.get",
