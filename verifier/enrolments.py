@@ -14,7 +14,9 @@ TPM structure parsing. The fold reads only what the service logged, and checks w
   the namespace. The newest enrolment of an agent wins; it is revoked by a ``revocation`` of its entry by the
   operator or the agent.
 - ``namespace-policy``, signed by the namespace's owner: with ``require_hardware``, passports of the software tier
-  issued by that operator are refused from then on (``verifier.passports``).
+  issued by that operator are refused from then on (``verifier.passports``). The newest policy wins, and a new one
+  needs an ``iat`` later than the policy in force (``namespace-policy-not-newer``): an ES256 signature can be
+  re-made without the key, so anyone could otherwise re-log an old policy as a new entry.
 
 A passport of tier ``tpm`` is accepted only for an agent with an unrevoked enrolment by the same operator, whose
 machine fingerprint it repeats; ``secure-enclave`` passports are refused (Apple Secure Enclave / App Attest is not
@@ -84,6 +86,7 @@ class NamespacePolicy:
     index: int
     namespace: str
     require_hardware: bool
+    issued_at: int  # its CWT iat: a later policy of the namespace must be issued later (a replay is not)
 
 
 def enrolment_digest(payload: dict[str, Any]) -> bytes:
@@ -178,7 +181,15 @@ def check_namespace_policy(state: IdentityState, s: LoggedStatement) -> Namespac
         raise Refused(Refusal.NOT_NAMESPACE_OWNER,
                       f"{s.issuer[:200]} is not the owner of namespace {namespace!r}; only {owner[:200]} sets its "
                       "policy")
-    return NamespacePolicy(s.entry, s.index, namespace, s.payload["require_hardware"])
+    current = state.namespace_policies.get(namespace)
+    if s.issued_at is None or (current is not None and s.issued_at <= current.issued_at):
+        raise Refused(
+            Refusal.NAMESPACE_POLICY_NOT_NEWER,
+            f"a namespace policy needs an iat later than the namespace's policy in force "
+            f"({current.issued_at if current else '-'}); an older policy, or the same one signed again (an ECDSA "
+            "signature can be re-made without the key), cannot be replayed",
+        )
+    return NamespacePolicy(s.entry, s.index, namespace, s.payload["require_hardware"], s.issued_at)
 
 
 # --- queries -------------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class Refusal(StrEnum):
     AGENT_ENROLMENT_OPERATOR_MISMATCH = "agent-enrolment-operator-mismatch"
     AGENT_ENROLMENT_ROOT_NOT_PINNED = "agent-enrolment-root-not-pinned"
     AGENT_ENROLMENT_DIGEST_MISMATCH = "agent-enrolment-digest-mismatch"
+    NAMESPACE_POLICY_NOT_NEWER = "namespace-policy-not-newer"
     # --- delegation ---------------------------------------------------------------------------------------
     DELEGATION_ISSUER_MISMATCH = "delegation-issuer-mismatch"
     DELEGATION_PRINCIPAL_REVOKED = "delegation-principal-revoked"
