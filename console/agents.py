@@ -105,7 +105,8 @@ async def revoke_options(request: Request) -> Response:
     c = console(request)
     payload = _revocation(await json_body(request), approver)
     passkeys = await c.call(c.issuer.approvers, c.config.namespace)
-    options = passkey_request_options(passkeys, approver, payload, c.config.rp_id)
+    options = passkey_request_options(passkeys, approver, payload, c.config.rp_id, statement_type="revocation",
+                                      signer=c.owner.identity)
     return JSONResponse({"options": options, "decision": payload})
 
 
@@ -116,7 +117,8 @@ async def revoke(request: Request) -> Response:
     payload = _revocation(body, approver)
     try:
         passkeys = await c.call(c.issuer.approvers, c.config.namespace)
-        decided = verify_decision(passkeys, approver, payload, body.get("credential"))
+        decided = verify_decision(passkeys, approver, payload, body.get("credential"), statement_type="revocation",
+                                  signer=c.owner.identity)
         statement = revocation(c.owner, payload["target"], payload["reason"], decided_by=approver,
                                webauthn=decided["webauthn"])
         logged = await c.call(c.issuer.submit, "revocation", statement)

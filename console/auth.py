@@ -63,7 +63,7 @@ async def enrol_register(request: Request) -> Response:
         c.metrics.ceremonies.labels("enrolment", "refused", exc.code).inc()
         raise
     request.session["enrolment"] = c.ceremonies.put("enrolment", (invitation, unconsented))
-    return JSONResponse({"options": consent_options(unconsented)})
+    return JSONResponse({"options": consent_options(unconsented, owner=c.owner.identity)})
 
 
 async def enrol_consent(request: Request) -> Response:
@@ -72,7 +72,7 @@ async def enrol_consent(request: Request) -> Response:
     body = await json_body(request)
     invitation, unconsented = c.ceremonies.take("enrolment", request.session.pop("enrolment", None))
     try:
-        enrolment = add_consent(unconsented, assertion_of(body.get("credential")))
+        enrolment = add_consent(unconsented, assertion_of(body.get("credential")), owner=c.owner.identity)
         statement = approver_enrolment(c.owner, enrolment)
         logged = await c.call(c.issuer.submit, "approver-enrolment", statement)
     except TabellionError as exc:

@@ -82,7 +82,8 @@ async def decision_options(request: Request) -> Response:
     claim, kind, payload = _decision(request, await json_body(request), approver)
     await _check_claim(c, claim, kind)
     passkeys = await c.call(c.issuer.approvers, c.config.namespace)
-    options = passkey_request_options(passkeys, approver, payload, c.config.rp_id)
+    options = passkey_request_options(passkeys, approver, payload, c.config.rp_id, statement_type=f"claim-{kind}",
+                                      signer=c.owner.identity)
     return JSONResponse({"options": options, "decision": payload})
 
 
@@ -94,7 +95,8 @@ async def decide(request: Request) -> Response:
     try:
         await _check_claim(c, claim, kind)
         passkeys = await c.call(c.issuer.approvers, c.config.namespace)
-        decided = verify_decision(passkeys, approver, payload, body.get("credential"))
+        decided = verify_decision(passkeys, approver, payload, body.get("credential"), statement_type=f"claim-{kind}",
+                                  signer=c.owner.identity)
         statement = claim_decision(c.owner, kind, decided)
         logged = await c.call(c.issuer.submit, f"claim-{kind}", statement, claim=claim)
     except TabellionError as exc:

@@ -91,18 +91,20 @@ def verify_signin(credential: object, challenge: bytes, passkeys: Sequence[Enrol
 
 
 def passkey_request_options(passkeys: Sequence[EnrolledPasskey], approver: str, payload: Mapping[str, Any],
-                            rp_id: str) -> dict[str, Any]:
-    """The WebAuthn request options for the signed-in ``approver`` to sign ``payload`` (a decision) with one of
-    their passkeys enrolled and not revoked: the challenge is the decision's digest, user verification required."""
+                            rp_id: str, *, statement_type: str, signer: str) -> dict[str, Any]:
+    """The WebAuthn request options for the signed-in ``approver`` to sign ``payload`` (a decision: the payload of
+    a ``statement_type`` statement that ``signer``, the operator, will sign) with one of their passkeys enrolled and
+    not revoked: the challenge is the decision's digest, user verification required."""
     allowed = [b64url_decode(p.credential_id, "credential_id") for p in passkeys
                if p.approver == approver and not p.revoked]
-    return authentication_options(payload, rp_id, allowed)
+    return authentication_options(payload, rp_id, allowed, statement_type=statement_type, signer=signer)
 
 
 def verify_decision(passkeys: Sequence[EnrolledPasskey], approver: str, payload: dict[str, Any],
-                    credential: object) -> dict[str, Any]:
+                    credential: object, *, statement_type: str, signer: str) -> dict[str, Any]:
     """``payload`` (a decision, without ``webauthn``) with the signed-in ``approver``'s assertion over it, once
-    checked: the passkey is enrolled for ``approver`` and not revoked, and it signed exactly this decision."""
+    checked: the passkey is enrolled for ``approver`` and not revoked, and it signed exactly this decision, as a
+    ``statement_type`` statement of ``signer``."""
     assertion = assertion_of(credential)
     passkey = enrolled(passkeys, assertion["credential_id"])
     if passkey.approver != approver:
@@ -112,6 +114,7 @@ def verify_decision(passkeys: Sequence[EnrolledPasskey], approver: str, payload:
         )
     decided = {**payload, "webauthn": assertion}
     verify_payload_assertion(decided, passkey.credential_id, b64url_decode(passkey.public_key, "public_key"),
+                             statement_type=statement_type, signer=signer,
                              rp_id=passkey.rp_id, origin=passkey.origin, sign_count=passkey.sign_count,
                              require_user_verification=True)
     return decided

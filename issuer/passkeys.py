@@ -48,12 +48,15 @@ ALGORITHMS: Final = [COSEAlgorithmIdentifier.EDDSA, COSEAlgorithmIdentifier.ECDS
                      COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256]
 """What the offline verifier accepts: EdDSA (-8), ES256 (-7), RS256 (-257)."""
 TIMEOUT_MS: Final = 120_000
+ENROLMENT: Final = "approver-enrolment"
 
 
 def verify_decision(
-    state: IdentityState, payload: dict[str, Any], *, require_user_verification: bool = True
+    state: IdentityState, payload: dict[str, Any], *, statement_type: str, signer: str,
+    require_user_verification: bool = True,
 ) -> VerifiedAuthentication | None:
-    """Verify a claim decision's passkey assertion with py_webauthn against its enrolment in ``state``.
+    """Verify a claim decision's passkey assertion with py_webauthn against its enrolment in ``state``: a
+    ``statement_type`` statement that ``signer`` signs.
 
     ``None`` when there is nothing to check here: no ``webauthn`` (an operator's decision), or a claim the state
     does not know (the log refuses that decision with its own reason).
@@ -63,14 +66,17 @@ def verify_decision(
         return None
     approver = enrolled_approver(state, claim.namespace, payload)
     public_key = b64url_decode(approver.public_key, "public_key")
-    return verify_payload_assertion(payload, approver.credential_id, public_key, rp_id=approver.rp_id,
-                                    origin=approver.origin, sign_count=state.sign_counts.get(approver.entry, 0),
+    return verify_payload_assertion(payload, approver.credential_id, public_key, statement_type=statement_type,
+                                    signer=signer, rp_id=approver.rp_id, origin=approver.origin,
+                                    sign_count=state.sign_counts.get(approver.entry, 0),
                                     require_user_verification=require_user_verification)
 
 
-def verify_payload_assertion(payload: dict[str, Any], credential_id: str, public_key: bytes, *, rp_id: str,
-                             origin: str, sign_count: int, require_user_verification: bool) -> VerifiedAuthentication:
-    """py_webauthn's check of ``payload[webauthn]``, an assertion over ``decision_digest(payload)``."""
+def verify_payload_assertion(payload: dict[str, Any], credential_id: str, public_key: bytes, *, statement_type: str,
+                             signer: str, rp_id: str, origin: str, sign_count: int, require_user_verification: bool
+                             ) -> VerifiedAuthentication:
+    """py_webauthn's check of ``payload[webauthn]``, an assertion over ``decision_digest`` of the ``statement_type``
+    statement ``signer`` signs with ``payload``."""
     assertion = payload[WEBAUTHN]
     response = {"authenticatorData": assertion["authenticator_data"], "clientDataJSON": assertion["client_data_json"],
                 "signature": assertion["signature"]}
@@ -78,9 +84,10 @@ def verify_payload_assertion(payload: dict[str, Any], credential_id: str, public
         response["userHandle"] = assertion["user_handle"]
     credential = {"id": credential_id, "rawId": credential_id, "type": "public-key",
                   "response": response, "clientExtensionResults": {}}
+    challenge = decision_digest(payload, statement_type=statement_type, signer=signer)
     try:
         return verify_authentication_response(
-            credential=credential, expected_challenge=decision_digest(payload), expected_rp_id=rp_id,
+            credential=credential, expected_challenge=challenge, expected_rp_id=rp_id,
             expected_origin=origin, credential_public_key=public_key, credential_current_sign_count=sign_count,
             require_user_verification=require_user_verification,
         )
@@ -89,12 +96,15 @@ def verify_payload_assertion(payload: dict[str, Any], credential_id: str, public
 
 
 def authentication_options(
-    decision: Mapping[str, Any], rp_id: str, credential_ids: Sequence[bytes] = (), *, timeout_ms: int = TIMEOUT_MS
+    decision: Mapping[str, Any], rp_id: str, credential_ids: Sequence[bytes] = (), *, statement_type: str,
+    signer: str, timeout_ms: int = TIMEOUT_MS,
 ) -> dict[str, Any]:
-    """PublicKeyCredentialRequestOptions (JSON) for a human to sign ``decision`` (a claim-approval payload; any
-    ``webauthn`` in it is ignored): the challenge is its decision challenge, user verification required."""
+    """PublicKeyCredentialRequestOptions (JSON) for a human to sign ``decision`` (the payload of a
+    ``statement_type`` statement that ``signer`` will sign; any ``webauthn`` in it is ignored): the challenge is its
+    decision challenge, user verification required."""
+    challenge = decision_digest(decision, statement_type=statement_type, signer=signer)
     options = generate_authentication_options(
-        rp_id=rp_id, challenge=decision_digest(dict(decision)), timeout=timeout_ms,
+        rp_id=rp_id, challenge=challenge, timeout=timeout_ms,
         allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in credential_ids],
         user_verification=UserVerificationRequirement.REQUIRED,
     )
@@ -102,9 +112,10 @@ def authentication_options(
     return value
 
 
-def approval_options(state: IdentityState, decision: Mapping[str, Any]) -> dict[str, Any]:
+def approval_options(state: IdentityState, decision: Mapping[str, Any], statement_type: str = "claim-approval"
+                     ) -> dict[str, Any]:
     """``authentication_options`` for the approver ``decision`` names, allowing each credential enrolled for them
-    in the claim's namespace and not revoked (they share the RP ID of the first)."""
+    in the claim's namespace and not revoked (they share the RP ID of the first); the namespace's owner signs."""
     claim = state.claims.get(decision["claim"])
     enrolled = [a for a in state.approvers.values() if claim is not None and a.namespace == claim.namespace
                 and a.approver == decision["decided_by"] and a.entry not in state.revoked]
@@ -114,7 +125,8 @@ def approval_options(state: IdentityState, decision: Mapping[str, Any]) -> dict[
         )
     rp_id = enrolled[0].rp_id
     ids = [b64url_decode(a.credential_id, "credential_id") for a in enrolled if a.rp_id == rp_id]
-    return authentication_options(decision, rp_id, ids)
+    return authentication_options(decision, rp_id, ids, statement_type=statement_type,
+                                  signer=state.namespaces[claim.namespace])
 
 
 def user_id(approver: str) -> bytes:
@@ -182,21 +194,25 @@ def verify_registration(
     return payload
 
 
-def consent_options(enrolment: Mapping[str, Any]) -> dict[str, Any]:
-    """PublicKeyCredentialRequestOptions for the new passkey to sign the whole enrolment (its consent)."""
+def consent_options(enrolment: Mapping[str, Any], *, owner: str) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptions for the new passkey to sign the whole enrolment (its consent), which the
+    namespace's ``owner`` will sign."""
     return authentication_options(enrolment, str(enrolment["rp_id"]),
-                                  [b64url_decode(enrolment["credential_id"], "credential_id")])
+                                  [b64url_decode(enrolment["credential_id"], "credential_id")],
+                                  statement_type=ENROLMENT, signer=owner)
 
 
 def add_consent(enrolment: Mapping[str, Any], assertion: Mapping[str, str],
-                *, require_user_verification: bool = True) -> dict[str, Any]:
+                *, owner: str, require_user_verification: bool = True) -> dict[str, Any]:
     """The enrolment with ``webauthn``, the new passkey's assertion over it (``{credential_id, authenticator_data,
-    client_data_json, signature[, user_handle]}``), checked with py_webauthn before the owner signs it."""
+    client_data_json, signature[, user_handle]}``), checked with py_webauthn before the namespace's ``owner``
+    signs it."""
     if assertion.get("credential_id") != enrolment["credential_id"]:
         raise AssertionCredentialUnknown("the consent assertion is made by another passkey than the one enrolled")
     payload = {**enrolment, WEBAUTHN: dict(assertion)}
     public_key = b64url_decode(enrolment["public_key"], "public_key")
-    verify_payload_assertion(payload, str(enrolment["credential_id"]), public_key, rp_id=str(enrolment["rp_id"]),
+    verify_payload_assertion(payload, str(enrolment["credential_id"]), public_key, statement_type=ENROLMENT,
+                             signer=owner, rp_id=str(enrolment["rp_id"]),
                              origin=str(enrolment["origin"]), sign_count=0,
                              require_user_verification=require_user_verification)
     return payload

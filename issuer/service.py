@@ -281,4 +281,5 @@ class Issuer:
         if stype in ("claim-approval", "claim-rejection", "claim-revocation"):
             self.log.refresh()
             with self.log.view() as state:
-                verify_decision(state, parse_payload(stype, statement.payload))
+                verify_decision(state, parse_payload(stype, statement.payload), statement_type=stype,
+                                signer=statement.issuer)

@@ -72,8 +72,8 @@ def operator_with_approver(http: httpx.Client, namespace: str = NAMESPACE) -> Op
                                              rp_name="Acme approvals", user_name="alice")
     created = key.create(b64url_decode(options["challenge"], "challenge"))
     unconsented = verify_registration(created, namespace=namespace, approver=APPROVER, rp_id=RP_ID, origin=ORIGIN)
-    challenge = b64url_decode(consent_options(unconsented)["challenge"], "challenge")
-    payload = add_consent(unconsented, key.get(challenge).to_json())
+    challenge = b64url_decode(consent_options(unconsented, owner=owner.identity)["challenge"], "challenge")
+    payload = add_consent(unconsented, key.get(challenge).to_json(), owner=owner.identity)
     answer = http.post("/registry/approvers", content=approver_enrolment(owner, payload), headers=COSE)
     assert answer.status_code == 201, answer.text
     return Operator(owner, key, answer.json()["entry"])

@@ -43,7 +43,14 @@ _NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
 
 
 def require_content_type(request: Request, expected: str) -> None:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """The body is ``expected``: one Content-Type field line (RFC 9110 §5.3: a singleton field; a second line,
+    which an intermediary might read instead, is refused too) naming that media type."""
+    lines = request.headers.getlist("content-type")
+    if len(lines) > 1:
+        raise UnsupportedMediaType(
+            f"{request.method} {request.url.path} takes one Content-Type field line ({expected}), not {len(lines)}"
+        )
+    ctype = (lines[0] if lines else "").split(";")[0].strip().lower()
     if ctype != expected:
         raise UnsupportedMediaType(
             f"{request.method} {request.url.path} takes {expected}, not {ctype[:80] or 'no content type'!r}"

@@ -7,23 +7,29 @@
   or rejected, only an ``approved`` one revoked. ``decided_by`` says whose decision it is: the owner itself
   (``decided_by`` == iss), or a human approver, whose decision carries ``webauthn``, the passkey assertion (kept as
   logged). A decision naming anyone but the signer without that human's assertion is refused
-  (``human-assertion-missing``): the namespace key alone never speaks for a human.
+  (``human-assertion-missing``): the namespace key alone never speaks for a human. Nobody approves their own claim
+  (``claim-self-approval``: ``decided_by`` is the claim's agent).
 - The assertion is verified offline here (``verifier.webauthn``): its credential must be enrolled for the claim's
   namespace (``approver-enrolment``) and not revoked, ``decided_by`` must be the enrolled approver, and it must be
   a ``webauthn.get`` from the enrolled origin and RP ID, user present and verified, whose ``challenge`` is
-  ``decision_digest`` of the payload: SHA-256(RFC 8785 JSON of the payload without ``webauthn``), and whose
-  signature counter is above the one of the credential's last logged use.
+  ``decision_digest`` of the statement: SHA-256 of the RFC 8785 JSON of ``{"iss": signer, "payload": payload
+  without webauthn, "type": statement type}``, and whose signature counter is above the one of the credential's
+  last logged use. The type and the signer are bound too: a rejection's payload can equal a claim revocation's,
+  and a revocation's names no namespace, so the payload alone would let an assertion be logged as another
+  statement, or by another operator that enrolled the same passkey.
 - ``approver-enrolment`` is signed by a namespace's owner and carries the human's consent, made with the passkey
   being enrolled: ``registration``, the passkey's creation (``webauthn.create``) whose challenge is
   ``enrolment_request_digest`` (SHA-256 of the RFC 8785 JSON of ``{namespace, approver, rp_id, origin}``) and whose
   attested credential is the one enrolled; and ``webauthn``, an assertion by that credential over
-  ``decision_digest`` of the whole enrolment (registration included). Nobody can enrol someone else's passkey.
+  ``decision_digest`` of the whole enrolment (registration included; its signer: the namespace's owner). Nobody
+  can enrol someone else's passkey.
   An enrolment is revoked by a ``revocation`` naming its entry id (by the owner or the approver).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
@@ -66,10 +72,12 @@ _STATUS_AFTER: Final[dict[DecisionKind, tuple[ClaimStatus, ClaimStatus]]] = {
 }
 
 
-def decision_digest(payload: dict[str, Any]) -> bytes:
-    """SHA-256 of the RFC 8785 JSON of the payload without ``webauthn``: the raw challenge a human's assertion
-    signs, for a claim decision or an approver enrolment."""
-    return hashlib.sha256(canonical_json({k: v for k, v in payload.items() if k != WEBAUTHN})).digest()
+def decision_digest(payload: Mapping[str, Any], *, statement_type: str, signer: str) -> bytes:
+    """The raw challenge a human's assertion signs, for a claim decision, a revocation or an approver enrolment:
+    SHA-256 of the RFC 8785 JSON of ``{"iss": signer, "payload": payload without webauthn, "type":
+    statement_type}``. ``signer`` is the statement's CWT ``iss`` (the namespace's owner, who logs the decision)."""
+    decision = {k: v for k, v in payload.items() if k != WEBAUTHN}
+    return hashlib.sha256(canonical_json({"iss": signer, "payload": decision, "type": statement_type})).digest()
 
 
 def enrolment_request_digest(payload: dict[str, Any]) -> bytes:
@@ -78,9 +86,9 @@ def enrolment_request_digest(payload: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical_json({k: payload[k] for k in ENROLMENT_REQUEST})).digest()
 
 
-def decision_challenge(payload: dict[str, Any]) -> str:
-    """The WebAuthn challenge a human signs to approve: base64url SHA-256 of the canonical decision, unpadded."""
-    return b64url(decision_digest(payload))
+def decision_challenge(payload: Mapping[str, Any], *, statement_type: str, signer: str) -> str:
+    """The WebAuthn challenge a human signs to decide: ``decision_digest`` in base64url, unpadded."""
+    return b64url(decision_digest(payload, statement_type=statement_type, signer=signer))
 
 
 def check_submission(state: IdentityState, s: LoggedStatement) -> Claim:
@@ -108,7 +116,8 @@ def check_decision(state: IdentityState, s: LoggedStatement, kind: DecisionKind)
     decision = ClaimDecision(kind, s.entry, s.index, s.issuer, p["decided_by"], s.issued_at, text, p.get(WEBAUTHN))
     claim = decide(state, p["claim"], decision)
     if WEBAUTHN in p:
-        approver, sign_count = check_human_decision(state, claim.namespace, p)
+        approver, sign_count = check_human_decision(state, claim.namespace, p, statement_type=f"claim-{kind}",
+                                                    signer=s.issuer)
         human = replace(decision, enrolment=approver.entry, sign_count=sign_count)
         claim = replace(claim, decisions=(*claim.decisions[:-1], human))
     elif p["decided_by"] != s.issuer:
@@ -142,6 +151,11 @@ def decide(state: IdentityState, claim_entry: str, decision: ClaimDecision) -> C
         raise Refused(
             Refusal.DECIDER_REVOKED,
             f"decided_by {decision.decided_by[:200]} was revoked at entry {revoked.index} ({revoked.reason})",
+        )
+    if decision.kind == "approval" and decision.decided_by == claim.agent:
+        raise Refused(
+            Refusal.CLAIM_SELF_APPROVAL,
+            f"{claim.agent[:200]} submitted claim {claim.entry}: another than its agent decides its approval",
         )
     if decision.kind == "approval":
         revoked = state.revocation_of(claim.agent)
@@ -182,12 +196,12 @@ def check_enrolment(state: IdentityState, s: LoggedStatement) -> tuple[Approver,
     if used is not None:
         raise Refused(Refusal.CREDENTIAL_ALREADY_ENROLLED,
                       f"credential {credential[:60]} is already enrolled in {namespace!r} (entry {used})")
-    sign_count = _check_consent(p, credential_id, public_key)
+    sign_count = _check_consent(p, credential_id, public_key, s.issuer)
     return Approver(s.entry, s.index, namespace, approver, credential, p["public_key"], p["rp_id"], p["origin"],
                     s.issuer), sign_count
 
 
-def _check_consent(p: dict[str, Any], credential_id: bytes, public_key: bytes) -> int:
+def _check_consent(p: dict[str, Any], credential_id: bytes, public_key: bytes, signer: str) -> int:
     """The human's consent to an enrolment: the passkey was created for this enrolment request, and signed the
     whole enrolment. Returns the passkey's signature counter."""
     registered = verify_registration(Registration.from_json(p[REGISTRATION]), challenge=enrolment_request_digest(p),
@@ -199,7 +213,8 @@ def _check_consent(p: dict[str, Any], credential_id: bytes, public_key: bytes) -
     if assertion.credential_id != credential_id:
         raise Refused(Refusal.ENROLMENT_REGISTRATION_INVALID,
                       "the enrolment's assertion is made by another credential than the one enrolled")
-    verified = verify_assertion(assertion, credential_public_key=public_key, challenge=decision_digest(p),
+    challenge = decision_digest(p, statement_type="approver-enrolment", signer=signer)
+    verified = verify_assertion(assertion, credential_public_key=public_key, challenge=challenge,
                                 rp_id=p["rp_id"], origin=p["origin"], stored_sign_count=registered.sign_count)
     return verified.sign_count
 
@@ -225,13 +240,16 @@ def enrolled_approver(state: IdentityState, namespace: str, payload: dict[str, A
     return approver
 
 
-def check_human_decision(state: IdentityState, namespace: str, payload: dict[str, Any]) -> tuple[Approver, int]:
+def check_human_decision(state: IdentityState, namespace: str, payload: dict[str, Any], *, statement_type: str,
+                         signer: str) -> tuple[Approver, int]:
     """Verify a decision's passkey assertion offline against its enrolment on the log (WebAuthn §7.2, UV required,
-    the signature counter above the one of the credential's last logged approval); the approver and the counter."""
+    over ``decision_digest`` of this statement type, signer and payload, the signature counter above the one of the
+    credential's last logged approval); the approver and the counter."""
     approver = enrolled_approver(state, namespace, payload)
     verified = verify_assertion(
         Assertion.from_json(payload[WEBAUTHN]), credential_public_key=b64url_decode(approver.public_key, "public_key"),
-        challenge=decision_digest(payload), rp_id=approver.rp_id, origin=approver.origin,
+        challenge=decision_digest(payload, statement_type=statement_type, signer=signer), rp_id=approver.rp_id,
+        origin=approver.origin,
         stored_sign_count=state.sign_counts.get(approver.entry, 0),
     )
     return approver, verified.sign_count

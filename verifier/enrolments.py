@@ -9,11 +9,14 @@ TPM structure parsing. The fold reads only what the service logged, and checks w
 - ``agent-enrolment`` (log service only): the agent's TPM-resident P-256 did:key, its operator and namespace, the
   evidence's digests, the pinned root its EK chained to (the trust-anchor entry, which must be accepted earlier in
   the log and still unrevoked, with that root), and the operator's approval: a WebAuthn assertion, user
-  verified, by a passkey enrolled as an approver of the namespace (``approver-enrolment``), whose challenge is
-  ``enrolment_digest``, recomputed here from the payload. The operator must own the namespace. The newest
-  enrolment of an agent wins; it is revoked by a ``revocation`` of its entry by the operator or the agent.
+  verified, by a passkey enrolled as an approver of the namespace (``approver-enrolment``) for a human whose DID is
+  not revoked, whose challenge is ``enrolment_digest``, recomputed here from the payload. The operator must own
+  the namespace. The newest enrolment of an agent wins; it is revoked by a ``revocation`` of its entry by the
+  operator or the agent.
 - ``namespace-policy``, signed by the namespace's owner: with ``require_hardware``, passports of the software tier
-  issued by that operator are refused from then on (``verifier.passports``).
+  issued by that operator are refused from then on (``verifier.passports``). The newest policy wins, and a new one
+  needs an ``iat`` later than the policy in force (``namespace-policy-not-newer``): an ES256 signature can be
+  re-made without the key, so anyone could otherwise re-log an old policy as a new entry.
 
 A passport of tier ``tpm`` is accepted only for an agent with an unrevoked enrolment by the same operator, whose
 machine fingerprint it repeats; ``secure-enclave`` passports are refused (Apple Secure Enclave / App Attest is not
@@ -83,6 +86,7 @@ class NamespacePolicy:
     index: int
     namespace: str
     require_hardware: bool
+    issued_at: int  # its CWT iat: a later policy of the namespace must be issued later (a replay is not)
 
 
 def enrolment_digest(payload: dict[str, Any]) -> bytes:
@@ -144,8 +148,9 @@ def check_agent_enrolment(state: IdentityState, s: LoggedStatement) -> tuple[Age
 def check_operator_approval(state: IdentityState, namespace: str, webauthn: dict[str, Any],
                             digest: bytes) -> tuple[str, int]:
     """G6, offline: ``webauthn`` is a user-verified assertion over ``digest`` by a passkey enrolled (and not revoked)
-    as an approver of ``namespace``, its counter above that of the passkey's last logged use. Returns the
-    approver-enrolment entry and the new counter; raises the WebAuthn check's own error."""
+    as an approver of ``namespace``, for a human whose DID is not revoked either (``approver-revoked``), its counter
+    above that of the passkey's last logged use. Returns the approver-enrolment entry and the new counter; raises
+    the WebAuthn check's own error."""
     credential = b64url(b64url_decode(webauthn.get("credential_id"), "webauthn credential_id"))
     entry = state.approver_credentials.get((namespace, credential))
     if entry is None:
@@ -155,6 +160,11 @@ def check_operator_approval(state: IdentityState, namespace: str, webauthn: dict
         raise AssertionCredentialRevoked(f"credential {credential[:60]} (enrolment {entry}) was revoked at entry "
                                          f"{revoked.index} ({revoked.reason})")
     approver = state.approvers[entry]
+    human = state.revocation_of(approver.approver)
+    if human is not None:
+        raise Refused(Refusal.APPROVER_REVOKED,
+                      f"the approver {approver.approver[:200]} whose passkey made the approval was revoked at entry "
+                      f"{human.index} ({human.reason})")
     verified = verify_assertion(Assertion.from_json(webauthn),
                                 credential_public_key=b64url_decode(approver.public_key, "public_key"),
                                 challenge=digest, rp_id=approver.rp_id, origin=approver.origin,
@@ -171,7 +181,15 @@ def check_namespace_policy(state: IdentityState, s: LoggedStatement) -> Namespac
         raise Refused(Refusal.NOT_NAMESPACE_OWNER,
                       f"{s.issuer[:200]} is not the owner of namespace {namespace!r}; only {owner[:200]} sets its "
                       "policy")
-    return NamespacePolicy(s.entry, s.index, namespace, s.payload["require_hardware"])
+    current = state.namespace_policies.get(namespace)
+    if s.issued_at is None or (current is not None and s.issued_at <= current.issued_at):
+        raise Refused(
+            Refusal.NAMESPACE_POLICY_NOT_NEWER,
+            f"a namespace policy needs an iat later than the namespace's policy in force "
+            f"({current.issued_at if current else '-'}); an older policy, or the same one signed again (an ECDSA "
+            "signature can be re-made without the key), cannot be replayed",
+        )
+    return NamespacePolicy(s.entry, s.index, namespace, s.payload["require_hardware"], s.issued_at)
 
 
 # --- queries -------------------------------------------------------------------------------------------------

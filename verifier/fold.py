@@ -212,9 +212,10 @@ class Fold:
         if operator in self.state.controllers:
             raise Refused(Refusal.OPERATOR_ALREADY_REGISTERED,
                           f"{operator[:200]} is already registered; rotate its key instead")
-        if operator in self.state.revoked:
+        revoked = self.state.revocation_of(operator)  # a did:key's DID, or its key: the one key it can ever have
+        if revoked is not None:
             raise Refused(Refusal.OPERATOR_REVOKED,
-                          f"{operator[:200]} was revoked at entry {self.state.revoked[operator].index}")
+                          f"{operator[:200]} was revoked at entry {revoked.index} ({revoked.reason})")
         owner = self.state.namespaces.get(namespace)
         if owner is not None:
             raise Refused(Refusal.NAMESPACE_TAKEN, f"namespace {namespace!r} already belongs to {owner[:200]}")
@@ -429,7 +430,7 @@ class Fold:
         if revoked is not None:
             raise Refused(Refusal.DECIDER_REVOKED,
                           f"decided_by {p['decided_by'][:200]} was revoked at entry {revoked.index} ({revoked.reason})")
-        return check_human_decision(self.state, controller.namespace, p)
+        return check_human_decision(self.state, controller.namespace, p, statement_type="revocation", signer=signer)
 
     def _check_identity_revoker(self, target: str, signer: str) -> None:
         """A DID is revoked by itself, or by the operator it consented to; by nobody else."""
@@ -476,6 +477,11 @@ class Fold:
                 raise Refused(Refusal.AGENT_ENROLMENT_REVOCATION_NOT_ENTITLED,
                               f"agent enrolment {target} can be revoked only by its operator or its agent")
             return _nothing
+        if target in state.trust_anchors:
+            if signer not in self.service_signers:
+                raise Refused(Refusal.TRUST_ANCHOR_REVOCATION_NOT_ENTITLED,
+                              f"trust anchor {target} can be revoked (unpinned) only by the log service")
+            return _nothing
         consent = state.consent_entries.get(target)
         if consent is not None:
             if signer != consent.agent:
@@ -483,8 +489,8 @@ class Fold:
                               f"consent {target} can be withdrawn only by the agent that gave it")
             return _nothing
         raise Refused(Refusal.REVOCATION_TARGET_UNKNOWN,
-                      f"entry {target} is not a passport, delegation, claim, approver enrolment or agent consent on "
-                      "this log")
+                      f"entry {target} is not a passport, delegation, claim, approver enrolment, agent enrolment, "
+                      "agent consent or TPM trust anchor on this log")
 
 
 _NO_KEYS = KeyState("", "", "", "", (), 0, ())

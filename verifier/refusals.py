@@ -68,6 +68,7 @@ class Refusal(StrEnum):
     AGENT_ENROLMENT_OPERATOR_MISMATCH = "agent-enrolment-operator-mismatch"
     AGENT_ENROLMENT_ROOT_NOT_PINNED = "agent-enrolment-root-not-pinned"
     AGENT_ENROLMENT_DIGEST_MISMATCH = "agent-enrolment-digest-mismatch"
+    NAMESPACE_POLICY_NOT_NEWER = "namespace-policy-not-newer"
     # --- delegation ---------------------------------------------------------------------------------------
     DELEGATION_ISSUER_MISMATCH = "delegation-issuer-mismatch"
     DELEGATION_PRINCIPAL_REVOKED = "delegation-principal-revoked"
@@ -87,6 +88,7 @@ class Refusal(StrEnum):
     CLAIM_UNKNOWN = "claim-unknown"
     NOT_NAMESPACE_OWNER = "not-namespace-owner"
     CLAIM_NOT_PENDING = "claim-not-pending"
+    CLAIM_SELF_APPROVAL = "claim-self-approval"
     DECIDER_REVOKED = "decider-revoked"
     HUMAN_ASSERTION_MISSING = "human-assertion-missing"
     # --- approver-enrolment -------------------------------------------------------------------------------
@@ -103,6 +105,7 @@ class Refusal(StrEnum):
     ENROLMENT_REVOCATION_NOT_ENTITLED = "enrolment-revocation-not-entitled"
     CONSENT_REVOCATION_NOT_ENTITLED = "consent-revocation-not-entitled"
     AGENT_ENROLMENT_REVOCATION_NOT_ENTITLED = "agent-enrolment-revocation-not-entitled"
+    TRUST_ANCHOR_REVOCATION_NOT_ENTITLED = "trust-anchor-revocation-not-entitled"
     KEY_REVOCATION_NOT_ENTITLED = "key-revocation-not-entitled"
 
 

@@ -96,7 +96,8 @@ def test_hole_1_an_operator_cannot_revoke_another_by_enrolling_it_as_an_approver
     # the attacker enrols its *own* passkey under the victim operator's DID: the passkey consents, so the
     # enrolment stands, but it gives no power over the victim
     world = World()
-    enrolment = {**world.enrolment("mallory", "evil1", approver=victims.operator.identity)}
+    enrolment = {**world.enrolment("mallory", "evil1", approver=victims.operator.identity,
+                                   signer_did=attacker.identity)}
     log.ok("/registry/approvers", approver_enrolment(attacker, enrolment))
     before = victims.state()
     refused(log, "/registry/revoke", revocation(attacker, victims.operator.identity, "keyCompromise"),

@@ -144,6 +144,18 @@ def test_wrong_media_type(base_url: str, key: Ed25519PrivateKey) -> None:
     _refused(base_url, sign1(key, None), 415, "Unsupported media type", {"Content-Type": "application/json"})
 
 
+def test_a_repeated_content_type_is_refused(base_url: str, key: Ed25519PrivateKey) -> None:
+    """RFC 9110 §5.3: Content-Type is a singleton field. Two lines (even the right type first, as a proxy that
+    reads the last one would not see it) are refused, not read as the first."""
+    before = _size(base_url)
+    for lines in ([("Content-Type", "application/cose"), ("Content-Type", "application/json")],
+                  [("Content-Type", "application/cose"), ("Content-Type", "application/cose")]):
+        r = httpx.post(f"{base_url}/entries", content=sign1(key, None), headers=lines)
+        assert r.status_code == 415, r.content
+        assert cbor2.loads(r.content)[-1] == "Unsupported media type"
+    assert _size(base_url) == before
+
+
 def test_expired_statement(base_url: str, key: Ed25519PrivateKey) -> None:
     hdr = _hdr(key)
     hdr[15][4] = 1_000_000

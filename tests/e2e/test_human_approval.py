@@ -29,7 +29,9 @@ from issuer.statements import (
     approval_payload,
     approver_enrolment,
     claim_approval,
+    claim_decision,
     claim_submission,
+    decision_payload,
     operator_registration,
     revocation,
 )
@@ -99,13 +101,14 @@ class Log:
 
 def _approval(owner: Signer, key: SoftwareAuthenticator, claim: str, note: str = "ok for the inbox") -> bytes:
     decision = approval_payload(claim, ALICE, note)
-    assertion = key.get(decision_digest(decision))  # the human's passkey signs the decision challenge
+    # the human's passkey signs the decision challenge: this approval, which the owner logs
+    assertion = key.get(decision_digest(decision, statement_type="claim-approval", signer=owner.identity))
     return claim_approval(owner, claim, decided_by=ALICE, note=note, webauthn=assertion.to_json())
 
 
 def _tampered(owner: Signer, key: SoftwareAuthenticator, claim: str) -> bytes:
     decision = approval_payload(claim, ALICE, "ok")
-    assertion = key.get(decision_digest(decision))
+    assertion = key.get(decision_digest(decision, statement_type="claim-approval", signer=owner.identity))
     signature = assertion.signature[:-1] + bytes((assertion.signature[-1] ^ 1,))
     return claim_approval(owner, claim, decided_by=ALICE, note="ok",
                           webauthn=replace(assertion, signature=signature).to_json())
@@ -127,11 +130,12 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         unconsented = verify_registration(created, namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
         # issue 9: without the passkey's consent the owner cannot enrol it (the fold refuses, log unchanged)
         problem = log.refused("/registry/approvers", approver_enrolment(owner, {**unconsented, "webauthn": key.get(
-            decision_digest({**unconsented, "approver": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"})
+            decision_digest({**unconsented, "approver": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"},
+                            statement_type="approver-enrolment", signer=owner.identity)
         ).to_json()}))
         assert problem["type"] == "urn:tabellion:error:webauthn-challenge-mismatch", problem
-        challenge = b64url_decode(consent_options(unconsented)["challenge"], "challenge")
-        enrolment_payload = add_consent(unconsented, key.get(challenge).to_json())
+        challenge = b64url_decode(consent_options(unconsented, owner=owner.identity)["challenge"], "challenge")
+        enrolment_payload = add_consent(unconsented, key.get(challenge).to_json(), owner=owner.identity)
         enrolment = log.issuer("/registry/approvers", approver_enrolment(owner, enrolment_payload))["entry"]
 
         claim = log.issuer("/v1/claims", claim_submission(agent, "mail-1", "acme", "mail", SCOPE))["entry"]
@@ -145,7 +149,8 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         problem = log.refused("/entries", tampered)
         assert problem["type"] == "urn:tabellion:error:webauthn-signature-invalid", problem
         decision = approval_payload(claim, ALICE, "ok")
-        signed_other = key.get(decision_digest({**decision, "note": "something else"})).to_json()
+        signed_other = key.get(decision_digest({**decision, "note": "something else"}, statement_type="claim-approval",
+                                               signer=owner.identity)).to_json()
         problem = log.refused(f"/v1/claims/{claim}/approve",
                               claim_approval(owner, claim, decided_by=ALICE, note="ok", webauthn=signed_other))
         assert "challenge" in problem["detail"]
@@ -179,5 +184,48 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
     logged = parse_payload("claim-approval", parse_statement(log.statements[approval["index"]]).payload)
     assert logged["webauthn"]["credential_id"] == b64url(key.credential_id)
     before_revocation = Fold().apply_all(FoldEntry(i, log.statements[i]) for i in range(approval["index"]))
-    assert check_human_decision(before_revocation, "acme", logged)[0].entry == enrolment
-    assert verify_decision(before_revocation, logged) is not None  # and py_webauthn agrees
+    human = check_human_decision(before_revocation, "acme", logged, statement_type="claim-approval",
+                                 signer=owner.identity)
+    assert human[0].entry == enrolment
+    verified = verify_decision(before_revocation, logged, statement_type="claim-approval", signer=owner.identity)
+    assert verified is not None  # and py_webauthn agrees
+
+
+def test_a_humans_rejection_is_not_logged_as_their_revocation(tmp_path: Path) -> None:
+    """Over HTTP, the red-team case of docs/authority.md principle 4: the human rejects a claim with reason
+    privilegeWithdrawn (the payload of a claim revocation too); the owner approves the claim itself and sends the
+    human's assertion as the human's claim revocation. The issuer (py_webauthn) and the log (its fold) both refuse
+    it, and the log does not grow; the same assertion is accepted as the rejection it was made for."""
+    owner = Signer(Ed25519PrivateKey.generate())
+    agent = Signer(Ed25519PrivateKey.generate())
+    key = SoftwareAuthenticator()
+    with running_server(tmp_path) as url:
+        log = Log(url)
+        log.issuer("/registry/operators", operator_registration(owner, "acme", Ed25519PrivateKey.generate()))
+        created = key.create(b64url_decode(enrolment_registration_options(
+            namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN, rp_name="Acme", user_name="alice",
+        )["challenge"], "challenge"))
+        unconsented = verify_registration(created, namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
+        challenge = b64url_decode(consent_options(unconsented, owner=owner.identity)["challenge"], "challenge")
+        log.issuer("/registry/approvers", approver_enrolment(
+            owner, add_consent(unconsented, key.get(challenge).to_json(), owner=owner.identity)))
+        claim = log.issuer("/v1/claims", claim_submission(agent, "mail-1", "acme", "mail", SCOPE))["entry"]
+        other = log.issuer("/v1/claims", claim_submission(agent, "mail-2", "acme", "mail", SCOPE))["entry"]
+
+        rejected = decision_payload("rejection", claim, ALICE, "privilegeWithdrawn")
+        assert rejected == decision_payload("revocation", claim, ALICE, "privilegeWithdrawn")  # the same payload
+        assertion = key.get(decision_digest(rejected, statement_type="claim-rejection", signer=owner.identity))
+        log.issuer(f"/v1/claims/{claim}/approve", claim_approval(owner, claim))  # the owner's own approval
+        forged = claim_decision(owner, "revocation", {**rejected, "webauthn": assertion.to_json()})
+        problem = log.refused(f"/v1/claims/{claim}/revoke", forged)
+        assert problem["type"] == "urn:tabellion:error:webauthn-assertion-invalid", problem
+        assert "challenge" in problem["detail"]
+        problem = log.refused("/entries", forged)
+        assert problem["type"] == "urn:tabellion:error:webauthn-challenge-mismatch", problem
+
+        # the human's rejection of the other claim, logged as the rejection it is
+        rejected = decision_payload("rejection", other, ALICE, "privilegeWithdrawn")
+        assertion = key.get(decision_digest(rejected, statement_type="claim-rejection", signer=owner.identity))
+        log.issuer(f"/v1/claims/{other}/reject",
+                   claim_decision(owner, "rejection", {**rejected, "webauthn": assertion.to_json()}))
+        assert log.http.get(f"/v1/claims/{other}").json()["status"] == "rejected"

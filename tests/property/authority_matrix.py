@@ -146,7 +146,9 @@ class Matrix:
             broken.add("namespace-unknown")
         return broken
 
-    def decision(self, signer: str, claim: str, kind: str, decided_by: str, human: str | None) -> set[str]:
+    def decision(self, signer: str, claim: str, kind: str, decided_by: str, human: str | None,
+                 misbound: bool = False) -> set[str]:
+        """``misbound``: the human's assertion was made for another statement type with the same payload."""
         broken = self.signer(signer, signer)
         record = self.claims.get(claim)
         if record is None:
@@ -169,6 +171,8 @@ class Matrix:
             broken.add("webauthn-credential-unknown")
         elif enrolment in self.revoked:
             broken.add("webauthn-credential-revoked")
+        if misbound:
+            broken.add("webauthn-challenge-mismatch")
         return broken
 
     def enrolment(self, signer: str, human: str, namespace: str, foreign: bool) -> set[str]:
@@ -187,7 +191,8 @@ class Matrix:
         return broken
 
     def revocation(self, signer: str, target: str, kind: str, decided_by: str | None = None,
-                   human: str | None = None) -> set[str]:
+                   human: str | None = None, misbound: bool = False) -> set[str]:
+        """``misbound``: the human's assertion was made for this payload signed by another operator."""
         broken = self.signer(signer, signer)
         if target in self.revoked:
             return broken | {"already-revoked"}
@@ -206,6 +211,8 @@ class Matrix:
                 broken.add("webauthn-credential-unknown")
             elif enrolment in self.revoked:
                 broken.add("webauthn-credential-revoked")
+            if misbound:
+                broken.add("webauthn-challenge-mismatch")
         if kind == "did":
             if not (signer == target or self.bound(target) == signer):
                 broken.add("did-revocation-not-entitled")
@@ -247,9 +254,10 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("child"), actor, agent, pick),
     st.tuples(st.just("submit"), deciding, agent, st.sampled_from(("ns1", "ns2", "ns9"))),
     st.tuples(st.just("decide"), deciding, pick, st.sampled_from(("approval", "rejection", "revocation")),
-              st.sampled_from(("own", "h1", "h2", "impersonate-h1"))),
+              st.sampled_from(("own", "h1", "h2", "impersonate-h1", "h1-elsewhere"))),
     st.tuples(st.just("enrol"), actor, st.sampled_from(HUMANS), st.sampled_from(("ns1", "ns2")), st.booleans()),
-    st.tuples(st.just("revoke-did"), deciding, actor, st.sampled_from(("own", "own", "h1", "h2", "impersonate-h1"))),
+    st.tuples(st.just("revoke-did"), deciding, actor,
+              st.sampled_from(("own", "own", "h1", "h2", "impersonate-h1", "h1-elsewhere"))),
     st.tuples(st.just("revoke-entry"), deciding, st.sampled_from(ENTRY_KINDS), pick),
 ), min_size=4, max_size=int(os.environ.get("AUTHORITY_STEPS", "24")))
 
@@ -337,14 +345,17 @@ class Run:
         elif kind == "revoke-did":  # by the signer itself, or decided by a human in its name (the console)
             target, mode = step[2], step[3] if len(step) > 3 else "own"
             signer = (m.bound(target) or target) if signer == "rightful" else signer
-            human = mode if mode in HUMANS else None
+            misbound = mode == "h1-elsewhere"  # h1 decided this revocation for another operator
+            human = "h1" if misbound else mode if mode in HUMANS else None
             decided_by = human or ("h1" if mode == "impersonate-h1" else None)
             payload: dict[str, Any] = {"target": w.did(target), "reason": "privilegeWithdrawn"}
             if decided_by is not None:
                 payload["decided_by"] = w.did(decided_by)
             if human is not None:
-                payload["webauthn"] = w.passkey(human).get(decision_digest(payload)).to_json()
-            broken = m.revocation(signer, target, "did", decided_by, human)
+                decided_for = next(o for o in OPERATORS if o != signer) if misbound else signer
+                challenge = decision_digest(payload, statement_type="revocation", signer=w.did(decided_for))
+                payload["webauthn"] = w.passkey(human).get(challenge).to_json()
+            broken = m.revocation(signer, target, "did", decided_by, human, misbound)
             w.add(signer, "revocation", payload)
             if self.judge(broken):
                 m.revoked.add(target)
@@ -366,14 +377,18 @@ class Run:
         claim = _nth(list(m.claims), k)
         if signer == "rightful":
             signer = m.owner(m.claims[claim]["namespace"]) or "op1" if claim in m.claims else "op1"
-        human = mode if mode in HUMANS else None
+        misbound = mode == "h1-elsewhere"  # h1 signed this payload as another type of decision
+        human = "h1" if misbound else mode if mode in HUMANS else None
         decided_by = human or ("h1" if mode == "impersonate-h1" else signer)
         payload: dict[str, Any] = {"claim": claim, "decided_by": w.did(decided_by)}
-        reason = "privilegeWithdrawn" if kind == "revocation" else "no"
-        payload.update({"note": "ok"} if kind == "approval" else {"reason": reason})
+        # a rejection's reason that is also a revocation's: their payloads are the same
+        payload.update({"note": "ok"} if kind == "approval" else {"reason": "privilegeWithdrawn"})
         if human is not None:
-            payload["webauthn"] = w.passkey(human).get(decision_digest(payload)).to_json()
-        broken = m.decision(signer, claim, kind, decided_by, human)
+            other = "revocation" if kind == "rejection" else "rejection"
+            decided_as = f"claim-{other if misbound else kind}"
+            challenge = decision_digest(payload, statement_type=decided_as, signer=w.did(signer))
+            payload["webauthn"] = w.passkey(human).get(challenge).to_json()
+        broken = m.decision(signer, claim, kind, decided_by, human, misbound)
         w.add(signer, f"claim-{kind}", payload)
         if self.judge(broken):
             m.claims[claim]["status"] = {"approval": "approved", "rejection": "rejected", "revocation": "revoked"}[kind]
@@ -389,7 +404,8 @@ class Run:
             created = self.mallory.create(enrolment_request_digest(payload))["response"]
             payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                        "attestation_object": created["attestationObject"]}
-            payload["webauthn"] = self.mallory.get(decision_digest(payload)).to_json()
+            challenge = decision_digest(payload, statement_type="approver-enrolment", signer=w.did(signer))
+            payload["webauthn"] = self.mallory.get(challenge).to_json()
         else:
             payload = w.enrolment(human, namespace)
         broken = m.enrolment(signer, human, namespace, foreign)

@@ -4,7 +4,7 @@ options a browser needs, and passkey registration that yields the approver-enrol
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -39,6 +39,9 @@ from verifier.fold import FoldEntry
 from verifier.identity_state import IdentityState
 from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, Assertion, b64url_decode
 
+OWNER = "did:example:owner"
+"""The namespace owner that signs the enrolments of the unit tests that log none."""
+
 
 @pytest.fixture(params=[ALG_ES256, ALG_EDDSA], ids=["ES256", "EdDSA"])
 def world(request: pytest.FixtureRequest) -> World:
@@ -56,9 +59,21 @@ def _claim(world: World) -> str:
     return next(iter(world.claim_namespaces))
 
 
+class LoggedAs(TypedDict):
+    """What a human's assertion is made for besides the payload: the statement's type and its signer."""
+
+    statement_type: str
+    signer: str
+
+
+def _approval(world: World) -> LoggedAs:
+    """What an approval the fixture's ``op`` logs is: its statement type and signer."""
+    return {"statement_type": "claim-approval", "signer": world.did("op")}
+
+
 def test_an_approval_verifies_with_py_webauthn(world: World) -> None:
     payload = world.approval(_claim(world))
-    verified = verify_decision(world.fold(), payload)
+    verified = verify_decision(world.fold(), payload, **_approval(world))
     assert verified is not None and verified.user_verified
     assert verified.credential_id == world.passkey("human").credential_id
 
@@ -69,17 +84,21 @@ def test_a_human_rejection_or_revocation_verifies_with_py_webauthn(world: World,
     if kind == "revocation":
         world.approve(claim)
     payload = world.decision(claim, kind)
-    verified = verify_decision(world.fold(), payload)
+    logged_as: LoggedAs = {"statement_type": f"claim-{kind}", "signer": world.did("op")}
+    verified = verify_decision(world.fold(), payload, **logged_as)
     assert verified is not None and verified.credential_id == world.passkey("human").credential_id
+    with pytest.raises(AssertionInvalid, match="challenge"):  # the human's decision, logged as another type
+        verify_decision(world.fold(), payload, **_approval(world))
     payload["reason"] = "not what the human saw"
     with pytest.raises(AssertionInvalid, match="challenge"):
-        verify_decision(world.fold(), payload)
+        verify_decision(world.fold(), payload, **logged_as)
 
 
 def test_nothing_to_check_without_an_assertion_or_a_known_claim(world: World) -> None:
     state = world.fold()
-    assert verify_decision(state, {"claim": _claim(world), "decided_by": world.did("op")}) is None
-    assert verify_decision(state, world.approval("ab" * 32)) is None  # the log refuses it, with its own reason
+    assert verify_decision(state, {"claim": _claim(world), "decided_by": world.did("op")}, **_approval(world)) is None
+    # a claim the state does not know: the log refuses it, with its own reason
+    assert verify_decision(state, world.approval("ab" * 32), **_approval(world)) is None
 
 
 @pytest.mark.parametrize(
@@ -105,17 +124,17 @@ def test_an_assertion_py_webauthn_refuses_is_a_403(world: World, change: str, pr
     if change == "note":
         payload["note"] = "changed after signing"
     with pytest.raises(AssertionInvalid, match=problem) as refused:
-        verify_decision(world.fold(), payload)
+        verify_decision(world.fold(), payload, **_approval(world))
     assert problem_status(refused.value) == 403
 
 
 def test_the_credential_must_be_enrolled_and_not_revoked(world: World) -> None:
     claim = _claim(world)
     with pytest.raises(AssertionCredentialUnknown):
-        verify_decision(world.fold(), world.approval(claim, human="human2"))
+        verify_decision(world.fold(), world.approval(claim, human="human2"), **_approval(world))
     world.revoke("op", next(iter(world.fold().approvers)))  # the enrolment
     with pytest.raises(AssertionCredentialRevoked):
-        verify_decision(world.fold(), world.approval(claim))
+        verify_decision(world.fold(), world.approval(claim), **_approval(world))
 
 
 # --- options for the browser -------------------------------------------------------------------------------------
@@ -124,14 +143,14 @@ def test_the_credential_must_be_enrolled_and_not_revoked(world: World) -> None:
 def test_authentication_options_carry_the_decision_challenge(world: World) -> None:
     decision = {"claim": _claim(world), "decided_by": world.did("human"), "note": "ok"}
     key = world.passkey("human")
-    options = authentication_options(decision, RP_ID, [key.credential_id])
-    assert options["challenge"] == decision_challenge(decision)
+    options = authentication_options(decision, RP_ID, [key.credential_id], **_approval(world))
+    assert options["challenge"] == decision_challenge(decision, **_approval(world))
     assert options["rpId"] == RP_ID and options["userVerification"] == "required"
     assert [c["id"] for c in options["allowCredentials"]] == [b64url(key.credential_id)]
     # what the browser would sign with these options is the approval the fold and py_webauthn accept
     assertion = key.get(b64url_decode(options["challenge"], "challenge"))
     payload = {**decision, "webauthn": assertion.to_json()}
-    assert verify_decision(world.fold(), payload) is not None
+    assert verify_decision(world.fold(), payload, **_approval(world)) is not None
     world.add("op", "claim-approval", payload)
     assert all(accepted(world.fold()))
 
@@ -139,7 +158,7 @@ def test_authentication_options_carry_the_decision_challenge(world: World) -> No
 def test_approval_options_from_the_log(world: World) -> None:
     decision = {"claim": _claim(world), "decided_by": world.did("human")}
     options = approval_options(world.fold(), decision)
-    assert options["rpId"] == RP_ID and options["challenge"] == decision_challenge(decision)
+    assert options["rpId"] == RP_ID and options["challenge"] == decision_challenge(decision, **_approval(world))
     assert [c["id"] for c in options["allowCredentials"]] == [b64url(world.passkey("human").credential_id)]
     with pytest.raises(AssertionCredentialUnknown):
         approval_options(world.fold(), {**decision, "decided_by": world.did("human2")})
@@ -186,10 +205,10 @@ def _registered(alg: int = ALG_ES256, *, created_for: dict[str, str] | None = No
     return key, _verify(response, REQUEST | (verified_for or {}))
 
 
-def _consented(key: SoftwareAuthenticator, enrolment: dict[str, Any]) -> dict[str, Any]:
-    """The enrolment with the new passkey's assertion over it, made with ``consent_options``."""
-    options = consent_options(enrolment)
-    return add_consent(enrolment, key.get(b64url_decode(options["challenge"], "challenge")).to_json())
+def _consented(key: SoftwareAuthenticator, enrolment: dict[str, Any], owner: str = OWNER) -> dict[str, Any]:
+    """The enrolment with the new passkey's assertion over it, made with ``consent_options``, for ``owner``."""
+    options = consent_options(enrolment, owner=owner)
+    return add_consent(enrolment, key.get(b64url_decode(options["challenge"], "challenge")).to_json(), owner=owner)
 
 
 def test_enrolment_registration_options_carry_the_enrolment_request() -> None:
@@ -208,12 +227,13 @@ def test_a_registered_passkey_is_enrolled_and_approves(alg: int) -> None:
         "namespace": "acme", "approver": ALICE, "credential_id": b64url(key.credential_id),
         "public_key": b64url(key.cose_public_key()), "rp_id": RP_ID, "origin": ORIGIN}
     assert set(registered["registration"]) == {"client_data_json", "attestation_object"}
-    options = consent_options(registered)
-    assert options["challenge"] == decision_challenge(registered) and options["rpId"] == RP_ID
-    assert [c["id"] for c in options["allowCredentials"]] == [b64url(key.credential_id)]
-    enrolment = _consented(key, registered)
-    assert set(enrolment) == set(registered) | {"webauthn"}
     world = World()
+    options = consent_options(registered, owner=world.did("op"))
+    challenge = decision_challenge(registered, statement_type="approver-enrolment", signer=world.did("op"))
+    assert options["challenge"] == challenge and options["rpId"] == RP_ID
+    assert [c["id"] for c in options["allowCredentials"]] == [b64url(key.credential_id)]
+    enrolment = _consented(key, registered, world.did("op"))
+    assert set(enrolment) == set(registered) | {"webauthn"}
     world.register("op")
     claim = world.submit("a1")
     owner = Signer(world.key("op"))
@@ -221,7 +241,7 @@ def test_a_registered_passkey_is_enrolled_and_approves(alg: int) -> None:
     assert parse_statement(statement).subject == enrolment["approver"]
     world.entries.append(FoldEntry(len(world.entries), statement))
     decision = {"claim": claim, "decided_by": enrolment["approver"]}
-    payload = {**decision, "webauthn": key.get(decision_digest(decision)).to_json()}
+    payload = {**decision, "webauthn": key.get(decision_digest(decision, **_approval(world))).to_json()}
     world.add("op", "claim-approval", payload)
     state: IdentityState = world.fold()
     assert all(accepted(state)) and state.claims[claim].status == "approved"
@@ -264,12 +284,18 @@ def test_a_registration_without_user_verification_is_refused() -> None:
 def test_a_consent_that_does_not_hold_is_refused() -> None:
     key, registered = _registered()
     with pytest.raises(AssertionInvalid, match="challenge"):  # an assertion over something else
-        add_consent(registered, key.get(b"\x09" * 32).to_json())
+        add_consent(registered, key.get(b"\x09" * 32).to_json(), owner=OWNER)
     other = SoftwareAuthenticator(credential_id=key.credential_id)  # another key posing as the credential
     with pytest.raises(AssertionInvalid, match="signature"):
-        add_consent(registered, other.get(decision_digest(registered)).to_json())
+        add_consent(registered, other.get(_enrolment_digest(registered)).to_json(), owner=OWNER)
     with pytest.raises(AssertionInvalid, match="User verification is required"):
-        add_consent(registered, key.get(decision_digest(registered), flags=FLAG_UP).to_json())
+        add_consent(registered, key.get(_enrolment_digest(registered), flags=FLAG_UP).to_json(), owner=OWNER)
+    with pytest.raises(AssertionInvalid, match="challenge"):  # the consent to another owner's enrolment
+        add_consent(registered, key.get(_enrolment_digest(registered, "did:example:other")).to_json(), owner=OWNER)
+
+
+def _enrolment_digest(enrolment: dict[str, Any], owner: str = OWNER) -> bytes:
+    return decision_digest(enrolment, statement_type="approver-enrolment", signer=owner)
 
 
 def test_an_owner_signer_identity_is_kept() -> None:

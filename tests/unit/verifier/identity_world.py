@@ -192,7 +192,7 @@ class World:
         return self.passkeys[human]
 
     def enrolment(self, human: str = "human", namespace: str = "acme", *, consent: bool = True,
-                  **changes: Any) -> dict[str, Any]:
+                  signer_did: str | None = None, **changes: Any) -> dict[str, Any]:
         """An approver-enrolment payload for ``human``'s passkey, with the human's consent (the passkey's
         registration over the enrolment request, then its assertion over the whole enrolment) made after
         ``changes`` replaced fields; ``consent=False``: without the consent's fields."""
@@ -207,14 +207,17 @@ class World:
         created = key.create(enrolment_request_digest(payload))["response"]
         payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                    "attestation_object": created["attestationObject"]}
-        payload["webauthn"] = key.get(decision_digest(payload)).to_json()
+        owner = signer_did or self.did(self.owners.get(namespace, "op"))
+        payload["webauthn"] = key.get(decision_digest(payload, statement_type="approver-enrolment",
+                                                      signer=owner)).to_json()
         return payload
 
     def enrol(self, human: str = "human", namespace: str = "acme", owner: str | None = None, **changes: Any) -> str:
         """Enrol ``human``'s passkey as an approver of ``namespace``, signed by ``owner`` (default: its owner)."""
         self.enrolled.add((namespace, human))
         signer = owner or self.owners.get(namespace, "op")
-        return self.add(signer, "approver-enrolment", self.enrolment(human, namespace, **changes),
+        enrolment = self.enrolment(human, namespace, signer_did=self.did(signer.partition("+")[0]), **changes)
+        return self.add(signer, "approver-enrolment", enrolment,
                         iss=self.did(signer.partition("+")[0]))
 
     def approval(self, claim: str, human: str = "human", *, webauthn_type: str = "webauthn.get",
@@ -223,10 +226,16 @@ class World:
         """A claim-approval payload carrying an assertion by ``human``'s passkey over the decision; the keywords
         make it wrong in one way each (``challenge`` replaces the base64url challenge in the client data)."""
         payload: dict[str, Any] = {"claim": claim, "decided_by": decided_by or self.did(human), "note": "ok"}
-        assertion = self.passkey(human).get(decision_digest(payload), kind=webauthn_type, challenge_text=challenge,
-                                            flags=flags, origin=origin, rp_id=rp_id)
+        digest = self.decision_digest(claim, "claim-approval", payload)
+        assertion = self.passkey(human).get(digest, kind=webauthn_type, challenge_text=challenge, flags=flags,
+                                            origin=origin, rp_id=rp_id)
         payload["webauthn"] = assertion.to_json()
         return payload
+
+    def decision_digest(self, claim: str, stype: str, payload: dict[str, Any]) -> bytes:
+        """What the human signs for a ``stype`` decision of ``claim``, logged by its namespace's owner."""
+        owner = self.owners.get(self.claim_namespaces.get(claim, "acme"), "op")
+        return decision_digest(payload, statement_type=stype, signer=self.did(owner))
 
     def approve(self, claim: str, signer: str = "op", **kwargs: Any) -> str:
         """Approve with ``human``'s passkey (``approval`` keywords), enrolling it first (by the namespace's owner)
@@ -245,7 +254,8 @@ class World:
         payload.update({"note": "ok"} if kind == "approval"
                        else {"reason": "no" if kind == "rejection" else "privilegeWithdrawn"})
         if assertion:
-            payload["webauthn"] = self.passkey(human).get(decision_digest(payload)).to_json()
+            payload["webauthn"] = self.passkey(human).get(self.decision_digest(claim, f"claim-{kind}",
+                                                                               payload)).to_json()
         return payload
 
     def reject(self, claim: str, signer: str = "op") -> str:

@@ -58,7 +58,8 @@ def test_an_enrolled_passkey_approves_offline(alg: int) -> None:
     payload = {"claim": claim, "decided_by": world.did("human"), "note": "ok", "webauthn": decision.webauthn}
     # what a regulator re-checks from the log: against the state the approval met (its counter is then new)
     before = Fold().apply_all(world.entries[: state.claims[claim].decisions[-1].index])
-    assert check_human_decision(before, "acme", payload) == (approver, 3)
+    assert check_human_decision(before, "acme", payload, statement_type="claim-approval",
+                                signer=world.did("op")) == (approver, 3)
 
 
 def test_an_approval_without_webauthn_is_the_owners_decision(world: World) -> None:
@@ -123,7 +124,8 @@ def _consented(world: World, payload: dict[str, Any], *, creator: str = "human2"
     created = world.passkey(creator).create(enrolment_request_digest(request or payload))["response"]
     payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                "attestation_object": created["attestationObject"]}
-    payload["webauthn"] = world.passkey(asserter).get(decision_digest(payload)).to_json()
+    challenge = decision_digest(payload, statement_type="approver-enrolment", signer=world.did("op"))
+    payload["webauthn"] = world.passkey(asserter).get(challenge).to_json()
     return payload
 
 
@@ -198,7 +200,8 @@ def test_a_registration_that_does_not_hold_is_refused(world: World, create: dict
     created = world.passkey("human2").create(enrolment_request_digest(payload), **create)["response"]
     payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                "attestation_object": created["attestationObject"]}
-    payload["webauthn"] = world.passkey("human2").get(decision_digest(payload)).to_json()
+    challenge = decision_digest(payload, statement_type="approver-enrolment", signer=world.did("op"))
+    payload["webauthn"] = world.passkey("human2").get(challenge).to_json()
     world.add("op", "approver-enrolment", payload)
     assert_last_refused(world, code)
 
@@ -209,7 +212,8 @@ def test_an_assertion_posing_as_the_registration_is_refused(world: World) -> Non
     got = world.passkey("human2").get(enrolment_request_digest(payload)).to_json()
     payload["registration"] = {"client_data_json": got["client_data_json"],
                                "attestation_object": got["authenticator_data"]}
-    payload["webauthn"] = world.passkey("human2").get(decision_digest(payload)).to_json()
+    challenge = decision_digest(payload, statement_type="approver-enrolment", signer=world.did("op"))
+    payload["webauthn"] = world.passkey("human2").get(challenge).to_json()
     world.add("op", "approver-enrolment", payload)
     assert_last_refused(world, "webauthn-type-mismatch")
 

@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from schemas.identity_statements import canonical_json
 from schemas.statement import parse_statement
 from tests.unit.verifier.identity_world import World, accepted, assert_last_refused, b64url
 from verifier.claims import decision_challenge
@@ -64,9 +63,13 @@ def test_approval_without_webauthn_by_the_operator(world: World) -> None:
 
 
 def test_the_challenge_is_sha256_of_the_canonical_decision() -> None:
+    """The statement type, its signer and its payload without ``webauthn``; the bytes hashed, written out."""
     payload = {"claim": "ab" * 32, "decided_by": "did:example:h", "webauthn": {"x": "y"}}
-    digest = hashlib.sha256(canonical_json({"claim": "ab" * 32, "decided_by": "did:example:h"})).digest()
-    assert decision_challenge(payload) == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    hashed = ('{"iss":"did:example:o","payload":{"claim":"' + "ab" * 32 + '","decided_by":"did:example:h"},'
+              '"type":"claim-approval"}').encode()
+    digest = hashlib.sha256(hashed).digest()
+    challenge = decision_challenge(payload, statement_type="claim-approval", signer="did:example:o")
+    assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def test_approval_by_a_non_owner_is_refused(world: World) -> None:
@@ -298,3 +301,17 @@ def test_a_human_rejection_changed_after_the_human_signed_is_refused(world: Worl
     payload["reason"] = "not what the human saw"
     world.add("op", "claim-rejection", payload)
     assert_last_refused(world, "webauthn-challenge-mismatch")
+
+
+def test_a_claim_is_not_approved_by_its_own_agent(world: World) -> None:
+    """Four eyes: the agent's own DID enrolled as an approver of the namespace (by the owner, with a passkey the
+    agent holds) does not approve the agent's claim; nor does the owner approve a claim it submitted itself."""
+    claim = _claim(world)
+    world.enrol("a1")  # the claiming agent's DID, an approver of acme
+    world.add("op", "claim-approval", world.approval(claim, "a1"))
+    assert_last_refused(world, "claim-self-approval")
+    own = world.submit("op", "c2")  # the namespace owner claims in its own namespace
+    world.add("op", "claim-approval", {"claim": own, "decided_by": world.did("op")})
+    assert_last_refused(world, "claim-self-approval")
+    world.reject(own)  # withdrawing or refusing one's own claim needs no other eyes
+    assert world.fold().claims[own].status == "rejected"

@@ -4,8 +4,11 @@ refusal has its code and leaves the state as it was."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from schemas.cose_sign1 import decode_sign1
 from tests.unit.verifier.identity_world import HOUR, T0, snapshot
 from tests.unit.verifier.tpm_enrolment_world import TpmWorld, root_pem
 from verifier.fold import Fold, FoldEntry, IdentityState
@@ -13,6 +16,7 @@ from verifier.passports import Verdict, passport_status
 from verifier.webauthn import FLAG_UP
 
 DAY = 24 * HOUR
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 @pytest.fixture
@@ -175,7 +179,7 @@ def test_only_the_namespace_owner_sets_its_policy(world: TpmWorld) -> None:
 
 def test_a_lifted_policy_lets_software_passports_through_again(world: TpmWorld) -> None:
     world.add("op", "namespace-policy", {"namespace": "acme", "require_hardware": True})
-    world.add("op", "namespace-policy", {"namespace": "acme", "require_hardware": False})
+    world.add("op", "namespace-policy", {"namespace": "acme", "require_hardware": False}, iat=T0 + 1)
     world.passport("agent")
     assert _last(world.fold()) == (True, "")
 
@@ -189,3 +193,47 @@ def test_rebuild_equals_incremental(world: TpmWorld, pem: str) -> None:
     for entry in world.entries:
         fold.apply(FoldEntry(entry.index, entry.statement))
     assert fold.state.enrolments == whole.enrolments and fold.state.passports == whole.passports
+
+
+def test_an_approval_by_a_human_whose_did_was_revoked_is_refused(world: TpmWorld, pem: str) -> None:
+    """The human revoked their own DID (they left; the key leaked) but their passkey's enrolment was not revoked:
+    their passkey no longer approves anything in the operator's name, as it no longer decides a claim."""
+    anchor = world.anchor(pem)
+    world.revoke("human", world.did("human"))
+    world.enrol_agent(anchor, pem)
+    _refused_unchanged(world, "approver-revoked")
+
+
+def test_the_service_unpins_a_root_by_revoking_its_trust_anchor(world: TpmWorld, pem: str) -> None:
+    """docs/tpm.md: revoking the trust-anchor entry unpins the root for later enrolments. Only the log service
+    revokes it: not the operator whose agents chain to it, not a stranger."""
+    anchor = world.anchor(pem)
+    world.revoke("op", anchor, "cACompromise")
+    _refused_unchanged(world, "trust-anchor-revocation-not-entitled")
+    world.revoke("stranger", anchor, "cACompromise")
+    _refused_unchanged(world, "trust-anchor-revocation-not-entitled")
+    world.revoke("log", anchor, "cACompromise")
+    assert _last(world.fold()) == (True, "")
+    world.enrol_agent(anchor, pem)
+    _refused_unchanged(world, "agent-enrolment-root-not-pinned")
+
+
+def _malleated(statement: bytes) -> bytes:
+    """The same ES256 statement signed "again" without the key: (r, s) -> (r, n - s) verifies too."""
+    message = decode_sign1(statement)
+    r, s = message.signature[:32], int.from_bytes(message.signature[32:], "big")
+    return replace(message, signature=r + (P256_ORDER - s).to_bytes(32, "big")).encode()
+
+
+def test_a_stranger_cannot_bring_back_an_old_namespace_policy() -> None:
+    """A P-256 (ES256) operator requires hardware, then lifts it. Anyone may re-log the first policy statement
+    under a malleated signature (a new entry: its leaf differs): the namespace must not require hardware again
+    on a stranger's word, nor lift a requirement the owner set since."""
+    world = TpmWorld()
+    world.register("tpm-op", "hw")
+    first = world.sign("tpm-op", "namespace-policy", {"namespace": "hw", "require_hardware": True}, iat=T0)
+    world.entries.append(FoldEntry(len(world.entries), first))
+    world.add("tpm-op", "namespace-policy", {"namespace": "hw", "require_hardware": False}, iat=T0 + 1)
+    assert [o.accepted for o in world.fold().outcomes] == [True, True, True]
+    world.entries.append(FoldEntry(len(world.entries), _malleated(first)))
+    _refused_unchanged(world, "namespace-policy-not-newer")

@@ -26,11 +26,12 @@ def world() -> World:
 
 
 def _payload(world: World, target: str, human: str = "human", *, decided_by: str | None = None,
-             assertion: bool = True) -> dict[str, Any]:
+             assertion: bool = True, signer: str = "op") -> dict[str, Any]:
     payload: dict[str, Any] = {"target": target, "reason": "keyCompromise",
                                "decided_by": decided_by or world.did(human)}
     if assertion:
-        payload["webauthn"] = world.passkey(human).get(decision_digest(payload)).to_json()
+        challenge = decision_digest(payload, statement_type="revocation", signer=world.did(signer))
+        payload["webauthn"] = world.passkey(human).get(challenge).to_json()
     return payload
 
 
@@ -86,7 +87,8 @@ def test_a_replayed_assertion_is_refused(world: World) -> None:
 
 
 def test_a_signer_without_a_namespace_has_no_human_approvers(world: World) -> None:
-    world.add("a1", "revocation", _payload(world, world.did("a1")))  # the agent revoking itself, "decided by" human
+    # the agent revoking itself, "decided by" human
+    world.add("a1", "revocation", _payload(world, world.did("a1"), signer="a1"))
     assert_last_refused(world, "not-namespace-owner")
 
 
