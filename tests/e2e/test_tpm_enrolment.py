@@ -25,6 +25,7 @@ from issuer import statements as st
 from schemas.base64url import b64url, b64url_decode
 from tests.e2e.gateway_deployment import Recorder, started_gateway
 from tests.http_stub import serving
+from tests.problems import problem_code
 from tests.server import ServerUrl, running_server, start_server
 from tests.swtpm import LocalCa, SoftwareTpm, manufacture
 from tests.tpm_world import COSE, NAMESPACE, Operator, ek_chain, log_signed, operator_with_approver, pin_root
@@ -42,11 +43,6 @@ DAY = 24 * 3600
 
 def size(http: httpx.Client) -> int:
     return int(http.get("/checkpoint").text.split("\n")[1])
-
-
-def problem_code(answer: httpx.Response) -> str:
-    assert answer.headers["content-type"].startswith("application/problem+json"), answer.text
-    return str(answer.json()["type"]).removeprefix("urn:tabellion:error:")
 
 
 def test_a_tpm_agent_enrols_signs_and_passes_the_gateway(tmp_path: Path, software_tpm: SoftwareTpm,
@@ -416,3 +412,38 @@ def test_tabellion_enrol_from_the_command_line(tmp_path: Path, software_tpm: Sof
                             op.signer.identity)
         entry_of(consent)
         assert lines["agent"] in http.get(f"/v1/audit/{lines['agent']}").text
+
+
+def test_the_log_service_unpins_a_root_from_the_command_line(tmp_path: Path, software_tpm: SoftwareTpm,
+                                                             local_ca: LocalCa) -> None:
+    """``tabellion revoke`` with the log's own key, on its host, revokes a pinned root's trust-anchor entry: later
+    enrolments whose EK chains to it are refused (G1). A stranger cannot unpin it."""
+    from tests.cli_process import entry_of, tabellion
+
+    with running_server(tmp_path / "log") as url, httpx.Client(base_url=url, timeout=30) as http:
+        anchor = entry_of(tabellion("enrol", "pin-root", url, "--data", str(url.data_dir), "--root",
+                                    str(local_ca.root_pem)))
+        op = operator_with_approver(http)
+        stranger = tmp_path / "stranger.pem"
+        tabellion("keygen", "-o", str(stranger))
+        before = size(http)
+        refused = tabellion("revoke", url, "--key", str(stranger), "--target", anchor, "--reason", "cACompromise",
+                            ok=False)
+        assert "can be revoked (unpinned) only by the log service" in refused.stderr, refused.stderr
+        assert size(http) == before
+        entry_of(tabellion("revoke", url, "--key", str(url.data_dir / "log-key.pem"), "--target", anchor,
+                           "--reason", "cACompromise"))
+
+        agent_dir = tmp_path / "agent"
+        prepared = tabellion("enrol", "prepare", url, "--tcti", software_tpm.tcti, "--dir", str(agent_dir),
+                             "--operator", op.signer.identity, "--namespace", NAMESPACE,
+                             "--ek-chain", str(local_ca.intermediate_pem))
+        lines = dict(line.split(": ", 1) for line in prepared.stdout.splitlines() if ": " in line)
+        (tmp_path / "assertion.json").write_text(json.dumps(
+            op.passkey.get(b64url_decode(lines["challenge"], "challenge")).to_json()))
+        before = size(http)
+        unpinned = tabellion("enrol", "submit", url, "--dir", str(agent_dir), "--assertion",
+                             str(tmp_path / "assertion.json"), ok=False)
+        assert unpinned.stderr.startswith("tabellion: error: G1: EK certificate not chained to a pinned root: no TPM "
+                                          "endorsement root is pinned"), unpinned.stderr
+        assert size(http) == before
