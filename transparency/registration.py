@@ -42,6 +42,26 @@ class DefaultPolicy:
             raise PolicyRefused(f"the statement is not valid before {int(nbf)} (CWT nbf); the time is {now}")
 
 
+class LogKeyRetired(PolicyRefused):
+    code = "log-key-retired"
+    title = "Signed by a retired log key"
+
+
+@dataclass(frozen=True)
+class RetiredLogKeys:
+    """A retired log key signs nothing new. Its did:key stays one of the fold's service signers, so that the entries
+    it signed while it was the log's key fold as they did (trust anchors, agent enrolments, did:web evidence); a
+    statement it signs now is refused before it is logged, so a retired key that leaks cannot pin a root, enrol an
+    agent or vouch for a did:web (docs/authority.md)."""
+
+    signers: frozenset[str]  # the did:key of each retired log key
+
+    def check(self, statement: SignedStatement) -> None:
+        if statement.issuer in self.signers:
+            raise LogKeyRetired(f"{statement.issuer[:200]} is a retired key of this log: it signs nothing new; the "
+                                "log's statements are signed with its current key")
+
+
 @dataclass(frozen=True)
 class ChainResolver:
     """Tries resolvers in order; the first that knows the signer answers. Later issues add log-registered keys."""
@@ -93,8 +113,10 @@ class Registrar:
         return Checked(statement, leaf_data(statement.message), logged, statement if logged == body else None)
 
 
-def default_registrar(identity: IdentityFollower) -> Registrar:
-    """Signers registered on the log resolve through the log's identity state; others as did:key."""
+def default_registrar(identity: IdentityFollower, retired: frozenset[str] = frozenset()) -> Registrar:
+    """Signers registered on the log resolve through the log's identity state; others as did:key. ``retired``: the
+    did:key of each retired log key (``RetiredLogKeys``)."""
     return Registrar(
-        ChainResolver([identity, DidKeyResolver()]), AllPolicies([DefaultPolicy(), DidWebClock(), identity])
+        ChainResolver([identity, DidKeyResolver()]),
+        AllPolicies([DefaultPolicy(), RetiredLogKeys(retired), DidWebClock(), identity]),
     )

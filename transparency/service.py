@@ -56,6 +56,7 @@ from transparency.publish import Publisher
 from transparency.registration import Checked, Registrar, default_registrar
 from transparency.settings import Settings
 from transparency.witnessing import CosignatureGatherer, LogView
+from verifier.did_key import did_key_from_public
 from verifier.did_web import service_signers
 from verifier.keys import KeySet
 
@@ -92,7 +93,9 @@ class TransparencyService:
             head_of=self._head_of, snapshot_every=settings.snapshot_every,
             snapshot_interval_s=settings.snapshot_interval_s,
         )
-        self.registrar = registrar or default_registrar(self.identity)
+        current = did_key_from_public(self.key.public)
+        self.registrar = registrar or default_registrar(
+            self.identity, frozenset(did_key_from_public(key) for key in retired) - {current})
         self.did_web = DidWebProver.from_settings(self.key.private, settings)
         # opening the log runs the start-up checks (transparency.log.checks): a corrupted log raises here
         self.sequencer = Sequencer(
