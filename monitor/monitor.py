@@ -17,7 +17,8 @@ the same size with different roots, or a proof that fails, raise ``LogEquivocate
 reported (a frozen view, or a race with the log's growth), not taken as equivocation: the log cannot prove
 consistency with a size it does not serve, and nothing signed conflicts yet.
 
-A peer or witness that cannot be reached, or serves something that does not verify, is reported and skipped:
+A peer or witness that cannot be reached, answers more than a checkpoint could be (``answer-too-large``: an endless
+or compressed answer is not read past the bound), or serves something that does not verify, is reported and skipped:
 only the log's key makes a checkpoint evidence.
 """
 
@@ -36,6 +37,7 @@ from schemas.errors import ConsistencyProofInvalid, LogRequestRefused, LogUnreac
 from schemas.note import VerifierKey, parse_note
 from schemas.policy import Policy
 from transparency.client import HttpLogClient
+from transparency.client.bounded import BoundedTransport
 from transparency.client.witness import WitnessClient
 from verifier.checkpoints import verify_checkpoint
 from verifier.merkle import verify_consistency
@@ -167,7 +169,8 @@ class Monitor:
 
 def _read_peer(peer: str, timeout: float) -> str:
     if peer.startswith(("http://", "https://")):
-        answer = httpx.get(peer, timeout=timeout)
+        with httpx.Client(timeout=timeout, transport=BoundedTransport(max_bytes=MAX_PEER_BYTES)) as http:
+            answer = http.get(peer)  # no more than MAX_PEER_BYTES read, nothing inflated, no redirect followed
         if answer.status_code != 200:
             raise OSError(f"GET {peer} answered {answer.status_code}")
         data = answer.content

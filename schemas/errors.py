@@ -423,6 +423,21 @@ class LogUnreachable(TabellionError):
     title = "Log unreachable"
 
 
+class AnswerTooLarge(LogUnreachable):
+    """A log, witness or peer answered more bytes than the client reads (an endless or oversized answer)."""
+
+    code = "answer-too-large"
+    title = "Answer too large"
+
+
+class AnswerEncodingRefused(LogUnreachable):
+    """A log, witness or peer answered in a content coding although the client asked for none (``identity``): a
+    compressed answer is not inflated, so that a small bomb cannot grow past the client's bound."""
+
+    code = "answer-encoding-refused"
+    title = "Answer in a content coding"
+
+
 class RegistrationPending(TabellionError):
     """The log accepted a statement but had not registered it when the caller stopped waiting."""
 

@@ -2,7 +2,8 @@
 
 Every answer that is not the expected success is raised as ``LogRequestRefused`` carrying the answer's
 status and its problem details (RFC 9290 CBOR or RFC 9457 JSON); a log that cannot be reached raises
-``LogUnreachable``. Bodies are returned as the log sent them: verifying them is the verifier's job.
+``LogUnreachable``. Bodies are returned as the log sent them: verifying them is the verifier's job. No answer is
+read past ``max_answer_bytes`` (``transparency.client.bounded``: ``answer-too-large``), nor inflated.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from schemas.errors import (
 )
 from schemas.leaf import parse_entry_id
 from schemas.proofs import ConsistencyProof
+from transparency.client.bounded import MAX_ANSWER_BYTES, BoundedTransport
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_WAIT_S = 30.0
@@ -73,13 +75,15 @@ class HttpLogClient:
         wait: float = DEFAULT_WAIT_S,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidParameter(f"log URL {base_url[:100]!r} is not an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
         self.wait = wait
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes))
 
     def close(self) -> None:
         self._http.close()

@@ -1,0 +1,80 @@
+"""A hostile HTTP server on 127.0.0.1 (a thread of ``http.server``): what a malicious log, witness, peer or gateway
+can answer a client — an endless body, a body larger than it announces, a gzip bomb, a declared huge length."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CHUNK = b"x" * 65536
+BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB of zeros in about 64 KiB
+
+
+class Hostile(BaseHTTPRequestHandler):
+    """``/endless/...``: a chunked body that never ends; ``/bomb/...``: gzip of 64 MiB; ``/declared/...``: a
+    Content-Length of 1 TiB; anything else: 404."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        return
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._answer()
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        self._answer()
+
+    def _answer(self) -> None:
+        kind = self.path.strip("/").split("/")[0]
+        try:
+            if kind == "endless":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                while True:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK))
+            elif kind == "bomb":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(BOMB)))
+                self.end_headers()
+                self.wfile.write(BOMB)
+            elif kind == "declared":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(1 << 40))
+                self.end_headers()
+                while True:
+                    self.wfile.write(CHUNK)
+            else:
+                self.send_error(404)
+        except OSError:  # the client stopped reading
+            return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a client that stopped reading, as the bounded clients do
+
+
+@contextmanager
+def hostile_server() -> Iterator[str]:
+    """The base URL of a hostile server, stopped on exit."""
+    server = _Server(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
