@@ -54,3 +54,4 @@ def test_witness_and_tile_clients_are_bounded_too() -> None:
             witness.checkpoint("example.com/log")
         with TileLogClient(f"{url}/endless", max_answer_bytes=LIMIT) as tiles, pytest.raises(AnswerTooLarge):
             tiles.checkpoint()
+
