@@ -15,9 +15,10 @@ BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB of z
 
 class Hostile(BaseHTTPRequestHandler):
     """``/endless/...``: a chunked body that never ends; ``/bomb/...``: gzip of 64 MiB; ``/declared/...``: a
-    Content-Length of 1 TiB; anything else: 404."""
+    Content-Length of 1 TiB; a path of ``answers``: its status and JSON body; anything else: 404."""
 
     protocol_version = "HTTP/1.1"
+    answers: dict[str, tuple[int, bytes]] = {}  # noqa: RUF012 - set per server (a subclass each)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         return
@@ -54,6 +55,13 @@ class Hostile(BaseHTTPRequestHandler):
                 self.end_headers()
                 while True:
                     self.wfile.write(CHUNK)
+            elif self.path in self.answers:
+                status, body = self.answers[self.path]
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
             else:
                 self.send_error(404)
         except OSError:  # the client stopped reading
@@ -68,9 +76,10 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def hostile_server() -> Iterator[str]:
-    """The base URL of a hostile server, stopped on exit."""
-    server = _Server(("127.0.0.1", 0), Hostile)
+def hostile_server(answers: dict[str, tuple[int, bytes]] | None = None) -> Iterator[str]:
+    """The base URL of a hostile server (answering ``answers``: path -> status and body), stopped on exit."""
+    handler = type("HostileAnswers", (Hostile,), {"answers": dict(answers or {})})
+    server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
