@@ -424,7 +424,8 @@ class LogUnreachable(TabellionError):
 
 
 class AnswerTooLarge(LogUnreachable):
-    """A log, witness or peer answered more bytes than the client reads (an endless or oversized answer)."""
+    """A server the client reads (a log, witness, monitor peer, issuer, or for the agent SDK a gateway) answered more
+    bytes than the client reads: an endless or oversized answer."""
 
     code = "answer-too-large"
     title = "Answer too large"

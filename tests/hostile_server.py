@@ -15,7 +15,8 @@ BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB of z
 
 class Hostile(BaseHTTPRequestHandler):
     """``/endless/...``: a chunked body that never ends; ``/bomb/...``: gzip of 64 MiB; ``/declared/...``: a
-    Content-Length of 1 TiB; a path of ``answers``: its status and JSON body; anything else: 404."""
+    Content-Length of 1 TiB; a path of ``answers``: its status and JSON body
+    (under ``/session/``, with the session id ``two words``); anything else: 404."""
 
     protocol_version = "HTTP/1.1"
     answers: dict[str, tuple[int, bytes]] = {}  # noqa: RUF012 - set per server (a subclass each)
@@ -59,6 +60,8 @@ class Hostile(BaseHTTPRequestHandler):
                 status, body = self.answers[self.path]
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if kind == "session":
+                    self.send_header("Mcp-Session-Id", "two words")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
