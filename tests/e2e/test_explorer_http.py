@@ -30,6 +30,10 @@ def test_bad_input_is_a_4xx_page_with_its_code(tmp_path: Path) -> None:
             "/explorer/agents/not-a-did": (404, "audit-subject-unknown"),
             "/explorer/search?q=": (400, "invalid-parameter"),
             "/explorer/search?q=%00%ff": (400, "invalid-parameter"),
+            # digits int() refuses although str.isdigit() takes them (superscripts): a 4xx, not a 500
+            "/explorer/entries?before=%C2%B2": (400, "invalid-parameter"),
+            "/explorer/entries/%C2%B2": (404, "not-found"),
+            "/explorer/search?q=%C2%B2": (400, "invalid-parameter"),
         }
         for path, (status, code) in cases.items():
             answer = http.get(path)

@@ -63,7 +63,7 @@ class BoundedTransport(httpx.BaseTransport):
             raise AnswerEncodingRefused(f"{url} answered in the content coding {', '.join(codings)[:60]!r}, "
                                         "not identity as asked")
         declared = answer.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             answer.close()
             raise AnswerTooLarge(f"{url} announced {declared[:20]} bytes, more than the {self.max_bytes} read")
         if not isinstance(answer.stream, httpx.SyncByteStream):
