@@ -255,6 +255,14 @@ class SignerUnresolvable(PolicyRefused):
     title = "Signer cannot be resolved"
 
 
+class CwtTimeInvalid(PolicyRefused):
+    """A CWT ``exp`` or ``nbf`` that is not a NumericDate a clock reaches: an infinity, a NaN, or an integer past
+    2^63 either way."""
+
+    code = "cwt-time-invalid"
+    title = "CWT time out of range"
+
+
 # --- lookups and load -----------------------------------------------------------------------------
 
 

@@ -3,12 +3,14 @@ refusal's code, never a 5xx; every page carries the security headers (a CSP with
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 
 from tests.browser.world import make_world
 from tests.server import running_server
+from transparency.client.signing import generate_key, sign_statement
 
 
 def test_bad_input_is_a_4xx_page_with_its_code(tmp_path: Path) -> None:
@@ -41,3 +43,43 @@ def test_bad_input_is_a_4xx_page_with_its_code(tmp_path: Path) -> None:
             assert f"<code>{code}</code>" in answer.text, (path, answer.text[:500])
         assert http.get("/explorer/search?q=0", follow_redirects=False).headers["location"] == "/explorer/entries/0"
         assert http.post("/").status_code == 405  # the explorer only reads
+
+
+def _deep(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_strangers_odd_statements_take_no_page_down(tmp_path: Path) -> None:
+    """Anyone can log a statement and none is ever removed: a CBOR bignum as content format, iat, claim label or
+    claim value (``str`` refuses integers past 4,300 digits) and JSON nested past the recursion limit were each a 500
+    on their entry page — and on the home page and the entries list for everyone while they were listed."""
+    key = generate_key()
+    big = 10**5000
+    odd = [
+        sign_statement(key, b"{}", subject="s", content_type=big),
+        sign_statement(key, b"{}", subject="s", content_type="application/json", extra_claims={6: big}),
+        sign_statement(key, b"{}", subject="s", content_type="application/json", extra_claims={big: 1}),
+        sign_statement(key, b"{}", subject="s", content_type="application/json", extra_claims={99: [big, {big: big}]}),
+        sign_statement(key, b"[" * 200_000 + b"]" * 200_000, subject="s", content_type="application/json"),
+        sign_statement(key, b"{}", subject="s", content_type="application/json", extra_claims={99: _deep(300)}),
+    ]
+    with running_server(tmp_path) as url, httpx.Client(base_url=url, timeout=60) as http:
+        # a bignum exp or nbf is no time at all: refused (it answered 500, its refusal could not print it)
+        refused = http.post("/entries", headers={"content-type": "application/cose"}, content=sign_statement(
+            key, b"{}", subject="s", content_type="application/json", extra_claims={4: -big}))
+        assert refused.status_code == 403 and b"cwt-time-invalid" in refused.content, refused.content[:300]
+        for statement in odd:
+            answer = http.post("/entries", content=statement, headers={"content-type": "application/cose"})
+            assert answer.status_code in (201, 202), answer.text[:300]
+        deadline = time.monotonic() + 30
+        while int(http.get("/checkpoint").text.split("\n")[1]) < len(odd):
+            assert time.monotonic() < deadline, "the statements were not registered in time"
+            time.sleep(0.2)
+        for path in ("/", "/explorer/entries", *(f"/explorer/entries/{i}" for i in range(len(odd)))):
+            answer = http.get(path)
+            assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
+        assert "0x" in http.get("/explorer/entries/0").text  # the bignum content format, in hex
+        assert int(http.get("/checkpoint").text.split("\n")[1]) == len(odd)  # the refused one was not logged
