@@ -25,7 +25,8 @@ from typing import Any, Final
 
 import httpx
 
-from schemas.errors import TabellionError, VerificationError
+from schemas.errors import LogUnreachable, TabellionError, VerificationError
+from transparency.client.bounded import bounded_request
 
 EVIDENCE_TYPE: Final = "tabellion-log-equivocation"
 EVIDENCE_VERSION: Final = 1
@@ -82,9 +83,9 @@ class WebhookFailed(TabellionError):
 def send_webhook(url: str, evidence: Evidence, *, timeout: float = 10.0) -> None:
     """POST the evidence as JSON; anything but a 2xx answer raises ``WebhookFailed``."""
     try:
-        answer = httpx.post(url, content=evidence.encode(), headers={"Content-Type": "application/json"},
-                            timeout=timeout)
-    except httpx.HTTPError as exc:
+        answer = bounded_request("POST", url, content=evidence.encode(), headers={"Content-Type": "application/json"},
+                                 timeout=timeout, max_bytes=64 * 1024)
+    except (httpx.HTTPError, LogUnreachable) as exc:
         raise WebhookFailed(f"POST {url}: {exc}") from exc
     if not 200 <= answer.status_code < 300:
         raise WebhookFailed(f"POST {url} answered {answer.status_code}")

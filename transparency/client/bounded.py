@@ -19,7 +19,7 @@ receipts), and the tile client to ``MAX_BUNDLE_BYTES`` (a statement bundle of 25
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -77,4 +77,12 @@ class BoundedTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-__all__ = ["MAX_ANSWER_BYTES", "MAX_BUNDLE_BYTES", "BoundedTransport"]
+def bounded_request(method: str, url: str, *, timeout: float, max_bytes: int = MAX_ANSWER_BYTES,
+                    **kwargs: Any) -> httpx.Response:
+    """One request, its answer read within ``max_bytes`` (for the one-off requests of the CLI and the monitor);
+    ``httpx.HTTPError`` as httpx raises it, ``AnswerTooLarge`` and ``AnswerEncodingRefused`` as above."""
+    with httpx.Client(timeout=timeout, transport=BoundedTransport(max_bytes=max_bytes)) as client:
+        return client.request(method, url, **kwargs)
+
+
+__all__ = ["MAX_ANSWER_BYTES", "MAX_BUNDLE_BYTES", "BoundedTransport", "bounded_request"]
