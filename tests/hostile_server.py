@@ -13,13 +13,17 @@ CHUNK = b"x" * 65536
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB of zeros in about 64 KiB
 
 
+Answer = tuple[int, bytes] | tuple[int, bytes, dict[str, str]]
+"""A planned answer: status, JSON body, and optionally more headers."""
+
+
 class Hostile(BaseHTTPRequestHandler):
     """``/endless/...``: a chunked body that never ends; ``/bomb/...``: gzip of 64 MiB; ``/declared/...``: a
     Content-Length of 1 TiB; a path of ``answers``: its status and JSON body
     (under ``/session/``, with the session id ``two words``); anything else: 404."""
 
     protocol_version = "HTTP/1.1"
-    answers: dict[str, tuple[int, bytes]] = {}  # noqa: RUF012 - set per server (a subclass each)
+    answers: dict[str, Answer] = {}  # noqa: RUF012 - set per server (a subclass each)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         return
@@ -57,9 +61,11 @@ class Hostile(BaseHTTPRequestHandler):
                 while True:
                     self.wfile.write(CHUNK)
             elif self.path in self.answers:
-                status, body = self.answers[self.path]
+                status, body, *more = self.answers[self.path]
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for name, value in (more[0] if more else {}).items():
+                    self.send_header(name, value)
                 if kind == "session":
                     self.send_header("Mcp-Session-Id", "two words")
                 self.send_header("Content-Length", str(len(body)))
@@ -79,7 +85,7 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def hostile_server(answers: dict[str, tuple[int, bytes]] | None = None) -> Iterator[str]:
+def hostile_server(answers: dict[str, Answer] | None = None) -> Iterator[str]:
     """The base URL of a hostile server (answering ``answers``: path -> status and body), stopped on exit."""
     handler = type("HostileAnswers", (Hostile,), {"answers": dict(answers or {})})
     server = _Server(("127.0.0.1", 0), handler)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from schemas import cbor, media_types
+from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     PROBLEM_TYPE_BASE,
     InvalidParameter,
@@ -26,8 +27,9 @@ from schemas.errors import (
     LogUnreachable,
     MalformedCbor,
     RegistrationPending,
+    TabellionError,
 )
-from schemas.leaf import parse_entry_id
+from schemas.leaf import entry_id, leaf_data, parse_entry_id
 from schemas.proofs import ConsistencyProof
 from transparency.client.bounded import MAX_ANSWER_BYTES, BoundedTransport
 
@@ -102,7 +104,9 @@ class HttpLogClient:
         self, statement: bytes, *, wait: float | None = None, on_pending: PendingCallback | None = None
     ) -> Submitted:
         """POST the statement to ``/entries``; on 202 poll its location (honouring Retry-After) for up to
-        ``wait`` seconds. A 429 is retried within the same time. Refusals raise ``LogRequestRefused``."""
+        ``wait`` seconds. A 429 is retried within the same time. Refusals raise ``LogRequestRefused``. The
+        ``Location`` must name the statement's own entry id, on the log's own origin (a 502 refusal otherwise: a log
+        cannot hand the client another statement's receipt, nor send its polling elsewhere)."""
         deadline = time.monotonic() + (self.wait if wait is None else wait)
         while True:
             answer = self._request(
@@ -120,7 +124,14 @@ class HttpLogClient:
                 status=answer.status_code,
             )
         entry_id = _entry_id_of(location)
+        own = _own_entry_id(statement)
+        if own is not None and entry_id != own:
+            raise LogRequestRefused(f"the log's Location names entry {entry_id}, not the statement's own {own}",
+                                    status=502)
         location = self._absolute(location)
+        if not location.startswith(self.base_url + "/"):
+            raise LogRequestRefused(f"the log's Location {location[:120]!r} is not on the log {self.base_url}",
+                                    status=502)
         if answer.status_code == 201:
             return Submitted(entry_id, location, answer.content)
         receipt = self._poll(answer, location, entry_id, deadline, on_pending)
@@ -342,6 +353,14 @@ def _json_problem(body: bytes) -> tuple[str | None, str | None, str | None]:
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _own_entry_id(statement: bytes) -> str | None:
+    """The entry id the statement makes when logged, or ``None`` if it does not decode here (the log refuses it)."""
+    try:
+        return entry_id(leaf_data(decode_sign1(statement)))
+    except TabellionError:
+        return None
 
 
 def _entry_id_of(location: str) -> str:
