@@ -3,8 +3,11 @@ refusal's code, never a 5xx; every page carries the security headers (a CSP with
 
 from __future__ import annotations
 
+import json
 import time
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -83,3 +86,51 @@ def test_a_strangers_odd_statements_take_no_page_down(tmp_path: Path) -> None:
             assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
         assert "0x" in http.get("/explorer/entries/0").text  # the bignum content format, in hex
         assert int(http.get("/checkpoint").text.split("\n")[1]) == len(odd)  # the refused one was not logged
+
+
+XSS = '"><img src=x onerror=alert(1)><script>alert(2)</script><svg onload=alert(3)>'
+
+
+class _Tags(HTMLParser):
+    """Every element and attribute of a page, as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[tuple[str, str]] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+        if tag == "img":
+            self.images.append(tag)
+        self.handlers += [(tag, name) for name, _ in attrs if name.startswith("on")]
+
+
+def test_logged_strings_are_text_on_every_page(tmp_path: Path) -> None:
+    """Stored XSS: a stranger's statement carries markup in its subject, content type, a claim and its payload; every
+    page shows it as text (autoescaping) — no element, no event handler, no script but the same-origin module."""
+    key = generate_key()
+    statement = sign_statement(key, json.dumps({"note": XSS}).encode(), subject=XSS, content_type="application/json",
+                               extra_claims={99: XSS, XSS: 1})
+    typed = sign_statement(key, b"{}", subject="s", content_type=f"text/html; x={XSS}")
+    with running_server(tmp_path) as url, httpx.Client(base_url=url, timeout=60) as http:
+        for body in (statement, typed):
+            answer = http.post("/entries", content=body, headers={"content-type": "application/cose"})
+            assert answer.status_code in (201, 202), answer.text[:300]
+        deadline = time.monotonic() + 30
+        while int(http.get("/checkpoint").text.split("\n")[1]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        pages = ["/", "/explorer/entries", "/explorer/entries/0", "/explorer/entries/1",
+                 "/explorer/agents/did:" + quote(XSS, safe=""), "/explorer/search?q=" + quote("did:" + XSS, safe="")]
+        for path in pages:
+            answer = http.get(path, follow_redirects=True)
+            assert answer.status_code < 500, (path, answer.status_code)
+            tags = _Tags()
+            tags.feed(answer.text)
+            assert tags.handlers == [] and tags.images == [], (path, tags.handlers, tags.images)
+            assert all(s.get("src", "").startswith("/assets/") for s in tags.scripts), (path, tags.scripts)
+            assert "script-src 'self'" in answer.headers["content-security-policy"]
+        assert "&lt;script&gt;alert(2)&lt;/script&gt;" in http.get("/explorer/entries/0").text
