@@ -9,9 +9,12 @@
      "consistency": {"old": n, "new": m, "path": [base64, ...]}     # when a proof was served and failed
     }
 
-Anyone holding the log's public key checks it offline: both notes verify under the log key, and they are for
-the same size with different roots, or the log's own consistency proof between them fails (or the log would
-not give one). A witness's cosignature on one of them adds that the witness saw the log show it that.
+Anyone holding the log's public key checks it: both notes verify under the log key. Two notes for the same size
+with different roots prove the equivocation offline, on their own. For notes of different sizes the proof is not
+self-contained: the consistency path recorded here is what the log served, but the log did not sign it, so a
+reader asks the log (or any copy of it) for the proof between the two sizes again — a proof that fails, or a log
+that will not give one, confirms it. A witness's cosignature on one of them adds that the witness saw the log show
+it that.
 """
 
 from __future__ import annotations
