@@ -12,8 +12,10 @@ answer is held past ``max_bytes``:
 
 Both errors are ``LogUnreachable``: a caller that retries an unreachable log (the follower) or reports it (the
 monitor) does the same for a server that answers too much. The bound is per answer; the clients default to
-``MAX_ANSWER_BYTES`` (64 MiB: a follower page of 100 statements of the log's default 1 MiB bound with their
-receipts), and the tile client to ``MAX_BUNDLE_BYTES`` (a statement bundle of 256 such entries).
+``MAX_ANSWER_BYTES`` (64 MiB, many times any checkpoint, proof or receipt; a follower page larger than that, of
+large statements, is asked for again at half the limit by ``HttpLogClient.entries``, down to one entry), and the
+tile client to ``MAX_BUNDLE_BYTES`` (a statement bundle of 256 entries of the log's default 1 MiB bound; a log
+that allows larger statements is followed through its HTTP reads, or with ``max_answer_bytes`` raised).
 """
 
 from __future__ import annotations

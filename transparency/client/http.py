@@ -22,6 +22,7 @@ from schemas import cbor, media_types
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     PROBLEM_TYPE_BASE,
+    AnswerTooLarge,
     InvalidParameter,
     LogRequestRefused,
     LogUnreachable,
@@ -203,9 +204,20 @@ class HttpLogClient:
         return proof
 
     def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
-        """Up to ``limit`` entries from index ``start``, each with its receipt (the log may cap ``limit``)."""
-        answer = self._expect(self._request("GET", "/entries", params={"start": start, "limit": limit}))
-        return decode_entries_page(answer.content)
+        """Up to ``limit`` entries from index ``start``, each with its receipt (the log may cap ``limit``).
+
+        A page larger than ``max_answer_bytes`` (large statements: anyone may log them) is asked for again at half
+        the limit, down to one entry, so a legitimate log is always followed; only a single entry past the bound
+        is refused (``answer-too-large``)."""
+        while True:
+            try:
+                answer = self._expect(self._request("GET", "/entries", params={"start": start, "limit": limit}))
+            except AnswerTooLarge:
+                if limit <= 1:
+                    raise
+                limit //= 2
+                continue
+            return decode_entries_page(answer.content)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
