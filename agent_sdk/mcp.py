@@ -11,6 +11,11 @@ carries the request's ``id``; notifications and other events before it are kept 
 Every request is signed by the client's ``GatewayAuth``. A JSON-RPC error (the gateway's refusals come as one,
 with the problem details in ``error.data``) raises ``McpError``. The session id the server gives
 (``Mcp-Session-Id``) is sent back on every later message.
+
+What the gateway (or the MCP server behind it) answers is not trusted: an answer is read, decoded, up to
+``MAX_ANSWER_BYTES`` and refused past it (``answer-too-large``: an endless event stream or a compression bomb cannot
+exhaust the agent's memory); an error whose ``code`` is not an integer is taken as an internal error (-32603); a
+session id that is not visible ASCII is refused (``mcp-answer-malformed``) rather than sent back as a header.
 """
 
 from __future__ import annotations
@@ -18,14 +23,19 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
-from schemas.errors import TabellionError
+from schemas.errors import AnswerTooLarge, TabellionError
 
 PROTOCOL_VERSION: Final = "2025-06-18"
 ACCEPT: Final = "application/json, text/event-stream"
+MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
+INTERNAL_ERROR: Final = -32603
+_SESSION_ID: Final = re.compile(r"[\x21-\x7e]{1,1024}", re.ASCII)  # MCP: visible ASCII only
 
 
 class McpError(TabellionError):
@@ -41,6 +51,32 @@ class McpError(TabellionError):
     @property
     def problem_type(self) -> str | None:
         return self.data.get("type") if isinstance(self.data, dict) else None
+
+
+class McpAnswerMalformed(TabellionError):
+    """The gateway or MCP server answered something an MCP client cannot take (a session id that is not visible
+    ASCII)."""
+
+    code = "mcp-answer-malformed"
+    title = "Malformed MCP answer"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer as read: its status, headers and (decoded) body."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    reason_phrase: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def _rpc_code(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else INTERNAL_ERROR
 
 
 class McpClient:
@@ -69,7 +105,7 @@ class McpClient:
         message = self._response(answer, ident)
         if "error" in message:
             error = message["error"] if isinstance(message["error"], dict) else {}
-            raise McpError(str(error.get("message", "error")), int(error.get("code", 0)), error.get("data"),
+            raise McpError(str(error.get("message", "error"))[:1000], _rpc_code(error.get("code")), error.get("data"),
                            answer.status_code)
         result = message.get("result")
         return result if isinstance(result, dict) else {}
@@ -82,18 +118,28 @@ class McpClient:
         if answer.status_code >= 400:
             body = self._json(answer.content)
             error = body.get("error", {}) if isinstance(body, dict) else {}
-            raise McpError(str(error.get("message", answer.reason_phrase)), int(error.get("code", 0)),
+            raise McpError(str(error.get("message", answer.reason_phrase))[:1000], _rpc_code(error.get("code")),
                            error.get("data"), answer.status_code)
 
-    def _post(self, message: dict[str, Any]) -> httpx.Response:
+    def _post(self, message: dict[str, Any]) -> Answer:
         headers = {"Content-Type": "application/json", "Accept": ACCEPT, "MCP-Protocol-Version": PROTOCOL_VERSION}
         if self.session_id:
             headers["Mcp-Session-Id"] = self.session_id
-        answer = self.http.post(self.url, content=json.dumps(message).encode(), headers=headers)
-        self.session_id = answer.headers.get("mcp-session-id", self.session_id)
-        return answer
+        with self.http.stream("POST", self.url, content=json.dumps(message).encode(), headers=headers) as answer:
+            body = bytearray()
+            for chunk in answer.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise AnswerTooLarge(f"{self.url} answered more than {MAX_ANSWER_BYTES} bytes (decoded); the "
+                                         "rest is not read")
+        session = answer.headers.get("mcp-session-id")
+        if session is not None:
+            if not _SESSION_ID.fullmatch(session):
+                raise McpAnswerMalformed(f"{self.url} gave a session id that is not 1-1024 visible ASCII characters")
+            self.session_id = session
+        return Answer(answer.status_code, answer.headers, bytes(body), answer.reason_phrase)
 
-    def _response(self, answer: httpx.Response, ident: int) -> dict[str, Any]:
+    def _response(self, answer: Answer, ident: int) -> dict[str, Any]:
         ctype = answer.headers.get("content-type", "").partition(";")[0].strip().lower()
         if ctype == "text/event-stream":
             for event in _events(answer.text):

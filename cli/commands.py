@@ -60,6 +60,7 @@ from transparency.client import (
     sign_hash_envelope,
     sign_statement,
 )
+from transparency.client.bounded import bounded_request
 from transparency.client.log_audit import audit_log
 from transparency.client.tiles import TileLogClient
 from verifier.bundles import verify_bundle
@@ -264,7 +265,7 @@ def fetch(
 
 def _fetch_audit(url: str, did: str) -> bytes:
     try:
-        answer = httpx.get(f"{url.rstrip('/')}/v1/audit/{did}", timeout=60)
+        answer = bounded_request("GET", f"{url.rstrip('/')}/v1/audit/{did}", timeout=60)
     except httpx.HTTPError as exc:
         raise LogUnreachable(f"{url}: {exc}") from exc
     if answer.status_code != 200:

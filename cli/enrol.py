@@ -26,7 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from schemas.base64url import b64url
-from schemas.errors import ConfigurationError, InvalidParameter
+from schemas.errors import ConfigurationError, InvalidParameter, LogUnreachable
+from transparency.client.bounded import bounded_request
 
 Command = Callable[[Any, str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
@@ -92,8 +93,11 @@ def pin_root(url: str, data: Path, root: Path, note: str | None = None) -> list[
         payload["note"] = note
     statement = sign_statement(key, encode_payload("trust-anchor", payload), subject="tpm-endorsement",
                                content_type=content_type("trust-anchor"), issuer=did_of(key))
-    answer = httpx.post(url.rstrip("/") + "/entries", content=statement, headers={"content-type": "application/cose"},
-                        timeout=60)
+    try:
+        answer = bounded_request("POST", url.rstrip("/") + "/entries", content=statement,
+                                 headers={"content-type": "application/cose"}, timeout=60)
+    except httpx.HTTPError as exc:
+        raise LogUnreachable(f"{url}: {exc}") from exc
     if answer.status_code != 201:
         raise refusal(answer)
     entry = entry_id(leaf_data(parse_statement(statement).message))

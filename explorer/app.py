@@ -110,11 +110,16 @@ def _explorer(request: Request) -> Explorer:
     return explorer
 
 
+def _is_index(text: str) -> bool:
+    """Whether ``text`` is an index ``int`` takes: ASCII digits only (``str.isdigit`` also takes "²"), at most 19."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
 def _before(request: Request, size: int) -> int:
     text = request.query_params.get("before")
     if text is None:
         return size
-    if not text.isdigit() or len(text) > 19:
+    if not _is_index(text):
         raise InvalidParameter("before must be a non-negative integer")
     return min(int(text), size)
 
@@ -145,7 +150,7 @@ async def entry(request: Request) -> Response:
     ref = request.path_params["ref"]
     if ENTRY_ID.fullmatch(ref):
         return RedirectResponse(f"/explorer/entries/{explorer.index_of(ref)}", 303)
-    if not ref.isdigit() or len(ref) > 19:
+    if not _is_index(ref):
         raise NotFound(f"{ref[:80]!r} is neither an entry index nor an entry id (64 hex digits)")
     shown = explorer.entry(int(ref))
     subject = shown.subject if shown.subject.startswith("did:") else None
@@ -177,7 +182,7 @@ async def agent(request: Request) -> Response:
 
 async def search(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
-    if q.isdigit() or ENTRY_ID.fullmatch(q.lower()):
+    if _is_index(q) or ENTRY_ID.fullmatch(q.lower()):
         return RedirectResponse(f"/explorer/entries/{q.lower()}", 303)
     if q.startswith("did:"):
         return RedirectResponse(_agent_url(q), 303)

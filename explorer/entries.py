@@ -2,6 +2,11 @@
 
 Decoding here is for reading; it checks nothing that a reader should rely on. The receipt is checked in the
 reader's browser (``static/receipt.js``) and by ``tabellion verify receipt``.
+
+Anyone can log a statement, and a logged one is never removed, so every value is shown whatever it holds
+(``shown``): an integer past Python's decimal limit (a CBOR bignum as iat, content format or claim label) is shown
+in hex, JSON nested past the interpreter's recursion limit is shown as hex, not parsed. One such entry must not
+take a page down.
 """
 
 from __future__ import annotations
@@ -22,9 +27,22 @@ from schemas.statement import SignedStatement, parse_statement
 from transparency.client.http import LogEntry
 
 PAYLOAD_SHOWN_BYTES: Final = 16 * 1024
+DECIMAL_BITS: Final = 64  # integers wider than this are shown in hex
 HEADER_NAMES: Final = {L.ALG: "alg", L.CONTENT_TYPE: "content type", L.KID: "kid", L.CWT_CLAIMS: "CWT claims",
                        L.PAYLOAD_HASH_ALG: "payload hash alg", L.PREIMAGE_CONTENT_TYPE: "preimage content type",
                        L.PAYLOAD_LOCATION: "payload location"}
+
+
+def shown(value: object) -> str:
+    """``value`` as text for reading: ``str``, except that an integer wider than 64 bits is shown in hex (``str``
+    refuses one past 4,300 digits), inside containers too."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > DECIMAL_BITS:
+        return f"{'-' if value < 0 else ''}0x{abs(value):x}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{shown(k)}: {shown(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def timestamp(seconds: int | None) -> str:
@@ -34,7 +52,7 @@ def timestamp(seconds: int | None) -> str:
     try:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
-        return str(seconds)
+        return shown(seconds)
 
 
 @dataclass(frozen=True)
@@ -85,17 +103,17 @@ class EntryView:
             return []
         rows = []
         for label, value in self.parsed.message.protected.items():
-            name = HEADER_NAMES.get(label, str(label)) if isinstance(label, int) else label
+            name = HEADER_NAMES.get(label, shown(label)) if isinstance(label, int) else shown(label)
             if label == L.ALG:
-                shown = f"{value} ({L.SIGNING_ALGORITHMS.get(value, 'unknown')})"
+                text = f"{shown(value)} ({L.SIGNING_ALGORITHMS.get(value, 'unknown')})"
             elif label == L.CWT_CLAIMS and isinstance(value, dict):
                 names = {L.CWT_ISS: "iss", 2: "sub", L.CWT_IAT: "iat", 4: "exp", 5: "nbf"}
-                shown = ", ".join(f"{names.get(k, k)}: {_claim(k, v)}" for k, v in value.items())
+                text = ", ".join(f"{names.get(k, shown(k))}: {_claim(k, v)}" for k, v in value.items())
             elif isinstance(value, bytes):
-                shown = self.parsed.kid_text if label == L.KID and self.parsed.kid_text else value.hex()
+                text = self.parsed.kid_text if label == L.KID and self.parsed.kid_text else value.hex()
             else:
-                shown = str(value)
-            rows.append((name, shown))
+                text = shown(value)
+            rows.append((name, text))
         return rows
 
     def payload(self) -> str:
@@ -109,7 +127,7 @@ class EntryView:
                 return json.dumps(parse_payload(stype, data), indent=2, ensure_ascii=False)
             if isinstance(self.parsed.content_type, str) and "json" in self.parsed.content_type:
                 return json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-        except (TabellionError, ValueError):
+        except (TabellionError, ValueError, RecursionError):
             pass
         shown = data[:PAYLOAD_SHOWN_BYTES].hex()
         more = f"\n… ({len(data)} bytes in all)" if len(data) > PAYLOAD_SHOWN_BYTES else ""
@@ -118,8 +136,8 @@ class EntryView:
 
 def _claim(label: object, value: object) -> str:
     if label in (L.CWT_IAT, 4, 5) and isinstance(value, int):
-        return f"{value} ({timestamp(value)})"
-    return str(value)
+        return f"{shown(value)} ({timestamp(value)})"
+    return shown(value)
 
 
 def view(entry: LogEntry) -> EntryView:
@@ -141,7 +159,7 @@ def view(entry: LogEntry) -> EntryView:
     elif parsed.payload_hash_alg is not None:
         kind = "hash envelope"
     else:
-        kind = str(parsed.content_type)
+        kind = shown(parsed.content_type)
     return EntryView(entry.leaf_index, ident, kind, parsed.issuer, parsed.subject, issued, entry.statement,
                      entry.receipt, parsed, _receipt_fields(entry.receipt))
 

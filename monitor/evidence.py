@@ -9,9 +9,12 @@
      "consistency": {"old": n, "new": m, "path": [base64, ...]}     # when a proof was served and failed
     }
 
-Anyone holding the log's public key checks it offline: both notes verify under the log key, and they are for
-the same size with different roots, or the log's own consistency proof between them fails (or the log would
-not give one). A witness's cosignature on one of them adds that the witness saw the log show it that.
+Anyone holding the log's public key checks it: both notes verify under the log key. Two notes for the same size
+with different roots prove the equivocation offline, on their own. For notes of different sizes the proof is not
+self-contained: the consistency path recorded here is what the log served, but the log did not sign it, so a
+reader asks the log (or any copy of it) for the proof between the two sizes again — a proof that fails, or a log
+that will not give one, confirms it. A witness's cosignature on one of them adds that the witness saw the log show
+it that.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any, Final
 
 import httpx
 
-from schemas.errors import TabellionError, VerificationError
+from schemas.errors import LogUnreachable, TabellionError, VerificationError
+from transparency.client.bounded import bounded_request
 
 EVIDENCE_TYPE: Final = "tabellion-log-equivocation"
 EVIDENCE_VERSION: Final = 1
@@ -82,9 +86,9 @@ class WebhookFailed(TabellionError):
 def send_webhook(url: str, evidence: Evidence, *, timeout: float = 10.0) -> None:
     """POST the evidence as JSON; anything but a 2xx answer raises ``WebhookFailed``."""
     try:
-        answer = httpx.post(url, content=evidence.encode(), headers={"Content-Type": "application/json"},
-                            timeout=timeout)
-    except httpx.HTTPError as exc:
+        answer = bounded_request("POST", url, content=evidence.encode(), headers={"Content-Type": "application/json"},
+                                 timeout=timeout, max_bytes=64 * 1024)
+    except (httpx.HTTPError, LogUnreachable) as exc:
         raise WebhookFailed(f"POST {url}: {exc}") from exc
     if not 200 <= answer.status_code < 300:
         raise WebhookFailed(f"POST {url} answered {answer.status_code}")

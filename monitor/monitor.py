@@ -4,7 +4,9 @@ Each pass (``check``):
 
 1. the log's latest checkpoint: its signature by the log's key (from the C2SP tlog-policy), and its consistency
    with the last one the monitor verified (the log's RFC 9162 proof), so every checkpoint the monitor sees
-   extends every one it saw before, across runs when the monitor keeps its ``state`` file;
+   extends every one it saw before, across runs when the monitor keeps its ``state`` file. The log must give that
+   proof: a refusal is equivocation; a proof that cannot be read (the log unreachable, an answer past the bound)
+   leaves the monitor on the checkpoint it verified, reported, and the next pass asks again;
 2. each witness of the policy with a URL (C2SP tlog-witness monitoring API, ``GET <url>/<origin hash>/checkpoint``):
    the latest checkpoint it cosigned, with the log's signature and its own cosignature verified;
 3. each peer — another monitor's published ``state`` file, or any URL or file holding a signed checkpoint of
@@ -17,7 +19,8 @@ the same size with different roots, or a proof that fails, raise ``LogEquivocate
 reported (a frozen view, or a race with the log's growth), not taken as equivocation: the log cannot prove
 consistency with a size it does not serve, and nothing signed conflicts yet.
 
-A peer or witness that cannot be reached, or serves something that does not verify, is reported and skipped:
+A peer or witness that cannot be reached, answers more than a checkpoint could be (``answer-too-large``: an endless
+or compressed answer is not read past the bound), or serves something that does not verify, is reported and skipped:
 only the log's key makes a checkpoint evidence.
 """
 
@@ -36,6 +39,7 @@ from schemas.errors import ConsistencyProofInvalid, LogRequestRefused, LogUnreac
 from schemas.note import VerifierKey, parse_note
 from schemas.policy import Policy
 from transparency.client import HttpLogClient
+from transparency.client.bounded import BoundedTransport
 from transparency.client.witness import WitnessClient
 from verifier.checkpoints import verify_checkpoint
 from verifier.merkle import verify_consistency
@@ -85,7 +89,12 @@ class Monitor:
             if latest.size < self.checkpoint.size:
                 raise self._equivocated(f"the log now serves a tree of {latest.size} leaves after one of "
                                         f"{self.checkpoint.size}", self.verified, seen)
-            self._compare(self.verified, self.checkpoint, seen, latest)
+            try:
+                self._compare(self.verified, self.checkpoint, seen, latest, own=True)
+            except LogUnreachable as exc:  # the proof could not be read: keep the checkpoint verified, ask again
+                return Report(self.checkpoint, (f"log: checkpoint of size {latest.size} not compared with the one "
+                                                f"of size {self.checkpoint.size} verified before ({exc.detail}); "
+                                                "kept that one",))
         grew = self.checkpoint is None or latest.size != self.checkpoint.size
         self.checkpoint, self.verified = latest, seen
         if grew:
@@ -121,8 +130,12 @@ class Monitor:
             return f"peer {peer}: not checked ({getattr(exc, 'detail', exc)})"
         return f"peer {peer}: " + self._compare(log_seen, latest, Seen(f"peer {peer}", text), other)
 
-    def _compare(self, a_seen: Seen, a: Checkpoint, b_seen: Seen, b: Checkpoint) -> str:
-        """Check two checkpoints signed by the log agree; raise ``LogEquivocated`` when they cannot."""
+    def _compare(self, a_seen: Seen, a: Checkpoint, b_seen: Seen, b: Checkpoint, *, own: bool = False) -> str:
+        """Check two checkpoints signed by the log agree; raise ``LogEquivocated`` when they cannot.
+
+        ``own``: both are checkpoints the log served this monitor, so the log must prove the newer extends the older
+        (a refusal is equivocation) and a proof that cannot be read raises ``LogUnreachable`` (not taken as checked).
+        """
         if a.size == b.size:
             if a.root_hash != b.root_hash:
                 raise self._equivocated(f"two checkpoints of size {a.size} with different roots", a_seen, b_seen)
@@ -133,12 +146,14 @@ class Monitor:
         try:
             proof = self.log.consistency(small.size, large.size)
         except LogRequestRefused as exc:
-            if large_seen is b_seen and large.size > (self.checkpoint.size if self.checkpoint else 0):
+            if not own and large_seen is b_seen and large.size > (self.checkpoint.size if self.checkpoint else 0):
                 return (f"has size {large.size}, larger than the log serves this monitor ({small.size}): "
                         "not comparable yet")
             raise self._equivocated(f"the log gives no consistency proof from size {small.size} to {large.size}: "
                                     f"{exc.detail}", small_seen, large_seen) from exc
         except LogUnreachable as exc:
+            if own:
+                raise
             return f"not compared: {exc.detail}"
         try:
             verify_consistency(small.size, large.size, small.root_hash, large.root_hash, proof.path)
@@ -167,7 +182,8 @@ class Monitor:
 
 def _read_peer(peer: str, timeout: float) -> str:
     if peer.startswith(("http://", "https://")):
-        answer = httpx.get(peer, timeout=timeout)
+        with httpx.Client(timeout=timeout, transport=BoundedTransport(max_bytes=MAX_PEER_BYTES)) as http:
+            answer = http.get(peer)  # no more than MAX_PEER_BYTES read, nothing inflated, no redirect followed
         if answer.status_code != 200:
             raise OSError(f"GET {peer} answered {answer.status_code}")
         data = answer.content

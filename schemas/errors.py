@@ -255,6 +255,14 @@ class SignerUnresolvable(PolicyRefused):
     title = "Signer cannot be resolved"
 
 
+class CwtTimeInvalid(PolicyRefused):
+    """A CWT ``exp`` or ``nbf`` that is not a NumericDate a clock reaches: an infinity, a NaN, or an integer past
+    2^63 either way."""
+
+    code = "cwt-time-invalid"
+    title = "CWT time out of range"
+
+
 # --- lookups and load -----------------------------------------------------------------------------
 
 
@@ -421,6 +429,22 @@ class LogUnreachable(TabellionError):
 
     code = "log-unreachable"
     title = "Log unreachable"
+
+
+class AnswerTooLarge(LogUnreachable):
+    """A server the client reads (a log, witness, monitor peer, issuer, or for the agent SDK a gateway) answered more
+    bytes than the client reads: an endless or oversized answer."""
+
+    code = "answer-too-large"
+    title = "Answer too large"
+
+
+class AnswerEncodingRefused(LogUnreachable):
+    """A log, witness or peer answered in a content coding although the client asked for none (``identity``): a
+    compressed answer is not inflated, so that a small bomb cannot grow past the client's bound."""
+
+    code = "answer-encoding-refused"
+    title = "Answer in a content coding"
 
 
 class RegistrationPending(TabellionError):

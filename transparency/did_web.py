@@ -166,7 +166,7 @@ async def _body(url: str, response: httpx.Response) -> bytes:
     if media_type not in _JSON_TYPES and not (media_type.startswith("application/") and media_type.endswith("+json")):
         raise DidWebDocumentInvalid(f"{url[:200]} answered with content type {media_type[:80]!r}, not JSON")
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
         raise DidWebDocumentInvalid(f"the DID document is {declared} bytes, over {MAX_DOCUMENT_BYTES}")
     body = bytearray()
     async for chunk in response.aiter_raw():

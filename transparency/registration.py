@@ -6,13 +6,14 @@ registration policy. Each step raises a precise error; nothing is written until 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from schemas import cose_labels as L
-from schemas.errors import PolicyRefused, SignerUnresolvable
+from schemas.errors import CwtTimeInvalid, PolicyRefused, SignerUnresolvable
 from schemas.leaf import leaf_data, logged_statement
 from schemas.statement import SignedStatement
 from transparency.did_web import DidWebClock
@@ -26,6 +27,11 @@ class RegistrationPolicy(Protocol):
         """Raise ``PolicyRefused`` (or a subclass) to refuse the statement."""
 
 
+MAX_NUMERIC_DATE = 2**63
+"""CWT ``exp`` and ``nbf`` lie in ``[-2^63, 2^63)`` seconds (RFC 8392 NumericDate; CBOR bignums and non-finite
+floats are refused, ``cwt-time-invalid``)."""
+
+
 @dataclass(frozen=True)
 class DefaultPolicy:
     """Accept any content type from a signer that resolved; refuse statements outside their CWT validity."""
@@ -36,6 +42,12 @@ class DefaultPolicy:
         claims = statement.message.protected.get(L.CWT_CLAIMS, {})
         now = int(time.time())
         exp, nbf = claims.get(L.CWT_EXP), claims.get(L.CWT_NBF)
+        for name, value in (("exp", exp), ("nbf", nbf)):
+            if isinstance(value, int | float) and not isinstance(value, bool) and not (
+                (isinstance(value, int) or math.isfinite(value)) and -MAX_NUMERIC_DATE <= value < MAX_NUMERIC_DATE
+            ):
+                raise CwtTimeInvalid(f"CWT {name} is not a NumericDate a clock reaches (a {type(value).__name__} "
+                                     "that is infinite, NaN or past 2^63)")
         if isinstance(exp, int | float) and exp + self.clock_skew_s < now:
             raise PolicyRefused(f"the statement expired at {int(exp)} (CWT exp); the time is {now}")
         if isinstance(nbf, int | float) and nbf - self.clock_skew_s > now:

@@ -46,7 +46,7 @@ def test_the_typescript_sdk_against_the_gateway(tmp_path: Path) -> None:
                               timeout=300, check=False)
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
-    assert re.search(r"^# pass 7$", done.stdout, re.MULTILINE) and re.search(r"^# skipped 0$", done.stdout,
+    assert re.search(r"^# pass 8$", done.stdout, re.MULTILINE) and re.search(r"^# skipped 0$", done.stdout,
                                                                              re.MULTILINE), report
     assert [s.path for s in Recorder.seen] == ["/api/inbox/1?x=1", "/api/inbox/drafts", "/api/inbox/2"]
     decisions = gateway.decisions()

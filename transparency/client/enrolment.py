@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from schemas.base64url import b64url, b64url_decode
-from schemas.errors import ConfigurationError, InvalidParameter, LogUnreachable
+from schemas.errors import ConfigurationError, InvalidParameter, LogRequestRefused, LogUnreachable
+from transparency.client.bounded import bounded_request
 from transparency.client.http import refusal
 from transparency.client.tpm import AGENT_KEY_ATTRIBUTES, AK_ATTRIBUTES, KeyBlob, Tpm, TpmSigner
 from transparency.tpm.structures import parse_public
@@ -56,12 +57,19 @@ def fingerprint_of(ek_certificate: bytes) -> str:
 
 def post_json(url: str, path: str, body: dict[str, Any], expect: tuple[int, ...] = (201,)) -> dict[str, Any]:
     try:
-        answer = httpx.post(url.rstrip("/") + path, json=body, timeout=60)
+        answer = bounded_request("POST", url.rstrip("/") + path, json=body, timeout=60)
     except httpx.HTTPError as exc:
         raise LogUnreachable(f"{url}: {exc}") from exc
     if answer.status_code not in expect:
         raise refusal(answer)
-    value: dict[str, Any] = answer.json()
+    try:
+        value = answer.json()
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise LogRequestRefused(f"{url}{path} answered {answer.status_code} with a body that is not JSON",
+                                status=answer.status_code) from exc
+    if not isinstance(value, dict):
+        raise LogRequestRefused(f"{url}{path} answered {answer.status_code} with JSON that is not an object",
+                                status=answer.status_code)
     return value
 
 

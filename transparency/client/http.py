@@ -2,7 +2,8 @@
 
 Every answer that is not the expected success is raised as ``LogRequestRefused`` carrying the answer's
 status and its problem details (RFC 9290 CBOR or RFC 9457 JSON); a log that cannot be reached raises
-``LogUnreachable``. Bodies are returned as the log sent them: verifying them is the verifier's job.
+``LogUnreachable``. Bodies are returned as the log sent them: verifying them is the verifier's job. No answer is
+read past ``max_answer_bytes`` (``transparency.client.bounded``: ``answer-too-large``), nor inflated.
 """
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ from typing import Any, NamedTuple
 import httpx
 
 from schemas import cbor, media_types
+from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     PROBLEM_TYPE_BASE,
+    AnswerTooLarge,
     InvalidParameter,
     LogRequestRefused,
     LogUnreachable,
     MalformedCbor,
     RegistrationPending,
+    TabellionError,
 )
-from schemas.leaf import parse_entry_id
+from schemas.leaf import entry_id, leaf_data, parse_entry_id
 from schemas.proofs import ConsistencyProof
+from transparency.client.bounded import MAX_ANSWER_BYTES, BoundedTransport
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_WAIT_S = 30.0
@@ -73,13 +78,15 @@ class HttpLogClient:
         wait: float = DEFAULT_WAIT_S,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidParameter(f"log URL {base_url[:100]!r} is not an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
         self.wait = wait
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes))
 
     def close(self) -> None:
         self._http.close()
@@ -98,7 +105,9 @@ class HttpLogClient:
         self, statement: bytes, *, wait: float | None = None, on_pending: PendingCallback | None = None
     ) -> Submitted:
         """POST the statement to ``/entries``; on 202 poll its location (honouring Retry-After) for up to
-        ``wait`` seconds. A 429 is retried within the same time. Refusals raise ``LogRequestRefused``."""
+        ``wait`` seconds. A 429 is retried within the same time. Refusals raise ``LogRequestRefused``. The
+        ``Location`` must name the statement's own entry id, on the log's own origin (a 502 refusal otherwise: a log
+        cannot hand the client another statement's receipt, nor send its polling elsewhere)."""
         deadline = time.monotonic() + (self.wait if wait is None else wait)
         while True:
             answer = self._request(
@@ -116,7 +125,14 @@ class HttpLogClient:
                 status=answer.status_code,
             )
         entry_id = _entry_id_of(location)
+        own = _own_entry_id(statement)
+        if own is not None and entry_id != own:
+            raise LogRequestRefused(f"the log's Location names entry {entry_id}, not the statement's own {own}",
+                                    status=502)
         location = self._absolute(location)
+        if not location.startswith(self.base_url + "/"):
+            raise LogRequestRefused(f"the log's Location {location[:120]!r} is not on the log {self.base_url}",
+                                    status=502)
         if answer.status_code == 201:
             return Submitted(entry_id, location, answer.content)
         receipt = self._poll(answer, location, entry_id, deadline, on_pending)
@@ -188,9 +204,20 @@ class HttpLogClient:
         return proof
 
     def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
-        """Up to ``limit`` entries from index ``start``, each with its receipt (the log may cap ``limit``)."""
-        answer = self._expect(self._request("GET", "/entries", params={"start": start, "limit": limit}))
-        return decode_entries_page(answer.content)
+        """Up to ``limit`` entries from index ``start``, each with its receipt (the log may cap ``limit``).
+
+        A page larger than ``max_answer_bytes`` (large statements: anyone may log them) is asked for again at half
+        the limit, down to one entry, so a legitimate log is always followed; only a single entry past the bound
+        is refused (``answer-too-large``)."""
+        while True:
+            try:
+                answer = self._expect(self._request("GET", "/entries", params={"start": start, "limit": limit}))
+            except AnswerTooLarge:
+                if limit <= 1:
+                    raise
+                limit //= 2
+                continue
+            return decode_entries_page(answer.content)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -338,6 +365,14 @@ def _json_problem(body: bytes) -> tuple[str | None, str | None, str | None]:
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _own_entry_id(statement: bytes) -> str | None:
+    """The entry id the statement makes when logged, or ``None`` if it does not decode here (the log refuses it)."""
+    try:
+        return entry_id(leaf_data(decode_sign1(statement)))
+    except TabellionError:
+        return None
 
 
 def _entry_id_of(location: str) -> str:

@@ -19,6 +19,7 @@ from schemas import media_types
 from schemas.errors import InvalidParameter, MalformedWitnessRequest, TabellionError
 from schemas.note import NoteSignature, VerifierKey
 from schemas.witness import TLOG_SIZE, AddCheckpoint, origin_hash, parse_cosignatures, parse_size
+from transparency.client.bounded import BoundedTransport
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -55,12 +56,12 @@ class WitnessClient:
     """One witness: its name and key (as a policy's ``witness`` line gives them) and its submission URL."""
 
     def __init__(self, url: str, vkey: VerifierKey, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidParameter(f"witness URL {url[:100]!r} is not an http:// or https:// URL")
         self.url = url.rstrip("/")
         self.vkey = vkey
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        self._http = httpx.Client(timeout=timeout, transport=BoundedTransport(transport, max_bytes=max_answer_bytes))
 
     def close(self) -> None:
         self._http.close()
@@ -112,8 +113,6 @@ class WitnessClient:
             raise WitnessUnreachable(f"{method} {url}: no answer in time") from exc
         except httpx.HTTPError as exc:
             raise WitnessUnreachable(f"{method} {url}: {exc}") from exc
-        if len(answer.content) > MAX_ANSWER_BYTES:
-            raise WitnessRequestRefused(f"{url} answered more than {MAX_ANSWER_BYTES} bytes", answer.status_code)
         return answer
 
 

@@ -136,7 +136,12 @@ async function bodyBytes(body: BodyInit | null | undefined): Promise<Uint8Array 
 
 export type SignedFetch = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
-/** A `fetch` that signs every request it sends (the body is read whole: its digest is signed). */
+/**
+ * A `fetch` that signs every request it sends (the body is read whole: its digest is signed). A redirect is returned
+ * to the caller, not followed (`redirect: "manual"` unless the caller asks otherwise): the signature is for one
+ * target URI, and following would send the signed request — identity headers, signature, body — to whatever origin
+ * an upstream names, outside the gateway.
+ */
 export function createSignedFetch(key: AgentKey, identity: AgentIdentity, options: Omit<SignOptions, "created" | "nonce"> = {},
                                   baseFetch: typeof fetch = fetch): SignedFetch {
   return async (input, init = {}) => {
@@ -144,6 +149,6 @@ export function createSignedFetch(key: AgentKey, identity: AgentIdentity, option
     const method = (init.method ?? "GET").toUpperCase();
     const body = await bodyBytes(init.body);
     const headers = await signRequest(key, identity, method, url, init.headers, body, options);
-    return baseFetch(url, { ...init, method, headers, body });
+    return baseFetch(url, { ...init, method, headers, body, redirect: init.redirect ?? "manual" });
   };
 }
