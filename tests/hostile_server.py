@@ -4,10 +4,10 @@ can answer a client — an endless body, a body larger than it announces, a gzip
 from __future__ import annotations
 
 import gzip
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.http_stub import QuietHandler, serving
 
 CHUNK = b"x" * 65536
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB of zeros in about 64 KiB
@@ -17,16 +17,13 @@ Answer = tuple[int, bytes] | tuple[int, bytes, dict[str, str]]
 """A planned answer: status, JSON body, and optionally more headers."""
 
 
-class Hostile(BaseHTTPRequestHandler):
+class Hostile(QuietHandler):
     """``/endless/...``: a chunked body that never ends; ``/bomb/...``: gzip of 64 MiB; ``/declared/...``: a
     Content-Length of 1 TiB; a path of ``answers``: its status and JSON body
     (under ``/session/``, with the session id ``two words``); anything else: 404."""
 
     protocol_version = "HTTP/1.1"
     answers: dict[str, Answer] = {}  # noqa: RUF012 - set per server (a subclass each)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        return
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self._answer()
@@ -77,22 +74,9 @@ class Hostile(BaseHTTPRequestHandler):
             return
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # a client that stopped reading, as the bounded clients do
-
-
 @contextmanager
 def hostile_server(answers: dict[str, Answer] | None = None) -> Iterator[str]:
     """The base URL of a hostile server (answering ``answers``: path -> status and body), stopped on exit."""
     handler = type("HostileAnswers", (Hostile,), {"answers": dict(answers or {})})
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler, quiet_errors=True) as url:  # the bounded clients stop reading on purpose
+        yield url

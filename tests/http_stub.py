@@ -17,10 +17,18 @@ class QuietHandler(BaseHTTPRequestHandler):
         return None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A server that says nothing when a handler fails: for stand-ins whose clients hang up on purpose."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return None
+
+
 @contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve ``handler`` until the block ends; yields the server's base URL (``http://127.0.0.1:PORT``)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serving(handler: type[BaseHTTPRequestHandler], *, quiet_errors: bool = False) -> Iterator[str]:
+    """Serve ``handler`` until the block ends; yields the server's base URL (``http://127.0.0.1:PORT``).
+    ``quiet_errors``: a handler's exception (a client that stopped reading) prints no traceback."""
+    server = (_QuietServer if quiet_errors else ThreadingHTTPServer)(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
