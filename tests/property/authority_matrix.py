@@ -165,8 +165,13 @@ class Matrix:
             if decided_by != signer:
                 broken.add("human-assertion-missing")
             return broken
-        enrolment = next((e for e, (ns, h, _) in self.enrolments.items() if ns == record["namespace"] and h == human),
-                         None)
+        return broken | self.assertion(record["namespace"], human, misbound)
+
+    def assertion(self, namespace: str, human: str, misbound: bool) -> set[str]:
+        """What is wrong with ``human``'s passkey assertion in ``namespace`` (``misbound``: made for another
+        statement)."""
+        broken = set()
+        enrolment = next((e for e, (ns, h, _) in self.enrolments.items() if ns == namespace and h == human), None)
         if enrolment is None:
             broken.add("webauthn-credential-unknown")
         elif enrolment in self.revoked:
@@ -205,14 +210,7 @@ class Matrix:
         else:
             if decided_by in self.revoked:
                 broken.add("decider-revoked")
-            namespace = NAMESPACES[signer]
-            enrolment = next((e for e, (ns, h, _) in self.enrolments.items() if ns == namespace and h == human), None)
-            if enrolment is None:
-                broken.add("webauthn-credential-unknown")
-            elif enrolment in self.revoked:
-                broken.add("webauthn-credential-revoked")
-            if misbound:
-                broken.add("webauthn-challenge-mismatch")
+            broken |= self.assertion(NAMESPACES[signer], human, misbound)
         if kind == "did":
             if not (signer == target or self.bound(target) == signer):
                 broken.add("did-revocation-not-entitled")
