@@ -256,15 +256,7 @@ def bstr_head(n: int) -> bytes:
     For the few encoders written out by hand on hot paths (the log leaf, the COSE Sig_structure); each is
     checked against ``encode`` by a property test.
     """
-    if n < 24:
-        return _SHORT_BSTR_HEADS[n]
-    if n < 0x100:
-        return bytes((0x58, n))
-    if n < 0x10000:
-        return b"\x59" + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return b"\x5a" + n.to_bytes(4, "big")
-    return b"\x5b" + n.to_bytes(8, "big")
+    return _SHORT_BSTR_HEADS[n] if n < 24 else head(0x40, n)
 
 
 _SHORT_BSTR_HEADS = tuple(bytes((0x40 | n,)) for n in range(24))
