@@ -32,9 +32,20 @@ MAX_NUMERIC_DATE = 2**63
 floats are refused, ``cwt-time-invalid``)."""
 
 
+class IssuedInFuture(PolicyRefused):
+    """A CWT ``iat`` later than the log's clock (beyond its skew): no statement was issued in the future. The fold
+    takes a statement's ``iat`` as the time of its transition, and several rules ask for a later ``iat`` than the
+    last (an agent's consent, a namespace's policy), so a signer's clock set years ahead would lock its own
+    identity until then."""
+
+    code = "cwt-iat-in-future"
+    title = "Issued in the future"
+
+
 @dataclass(frozen=True)
 class DefaultPolicy:
-    """Accept any content type from a signer that resolved; refuse statements outside their CWT validity."""
+    """Accept any content type from a signer that resolved; refuse statements outside their CWT validity, and
+    statements issued (CWT ``iat``) after the log's clock, both within ``clock_skew_s``."""
 
     clock_skew_s: int = 300
 
@@ -48,6 +59,11 @@ class DefaultPolicy:
             ):
                 raise CwtTimeInvalid(f"CWT {name} is not a NumericDate a clock reaches (a {type(value).__name__} "
                                      "that is infinite, NaN or past 2^63)")
+        iat = statement.issued_at
+        if iat is not None and not -MAX_NUMERIC_DATE <= iat < MAX_NUMERIC_DATE:
+            raise CwtTimeInvalid("CWT iat is not a NumericDate a clock reaches (an integer past 2^63)")
+        if iat is not None and iat - self.clock_skew_s > now:
+            raise IssuedInFuture(f"the statement says it was issued at {iat} (CWT iat), after the time, {now}")
         if isinstance(exp, int | float) and exp + self.clock_skew_s < now:
             raise PolicyRefused(f"the statement expired at {int(exp)} (CWT exp); the time is {now}")
         if isinstance(nbf, int | float) and nbf - self.clock_skew_s > now:

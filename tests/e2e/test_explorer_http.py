@@ -57,14 +57,14 @@ def _deep(depth: int) -> list[object]:
 
 
 def test_a_strangers_odd_statements_take_no_page_down(tmp_path: Path) -> None:
-    """Anyone can log a statement and none is ever removed: a CBOR bignum as content format, iat, claim label or
-    claim value (``str`` refuses integers past 4,300 digits) and JSON nested past the recursion limit were each a 500
-    on their entry page — and on the home page and the entries list for everyone while they were listed."""
+    """Anyone can log a statement and none is ever removed: a CBOR bignum as content format, claim label or claim
+    value (``str`` refuses integers past 4,300 digits) and JSON nested past the recursion limit were each a 500 on
+    their entry page — and on the home page and the entries list for everyone while they were listed. (A bignum
+    iat, exp or nbf is refused at registration now; tests/unit/explorer shows how an older log's is displayed.)"""
     key = generate_key()
     big = 10**5000
     odd = [
         sign_statement(key, b"{}", subject="s", content_type=big),
-        sign_statement(key, b"{}", subject="s", content_type="application/json", extra_claims={6: big}),
         sign_statement(key, b"{}", subject="s", content_type="application/json", extra_claims={big: 1}),
         sign_statement(key, b"{}", subject="s", content_type="application/json", extra_claims={99: [big, {big: big}]}),
         sign_statement(key, b"[" * 200_000 + b"]" * 200_000, subject="s", content_type="application/json"),
@@ -74,6 +74,9 @@ def test_a_strangers_odd_statements_take_no_page_down(tmp_path: Path) -> None:
         # a bignum exp or nbf is no time at all: refused (it answered 500, its refusal could not print it)
         refused = http.post("/entries", headers={"content-type": "application/cose"}, content=sign_statement(
             key, b"{}", subject="s", content_type="application/json", extra_claims={4: -big}))
+        assert refused.status_code == 403 and b"cwt-time-invalid" in refused.content, refused.content[:300]
+        refused = http.post("/entries", headers={"content-type": "application/cose"}, content=sign_statement(
+            key, b"{}", subject="s", content_type="application/json", extra_claims={6: big}))  # nor is a bignum iat
         assert refused.status_code == 403 and b"cwt-time-invalid" in refused.content, refused.content[:300]
         for statement in odd:
             answer = http.post("/entries", content=statement, headers={"content-type": "application/cose"})

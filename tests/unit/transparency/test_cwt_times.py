@@ -14,7 +14,7 @@ from schemas.errors import CwtTimeInvalid, PolicyRefused
 from schemas.statement import parse_statement
 from transparency.client.signing import generate_key, sign_statement
 from transparency.problem_details import problem_status
-from transparency.registration import DefaultPolicy
+from transparency.registration import DefaultPolicy, IssuedInFuture
 
 KEY = generate_key()
 
@@ -40,3 +40,22 @@ def test_plausible_times_are_judged_as_before() -> None:
     with pytest.raises(PolicyRefused) as expired:
         DefaultPolicy().check(parse_statement(_statement({4: now - 3600})))
     assert not isinstance(expired.value, CwtTimeInvalid)
+
+
+@pytest.mark.parametrize("iat", [2**63, 10**30, -2**63 - 1], ids=["2^63", "10^30", "-2^63-1"])
+def test_an_unreachable_iat_is_refused(iat: int) -> None:
+    with pytest.raises(CwtTimeInvalid) as refused:
+        DefaultPolicy().check(parse_statement(_statement({6: iat})))
+    assert problem_status(refused.value) == 403
+
+
+def test_a_statement_issued_in_the_future_is_refused() -> None:
+    """A signer's clock years ahead would lock its own identity (a later consent or namespace policy needs a later
+    iat), and no statement was issued after the log's clock; within the skew it is a clock's drift."""
+    now = int(time.time())
+    with pytest.raises(IssuedInFuture) as refused:
+        DefaultPolicy().check(parse_statement(_statement({6: now + 3600})))
+    assert refused.value.code == "cwt-iat-in-future" and problem_status(refused.value) == 403
+    DefaultPolicy().check(parse_statement(_statement({6: now + 60})))
+    DefaultPolicy().check(parse_statement(_statement({6: now - 10 * 365 * 86400})))
+    DefaultPolicy().check(parse_statement(_statement({6: float(now) + 0.5})))
