@@ -25,7 +25,7 @@ from verifier.data_integrity import create_proof
 from verifier.did_key import did_key_from_public, multibase_of
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome, key_digest, witness_message
 from verifier.passports import format_timestamp, passport_verification_method, unsigned_passport
-from verifier.webauthn import FLAG_UP, FLAG_UV
+from verifier.webauthn import ALG_EDDSA, FLAG_UP, FLAG_UV, credential_did
 
 T0 = 1_750_000_000
 AUTO = -1  # World.consent: the next consent time
@@ -186,10 +186,22 @@ class World:
     # --- human approvers: passkeys enrolled by a namespace owner, assertions over the decision --------------------
 
     def passkey(self, human: str = "human", **kwargs: Any) -> SoftwareAuthenticator:
-        """``human``'s passkey (made on first use; ``kwargs`` such as ``alg`` apply then)."""
+        """``human``'s passkey, made on first use: by default an EdDSA passkey whose key is ``human``'s own key, so
+        that ``human``'s DID is the passkey's did:key (the approver an enrolment proves); ``kwargs`` apply then
+        (an ``alg`` or ``key`` among them makes another key, whose did:key is not ``human``'s DID)."""
         if human not in self.passkeys:
-            self.passkeys[human] = SoftwareAuthenticator(**kwargs)
+            own: dict[str, Any] = {"alg": ALG_EDDSA, "key": self.key(human)}
+            if "alg" in kwargs or "key" in kwargs:
+                own = {}
+            self.passkeys[human] = SoftwareAuthenticator(**own, **kwargs)
         return self.passkeys[human]
+
+    @staticmethod
+    def registration_challenge(payload: dict[str, Any]) -> bytes:
+        """The enrolment request's digest that a passkey's registration signs for ``payload`` (an enrolment, or a
+        request with its ``public_key``): without ``approver`` when that is the did:key of ``public_key``."""
+        own = credential_did(base64.urlsafe_b64decode(payload["public_key"] + "=" * (-len(payload["public_key"]) % 4)))
+        return enrolment_request_digest(payload, passkey_did=own)
 
     def enrolment(self, human: str = "human", namespace: str = "acme", *, consent: bool = True,
                   signer_did: str | None = None, **changes: Any) -> dict[str, Any]:
@@ -204,7 +216,8 @@ class World:
         payload.update(changes)
         if not consent:
             return payload
-        created = key.create(enrolment_request_digest(payload))["response"]
+        own = credential_did(key.cose_public_key())  # what the passkey knows of itself: its own did:key
+        created = key.create(enrolment_request_digest(payload, passkey_did=own))["response"]
         payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                    "attestation_object": created["attestationObject"]}
         owner = signer_did or self.did(self.owners.get(namespace, "op"))
