@@ -196,6 +196,11 @@ class World:
             self.passkeys[human] = SoftwareAuthenticator(**own, **kwargs)
         return self.passkeys[human]
 
+    def approver(self, human: str = "human") -> str:
+        """The DID ``human`` approves as: their passkey's did:key (``human``'s own DID for the default passkey); an
+        RS256 passkey has none, and then ``human``'s DID (which no owner but ``human`` itself may enrol)."""
+        return credential_did(self.passkey(human).cose_public_key()) or self.did(human)
+
     @staticmethod
     def registration_challenge(payload: dict[str, Any]) -> bytes:
         """The enrolment request's digest that a passkey's registration signs for ``payload`` (an enrolment, or a
@@ -210,7 +215,7 @@ class World:
         ``changes`` replaced fields; ``consent=False``: without the consent's fields."""
         key = self.passkey(human)
         payload: dict[str, Any] = {
-            "namespace": namespace, "approver": self.did(human), "credential_id": b64url(key.credential_id),
+            "namespace": namespace, "approver": self.approver(human), "credential_id": b64url(key.credential_id),
             "public_key": b64url(key.cose_public_key()), "rp_id": key.rp_id, "origin": key.origin,
         }
         payload.update(changes)
@@ -238,7 +243,7 @@ class World:
                  rp_id: str | None = None, decided_by: str | None = None) -> dict[str, Any]:
         """A claim-approval payload carrying an assertion by ``human``'s passkey over the decision; the keywords
         make it wrong in one way each (``challenge`` replaces the base64url challenge in the client data)."""
-        payload: dict[str, Any] = {"claim": claim, "decided_by": decided_by or self.did(human), "note": "ok"}
+        payload: dict[str, Any] = {"claim": claim, "decided_by": decided_by or self.approver(human), "note": "ok"}
         digest = self.decision_digest(claim, "claim-approval", payload)
         assertion = self.passkey(human).get(digest, kind=webauthn_type, challenge_text=challenge, flags=flags,
                                             origin=origin, rp_id=rp_id)
@@ -263,7 +268,7 @@ class World:
                  assertion: bool = True) -> dict[str, Any]:
         """A ``claim-<kind>`` payload decided by ``human``, with the assertion of ``human``'s passkey over it unless
         ``assertion=False`` (a decision in the human's name that the human did not sign)."""
-        payload: dict[str, Any] = {"claim": claim, "decided_by": self.did(human)}
+        payload: dict[str, Any] = {"claim": claim, "decided_by": self.approver(human)}
         payload.update({"note": "ok"} if kind == "approval"
                        else {"reason": "no" if kind == "rejection" else "privilegeWithdrawn"})
         if assertion:

@@ -266,7 +266,7 @@ def test_another_passkey_of_the_same_human_is_refused(world: World) -> None:
     """An assertion by a passkey that claims the enrolled credential id but holds another key."""
     enrolled = world.passkey("human")
     world.passkeys["human"] = SoftwareAuthenticator(credential_id=enrolled.credential_id)
-    world.approve(_claim(world))
+    world.approve(_claim(world), decided_by=world.did("human"))
     assert_last_refused(world, "webauthn-signature-invalid")
 
 
