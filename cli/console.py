@@ -1,5 +1,6 @@
 """``tabellion console --config FILE`` (the operator's web console, ``console``) and
-``tabellion console invite --config FILE --approver DID --name NAME`` (a one-time enrolment link)."""
+``tabellion console invite --config FILE [--approver DID] --name NAME`` (a one-time enrolment link; without
+``--approver``, the approver is the did:key of the passkey the human creates)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,13 @@ def _serve(a: argparse.Namespace) -> list[str]:
 def _invite(a: argparse.Namespace) -> list[str]:
     from console.ceremonies import Invitations, session_secret
     from console.config import load_config
+    from console.state import key_owner
+    from transparency.client import load_ed25519_key
 
     config = load_config(a.config)
-    token = Invitations(session_secret(config.data_dir), config.data_dir).make(a.approver, a.name)
+    owner = key_owner(load_ed25519_key(config.namespace_key, "namespace key"), config.operator)
+    token = Invitations(session_secret(config.data_dir), config.data_dir).make(a.approver, a.name,
+                                                                                owner=owner.identity)
     return [f"{config.origin}/enrol?invitation={token}"]
 
 
@@ -46,5 +51,7 @@ def add_console_commands(commands: Any, command: Callable[..., argparse.Argument
                 "the operator's web console (passkey approvals), or an enrolment invitation for an approver")
     p.add_argument("action", nargs="?", choices=("serve", "invite"), default="serve")
     p.add_argument("--config", required=True, metavar="FILE", help="the console's TOML configuration")
-    p.add_argument("--approver", metavar="DID", help="invite: the approver's DID")
+    p.add_argument("--approver", metavar="DID",
+                   help="invite: the approver's DID: the operator's own, or a did:web on the operator's did:web host "
+                        "(default: the did:key of the passkey the human creates)")
     p.add_argument("--name", default="approver", help="invite: the name the passkey is made for")

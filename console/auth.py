@@ -44,7 +44,8 @@ async def enrol_options(request: Request) -> Response:
     body = await json_body(request)
     invitation = c.invitations.read(text_field(body, "invitation", limit=4096))
     enrolled = await c.call(c.issuer.approvers, c.config.namespace)
-    exclude = [b64url_decode(p.credential_id, "credential_id") for p in enrolled if p.approver == invitation.approver]
+    exclude = [b64url_decode(p.credential_id, "credential_id") for p in enrolled
+               if invitation.approver is not None and p.approver == invitation.approver]
     options = enrolment_registration_options(
         namespace=c.config.namespace, approver=invitation.approver, rp_id=c.config.rp_id, origin=c.config.origin,
         rp_name=c.config.rp_name, user_name=invitation.name, exclude_credential_ids=exclude)
@@ -71,6 +72,7 @@ async def enrol_consent(request: Request) -> Response:
     c = console(request)
     body = await json_body(request)
     invitation, unconsented = c.ceremonies.take("enrolment", request.session.pop("enrolment", None))
+    approver = str(unconsented["approver"])  # the invitation's, or the new passkey's own did:key
     try:
         enrolment = add_consent(unconsented, assertion_of(body.get("credential")), owner=c.owner.identity)
         statement = approver_enrolment(c.owner, enrolment)
@@ -80,8 +82,8 @@ async def enrol_consent(request: Request) -> Response:
         raise
     c.invitations.spend(invitation)
     c.metrics.ceremonies.labels("enrolment", "logged", "ok").inc()
-    log.info("enrolled a passkey for %s in %s: entry %s", invitation.approver, c.config.namespace, logged.entry)
-    return JSONResponse({"entry": logged.entry, "index": logged.index, "approver": invitation.approver,
+    log.info("enrolled a passkey for %s in %s: entry %s", approver, c.config.namespace, logged.entry)
+    return JSONResponse({"entry": logged.entry, "index": logged.index, "approver": approver,
                          "explorer": f"{c.config.explorer}/explorer/entries/{logged.index}"}, 201)
 
 

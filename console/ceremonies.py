@@ -3,7 +3,10 @@
 - **Ceremonies** (in memory, a few minutes, each used once): the random challenge of a sign-in, the enrolment a
   passkey was just created for (waiting for the passkey's consent). A restart forgets them: the human starts over.
 - **Invitations**: ``tabellion console invite`` (on the operator's host, with the console's configuration) signs a
-  link naming the approver's DID; whoever opens it may enrol *their* passkey as that approver, once, within a day.
+  link naming the approver's DID, or none; whoever opens it may enrol *their* passkey as that approver (without one:
+  as the passkey's own did:key, made in the ceremony), once, within a day. A named approver must be one the console's
+  operator may name (``verifier.claims.check_approver_named``: the operator itself, or a did:web on its own did:web
+  host), else the invitation is refused at once, ``approver-not-entitled``, as the log would refuse the enrolment.
   The link is a bearer secret for the operator to hand to the human only. Spent invitations are recorded in
   ``<data_dir>/invitations-spent`` (one id a line) so that a link enrols one passkey.
 - **The session secret** (``<data_dir>/session.key``, 32 random bytes, mode 0600) signs session cookies and
@@ -23,6 +26,7 @@ from typing import Any, Final
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from schemas.errors import ConfigurationError, TabellionError
+from verifier.claims import check_approver_named
 
 CEREMONY_TTL_S: Final = 300
 INVITATION_TTL_S: Final = 24 * 3600
@@ -84,7 +88,8 @@ class Ceremonies:
 @dataclass(frozen=True)
 class Invitation:
     ident: str
-    approver: str
+    approver: str | None
+    """The approver's DID; ``None``: the did:key of the passkey the ceremony creates."""
     name: str
 
 
@@ -94,9 +99,13 @@ class Invitations:
         self.spent_path = data_dir / "invitations-spent"
         self._lock = threading.Lock()
 
-    def make(self, approver: str, name: str) -> str:
-        if not approver.startswith("did:"):
-            raise InvitationInvalid("the approver is named by a DID")
+    def make(self, approver: str | None, name: str, *, owner: str) -> str:
+        """A link for a human to enrol a passkey as ``approver`` (``None``: as the passkey's own did:key) in the
+        namespace of ``owner`` (the console's operator), who must be entitled to name ``approver``."""
+        if approver is not None:
+            if not approver.startswith("did:"):
+                raise InvitationInvalid("the approver is named by a DID")
+            check_approver_named(approver, signer=owner)
         return str(self.serializer.dumps({"id": secrets.token_urlsafe(16), "approver": approver, "name": name}))
 
     def read(self, token: str) -> Invitation:
@@ -106,7 +115,8 @@ class Invitations:
             raise InvitationInvalid("the invitation expired; ask the operator for a new one") from exc
         except BadSignature as exc:
             raise InvitationInvalid("the invitation is not one this console made") from exc
-        invitation = Invitation(str(value["id"]), str(value["approver"]), str(value["name"]))
+        approver = value.get("approver")
+        invitation = Invitation(str(value["id"]), None if approver is None else str(approver), str(value["name"]))
         if invitation.ident in self._spent():
             raise InvitationInvalid("the invitation was used already")
         return invitation

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -42,13 +43,14 @@ from issuer.statements import enrolment_payload
 from schemas.errors import AssertionCredentialUnknown, AssertionInvalid, PasskeyRegistrationInvalid, TabellionError
 from verifier.claims import REGISTRATION, WEBAUTHN, decision_digest, enrolled_approver, enrolment_request_digest
 from verifier.identity_state import IdentityState
-from verifier.webauthn import b64url_decode, check_rp_origin, credential_key
+from verifier.webauthn import b64url_decode, check_rp_origin, credential_did
 
 ALGORITHMS: Final = [COSEAlgorithmIdentifier.EDDSA, COSEAlgorithmIdentifier.ECDSA_SHA_256,
                      COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256]
 """What the offline verifier accepts: EdDSA (-8), ES256 (-7), RS256 (-257)."""
 TIMEOUT_MS: Final = 120_000
 ENROLMENT: Final = "approver-enrolment"
+USER_HANDLE_BYTES: Final = 32
 
 
 def verify_decision(
@@ -135,14 +137,16 @@ def user_id(approver: str) -> bytes:
 
 
 def registration_options(
-    *, rp_id: str, rp_name: str, approver: str, user_name: str, challenge: bytes | None = None,
+    *, rp_id: str, rp_name: str, approver: str | None, user_name: str, challenge: bytes | None = None,
     exclude_credential_ids: Sequence[bytes] = (), timeout_ms: int = TIMEOUT_MS,
 ) -> dict[str, Any]:
-    """PublicKeyCredentialCreationOptions (JSON) to make a passkey for ``approver`` (its DID): no attestation,
-    a discoverable credential preferred, user verification required, EdDSA/ES256/RS256. Keep the returned
-    ``challenge`` for ``verify_registration`` (it is random unless given)."""
+    """PublicKeyCredentialCreationOptions (JSON) to make a passkey for ``approver`` (its DID; ``None``: the DID will
+    be the passkey's own did:key, and its user handle is random, so that it replaces no other passkey of the
+    authenticator): no attestation, a discoverable credential preferred, user verification required,
+    EdDSA/ES256/RS256. Keep the returned ``challenge`` for ``verify_registration`` (it is random unless given)."""
+    handle = user_id(approver) if approver is not None else secrets.token_bytes(USER_HANDLE_BYTES)
     options = generate_registration_options(
-        rp_id=rp_id, rp_name=rp_name, user_name=user_name, user_id=user_id(approver), challenge=challenge,
+        rp_id=rp_id, rp_name=rp_name, user_name=user_name, user_id=handle, challenge=challenge,
         timeout=timeout_ms, attestation=AttestationConveyancePreference.NONE,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.PREFERRED, user_verification=UserVerificationRequirement.REQUIRED),
@@ -153,26 +157,35 @@ def registration_options(
     return value
 
 
+def _request(namespace: str, approver: str | None, rp_id: str, origin: str) -> dict[str, str]:
+    """The enrolment request a registration signs (``verifier.claims.enrolment_request_digest``): without
+    ``approver`` for a passkey to be enrolled as its own did:key (``approver`` None)."""
+    request = {"namespace": namespace, "rp_id": rp_id, "origin": origin}
+    return request if approver is None else request | {"approver": approver}
+
+
 def enrolment_registration_options(
-    *, namespace: str, approver: str, rp_id: str, origin: str, rp_name: str, user_name: str,
+    *, namespace: str, approver: str | None, rp_id: str, origin: str, rp_name: str, user_name: str,
     exclude_credential_ids: Sequence[bytes] = (),
 ) -> dict[str, Any]:
     """``registration_options`` whose challenge is the enrolment request's (``verifier.claims``): the passkey is
-    created for ``approver`` in ``namespace`` at ``origin``, and its registration says so."""
-    request = {"namespace": namespace, "approver": approver, "rp_id": rp_id, "origin": origin}
+    created for ``approver`` (``None``: for its own did:key) in ``namespace`` at ``origin``, and its registration
+    says so."""
+    request = _request(namespace, approver, rp_id, origin)
     return registration_options(rp_id=rp_id, rp_name=rp_name, approver=approver, user_name=user_name,
                                 challenge=enrolment_request_digest(request),
                                 exclude_credential_ids=exclude_credential_ids)
 
 
 def verify_registration(
-    credential: Mapping[str, Any], *, namespace: str, approver: str, rp_id: str, origin: str,
+    credential: Mapping[str, Any], *, namespace: str, approver: str | None, rp_id: str, origin: str,
     require_user_verification: bool = True,
 ) -> dict[str, Any]:
     """Verify a navigator.credentials.create() response (RegistrationResponseJSON) made with
     ``enrolment_registration_options``; answer the ``approver-enrolment`` payload with its ``registration``, still
-    without the consent assertion (``consent_options``, ``add_consent``)."""
-    request = {"namespace": namespace, "approver": approver, "rp_id": rp_id, "origin": origin}
+    without the consent assertion (``consent_options``, ``add_consent``). With ``approver`` None the approver is
+    the new passkey's own did:key (an RS256 passkey has none, and is refused)."""
+    request = _request(namespace, approver, rp_id, origin)
     try:
         check_rp_origin(rp_id, origin)
         verified = verify_registration_response(
@@ -180,7 +193,10 @@ def verify_registration(
             expected_origin=origin, require_user_verification=require_user_verification,
             supported_pub_key_algs=ALGORITHMS,
         )
-        credential_key(verified.credential_public_key)  # what the fold will need to verify its assertions
+        own = credential_did(verified.credential_public_key)  # and what the fold needs to verify its assertions
+        if approver is None and own is None:
+            raise PasskeyRegistrationInvalid("the passkey's key (RS256) has no did:key to be enrolled as; make an "
+                                             "EdDSA or ES256 passkey, or name the approver")
         response = credential["response"]
         registration = {"client_data_json": str(response["clientDataJSON"]),
                         "attestation_object": str(response["attestationObject"])}
@@ -188,7 +204,7 @@ def verify_registration(
         raise PasskeyRegistrationInvalid(exc.detail) from exc
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyRegistrationInvalid(f"py_webauthn refuses the registration: {str(exc)[:300]}") from exc
-    payload: dict[str, Any] = enrolment_payload(namespace, approver, verified.credential_id,
+    payload: dict[str, Any] = enrolment_payload(namespace, approver or str(own), verified.credential_id,
                                                 verified.credential_public_key, rp_id=rp_id, origin=origin)
     payload[REGISTRATION] = registration
     return payload

@@ -26,7 +26,6 @@ from transparency.client.signing import load_ed25519_key
 from verifier.webauthn import b64url_decode
 
 COSE = {"content-type": "application/cose"}
-APPROVER = "did:web:acme.example:people:alice"
 NAMESPACE = "acme"
 
 
@@ -68,10 +67,10 @@ def operator_with_approver(http: httpx.Client, namespace: str = NAMESPACE) -> Op
                        content=operator_registration(owner, namespace, Ed25519PrivateKey.generate()))
     assert answer.status_code == 201, answer.text
     key = SoftwareAuthenticator()
-    options = enrolment_registration_options(namespace=namespace, approver=APPROVER, rp_id=RP_ID, origin=ORIGIN,
+    options = enrolment_registration_options(namespace=namespace, approver=None, rp_id=RP_ID, origin=ORIGIN,
                                              rp_name="Acme approvals", user_name="alice")
     created = key.create(b64url_decode(options["challenge"], "challenge"))
-    unconsented = verify_registration(created, namespace=namespace, approver=APPROVER, rp_id=RP_ID, origin=ORIGIN)
+    unconsented = verify_registration(created, namespace=namespace, approver=None, rp_id=RP_ID, origin=ORIGIN)
     challenge = b64url_decode(consent_options(unconsented, owner=owner.identity)["challenge"], "challenge")
     payload = add_consent(unconsented, key.get(challenge).to_json(), owner=owner.identity)
     answer = http.post("/registry/approvers", content=approver_enrolment(owner, payload), headers=COSE)

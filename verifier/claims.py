@@ -23,6 +23,11 @@
   attested credential is the one enrolled; and ``webauthn``, an assertion by that credential over
   ``decision_digest`` of the whole enrolment (registration included; its signer: the namespace's owner). Nobody
   can enrol someone else's passkey.
+  The ``approver`` it names is one the enrolment proves or its signer may speak for (``approver-not-entitled``
+  otherwise): the did:key of the passkey's own credential key (the passkey's consent is the DID's; its
+  registration's request then leaves ``approver`` out, as the key did not exist yet), the owner itself, or a
+  did:web on the owner's own did:web host. Without this rule an owner could enrol its own passkey as another
+  organisation's human and log decisions in that human's name.
   An enrolment is revoked by a ``revocation`` naming its entry id (by the owner or the approver).
 """
 
@@ -38,9 +43,11 @@ from schemas.errors import (
     AssertionApproverMismatch,
     AssertionCredentialRevoked,
     AssertionCredentialUnknown,
+    DidWebInvalid,
     TabellionError,
 )
 from schemas.identity_statements import canonical_json
+from verifier.did_web import DID_WEB, did_web_host
 from verifier.identity_state import (
     Approver,
     Claim,
@@ -57,7 +64,7 @@ from verifier.webauthn import (
     Registration,
     b64url_decode,
     check_rp_origin,
-    credential_key,
+    credential_did,
     verify_assertion,
     verify_registration,
 )
@@ -80,10 +87,18 @@ def decision_digest(payload: Mapping[str, Any], *, statement_type: str, signer: 
     return hashlib.sha256(canonical_json({"iss": signer, "payload": decision, "type": statement_type})).digest()
 
 
-def enrolment_request_digest(payload: dict[str, Any]) -> bytes:
+def enrolment_request_digest(payload: Mapping[str, Any], *, passkey_did: str | None = None) -> bytes:
     """SHA-256 of the RFC 8785 JSON of ``{namespace, approver, rp_id, origin}``: the challenge of the passkey's
-    registration (made before its credential id and key exist, so it binds who is enrolled where)."""
-    return hashlib.sha256(canonical_json({k: payload[k] for k in ENROLMENT_REQUEST})).digest()
+    registration (made before its credential id and key exist, so it binds who is enrolled where).
+
+    An enrolment of the passkey's own did:key (``approver`` is ``passkey_did``, or absent from a request) is
+    requested before that key exists, so its request is ``{namespace, rp_id, origin}``: the credential the
+    registration attests is the approver, and the consent assertion signs the whole enrolment, ``approver``
+    included."""
+    request = {k: payload[k] for k in ENROLMENT_REQUEST if k in payload}
+    if passkey_did is not None and request.get("approver") == passkey_did:
+        del request["approver"]
+    return hashlib.sha256(canonical_json(request)).digest()
 
 
 def decision_challenge(payload: Mapping[str, Any], *, statement_type: str, signer: str) -> str:
@@ -187,24 +202,50 @@ def check_enrolment(state: IdentityState, s: LoggedStatement) -> tuple[Approver,
     try:
         credential_id = b64url_decode(p["credential_id"], "credential_id")
         public_key = b64url_decode(p["public_key"], "public_key")
-        credential_key(public_key)
+        passkey_did = credential_did(public_key)
         check_rp_origin(p["rp_id"], p["origin"])
     except TabellionError as exc:
         raise Refused(Refusal.ENROLMENT_UNUSABLE, f"the enrolment cannot verify assertions: {exc.detail}") from exc
+    if approver != passkey_did:
+        check_approver_named(approver, signer=s.issuer)
     credential = b64url(credential_id)
     used = state.approver_credentials.get((namespace, credential))
     if used is not None:
         raise Refused(Refusal.CREDENTIAL_ALREADY_ENROLLED,
                       f"credential {credential[:60]} is already enrolled in {namespace!r} (entry {used})")
-    sign_count = _check_consent(p, credential_id, public_key, s.issuer)
+    sign_count = _check_consent(p, credential_id, public_key, s.issuer, passkey_did)
     return Approver(s.entry, s.index, namespace, approver, credential, p["public_key"], p["rp_id"], p["origin"],
                     s.issuer), sign_count
 
 
-def _check_consent(p: dict[str, Any], credential_id: bytes, public_key: bytes, signer: str) -> int:
+def check_approver_named(approver: str, *, signer: str) -> None:
+    """An approver that the enrolment's ``signer`` (the namespace's owner) may name for a passkey that is not the
+    approver's own did:key: the signer itself (its signature is its consent), or a did:web on the signer's own
+    did:web host (``did_web_host``: the host and port compared as hosts are, case-insensitively): a did:web operator
+    was registered on the evidence of its domain's did.json, so it controls every did:web of that host. Anything
+    else is ``approver-not-entitled``: the owner would otherwise log decisions "decided_by" a DID that never
+    consented (another organisation's human, an agent, a stranger)."""
+    if approver == signer:
+        return
+    if approver.startswith(DID_WEB) and signer.startswith(DID_WEB):
+        try:
+            if did_web_host(approver) == did_web_host(signer):
+                return
+        except DidWebInvalid as exc:
+            raise Refused(Refusal.APPROVER_NOT_ENTITLED, f"approver {approver[:200]}: {exc.detail}") from exc
+    raise Refused(
+        Refusal.APPROVER_NOT_ENTITLED,
+        f"{signer[:200]} may not enrol a passkey as {approver[:200]}: an approver is the passkey's own did:key, the "
+        "namespace's owner itself, or a did:web on the owner's own did:web host",
+    )
+
+
+def _check_consent(p: dict[str, Any], credential_id: bytes, public_key: bytes, signer: str,
+                   passkey_did: str | None) -> int:
     """The human's consent to an enrolment: the passkey was created for this enrolment request, and signed the
     whole enrolment. Returns the passkey's signature counter."""
-    registered = verify_registration(Registration.from_json(p[REGISTRATION]), challenge=enrolment_request_digest(p),
+    registered = verify_registration(Registration.from_json(p[REGISTRATION]),
+                                     challenge=enrolment_request_digest(p, passkey_did=passkey_did),
                                      rp_id=p["rp_id"], origin=p["origin"])
     if registered.credential_id != credential_id or registered.public_key != public_key:
         raise Refused(Refusal.ENROLMENT_REGISTRATION_INVALID,

@@ -96,6 +96,7 @@ class Refusal(StrEnum):
     ENROLMENT_UNUSABLE = "enrolment-unusable"
     CREDENTIAL_ALREADY_ENROLLED = "credential-already-enrolled"
     ENROLMENT_REGISTRATION_INVALID = "enrolment-registration-invalid"
+    APPROVER_NOT_ENTITLED = "approver-not-entitled"
     # --- revocation ---------------------------------------------------------------------------------------
     ALREADY_REVOKED = "already-revoked"
     REVOCATION_TARGET_UNKNOWN = "revocation-target-unknown"

@@ -43,6 +43,7 @@ from schemas.errors import (
     AssertionUserNotVerified,
     TabellionError,
 )
+from verifier.did_key import did_key_from_public
 from verifier.keys import public_key_from_cose
 
 ALG_ES256: Final = -7
@@ -175,6 +176,14 @@ def credential_key(cose_key: bytes) -> CredentialKey:
     except TabellionError as exc:
         raise AssertionKeyUnsupported(f"the credential public key is refused: {exc.detail}") from exc
     return CredentialKey(alg, key)
+
+
+def credential_did(cose_key: bytes) -> str | None:
+    """The did:key of a credential public key (``p256-pub``, 0x1200, with its 33-byte compressed point;
+    ``ed25519-pub``, 0xed, with its 32 bytes): the DID for which the passkey's signature is the controller's.
+    ``None`` for an RS256 key, which no did:key names here."""
+    key = credential_key(cose_key).key
+    return None if isinstance(key, rsa.RSAPublicKey) else did_key_from_public(key)
 
 
 def _rsa_key(value: dict[Any, Any]) -> rsa.RSAPublicKey:

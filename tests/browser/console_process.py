@@ -46,10 +46,11 @@ class ConsoleProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def invite(self, approver: str, name: str) -> str:
-        """``tabellion console invite``: the one-time enrolment link."""
-        return tabellion("console", "invite", "--config", self.config, "--approver", approver, "--name",
-                         name).stdout.strip()
+    def invite(self, approver: str | None, name: str) -> str:
+        """``tabellion console invite``: the one-time enrolment link (``approver`` None: for the passkey's own
+        did:key)."""
+        named = ("--approver", approver) if approver is not None else ()
+        return tabellion("console", "invite", "--config", self.config, *named, "--name", name).stdout.strip()
 
 
 def console_config(folder: Path, issuer: str, namespace: str, owner: Ed25519PrivateKey) -> ConsoleProcess:

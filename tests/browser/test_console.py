@@ -36,7 +36,7 @@ from tests.browser.chromium import (
     wait_for,
 )
 from tests.browser.console_process import ConsoleProcess, console_config
-from tests.browser.console_world import ALICE, BOB, submit_world
+from tests.browser.console_world import ALICE, submit_world
 from tests.cli_process import tabellion
 from tests.e2e.gateway_deployment import Recorder, refused, send, signed, started_gateway
 from tests.gateway_world import World, build_world
@@ -84,7 +84,7 @@ def reset_outcome(browser: Chrome) -> None:
     browser.execute_script("const o = document.getElementById('outcome'); delete o.dataset.outcome;")
 
 
-def enrol(s: Setup, approver: str, name: str) -> str:
+def enrol(s: Setup, approver: str | None, name: str) -> str:
     before = s.size()
     s.browser.get(s.console.invite(approver, name))
     s.browser.find_element(By.ID, "enrol").click()
@@ -92,6 +92,13 @@ def enrol(s: Setup, approver: str, name: str) -> str:
     assert result == "done", (code, text)
     assert s.size() == before + 1  # the enrolment, with the passkey's consent, is logged
     return text
+
+
+def last_enrolled(s: Setup) -> str:
+    """The approver of the newest enrolment in acme (for an invitation without ``--approver``: the did:key of the
+    passkey the browser's authenticator created)."""
+    approvers = httpx.get(f"{s.log}/v1/approvers", params={"namespace": "acme"}).json()["approvers"]
+    return str(approvers[-1]["approver"])
 
 
 def sign_in(s: Setup) -> None:
@@ -160,6 +167,8 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
         screenshot(browser, "console-enrol")
         text = enrol(s, ALICE, "alice")
         assert "enrolled" in text
+        alice = last_enrolled(s)
+        assert alice.startswith("did:key:z")  # the virtual authenticator's passkey's own did:key
         [credential] = credentials(browser)
         assert credential.is_resident_credential
         sign_in(s)
@@ -190,7 +199,7 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
         keys.write_bytes(httpx.get(f"{s.log}/.well-known/scitt-keys").content)
         bundle.write_text(json.dumps(httpx.get(f"{s.log}/v1/audit/{world.c.identity}").json()))
         report = tabellion("verify", "bundle", bundle, "--log-keys", keys)
-        assert f"claim c-mail for mail: approved by {ALICE}" in report.stdout
+        assert f"claim c-mail for mail: approved by {alice}" in report.stdout
         assert "with the human's passkey assertion" in report.stdout
 
         # the gateway, following the log (long poll), lets the agent through
@@ -229,7 +238,7 @@ def test_enrol_sign_in_approve_verify_offline_gateway_allows_revoke_refuses(tmp_
         assert s.size() == size + 1
         with HttpLogClient(s.log) as client:
             logged = json.loads(parse_statement(client.entries(size, 1)[0].statement).payload)
-        assert logged["decided_by"] == ALICE and set(logged["webauthn"]) >= {"credential_id", "signature"}
+        assert logged["decided_by"] == alice and set(logged["webauthn"]) >= {"credential_id", "signature"}
         refused(eventually(lambda: send(signed(world, gateway.url)), 403), 403, "passport-refused")
 
         browser.get(f"{s.console.url}/tokens")
@@ -267,9 +276,10 @@ def test_refused_decisions_log_nothing(tmp_path: Path, case: str) -> None:
             assert result == "refused" and code == "webauthn-assertion-invalid", (code, text)
             assert "verif" in text
         elif case == "another-approver":
-            enrol(s, BOB, "bob")  # Bob's passkey, enrolled in the same namespace, in this same authenticator
+            bob = world.operator.identity  # an approver the operator may name: itself
+            enrol(s, bob, "bob")  # Bob's passkey, enrolled in the same namespace, in this same authenticator
             size = s.size()
-            handle = b64url(user_id(BOB))  # the user handle the console gives Bob's passkey
+            handle = b64url(user_id(bob))  # the user handle the console gives Bob's passkey
             [bob_key] = [c for c in credentials(browser) if (c.user_handle or "").rstrip("=") == handle]
             bob_id = bob_key.id.rstrip("=")  # Selenium pads its base64url
             browser.get(f"{s.console.url}/approvals")  # signed in as Alice; sign with Bob's passkey

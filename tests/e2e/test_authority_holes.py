@@ -93,13 +93,13 @@ def _attacker(log: Log, namespace: str) -> Signer:
 def test_hole_1_an_operator_cannot_revoke_another_by_enrolling_it_as_an_approver(log: Log) -> None:
     victims = Victims(log)
     attacker = _attacker(log, "evil1")
-    # the attacker enrols its *own* passkey under the victim operator's DID: the passkey consents, so the
-    # enrolment stands, but it gives no power over the victim
+    # the attacker enrols its *own* passkey under the victim operator's DID: the passkey consents, but the
+    # attacker may not name a DID it does not speak for (docs/authority.md principle 2); the log is unchanged
     world = World()
     enrolment = {**world.enrolment("mallory", "evil1", approver=victims.operator.identity,
                                    signer_did=attacker.identity)}
-    log.ok("/registry/approvers", approver_enrolment(attacker, enrolment))
     before = victims.state()
+    refused(log, "/registry/approvers", approver_enrolment(attacker, enrolment), "approver-not-entitled")
     refused(log, "/registry/revoke", revocation(attacker, victims.operator.identity, "keyCompromise"),
             "did-revocation-not-entitled")
     refused(log, "/registry/revoke", revocation(attacker, victims.agent.identity, "keyCompromise"),

@@ -18,12 +18,13 @@ from issuer.statements import Signer, claim_submission, operator_registration
 from issuer.tokens import new_nonce, sign_request
 from schemas.base64url import b64url
 from tests.browser.console_process import ConsoleProcess, console_config
-from tests.browser.console_world import ALICE, submit_world
+from tests.browser.console_world import ALICE, ANOTHER_ORGANISATION, submit_world
+from tests.cli_process import tabellion
 from tests.gateway_world import build_world
 from tests.problems import problem
 from tests.server import running_server
 from tests.webauthn_authenticator import SoftwareAuthenticator, authentication_response
-from verifier.webauthn import b64url_decode
+from verifier.webauthn import b64url_decode, credential_did
 
 CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 
@@ -109,6 +110,11 @@ def test_strangers_and_careless_clients_are_refused_and_nothing_is_logged(tmp_pa
             assert size() == before
 
             # enrolment from a real invitation: the two ceremonies, then the link is spent
+            # an approver the operator may not name is refused at once, in one line, and nothing is made
+            refusal = tabellion("console", "invite", "--config", console.config, "--approver", ANOTHER_ORGANISATION,
+                                "--name", "ceo", ok=False)
+            assert refusal.stdout == "" and len(refusal.stderr.strip().splitlines()) == 1, refusal.stderr
+            assert "may not enrol a passkey as did:web:bank.example:people:ceo" in refusal.stderr
             invitation = console.invite(ALICE, "alice").split("invitation=", 1)[1]
             assert client.page(f"/enrol?invitation={invitation}").status_code == 200
             created = create_json(alice, client.post("/enrol/options", {"invitation": invitation}).json()["options"])
@@ -116,6 +122,8 @@ def test_strangers_and_careless_clients_are_refused_and_nothing_is_logged(tmp_pa
             signed = get_json(alice, consent["options"])
             answer = client.post("/enrol/consent", {"invitation": invitation, "credential": signed})
             assert answer.status_code == 201, answer.text
+            alice_did = credential_did(alice.cose_public_key())  # no approver named: the passkey's own did:key
+            assert answer.json()["approver"] == alice_did and alice_did is not None
             assert size() == before + 1
             problem(client.post("/enrol/options", {"invitation": invitation}), 403, "invitation-invalid")
             # the same passkey again, under a second invitation: the log refuses it (credential-already-enrolled)
@@ -158,12 +166,12 @@ def test_strangers_and_careless_clients_are_refused_and_nothing_is_logged(tmp_pa
 
             # and the decision that holds
             start = client.post("/decisions/options", {"claim": world.claim, "kind": "approval", "text": "ok"}).json()
-            assert start["decision"] == {"claim": world.claim, "decided_by": ALICE, "note": "ok"}
+            assert start["decision"] == {"claim": world.claim, "decided_by": alice_did, "note": "ok"}
             done = client.post("/decisions", {"claim": world.claim, "kind": "approval", "text": "ok",
                                               "credential": get_json(alice, start["options"])})
             assert done.status_code == 201, done.text
             assert size() == before + 1
-            assert done.json()["receipt"] and done.json()["decided_by"] == ALICE
+            assert done.json()["receipt"] and done.json()["decided_by"] == alice_did
 
             # the token inspector: a token the registry minted for the agent verifies; tampered, it is refused
             token = httpx.post(f"{log}/v1/tokens", json=sign_request(world.c.ed25519, {

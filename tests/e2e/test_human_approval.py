@@ -49,11 +49,17 @@ from verifier.claims import check_human_decision, decision_digest
 from verifier.fold import Fold, FoldEntry
 from verifier.keys import parse_key_set
 from verifier.receipts import verify_receipt
-from verifier.webauthn import b64url_decode
+from verifier.webauthn import b64url_decode, credential_did
 
 COSE = {"content-type": "application/cose"}
 SCOPE = {"services": ["mail"], "actions": ["read"], "resources": ["mail/inbox/*"]}
-ALICE = "did:web:acme.example:people:alice"
+
+
+def _alice(key: SoftwareAuthenticator) -> str:
+    """The approver a passkey is enrolled as here: its own did:key (the console's default, docs/authority.md)."""
+    did = credential_did(key.cose_public_key())
+    assert did is not None
+    return did
 
 
 def _b64(text: str) -> bytes:
@@ -100,17 +106,17 @@ class Log:
 
 
 def _approval(owner: Signer, key: SoftwareAuthenticator, claim: str, note: str = "ok for the inbox") -> bytes:
-    decision = approval_payload(claim, ALICE, note)
+    decision = approval_payload(claim, _alice(key), note)
     # the human's passkey signs the decision challenge: this approval, which the owner logs
     assertion = key.get(decision_digest(decision, statement_type="claim-approval", signer=owner.identity))
-    return claim_approval(owner, claim, decided_by=ALICE, note=note, webauthn=assertion.to_json())
+    return claim_approval(owner, claim, decided_by=_alice(key), note=note, webauthn=assertion.to_json())
 
 
 def _tampered(owner: Signer, key: SoftwareAuthenticator, claim: str) -> bytes:
-    decision = approval_payload(claim, ALICE, "ok")
+    decision = approval_payload(claim, _alice(key), "ok")
     assertion = key.get(decision_digest(decision, statement_type="claim-approval", signer=owner.identity))
     signature = assertion.signature[:-1] + bytes((assertion.signature[-1] ^ 1,))
-    return claim_approval(owner, claim, decided_by=ALICE, note="ok",
+    return claim_approval(owner, claim, decided_by=_alice(key), note="ok",
                           webauthn=replace(assertion, signature=signature).to_json())
 
 
@@ -118,16 +124,17 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
     owner = Signer(Ed25519PrivateKey.generate())
     agent = Signer(Ed25519PrivateKey.generate())
     key = SoftwareAuthenticator()
+    alice = _alice(key)
     with running_server(tmp_path) as url:
         log = Log(url)
         log.issuer("/registry/operators", operator_registration(owner, "acme", Ed25519PrivateKey.generate()))
 
         # the two ceremonies (as the browser flow runs them) yield the enrolment the owner signs: the passkey is
         # created over the enrolment request, then signs the whole enrolment (the human's consent)
-        options = enrolment_registration_options(namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN,
+        options = enrolment_registration_options(namespace="acme", approver=None, rp_id=RP_ID, origin=ORIGIN,
                                                  rp_name="Acme approvals", user_name="alice")
         created = key.create(b64url_decode(options["challenge"], "challenge"))
-        unconsented = verify_registration(created, namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
+        unconsented = verify_registration(created, namespace="acme", approver=None, rp_id=RP_ID, origin=ORIGIN)
         # issue 9: without the passkey's consent the owner cannot enrol it (the fold refuses, log unchanged)
         problem = log.refused("/registry/approvers", approver_enrolment(owner, {**unconsented, "webauthn": key.get(
             decision_digest({**unconsented, "approver": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"},
@@ -148,11 +155,11 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         assert problem["type"] == "urn:tabellion:error:webauthn-assertion-invalid", problem
         problem = log.refused("/entries", tampered)
         assert problem["type"] == "urn:tabellion:error:webauthn-signature-invalid", problem
-        decision = approval_payload(claim, ALICE, "ok")
+        decision = approval_payload(claim, alice, "ok")
         signed_other = key.get(decision_digest({**decision, "note": "something else"}, statement_type="claim-approval",
                                                signer=owner.identity)).to_json()
         problem = log.refused(f"/v1/claims/{claim}/approve",
-                              claim_approval(owner, claim, decided_by=ALICE, note="ok", webauthn=signed_other))
+                              claim_approval(owner, claim, decided_by=alice, note="ok", webauthn=signed_other))
         assert "challenge" in problem["detail"]
         stranger = SoftwareAuthenticator()
         problem = log.refused(f"/v1/claims/{claim}/approve", _approval(owner, stranger, claim))
@@ -160,7 +167,7 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
 
         approval = log.issuer(f"/v1/claims/{claim}/approve", _approval(owner, key, claim))
         feed = log.http.get("/v1/claims/approved").json()["items"]
-        assert [(i["approval"], i["decided_by"]) for i in feed] == [(approval["entry"], ALICE)]
+        assert [(i["approval"], i["decided_by"]) for i in feed] == [(approval["entry"], alice)]
 
         # the enrolment's revocation (by the owner) stops the passkey: the next approval is refused
         log.issuer("/registry/revoke", revocation(owner, enrolment, "keyCompromise"))
@@ -172,7 +179,7 @@ def test_a_passkey_approval_is_logged_and_verifies_offline(tmp_path: Path) -> No
         # the audit bundle carries the passkey enrolment, so the human approval verifies from it alone
         report = verify_bundle(log.http.get(f"/v1/audit/{agent.identity}").json(), keys)
         approved = [c for c in report.claims if c.claim_id == "mail-1"]
-        assert [(c.status, c.decided_by, c.human_assertion) for c in approved] == [("approved", ALICE, True)]
+        assert [(c.status, c.decided_by, c.human_assertion) for c in approved] == [("approved", alice, True)]
 
     # offline, from the logged statements alone: receipts, the fold, and the human's signature
     assert sorted(log.statements) == list(range(size))
@@ -199,21 +206,22 @@ def test_a_humans_rejection_is_not_logged_as_their_revocation(tmp_path: Path) ->
     owner = Signer(Ed25519PrivateKey.generate())
     agent = Signer(Ed25519PrivateKey.generate())
     key = SoftwareAuthenticator()
+    alice = _alice(key)
     with running_server(tmp_path) as url:
         log = Log(url)
         log.issuer("/registry/operators", operator_registration(owner, "acme", Ed25519PrivateKey.generate()))
         created = key.create(b64url_decode(enrolment_registration_options(
-            namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN, rp_name="Acme", user_name="alice",
+            namespace="acme", approver=None, rp_id=RP_ID, origin=ORIGIN, rp_name="Acme", user_name="alice",
         )["challenge"], "challenge"))
-        unconsented = verify_registration(created, namespace="acme", approver=ALICE, rp_id=RP_ID, origin=ORIGIN)
+        unconsented = verify_registration(created, namespace="acme", approver=None, rp_id=RP_ID, origin=ORIGIN)
         challenge = b64url_decode(consent_options(unconsented, owner=owner.identity)["challenge"], "challenge")
         log.issuer("/registry/approvers", approver_enrolment(
             owner, add_consent(unconsented, key.get(challenge).to_json(), owner=owner.identity)))
         claim = log.issuer("/v1/claims", claim_submission(agent, "mail-1", "acme", "mail", SCOPE))["entry"]
         other = log.issuer("/v1/claims", claim_submission(agent, "mail-2", "acme", "mail", SCOPE))["entry"]
 
-        rejected = decision_payload("rejection", claim, ALICE, "privilegeWithdrawn")
-        assert rejected == decision_payload("revocation", claim, ALICE, "privilegeWithdrawn")  # the same payload
+        rejected = decision_payload("rejection", claim, alice, "privilegeWithdrawn")
+        assert rejected == decision_payload("revocation", claim, alice, "privilegeWithdrawn")  # the same payload
         assertion = key.get(decision_digest(rejected, statement_type="claim-rejection", signer=owner.identity))
         log.issuer(f"/v1/claims/{claim}/approve", claim_approval(owner, claim))  # the owner's own approval
         forged = claim_decision(owner, "revocation", {**rejected, "webauthn": assertion.to_json()})
@@ -224,8 +232,38 @@ def test_a_humans_rejection_is_not_logged_as_their_revocation(tmp_path: Path) ->
         assert problem["type"] == "urn:tabellion:error:webauthn-challenge-mismatch", problem
 
         # the human's rejection of the other claim, logged as the rejection it is
-        rejected = decision_payload("rejection", other, ALICE, "privilegeWithdrawn")
+        rejected = decision_payload("rejection", other, alice, "privilegeWithdrawn")
         assertion = key.get(decision_digest(rejected, statement_type="claim-rejection", signer=owner.identity))
         log.issuer(f"/v1/claims/{other}/reject",
                    claim_decision(owner, "rejection", {**rejected, "webauthn": assertion.to_json()}))
         assert log.http.get(f"/v1/claims/{other}").json()["status"] == "rejected"
+
+
+def test_an_owner_cannot_enrol_its_passkey_as_another_organisations_human(tmp_path: Path) -> None:
+    """docs/authority.md principle 2: owner A (a did:key) enrols its own passkey, with the passkey's full consent,
+    as ``did:web:bank.example:people:ceo``. Both the log (SCRAPI ``POST /entries``) and the issuer
+    (``POST /registry/approvers``) refuse it with 403 ``approver-not-entitled``, and the log does not grow; the same
+    passkey enrolled as its own did:key is accepted."""
+    owner = Signer(Ed25519PrivateKey.generate())
+    key = SoftwareAuthenticator()
+    ceo = "did:web:bank.example:people:ceo"
+
+    def consented(approver: str | None) -> dict[str, Any]:
+        options = enrolment_registration_options(namespace="acme", approver=approver, rp_id=RP_ID, origin=ORIGIN,
+                                                 rp_name="Acme approvals", user_name="ceo")
+        created = key.create(b64url_decode(options["challenge"], "challenge"))
+        unconsented = verify_registration(created, namespace="acme", approver=approver, rp_id=RP_ID, origin=ORIGIN)
+        challenge = b64url_decode(consent_options(unconsented, owner=owner.identity)["challenge"], "challenge")
+        return add_consent(unconsented, key.get(challenge).to_json(), owner=owner.identity)
+
+    with running_server(tmp_path) as url:
+        log = Log(url)
+        log.issuer("/registry/operators", operator_registration(owner, "acme", Ed25519PrivateKey.generate()))
+        forged = approver_enrolment(owner, consented(ceo))
+        for path in ("/entries", "/registry/approvers"):
+            problem = log.refused(path, forged)
+            assert problem["type"] == "urn:tabellion:error:approver-not-entitled", problem
+        assert log.http.get("/v1/approvers", params={"namespace": "acme"}).json()["approvers"] == []
+        log.issuer("/registry/approvers", approver_enrolment(owner, consented(None)))
+        approvers = log.http.get("/v1/approvers", params={"namespace": "acme"}).json()["approvers"]
+        assert [a["approver"] for a in approvers] == [_alice(key)]

@@ -35,7 +35,8 @@ class Matrix:
     passports: dict[str, tuple[str, str]] = field(default_factory=dict)  # entry -> (operator, agent)
     delegations: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry -> principal, agent, parent, depth
     claims: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry -> agent, namespace, status
-    enrolments: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # entry -> (namespace, human, owner)
+    # entry -> (namespace, human whose passkey it is, owner, the approver it names)
+    enrolments: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
     enrolled: set[tuple[str, str]] = field(default_factory=set)  # (namespace, human): the credential is taken
     granted: set[tuple[Any, ...]] = field(default_factory=set)  # what accepted delegations said (all else is fixed)
 
@@ -165,29 +166,37 @@ class Matrix:
             if decided_by != signer:
                 broken.add("human-assertion-missing")
             return broken
-        return broken | self.assertion(record["namespace"], human, misbound)
+        return broken | self.assertion(record["namespace"], human, decided_by, misbound)
 
-    def assertion(self, namespace: str, human: str, misbound: bool) -> set[str]:
-        """What is wrong with ``human``'s passkey assertion in ``namespace`` (``misbound``: made for another
-        statement)."""
+    def assertion(self, namespace: str, human: str, decided_by: str, misbound: bool) -> set[str]:
+        """What is wrong with ``human``'s passkey assertion in ``namespace`` for a decision ``decided_by`` someone
+        (``misbound``: made for another statement)."""
         broken = set()
-        enrolment = next((e for e, (ns, h, _) in self.enrolments.items() if ns == namespace and h == human), None)
+        enrolment = next((e for e, (ns, h, _, _) in self.enrolments.items() if ns == namespace and h == human),
+                         None)
         if enrolment is None:
             broken.add("webauthn-credential-unknown")
         elif enrolment in self.revoked:
             broken.add("webauthn-credential-revoked")
+        elif self.enrolments[enrolment][3] != decided_by:
+            broken.add("webauthn-approver-mismatch")
         if misbound:
             broken.add("webauthn-challenge-mismatch")
         return broken
 
-    def enrolment(self, signer: str, human: str, namespace: str, foreign: bool) -> set[str]:
+    def enrolment(self, signer: str, human: str, namespace: str, foreign: bool, approver: str) -> set[str]:
+        """``human``'s passkey enrolled by ``signer`` for ``approver``; ``foreign``: consented by another passkey.
+        The approver is one the enrolment proves (the passkey's own did:key: here, ``human``) or the signer speaks
+        for (itself; every operator here is a did:key, so there is no did:web host to share)."""
         broken = self.signer(signer, signer)
         owner = self.owner(namespace)
         if owner is None:
             broken.add("namespace-unknown")
         elif signer != owner:
             broken.add("not-namespace-owner")
-        if human in self.revoked:
+        if approver not in (human, signer):
+            broken.add("approver-not-entitled")
+        if approver in self.revoked:
             broken.add("approver-revoked")
         if (namespace, human) in self.enrolled:
             broken.add("credential-already-enrolled")
@@ -210,7 +219,7 @@ class Matrix:
         else:
             if decided_by in self.revoked:
                 broken.add("decider-revoked")
-            broken |= self.assertion(NAMESPACES[signer], human, misbound)
+            broken |= self.assertion(NAMESPACES[signer], human, decided_by, misbound)
         if kind == "did":
             if not (signer == target or self.bound(target) == signer):
                 broken.add("did-revocation-not-entitled")
@@ -227,7 +236,7 @@ class Matrix:
             if record["status"] != "approved":
                 broken.add("claim-not-pending")
         elif target in self.enrolments:
-            if signer not in (self.enrolments[target][2], self.enrolments[target][1]):
+            if signer not in (self.enrolments[target][2], self.enrolments[target][3]):
                 broken.add("enrolment-revocation-not-entitled")
         elif target in self.consent_entries:
             if signer != self.consent_entries[target]:
@@ -253,7 +262,10 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("submit"), deciding, agent, st.sampled_from(("ns1", "ns2", "ns9"))),
     st.tuples(st.just("decide"), deciding, pick, st.sampled_from(("approval", "rejection", "revocation")),
               st.sampled_from(("own", "h1", "h2", "impersonate-h1", "h1-elsewhere"))),
-    st.tuples(st.just("enrol"), actor, st.sampled_from(HUMANS), st.sampled_from(("ns1", "ns2")), st.booleans()),
+    # the approver named: the passkey's own did:key ("own"), the signer itself ("signer"), or any actor's DID (a DID
+    # the owner is not entitled to name unless it is the passkey's or its own)
+    st.tuples(st.just("enrol"), actor, st.sampled_from(HUMANS), st.sampled_from(("ns1", "ns2")), st.booleans(),
+              st.sampled_from(("own", "own", "signer", *ACTORS))),
     st.tuples(st.just("revoke-did"), deciding, actor,
               st.sampled_from(("own", "own", "h1", "h2", "impersonate-h1", "h1-elsewhere"))),
     st.tuples(st.just("revoke-entry"), deciding, st.sampled_from(ENTRY_KINDS), pick),
@@ -391,25 +403,27 @@ class Run:
         if self.judge(broken):
             m.claims[claim]["status"] = {"approval": "approved", "rejection": "rejected", "revocation": "revoked"}[kind]
 
-    def enrol(self, signer: str, human: str, namespace: str, foreign: bool) -> None:
+    def enrol(self, signer: str, human: str, namespace: str, foreign: bool, named: str = "own") -> None:
         w, m = self.world, self.matrix
+        approver = human if named == "own" else signer if named == "signer" else named
         if foreign:  # the human's credential, "consented" by someone else's passkey
             key = w.passkey(human)
-            payload: dict[str, Any] = {"namespace": namespace, "approver": w.did(human),
+            payload: dict[str, Any] = {"namespace": namespace, "approver": w.did(approver),
                                        "credential_id": w_b64(key.credential_id),
                                        "public_key": w_b64(key.cose_public_key()), "rp_id": key.rp_id,
                                        "origin": key.origin}
-            created = self.mallory.create(enrolment_request_digest(payload))["response"]
+            # over the request the fold expects for this credential (without approver when it is the passkey's)
+            created = self.mallory.create(enrolment_request_digest(payload, passkey_did=w.did(human)))["response"]
             payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                        "attestation_object": created["attestationObject"]}
             challenge = decision_digest(payload, statement_type="approver-enrolment", signer=w.did(signer))
             payload["webauthn"] = self.mallory.get(challenge).to_json()
         else:
-            payload = w.enrolment(human, namespace)
-        broken = m.enrolment(signer, human, namespace, foreign)
+            payload = w.enrolment(human, namespace, signer_did=w.did(signer), approver=w.did(approver))
+        broken = m.enrolment(signer, human, namespace, foreign, approver)
         entry = w.add(signer, "approver-enrolment", payload)
         if self.judge(broken):
-            m.enrolments[entry] = (namespace, human, signer)
+            m.enrolments[entry] = (namespace, human, signer, approver)
             m.enrolled.add((namespace, human))
 
     def judge(self, broken: set[str]) -> bool:

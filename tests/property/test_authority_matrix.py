@@ -3,11 +3,12 @@
 Hypothesis builds a world of two registered operators (each owning a namespace), three agents, two humans with
 passkeys and a stranger, then lets *any* of them send random statements: consents, passports, delegations,
 claims, decisions (the owner's own, a human's with their passkey, or one in a human's name without it),
-approver enrolments (with the human's consent, or with someone else's passkey) and revocations of any DID or
-entry. ``Matrix`` is an independent reference written from docs/authority.md alone (it imports nothing of the
-fold): for each statement it lists the codes of every rule the statement breaks. The fold must then accept
-exactly what the matrix entitles, refuse everything else with one of those codes, and leave its state unchanged
-by a refusal; and a rebuild from the log must equal the incremental fold.
+approver enrolments (with the human's consent, or with someone else's passkey; naming as the approver the
+passkey's own did:key, the owner itself, or any other actor's DID, which the owner is not entitled to name) and
+revocations of any DID or entry. ``Matrix`` is an independent reference written from docs/authority.md alone
+(it imports nothing of the fold): for each statement it lists the codes of every rule the statement breaks. The
+fold must then accept exactly what the matrix entitles, refuse everything else with one of those codes, and leave
+its state unchanged by a refusal; and a rebuild from the log must equal the incremental fold.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from transparency.problem_details import problem_status
 from verifier.claims import decision_challenge, decision_digest, enrolment_request_digest
 from verifier.fold import FoldEntry
 from verifier.identity_state import IdentityState
-from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, Assertion, b64url_decode
+from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, Assertion, b64url_decode, credential_did
 
 OWNER = "did:example:owner"
 """The namespace owner that signs the enrolments of the unit tests that log none."""
@@ -141,7 +141,7 @@ def test_the_credential_must_be_enrolled_and_not_revoked(world: World) -> None:
 
 
 def test_authentication_options_carry_the_decision_challenge(world: World) -> None:
-    decision = {"claim": _claim(world), "decided_by": world.did("human"), "note": "ok"}
+    decision = {"claim": _claim(world), "decided_by": world.approver("human"), "note": "ok"}
     key = world.passkey("human")
     options = authentication_options(decision, RP_ID, [key.credential_id], **_approval(world))
     assert options["challenge"] == decision_challenge(decision, **_approval(world))
@@ -156,7 +156,7 @@ def test_authentication_options_carry_the_decision_challenge(world: World) -> No
 
 
 def test_approval_options_from_the_log(world: World) -> None:
-    decision = {"claim": _claim(world), "decided_by": world.did("human")}
+    decision = {"claim": _claim(world), "decided_by": world.approver("human")}
     options = approval_options(world.fold(), decision)
     assert options["rpId"] == RP_ID and options["challenge"] == decision_challenge(decision, **_approval(world))
     assert [c["id"] for c in options["allowCredentials"]] == [b64url(world.passkey("human").credential_id)]
@@ -184,19 +184,19 @@ ALICE = "did:web:acme.example:people:alice"
 REQUEST = {"namespace": "acme", "approver": ALICE, "rp_id": RP_ID, "origin": ORIGIN}
 
 
-def _options(request: dict[str, str], rp_name: str = "Acme approvals", **kwargs: Any) -> dict[str, Any]:
+def _options(request: dict[str, Any], rp_name: str = "Acme approvals", **kwargs: Any) -> dict[str, Any]:
     return enrolment_registration_options(namespace=request["namespace"], approver=request["approver"],
                                           rp_id=request["rp_id"], origin=request["origin"], rp_name=rp_name,
                                           user_name="alice", **kwargs)
 
 
-def _verify(response: dict[str, Any], request: dict[str, str]) -> dict[str, Any]:
+def _verify(response: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     return verify_registration(response, namespace=request["namespace"], approver=request["approver"],
                                rp_id=request["rp_id"], origin=request["origin"])
 
 
-def _registered(alg: int = ALG_ES256, *, created_for: dict[str, str] | None = None,
-                verified_for: dict[str, str] | None = None) -> tuple[SoftwareAuthenticator, dict[str, Any]]:
+def _registered(alg: int = ALG_ES256, *, created_for: dict[str, Any] | None = None,
+                verified_for: dict[str, Any] | None = None) -> tuple[SoftwareAuthenticator, dict[str, Any]]:
     """A passkey made with ``enrolment_registration_options`` (for ``REQUEST`` with ``created_for`` replacing
     fields) and its registration verified for ``REQUEST`` with ``verified_for`` replacing fields."""
     key = SoftwareAuthenticator(alg)
@@ -220,14 +220,19 @@ def test_enrolment_registration_options_carry_the_enrolment_request() -> None:
     assert other["challenge"] != options["challenge"]
 
 
-@pytest.mark.parametrize("alg", [ALG_ES256, ALG_EDDSA, ALG_RS256], ids=["ES256", "EdDSA", "RS256"])
-def test_a_registered_passkey_is_enrolled_and_approves(alg: int) -> None:
-    key, registered = _registered(alg)
+@pytest.mark.parametrize(("alg", "named"), [(ALG_ES256, False), (ALG_EDDSA, False), (ALG_RS256, True)],
+                         ids=["ES256", "EdDSA", "RS256"])
+def test_a_registered_passkey_is_enrolled_and_approves(alg: int, named: bool) -> None:
+    """A passkey registered for its own did:key (no approver named: the console's default), or, as an RS256 key
+    has no did:key, for the namespace's did:key owner itself; the fold accepts the enrolment and its approval."""
+    world = World()
+    approver = world.did("op") if named else None
+    key, registered = _registered(alg, created_for={"approver": approver}, verified_for={"approver": approver})
+    expected = world.did("op") if named else credential_did(key.cose_public_key())
     assert {k: v for k, v in registered.items() if k != "registration"} == {
-        "namespace": "acme", "approver": ALICE, "credential_id": b64url(key.credential_id),
+        "namespace": "acme", "approver": expected, "credential_id": b64url(key.credential_id),
         "public_key": b64url(key.cose_public_key()), "rp_id": RP_ID, "origin": ORIGIN}
     assert set(registered["registration"]) == {"client_data_json", "attestation_object"}
-    world = World()
     options = consent_options(registered, owner=world.did("op"))
     challenge = decision_challenge(registered, statement_type="approver-enrolment", signer=world.did("op"))
     assert options["challenge"] == challenge and options["rpId"] == RP_ID
@@ -304,3 +309,18 @@ def test_an_owner_signer_identity_is_kept() -> None:
     owner = Signer(current, Signer(first).identity)
     key, registered = _registered()
     assert parse_statement(approver_enrolment(owner, _consented(key, registered))).issuer == Signer(first).identity
+
+
+def test_a_passkey_registered_for_its_own_did_key_names_no_approver_in_its_request() -> None:
+    """Made before its key exists, the registration's challenge is the request without ``approver``; the user handle
+    is random (a second approver on the same authenticator replaces no passkey); an RS256 passkey has no did:key."""
+    own = {"namespace": "acme", "approver": None, "rp_id": RP_ID, "origin": ORIGIN}
+    options = _options(own)
+    request = {"namespace": "acme", "rp_id": RP_ID, "origin": ORIGIN}
+    assert options["challenge"] == b64url(enrolment_request_digest(request))
+    assert options["challenge"] != b64url(enrolment_request_digest(REQUEST))
+    assert options["user"]["id"] != _options(own)["user"]["id"]
+    with pytest.raises(PasskeyRegistrationInvalid, match="no did:key"):
+        _registered(ALG_RS256, created_for={"approver": None}, verified_for={"approver": None})
+    with pytest.raises(PasskeyRegistrationInvalid, match="challenge"):  # made for a named approver, not its own
+        _registered(created_for={}, verified_for={"approver": None})

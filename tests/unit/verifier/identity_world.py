@@ -25,7 +25,7 @@ from verifier.data_integrity import create_proof
 from verifier.did_key import did_key_from_public, multibase_of
 from verifier.fold import Fold, FoldEntry, IdentityState, Outcome, key_digest, witness_message
 from verifier.passports import format_timestamp, passport_verification_method, unsigned_passport
-from verifier.webauthn import FLAG_UP, FLAG_UV
+from verifier.webauthn import ALG_EDDSA, FLAG_UP, FLAG_UV, credential_did
 
 T0 = 1_750_000_000
 AUTO = -1  # World.consent: the next consent time
@@ -186,10 +186,27 @@ class World:
     # --- human approvers: passkeys enrolled by a namespace owner, assertions over the decision --------------------
 
     def passkey(self, human: str = "human", **kwargs: Any) -> SoftwareAuthenticator:
-        """``human``'s passkey (made on first use; ``kwargs`` such as ``alg`` apply then)."""
+        """``human``'s passkey, made on first use: by default an EdDSA passkey whose key is ``human``'s own key, so
+        that ``human``'s DID is the passkey's did:key (the approver an enrolment proves); ``kwargs`` apply then
+        (an ``alg`` or ``key`` among them makes another key, whose did:key is not ``human``'s DID)."""
         if human not in self.passkeys:
-            self.passkeys[human] = SoftwareAuthenticator(**kwargs)
+            own: dict[str, Any] = {"alg": ALG_EDDSA, "key": self.key(human)}
+            if "alg" in kwargs or "key" in kwargs:
+                own = {}
+            self.passkeys[human] = SoftwareAuthenticator(**own, **kwargs)
         return self.passkeys[human]
+
+    def approver(self, human: str = "human") -> str:
+        """The DID ``human`` approves as: their passkey's did:key (``human``'s own DID for the default passkey); an
+        RS256 passkey has none, and then ``human``'s DID (which no owner but ``human`` itself may enrol)."""
+        return credential_did(self.passkey(human).cose_public_key()) or self.did(human)
+
+    @staticmethod
+    def registration_challenge(payload: dict[str, Any]) -> bytes:
+        """The enrolment request's digest that a passkey's registration signs for ``payload`` (an enrolment, or a
+        request with its ``public_key``): without ``approver`` when that is the did:key of ``public_key``."""
+        own = credential_did(base64.urlsafe_b64decode(payload["public_key"] + "=" * (-len(payload["public_key"]) % 4)))
+        return enrolment_request_digest(payload, passkey_did=own)
 
     def enrolment(self, human: str = "human", namespace: str = "acme", *, consent: bool = True,
                   signer_did: str | None = None, **changes: Any) -> dict[str, Any]:
@@ -198,13 +215,14 @@ class World:
         ``changes`` replaced fields; ``consent=False``: without the consent's fields."""
         key = self.passkey(human)
         payload: dict[str, Any] = {
-            "namespace": namespace, "approver": self.did(human), "credential_id": b64url(key.credential_id),
+            "namespace": namespace, "approver": self.approver(human), "credential_id": b64url(key.credential_id),
             "public_key": b64url(key.cose_public_key()), "rp_id": key.rp_id, "origin": key.origin,
         }
         payload.update(changes)
         if not consent:
             return payload
-        created = key.create(enrolment_request_digest(payload))["response"]
+        own = credential_did(key.cose_public_key())  # what the passkey knows of itself: its own did:key
+        created = key.create(enrolment_request_digest(payload, passkey_did=own))["response"]
         payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                    "attestation_object": created["attestationObject"]}
         owner = signer_did or self.did(self.owners.get(namespace, "op"))
@@ -225,7 +243,7 @@ class World:
                  rp_id: str | None = None, decided_by: str | None = None) -> dict[str, Any]:
         """A claim-approval payload carrying an assertion by ``human``'s passkey over the decision; the keywords
         make it wrong in one way each (``challenge`` replaces the base64url challenge in the client data)."""
-        payload: dict[str, Any] = {"claim": claim, "decided_by": decided_by or self.did(human), "note": "ok"}
+        payload: dict[str, Any] = {"claim": claim, "decided_by": decided_by or self.approver(human), "note": "ok"}
         digest = self.decision_digest(claim, "claim-approval", payload)
         assertion = self.passkey(human).get(digest, kind=webauthn_type, challenge_text=challenge, flags=flags,
                                             origin=origin, rp_id=rp_id)
@@ -250,7 +268,7 @@ class World:
                  assertion: bool = True) -> dict[str, Any]:
         """A ``claim-<kind>`` payload decided by ``human``, with the assertion of ``human``'s passkey over it unless
         ``assertion=False`` (a decision in the human's name that the human did not sign)."""
-        payload: dict[str, Any] = {"claim": claim, "decided_by": self.did(human)}
+        payload: dict[str, Any] = {"claim": claim, "decided_by": self.approver(human)}
         payload.update({"note": "ok"} if kind == "approval"
                        else {"reason": "no" if kind == "rejection" else "privilegeWithdrawn"})
         if assertion:

@@ -10,9 +10,9 @@ import pytest
 
 from tests.unit.verifier.identity_world import World, accepted, assert_last_refused, b64url
 from tests.webauthn_authenticator import SoftwareAuthenticator
-from verifier.claims import check_human_decision, decision_digest, enrolment_request_digest
+from verifier.claims import check_human_decision, decision_digest
 from verifier.fold import Fold
-from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, FLAG_UV
+from verifier.webauthn import ALG_EDDSA, ALG_ES256, ALG_RS256, FLAG_UP, FLAG_UV, credential_did
 
 
 @pytest.fixture
@@ -41,21 +41,22 @@ def test_an_enrolled_passkey_approves_offline(alg: int) -> None:
     world = World()
     world.register("op")
     claim = world.submit("a1")
-    world.passkey("human", alg=alg)
-    enrolment = world.enrol()
+    passkey = world.passkey("human", alg=alg)
+    # the approver is the passkey's own did:key; no did:key names an RSA key, so an RS256 passkey is the owner's (b)
+    human = credential_did(passkey.cose_public_key()) or world.did("op")
+    enrolment = world.enrol(approver=human)
     assert world.fold().sign_counts == {enrolment: 2}  # the consent: registration (counter 1), assertion (2)
-    approval = world.approve(claim)
+    approval = world.approve(claim, decided_by=human)
     state = world.fold()
     assert accepted(state) == [True, True, True, True]
     approver = state.approvers[enrolment]
-    assert (approver.namespace, approver.approver, approver.enrolled_by) == ("acme", world.did("human"),
-                                                                             world.did("op"))
+    assert (approver.namespace, approver.approver, approver.enrolled_by) == ("acme", human, world.did("op"))
     assert state.approver_credentials == {("acme", approver.credential_id): enrolment}
     decision = state.claims[claim].decision("approval")
-    assert decision is not None and decision.entry == approval and decision.decided_by == world.did("human")
+    assert decision is not None and decision.entry == approval and decision.decided_by == human
     assert decision.webauthn is not None and decision.enrolment == enrolment
     assert decision.sign_count == 3 and state.sign_counts == {enrolment: 3}
-    payload = {"claim": claim, "decided_by": world.did("human"), "note": "ok", "webauthn": decision.webauthn}
+    payload = {"claim": claim, "decided_by": human, "note": "ok", "webauthn": decision.webauthn}
     # what a regulator re-checks from the log: against the state the approval met (its counter is then new)
     before = Fold().apply_all(world.entries[: state.claims[claim].decisions[-1].index])
     assert check_human_decision(before, "acme", payload, statement_type="claim-approval",
@@ -85,7 +86,7 @@ def test_a_credential_is_enrolled_once_per_namespace(world: World) -> None:
     world.enrol()
     assert_last_refused(world, "credential-already-enrolled")
     world.entries.pop()
-    world.enrol(approver=world.did("someone-else"))  # the same credential for another approver: still the same
+    world.enrol(approver=world.did("op"))  # the same credential for another approver (the owner): still the same
     assert_last_refused(world, "credential-already-enrolled")
     world.entries.pop()
     world.enrol("human", "beta")  # the same passkey approves for another namespace, enrolled by its owner
@@ -121,7 +122,7 @@ def _consented(world: World, payload: dict[str, Any], *, creator: str = "human2"
     """``payload`` (an enrolment) with a registration made by ``creator``'s passkey over the enrolment request of
     ``request`` (default: of ``payload``) and an assertion by ``asserter``'s passkey over the whole enrolment."""
     payload = {k: v for k, v in payload.items() if k not in ("registration", "webauthn")}
-    created = world.passkey(creator).create(enrolment_request_digest(request or payload))["response"]
+    created = world.passkey(creator).create(world.registration_challenge(request or payload))["response"]
     payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                "attestation_object": created["attestationObject"]}
     challenge = decision_digest(payload, statement_type="approver-enrolment", signer=world.did("op"))
@@ -166,7 +167,8 @@ def test_a_registration_of_another_credential_is_refused(world: World) -> None:
 
 def test_a_registration_naming_another_key_for_the_credential_is_refused(world: World) -> None:
     """The enrolment names the registered credential id with a key of the owner's choosing."""
-    payload = world.enrolment("human2", consent=False, public_key=b64url(world.passkey("mallory").cose_public_key()))
+    payload = world.enrolment("human2", consent=False, approver=world.did("op"),
+                              public_key=b64url(world.passkey("mallory").cose_public_key()))
     world.add("op", "approver-enrolment", _consented(world, payload))
     assert_last_refused(world, "enrolment-registration-invalid")
 
@@ -185,7 +187,7 @@ def test_an_assertion_by_another_passkey_is_refused(world: World) -> None:
 def test_an_assertion_over_another_enrolment_is_refused(world: World) -> None:
     """The human consented to one enrolment; the owner changed it afterwards."""
     payload = world.enrolment("human2")
-    payload["approver"] = world.did("mallory")
+    payload["approver"] = world.did("op")  # an approver the owner may name (itself), but not the one consented to
     world.add("op", "approver-enrolment", payload)
     assert_last_refused(world, "webauthn-challenge-mismatch")
 
@@ -197,7 +199,7 @@ def test_an_assertion_over_another_enrolment_is_refused(world: World) -> None:
 )
 def test_a_registration_that_does_not_hold_is_refused(world: World, create: dict[str, Any], code: str) -> None:
     payload = world.enrolment("human2", consent=False)
-    created = world.passkey("human2").create(enrolment_request_digest(payload), **create)["response"]
+    created = world.passkey("human2").create(world.registration_challenge(payload), **create)["response"]
     payload["registration"] = {"client_data_json": created["clientDataJSON"],
                                "attestation_object": created["attestationObject"]}
     challenge = decision_digest(payload, statement_type="approver-enrolment", signer=world.did("op"))
@@ -209,7 +211,7 @@ def test_a_registration_that_does_not_hold_is_refused(world: World, create: dict
 def test_an_assertion_posing_as_the_registration_is_refused(world: World) -> None:
     """A webauthn.get over the enrolment request is not the passkey's creation."""
     payload = world.enrolment("human2", consent=False)
-    got = world.passkey("human2").get(enrolment_request_digest(payload)).to_json()
+    got = world.passkey("human2").get(world.registration_challenge(payload)).to_json()
     payload["registration"] = {"client_data_json": got["client_data_json"],
                                "attestation_object": got["authenticator_data"]}
     challenge = decision_digest(payload, statement_type="approver-enrolment", signer=world.did("op"))
@@ -264,7 +266,7 @@ def test_another_passkey_of_the_same_human_is_refused(world: World) -> None:
     """An assertion by a passkey that claims the enrolled credential id but holds another key."""
     enrolled = world.passkey("human")
     world.passkeys["human"] = SoftwareAuthenticator(credential_id=enrolled.credential_id)
-    world.approve(_claim(world))
+    world.approve(_claim(world), decided_by=world.did("human"))
     assert_last_refused(world, "webauthn-signature-invalid")
 
 

@@ -305,9 +305,10 @@ def test_a_human_rejection_changed_after_the_human_signed_is_refused(world: Worl
 
 def test_a_claim_is_not_approved_by_its_own_agent(world: World) -> None:
     """Four eyes: the agent's own DID enrolled as an approver of the namespace (by the owner, with a passkey the
-    agent holds) does not approve the agent's claim; nor does the owner approve a claim it submitted itself."""
+    agent holds, whose did:key is the agent's DID: the only way the agent's DID can be enrolled) does not approve
+    the agent's claim; nor does the owner approve a claim it submitted itself."""
     claim = _claim(world)
-    world.enrol("a1")  # the claiming agent's DID, an approver of acme
+    world.enrol("a1")  # the claiming agent's DID (its passkey's did:key), an approver of acme
     world.add("op", "claim-approval", world.approval(claim, "a1"))
     assert_last_refused(world, "claim-self-approval")
     own = world.submit("op", "c2")  # the namespace owner claims in its own namespace
