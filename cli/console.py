@@ -52,6 +52,6 @@ def add_console_commands(commands: Any, command: Callable[..., argparse.Argument
     p.add_argument("action", nargs="?", choices=("serve", "invite"), default="serve")
     p.add_argument("--config", required=True, metavar="FILE", help="the console's TOML configuration")
     p.add_argument("--approver", metavar="DID",
-                   help="invite: the approver's DID: the operator's own, or a did:web on the operator's did:web host "
+                   help="invite: the approver's DID: the operator's own, or a did:web under the operator's did:web "
                         "(default: the did:key of the passkey the human creates)")
     p.add_argument("--name", default="approver", help="invite: the name the passkey is made for")

@@ -5,8 +5,8 @@
 - **Invitations**: ``tabellion console invite`` (on the operator's host, with the console's configuration) signs a
   link naming the approver's DID, or none; whoever opens it may enrol *their* passkey as that approver (without one:
   as the passkey's own did:key, made in the ceremony), once, within a day. A named approver must be one the console's
-  operator may name (``verifier.claims.check_approver_named``: the operator itself, or a did:web on its own did:web
-  host), else the invitation is refused at once, ``approver-not-entitled``, as the log would refuse the enrolment.
+  operator may name (``verifier.claims.check_approver_named``: the operator itself, or a did:web at or under its own
+  did:web), else the invitation is refused at once, ``approver-not-entitled``, as the log would refuse the enrolment.
   The link is a bearer secret for the operator to hand to the human only. Spent invitations are recorded in
   ``<data_dir>/invitations-spent`` (one id a line) so that a link enrols one passkey.
 - **The session secret** (``<data_dir>/session.key``, 32 random bytes, mode 0600) signs session cookies and

@@ -26,7 +26,7 @@
   The ``approver`` it names is one the enrolment proves or its signer may speak for (``approver-not-entitled``
   otherwise): the did:key of the passkey's own credential key (the passkey's consent is the DID's; its
   registration's request then leaves ``approver`` out, as the key did not exist yet), the owner itself, or a
-  did:web on the owner's own did:web host. Without this rule an owner could enrol its own passkey as another
+  did:web at or under the owner's own did:web. Without this rule an owner could enrol its own passkey as another
   organisation's human and log decisions in that human's name.
   An enrolment is revoked by a ``revocation`` naming its entry id (by the owner or the approver).
 """
@@ -47,7 +47,7 @@ from schemas.errors import (
     TabellionError,
 )
 from schemas.identity_statements import canonical_json
-from verifier.did_web import DID_WEB, did_web_host
+from verifier.did_web import DID_WEB, did_web_segments
 from verifier.identity_state import (
     Approver,
     Claim,
@@ -220,23 +220,26 @@ def check_enrolment(state: IdentityState, s: LoggedStatement) -> tuple[Approver,
 
 def check_approver_named(approver: str, *, signer: str) -> None:
     """An approver that the enrolment's ``signer`` (the namespace's owner) may name for a passkey that is not the
-    approver's own did:key: the signer itself (its signature is its consent), or a did:web on the signer's own
-    did:web host (``did_web_host``: the host and port compared as hosts are, case-insensitively): a did:web operator
-    was registered on the evidence of its domain's did.json, so it controls every did:web of that host. Anything
-    else is ``approver-not-entitled``: the owner would otherwise log decisions "decided_by" a DID that never
+    approver's own did:key: the signer itself (its signature is its consent), or a did:web at or under the signer's
+    own did:web (``did_web_segments``: the same host and port, compared as hosts are, case-insensitively, then the
+    signer's path segments, if any, first): a did:web operator was registered on the evidence of its own
+    ``did.json``, so it controls that document's place and what lies beneath it: ``did:web:acme.example`` all of
+    acme.example, ``did:web:hosting.example:u:alice`` only ``…:u:alice:…``, not another user's path on a shared host.
+    Anything else is ``approver-not-entitled``: the owner would otherwise log decisions "decided_by" a DID that never
     consented (another organisation's human, an agent, a stranger)."""
     if approver == signer:
         return
     if approver.startswith(DID_WEB) and signer.startswith(DID_WEB):
         try:
-            if did_web_host(approver) == did_web_host(signer):
-                return
+            named, own = did_web_segments(approver), did_web_segments(signer)
         except DidWebInvalid as exc:
             raise Refused(Refusal.APPROVER_NOT_ENTITLED, f"approver {approver[:200]}: {exc.detail}") from exc
+        if named[:len(own)] == own:
+            return
     raise Refused(
         Refusal.APPROVER_NOT_ENTITLED,
         f"{signer[:200]} may not enrol a passkey as {approver[:200]}: an approver is the passkey's own did:key, the "
-        "namespace's owner itself, or a did:web on the owner's own did:web host",
+        "namespace's owner itself, or a did:web at or under the owner's own did:web",
     )
 
 

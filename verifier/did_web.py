@@ -79,13 +79,15 @@ def did_web_url(did: str) -> str:
     return origin + ("/" + "/".join(segments) if segments else "/.well-known") + "/did.json"
 
 
-def did_web_host(did: str) -> str:
-    """The host a well-formed did:web names, with its port: its first method-specific segment (the percent-encoded
-    ``host[%3Aport]``), in lower case, as hosts (and percent-encodings) compare. ``did:web:Acme.example:people:alice``
-    -> ``acme.example``; ``did:web:acme.example%3A8443`` -> ``acme.example%3a8443``, another host than
-    ``acme.example``. ``DidWebInvalid`` if ``did`` is not a did:web ``did_web_url`` reads."""
+def did_web_segments(did: str) -> tuple[str, ...]:
+    """The method-specific segments of a well-formed did:web: its host with its port (the percent-encoded
+    ``host[%3Aport]``, in lower case, as hosts and percent-encodings compare), then its path segments as written.
+    ``did:web:Acme.example:people:alice`` -> ``("acme.example", "people", "alice")``; ``did:web:acme.example%3A8443``
+    -> ``("acme.example%3a8443",)``, another host than ``acme.example``. ``DidWebInvalid`` if ``did`` is not a
+    did:web ``did_web_url`` reads."""
     did_web_url(did)
-    return did[len(DID_WEB):].split(":", 1)[0].lower()
+    host, *path = did[len(DID_WEB):].split(":")
+    return (host.lower(), *path)
 
 
 def listed_method(document: Any, did: str, multikey: str) -> str:

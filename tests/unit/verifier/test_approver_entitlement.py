@@ -1,5 +1,5 @@
 """Whom an ``approver-enrolment`` may name as its ``approver`` (docs/authority.md, principle 2): the did:key of the
-enrolled passkey's own key (a), the namespace's owner itself (b), or a did:web on the owner's own did:web host (c);
+enrolled passkey's own key (a), the namespace's owner itself (b), or a did:web at or under the owner's own did:web (c);
 anything else is ``approver-not-entitled``, and the state is left as it was. Known answers, accepted and refused."""
 
 from __future__ import annotations
@@ -60,14 +60,14 @@ def test_an_rs256_credential_has_no_did_key() -> None:
     assert credential_did(SoftwareAuthenticator(alg=ALG_RS256).cose_public_key()) is None
 
 
-# --- (b) the signer itself, (c) a did:web on the signer's own did:web host -------------------------------------
+# --- (b) the signer itself, (c) a did:web at or under the signer's own did:web -----------------------------------
 
 ENTITLED = [
     ("did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
      "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"),  # (b) a did:key owner names itself
     (OWNER, OWNER),  # (b)
     ("did:web:acme.example:people:alice", OWNER),  # (c)
-    ("did:web:acme.example:people:alice", "did:web:acme.example:x"),  # (c) the signer's own path does not matter
+    ("did:web:hosting.example:u:alice:people:bob", "did:web:hosting.example:u:alice"),  # (c) under the signer's path
     ("did:web:ACME.Example:people:alice", OWNER),  # (c) a host is compared case-insensitively
     ("did:web:acme.example:people:alice", "did:web:Acme.EXAMPLE"),
     ("did:web:acme.example%3A8443:people:alice", "did:web:acme.example%3a8443"),  # the same port, hex in any case
@@ -78,6 +78,10 @@ NOT_ENTITLED = [
     ("did:web:evil.acme.example:people:alice", OWNER),  # a subdomain is another host
     ("did:web:acme.example%3A8443:people:alice", OWNER),  # another port is another host
     ("did:web:acme.example", "did:web:acme.example%3A8443"),
+    ("did:web:hosting.example:u:bob", "did:web:hosting.example:u:alice"),  # another user's path on a shared host
+    ("did:web:hosting.example:people:ceo", "did:web:hosting.example:u:alice"),  # the host above the signer's path
+    ("did:web:hosting.example:u:alicexyz", "did:web:hosting.example:u:alice"),  # a segment, not a string, prefix
+    ("did:web:hosting.example:u:Alice", "did:web:hosting.example:u:alice"),  # a path segment is compared exactly
     ("did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG", OWNER),  # a did:key the owner is not
     ("did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG",
      "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"),  # another did:key (an agent, a stranger)
