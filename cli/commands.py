@@ -2,7 +2,7 @@
 
 Each command is a plain function that returns the line(s) it reports, so tests call it directly;
 ``run(argv)`` parses arguments, calls one, prints, and turns every error into one line on stderr
-(``tabellion: error: <message>``, exit 1; 2 for a usage error). ``--verbose`` shows the traceback.
+(``tabellion: error: <message> [<code>]``, exit 1; 2 for a usage error). ``--verbose`` shows the traceback.
 
 The ``verify`` commands are offline: they read files and use only ``verifier`` and ``schemas``.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 import traceback
@@ -34,10 +35,12 @@ from schemas import cose_labels as L
 from schemas.checkpoint import parse_checkpoint
 from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
+    PROBLEM_TYPE_BASE,
     CheckpointInconsistent,
     ConsistencyProofInvalid,
     InvalidParameter,
     LogCorrupted,
+    LogRequestRefused,
     LogUnreachable,
     PayloadInvalid,
     RegistrationPending,
@@ -678,5 +681,22 @@ def _fail(exc: BaseException, code: int, verbose: bool, *, unexpected: bool = Fa
     if unexpected:
         hint = "" if verbose else " (--verbose shows the traceback)"
         message = f"unexpected {type(exc).__name__}: {message}{hint}"
+    stable = _stable_code(exc)
+    if stable:
+        message = f"{message} [{stable}]"
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return code
+
+
+_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
+
+
+def _stable_code(exc: BaseException) -> str | None:
+    """The refusal's stable code, shown at the end of the line for a script or a search: the server's, when a log
+    refused a request with a Tabellion problem, else the error's own."""
+    if isinstance(exc, LogRequestRefused) and exc.problem_type and exc.problem_type.startswith(PROBLEM_TYPE_BASE):
+        code = exc.problem_type[len(PROBLEM_TYPE_BASE):]  # a server's words: shown only if it looks like a code
+        return code if _CODE.fullmatch(code) else None
+    if isinstance(exc, TabellionError) and exc.code != TabellionError.code:
+        return exc.code
+    return None

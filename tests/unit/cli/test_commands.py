@@ -82,7 +82,7 @@ def test_tampered_statement_is_one_line_error(tmp_path: Path, capsys: Capsys) ->
         "Signature invalid:")
     (tmp_path / "junk").write_bytes(b"\xff\x00junk")
     message = one_line_error(tabellion(capsys, "verify", "statement", tmp_path / "junk"))
-    assert message.startswith("Malformed CBOR:")
+    assert message.startswith("Malformed CBOR:") and message.endswith(" [malformed-cbor]"), message  # its code
 
 
 def test_statement_whose_issuer_is_not_its_did_key_does_not_verify(
@@ -228,8 +228,8 @@ def test_submit_writes_receipt_and_transparent_statement(
 
 def test_submit_refused_statement(log: Log, tmp_path: Path, capsys: Capsys) -> None:
     (tmp_path / "junk.cose").write_bytes(b"\xd2\x84junk")
-    assert one_line_error(tabellion(capsys, "submit", log.url, tmp_path / "junk.cose")).startswith(
-        "Malformed CBOR:")
+    message = one_line_error(tabellion(capsys, "submit", log.url, tmp_path / "junk.cose"))
+    assert message.startswith("Malformed CBOR:") and message.endswith(" [malformed-cbor]"), message  # the log's code
 
 
 def test_submit_to_an_unreachable_log(tmp_path: Path, capsys: Capsys) -> None:
