@@ -3,7 +3,8 @@
 Every answer that is not the expected success is raised as ``LogRequestRefused`` carrying the answer's
 status and its problem details (RFC 9290 CBOR or RFC 9457 JSON); a log that cannot be reached raises
 ``LogUnreachable``. Bodies are returned as the log sent them: verifying them is the verifier's job. No answer is
-read past ``max_answer_bytes`` (``transparency.client.bounded``: ``answer-too-large``), nor inflated.
+read past ``max_answer_bytes`` (``transparency.client.bounded``: ``answer-too-large``), nor inflated, nor past
+``answer_deadline_s`` after the request was sent (``answer-too-slow``; a long poll's wait is added to it).
 """
 
 from __future__ import annotations
