@@ -14,6 +14,7 @@ import pytest
 from gateway.state import FollowedLog
 from schemas.errors import AnswerTooSlow, LogUnreachable, TabellionError
 from schemas.note import ed25519_vkey, parse_vkey
+from tests.did_web_host import TestCa, did_web_host
 from tests.hostile_server import dripping_proxy, hostile_server
 from tests.server import running_server
 from transparency.client import HttpLogClient
@@ -107,3 +108,22 @@ def test_a_follower_gives_up_dripped_answers_and_follows(tmp_path: Path) -> None
                 log.stop()
             assert proxy.dripped == 2  # two answers given up, then the log followed
             assert time.monotonic() - started >= 2 * DEADLINE
+
+
+def test_the_capped_sockets_speak_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default transport's sockets are httpcore's own under TLS too (certificates checked as httpx checks them),
+    and a TLS answer held past the deadline is given up."""
+    ca = TestCa.create(tmp_path / "ca")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.cert_path))  # httpx's trust store, from the environment
+    with did_web_host(ca) as host:
+        host.put("/fast.json", b"{}", content_type="application/json")
+        host.put("/slow.json", b"{}", content_type="application/json", delay_s=3.0)
+        fast = bounded_request("GET", f"{host.origin}/fast.json", timeout=READ_TIMEOUT, deadline_s=DEADLINE)
+        assert fast.status_code == 200 and fast.json() == {}
+        started = time.monotonic()
+        with pytest.raises(AnswerTooSlow) as refused:
+            bounded_request("GET", f"{host.origin}/slow.json", timeout=READ_TIMEOUT, deadline_s=DEADLINE)
+        _gives_up_in_time(started, refused)
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with did_web_host(ca) as host, pytest.raises(httpx.ConnectError):  # the test CA, no longer trusted
+        bounded_request("GET", f"{host.origin}/fast.json", timeout=READ_TIMEOUT, deadline_s=DEADLINE)
