@@ -142,7 +142,8 @@ def serve(overrides: Mapping[str, Any], *, stderr: TextIO | None = None) -> None
         serve_log(settings, extra_routes=[*ISSUER_ROUTES, *EXPLORER_ROUTES],
                   extensions=[hosted(IssuerSettings(
                       settings.data_dir, settings.allowed_targets, settings.issuer_witness_policy,
-                      settings.issuer_witness_grace_s)), explorer_extension()], opened=opened)
+                      settings.issuer_witness_grace_s, public_url=settings.service_url)), explorer_extension()],
+                  opened=opened)
     except LogCorrupted as exc:  # one line (``run``): what is wrong, and what checks the rest
         fsck_database = " --database URL" if settings.database else ""
         raise type(exc)(f"{exc.detail}; the log was not started ('{PROG} fsck {settings.data_dir}{fsck_database}' "
@@ -494,7 +495,7 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     service_log.addHandler(handler)
     service_log.setLevel(logging.DEBUG if a.verbose else logging.INFO)
     serve({"data_dir": a.data, "database": a.database, "publish_dir": a.publish_dir, "host": a.host,
-           "port": a.port, "origin": a.origin, "max_body_bytes": a.max_body,
+           "port": a.port, "origin": a.origin, "public_url": a.public_url, "max_body_bytes": a.max_body,
            "body_read_timeout_s": a.body_read_timeout, "outbound_allow": a.outbound_allow,
            "witness_policy": a.witness_policy})
     return 0
@@ -537,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on")
     p.add_argument("--port", type=int, help="port to listen on")
     p.add_argument("--origin", help="the log's origin (checkpoint origin line, receipt issuer)")
+    p.add_argument("--public-url", metavar="URL", help="the URL the service is reached at, e.g. "
+                   "https://log.acme.example: its did:web names did.json, status lists and tokens "
+                   "(default http://HOST:PORT)")
     p.add_argument("--max-body", type=int, metavar="BYTES", help="largest statement accepted")
     p.add_argument("--body-read-timeout", type=float, metavar="SECONDS",
                    help="refuse (408) a request body that stalls this long (default 10)")

@@ -21,6 +21,7 @@ import logging
 import time
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -70,7 +71,7 @@ async def agent(request: Request) -> Response:
                          "iat": format_timestamp(signed.issued_at or 0), "outcome": outcome})
     return pages.render(request, "agent.html", {
         "title": "Agent", "agent": found, "did": did, "facts": facts, "timeline": timeline,
-        "graph": drawing(verified, facts, c.config.explorer + "/explorer/entries/{}"),
+        "graph": await run_in_threadpool(drawing, verified, facts, c.config.explorer + "/explorer/entries/{}"),
         "size": verified.checkpoint.size, "reasons": REVOCATION_REASONS, "csrf": csrf_token(request),
         "when": format_timestamp, "explorer": c.config.explorer,
     })

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -175,7 +176,7 @@ async def agent(request: Request) -> Response:
     facts = edges(verified)
     return pages.render(request, "agent.html", {
         "title": "Who authorised this agent?", "did": did, "short": short_did(did), "report": report,
-        "facts": facts, "graph": drawing(verified, facts, "/explorer/entries/{}"),
+        "facts": facts, "graph": await run_in_threadpool(drawing, verified, facts, "/explorer/entries/{}"),
         "bundle_url": "/v1/audit/" + quote(did, safe=":"), "size": verified.checkpoint.size,
     })
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class IssuerSettings:
     """Where the issuer keeps what is its own (none of it authoritative: the log is)."""
 
     data_dir: Path
+    # the service's public base URL (transparency.settings public_url): its did:web names did.json, status lists
+    # and tokens; never a request's Host
+    public_url: str = field(kw_only=True)
     allow: AllowedTargets = AllowedTargets()  # non-public ranges its webhooks may reach (transparency.outbound)
     witness_policy: Path | None = None  # fold only checkpoints this tlog-policy's quorum cosigned
     witness_grace_s: float = 10.0  # ... and answer 503 log-unwitnessed past this wait for a quorum
@@ -113,7 +116,8 @@ def hosted(settings: IssuerSettings) -> Callable[[Starlette, Any], AbstractAsync
         except LogUnwitnessed as exc:  # witnesses not reached yet: answer 503 log-unwitnessed until they are
             logging.getLogger("issuer").warning("%s", exc.detail)
         registry_keys = open_registry_keys(settings.data_dir)  # token-signing keys: <data>/registry-keys/<n>.pem
-        app.state.issuer = Issuer(log, client.submit, keys, service.key.kid, registry_keys=registry_keys)
+        app.state.issuer = Issuer(log, client.submit, keys, service.key.kid, registry_keys=registry_keys,
+                                  public_url=settings.public_url)
         app.state.outbox = outbox
         stop = asyncio.Event()
         delivering = asyncio.create_task(dispatcher.run(stop))

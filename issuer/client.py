@@ -19,7 +19,7 @@ import httpx
 from schemas import media_types
 from schemas.base64url import b64url_decode
 from schemas.errors import PROBLEM_TYPE_BASE, InvalidParameter, LogRequestRefused, LogUnreachable
-from transparency.client.bounded import MAX_ANSWER_BYTES, BoundedTransport
+from transparency.client.bounded import ANSWER_DEADLINE_S, MAX_ANSWER_BYTES, BoundedTransport
 from transparency.client.http import refusal
 
 DEFAULT_TIMEOUT_S: Final = 60.0
@@ -83,12 +83,14 @@ class IssuerClient:
     """A client of one issuer at ``base_url`` (embedded: the log's URL)."""
 
     def __init__(self, base_url: str, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 transport: httpx.BaseTransport | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+                 transport: httpx.BaseTransport | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES,
+                 answer_deadline_s: float = ANSWER_DEADLINE_S) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidParameter(f"issuer URL {base_url[:100]!r} is not an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes), trust_env=False)
+                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes,
+                                                             deadline_s=answer_deadline_s), trust_env=False)
 
     def close(self) -> None:
         self._http.close()

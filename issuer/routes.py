@@ -131,7 +131,7 @@ async def resolve_did(request: Request) -> Response:
 async def service_did(request: Request) -> Response:
     issuer = _issuer(request)
     registry = [(key.kid, key.public) for key in issuer.registry_keys.generations()]
-    document = service_document(str(request.base_url), issuer.receipt_keys, issuer.current_kid, registry)
+    document = service_document(issuer.public_url, issuer.receipt_keys, issuer.current_kid, registry)
     return JSONResponse(document, media_type=DID_MEDIA_TYPE)
 
 
@@ -147,7 +147,7 @@ async def status_list(request: Request) -> Response:
     with issuer.log.view() as state:
         if operator not in state.controllers:
             raise NotFound(f"{operator[:200]} is not an operator registered on this log")
-        credential = operator_status_list(state, operator, str(request.base_url), issuer.registry_keys.current,
+        credential = operator_status_list(state, operator, issuer.public_url, issuer.registry_keys.current,
                                           issuer.now())
     return JSONResponse(credential, media_type="application/vc+ld+json", headers={"Cache-Control": "no-cache"})
 
@@ -159,7 +159,7 @@ async def registry_keys(request: Request) -> Response:
 
 async def mint_token(request: Request) -> Response:
     """``POST /v1/tokens``: a task-bound token for the agent's signed request (issuer.tokens), 201."""
-    minted = _issuer(request).mint_token(await read_json_object(request, MAX_JSON_BYTES), str(request.base_url))
+    minted = _issuer(request).mint_token(await read_json_object(request, MAX_JSON_BYTES))
     return JSONResponse(minted.json(), 201, {"Cache-Control": "no-store"})  # RFC 6749 §5.1
 
 

@@ -62,13 +62,14 @@ class Logged:
 class Issuer:
     def __init__(
         self, log: LogState, submit: Submit, receipt_keys: KeySet, current_kid: bytes, clock: Clock = time.time,
-        *, registry_keys: RegistryKeys | None = None,
+        *, registry_keys: RegistryKeys | None = None, public_url: str,
     ) -> None:
         self.log = log
         self._submit = submit
         self.receipt_keys = receipt_keys
         self.current_kid = current_kid
         self.clock = clock
+        self.public_url = public_url.rstrip("/")  # configuration, never a request's Host: did.json, lists, tokens
         self._registry_keys = registry_keys
         self.nonces = NonceCache()  # token-request nonces, in memory (see issuer.tokens)
 
@@ -131,12 +132,12 @@ class Issuer:
         The log's receipt keys are published by the log itself at ``/.well-known/scitt-keys``."""
         return self.registry_keys.jwk_set()
 
-    def mint_token(self, body: dict[str, Any], base_url: str) -> MintedToken:
+    def mint_token(self, body: dict[str, Any]) -> MintedToken:
         """A task-bound token for the agent's signed request, decided on the latest verified checkpoint."""
         self.log.refresh()
         with self.log.view() as state:
             return mint_token(body, state=state, key=self.registry_keys.current, nonces=self.nonces, now=self.now(),
-                              issuer=did_web(base_url), checkpoint=self.log.checkpoint.size)
+                              issuer=did_web(self.public_url), checkpoint=self.log.checkpoint.size)
 
     # --- reads ------------------------------------------------------------------------------------
 

@@ -439,6 +439,14 @@ class AnswerTooLarge(LogUnreachable):
     title = "Answer too large"
 
 
+class AnswerTooSlow(LogUnreachable):
+    """A server the client reads did not finish its answer (status, headers and the whole body) within the client's
+    deadline for one answer: a slow drip of bytes, each within the per-read timeout, cannot hold a client forever."""
+
+    code = "answer-too-slow"
+    title = "Answer too slow"
+
+
 class AnswerEncodingRefused(LogUnreachable):
     """A log, witness or peer answered in a content coding although the client asked for none (``identity``): a
     compressed answer is not inflated, so that a small bomb cannot grow past the client's bound."""

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from schemas.errors import ConfigurationError
 from transparency.outbound import AllowedTargets
@@ -23,6 +24,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     origin: str = "tabellion.localhost/log"
+    # the URL the service is reached at, e.g. https://log.acme.example: it names the service's did:web (did.json,
+    # status lists, tokens); never taken from a request's Host. None: http://{host}:{port}, the listen address
+    public_url: str | None = None
     max_body_bytes: int = 1024 * 1024
     body_read_timeout_s: float = 10.0  # a request body stalling this long is refused (transparency.request_bodies)
     batch_max_entries: int = 256
@@ -50,6 +54,14 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "log.sqlite"
+
+    @property
+    def service_url(self) -> str:
+        """The service's public base URL, without a trailing ``/``: ``public_url``, else the listen address."""
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def log_location(self) -> Path | str:
@@ -89,6 +101,7 @@ def flag(raw: str) -> bool:
 
 _CASTS: dict[str, Callable[[str], Any]] = {
     "data_dir": Path, "database": str, "publish_dir": Path, "host": str, "port": int, "origin": str,
+    "public_url": str,
     "max_body_bytes": int,
     "batch_max_entries": int, "batch_max_wait_ms": float, "registration_timeout_s": float,
     "queue_limit": int, "rate_per_second": float, "rate_burst": int, "entries_page_limit": int,
@@ -131,5 +144,27 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         raise ConfigurationError("snapshot_every and snapshot_interval_s must be positive")
     if not settings.origin or any(c.isspace() for c in settings.origin) or "+" in settings.origin:
         raise ConfigurationError(f"origin {settings.origin!r} must be non-empty, without spaces or '+'")
+    if settings.public_url is not None:
+        check_public_url(settings.public_url)
+    elif settings.port == 0:
+        raise ConfigurationError("port 0 picks a port only at start: give public_url, the URL the service is "
+                                 "reached at")
     AllowedTargets.parse(settings.outbound_allow)  # ConfigurationError unless address ranges
     return settings
+
+
+def check_public_url(value: str) -> None:
+    """``public_url`` is an absolute http(s) URL, without user information, query or fragment (a path is kept:
+    ``https://acme.example/log`` is ``did:web:acme.example:log``)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- a port that is not a number raises ValueError here
+    except ValueError as exc:
+        raise ConfigurationError(f"public_url {value[:100]!r} is not a URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ConfigurationError(f"public_url {value[:100]!r} must be an http:// or https:// URL without user "
+                                 "information")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigurationError(f"public_url {value[:100]!r} must have no query and no fragment")
+    if any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise ConfigurationError(f"public_url {value[:100]!r} must have no spaces or control characters")

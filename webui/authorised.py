@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import graphviz
-from markupsafe import Markup
 
 from verifier.bundles import BundleReport, VerifiedBundle
 from verifier.delegation import chain_of
 from verifier.passports import format_timestamp
-from webui.graphs import digraph, render_svg
+from webui.graphs import Drawing, digraph, render_svg
 from webui.identities import short_did
 
 
@@ -68,10 +67,12 @@ def edges(bundle: VerifiedBundle) -> list[Edge]:
     return [edge for _, edge in sorted(found, key=lambda item: item[0])]
 
 
-def drawing(bundle: VerifiedBundle, facts: list[Edge], entry_url: str) -> Markup | None:
-    """The facts as an SVG graph (``entry_url`` formats an entry id into the link of its page)."""
-    graph: graphviz.Digraph = digraph("authorised")
+def drawing(bundle: VerifiedBundle, facts: list[Edge], entry_url: str) -> Drawing:
+    """The facts as an SVG graph (``entry_url`` formats an entry id into the link of its page), within the bounds
+    of ``webui.graphs``: it may run ``dot`` for seconds, so call it off the event loop."""
     names = sorted({bundle.subject} | {e.source for e in facts} | {e.target for e in facts})
+    title = f"Who authorised {bundle.subject}: the audit bundle's chain"
+    graph: graphviz.Digraph = digraph("authorised")
     ids = {name: f"n{i}" for i, name in enumerate(names)}  # DOT reads "a:b" as node a, port b: DIDs are labels only
     for node in names:
         is_claim = node.startswith("claim ")
@@ -81,7 +82,7 @@ def drawing(bundle: VerifiedBundle, facts: list[Edge], entry_url: str) -> Markup
     for edge in facts:
         graph.edge(ids[edge.source], ids[edge.target], label=edge.what, URL=entry_url.format(edge.entry),
                    tooltip=f"log entry {edge.entry}", color="#991b1b" if edge.what.startswith("revokes") else "#33415c")
-    return render_svg(graph, f"Who authorised {bundle.subject}: the audit bundle's chain")
+    return render_svg(graph, title, len(names) + len(facts))
 
 
 def report_lines(report: BundleReport) -> list[str]:

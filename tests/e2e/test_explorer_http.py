@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, cast
@@ -12,7 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.browser.world import make_world
+from issuer.statements import delegation
+from tests.browser.world import SCOPE, make_world
 from tests.server import running_server
 from transparency.client.signing import generate_key, sign_statement
 
@@ -138,3 +140,23 @@ def test_logged_strings_are_text_on_every_page(tmp_path: Path) -> None:
             assert all((s.get("src") or "").startswith("/assets/") for s in tags.scripts), (path, tags.scripts)
             assert "script-src 'self'" in answer.headers["content-security-policy"]
         assert "&lt;script&gt;alert(2)&lt;/script&gt;" in http.get("/explorer/entries/0").text
+
+
+def test_a_strangers_huge_chain_is_listed_not_drawn(tmp_path: Path) -> None:
+    """Anyone may log delegations: 160 of them to one agent make a graph over the drawing bound (webui.graphs), so
+    its page runs no dot and says so in one line, and still lists every delegation; a small chain is drawn."""
+    with running_server(tmp_path) as url, httpx.Client(base_url=url, timeout=30) as http:
+        small = make_world(url, "small")
+        page = http.get(f"/explorer/agents/{quote(small.agent.identity, safe=':')}")
+        assert page.status_code == 200 and '<figure class="graph"><svg' in page.text
+        assert "too large to draw" not in page.text
+
+        world = make_world(url)
+        now = int(time.time())
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: world.post("/v1/delegations", delegation(
+                world.operator, world.agent.identity, SCOPE, not_after=now + 7200 + n, max_depth=0)), range(160)))
+        page = http.get(f"/explorer/agents/{quote(world.agent.identity, safe=':')}")
+        assert page.status_code == 200, page.text[:300]
+        assert "<svg" not in page.text and "too large to draw" in page.text
+        assert page.text.count("<td>delegates mail: read mail/inbox/*</td>") == 161  # make_world's and the 160

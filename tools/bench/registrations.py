@@ -66,7 +66,7 @@ async def noop(request: Request) -> Response:
 def run_server(data: Path, port: int) -> None:
     settings = load_settings({"data_dir": data, "port": port})
     serve(settings, extra_routes=[Route("/bench/noop", noop, methods=["POST"])],
-          extensions=[hosted(IssuerSettings(settings.data_dir))])
+          extensions=[hosted(IssuerSettings(settings.data_dir, public_url=settings.service_url))])
 
 
 def statements(n: int, tag: str, signers: int = 64) -> list[bytes]:

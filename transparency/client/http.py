@@ -3,7 +3,8 @@
 Every answer that is not the expected success is raised as ``LogRequestRefused`` carrying the answer's
 status and its problem details (RFC 9290 CBOR or RFC 9457 JSON); a log that cannot be reached raises
 ``LogUnreachable``. Bodies are returned as the log sent them: verifying them is the verifier's job. No answer is
-read past ``max_answer_bytes`` (``transparency.client.bounded``: ``answer-too-large``), nor inflated.
+read past ``max_answer_bytes`` (``transparency.client.bounded``: ``answer-too-large``), nor inflated, nor past
+``answer_deadline_s`` after the request was sent (``answer-too-slow``; a long poll's wait is added to it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from schemas.cose_sign1 import decode_sign1
 from schemas.errors import (
     PROBLEM_TYPE_BASE,
     AnswerTooLarge,
+    AnswerTooSlow,
     InvalidParameter,
     LogRequestRefused,
     LogUnreachable,
@@ -32,7 +34,7 @@ from schemas.errors import (
 )
 from schemas.leaf import entry_id, leaf_data, parse_entry_id
 from schemas.proofs import ConsistencyProof
-from transparency.client.bounded import MAX_ANSWER_BYTES, BoundedTransport
+from transparency.client.bounded import ANSWER_DEADLINE_S, DEADLINE_EXTENSION, MAX_ANSWER_BYTES, BoundedTransport
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_WAIT_S = 30.0
@@ -79,14 +81,17 @@ class HttpLogClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        answer_deadline_s: float = ANSWER_DEADLINE_S,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidParameter(f"log URL {base_url[:100]!r} is not an http:// or https:// URL")
         self.base_url = base_url.rstrip("/")
         self.wait = wait
         self._sleep = sleep
+        self.answer_deadline_s = answer_deadline_s
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes))
+                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes,
+                                                             deadline_s=answer_deadline_s))
 
     def close(self) -> None:
         self._http.close()
@@ -168,7 +173,8 @@ class HttpLogClient:
         params = {"after": after, "wait": int(wait if wait is not None else 10)}
         timeout = self._http.timeout.read
         timeout = (timeout or DEFAULT_TIMEOUT_S) + params["wait"]
-        return self._text(self._expect(self._request("GET", "/checkpoint", params=params, timeout=timeout)))
+        return self._text(self._expect(self._request("GET", "/checkpoint", params=params, timeout=timeout,
+                                                     extensions=self._held(params["wait"]))))
 
     def witnessed_checkpoint(self, after: int | None = None, wait: float | None = None) -> str | None:
         """The newest checkpoint the log's witness quorum cosigned, as text (unverified), or ``None`` when the log
@@ -178,7 +184,8 @@ class HttpLogClient:
         else:
             params = {"after": after, "wait": int(wait if wait is not None else 10)}
             timeout = (self._http.timeout.read or DEFAULT_TIMEOUT_S) + params["wait"]
-            answer = self._request("GET", "/checkpoint/witnessed", params=params, timeout=timeout)
+            answer = self._request("GET", "/checkpoint/witnessed", params=params, timeout=timeout,
+                                   extensions=self._held(params["wait"]))
         if answer.status_code == 404 and _problem_code(answer) == "checkpoint-not-witnessed":
             return None
         return self._text(self._expect(answer))
@@ -206,13 +213,14 @@ class HttpLogClient:
     def entries(self, start: int = 0, limit: int = 100) -> list[LogEntry]:
         """Up to ``limit`` entries from index ``start``, each with its receipt (the log may cap ``limit``).
 
-        A page larger than ``max_answer_bytes`` (large statements: anyone may log them) is asked for again at half
-        the limit, down to one entry, so a legitimate log is always followed; only a single entry past the bound
-        is refused (``answer-too-large``)."""
+        A page larger than ``max_answer_bytes`` (large statements: anyone may log them), or not read within
+        ``answer_deadline_s`` (a slow link), is asked for again at half the limit, down to one entry, so a legitimate
+        log is always followed; only a single entry past the bound is refused (``answer-too-large``,
+        ``answer-too-slow``)."""
         while True:
             try:
                 answer = self._expect(self._request("GET", "/entries", params={"start": start, "limit": limit}))
-            except AnswerTooLarge:
+            except (AnswerTooLarge, AnswerTooSlow):
                 if limit <= 1:
                     raise
                 limit //= 2
@@ -220,6 +228,10 @@ class HttpLogClient:
             return decode_entries_page(answer.content)
 
     # --- plumbing ---------------------------------------------------------------------------------
+
+    def _held(self, wait: float) -> dict[str, float]:
+        """A long poll's answer deadline: the log may hold the request ``wait`` seconds before it answers."""
+        return {DEADLINE_EXTENSION: self.answer_deadline_s + wait}
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:

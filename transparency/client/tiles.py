@@ -37,7 +37,7 @@ from schemas.tiles import (
     tile_path,
     tile_width,
 )
-from transparency.client.bounded import MAX_BUNDLE_BYTES, BoundedTransport
+from transparency.client.bounded import BUNDLE_DEADLINE_S, MAX_BUNDLE_BYTES, BoundedTransport
 from transparency.client.http import DEFAULT_TIMEOUT_S, LogEntry, decode_entries_page, refusal
 from verifier.merkle import hash_children
 
@@ -55,6 +55,7 @@ class TileLogClient:
     def __init__(
         self, base_url: str, timeout: float = DEFAULT_TIMEOUT_S, *, transport: httpx.BaseTransport | None = None,
         poll_interval: float = POLL_INTERVAL_S, max_answer_bytes: int = MAX_BUNDLE_BYTES,
+        answer_deadline_s: float = BUNDLE_DEADLINE_S,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidParameter(f"log URL {base_url[:100]!r} is not an http:// or https:// URL")
@@ -62,7 +63,8 @@ class TileLogClient:
         self.poll_interval = poll_interval
         self.size = 0  # of the last checkpoint read: tiles and bundles are read at this size
         self._http = httpx.Client(base_url=self.base_url + "/", timeout=timeout,
-                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes))
+                                  transport=BoundedTransport(transport, max_bytes=max_answer_bytes,
+                                                             deadline_s=answer_deadline_s))
         self._tiles: OrderedDict[tuple[int, int], bytes] = OrderedDict()  # (level, index) -> hashes, widest read
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from schemas import media_types
 from schemas.errors import InvalidParameter, MalformedWitnessRequest, TabellionError
 from schemas.note import NoteSignature, VerifierKey
 from schemas.witness import TLOG_SIZE, AddCheckpoint, origin_hash, parse_cosignatures, parse_size
-from transparency.client.bounded import BoundedTransport
+from transparency.client.bounded import ANSWER_DEADLINE_S, BoundedTransport
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -56,12 +56,14 @@ class WitnessClient:
     """One witness: its name and key (as a policy's ``witness`` line gives them) and its submission URL."""
 
     def __init__(self, url: str, vkey: VerifierKey, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 transport: httpx.BaseTransport | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+                 transport: httpx.BaseTransport | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES,
+                 answer_deadline_s: float = ANSWER_DEADLINE_S) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidParameter(f"witness URL {url[:100]!r} is not an http:// or https:// URL")
         self.url = url.rstrip("/")
         self.vkey = vkey
-        self._http = httpx.Client(timeout=timeout, transport=BoundedTransport(transport, max_bytes=max_answer_bytes))
+        self._http = httpx.Client(timeout=timeout, transport=BoundedTransport(transport, max_bytes=max_answer_bytes,
+                                                                              deadline_s=answer_deadline_s))
 
     def close(self) -> None:
         self._http.close()
