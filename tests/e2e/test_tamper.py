@@ -144,7 +144,7 @@ def test_serve_refuses_a_tampered_log_in_one_line(pristine: Path, tmp_path: Path
     )
     message = _one_error_line(done)
     assert message.startswith(CLASSES[name][3]), message
-    assert message.endswith(f"the log was not started ('tabellion fsck {data}' checks all of it)")
+    assert message.endswith(f"the log was not started ('tabellion fsck {data}' checks all of it) [{CLASSES[name][1]}]")
 
 
 def test_serve_sh_refuses_a_tampered_log_in_one_line(pristine: Path, tmp_path: Path) -> None:
