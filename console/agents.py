@@ -5,6 +5,7 @@ revocation (an RFC 5280 reason) behind the signed-in approver's passkey; and the
     GET  /agents/{did}             one agent: passport, the chain graph, the timeline of its audit bundle
     POST /agents/revoke/options    {agent, reason} -> request options over the revocation's payload
     POST /agents/revoke            {agent, reason, credential} -> checked, signed with the namespace key, logged
+                                   (``agent``: one of the operator's agents, else 404: never the operator itself)
     GET  /tokens, POST /tokens     decode a task-bound token and check it against the registry keys and the log
 
 Everything shown is read through the issuer and checked here where it can be: the audit bundle is verified
@@ -45,6 +46,18 @@ def _operator(request: Request) -> str:
     return console(request).owner.identity
 
 
+async def _own_agent(c: Any, did: str) -> dict[str, Any]:
+    """The agent ``did`` as the issuer lists it among the console's operator's agents; else ``NotFound``. An approver
+    acts in the operator's name on its agents only: the operator's key could sign a revocation of any DID, and of
+    the operator itself the log would accept it (a DID revokes itself), so a signed-in approver could otherwise
+    revoke the operator's own identity from the agents page."""
+    found = next((a for a in await c.call(c.issuer.agents, c.owner.identity) if a["agent"] == did), None)
+    if found is None:
+        raise NotFound(f"{did[:200]} is not an agent of this console's operator")
+    agent: dict[str, Any] = found
+    return agent
+
+
 async def agents(request: Request) -> Response:
     signed_in(request)
     c = console(request)
@@ -57,9 +70,7 @@ async def agent(request: Request) -> Response:
     signed_in(request)
     c = console(request)
     did = request.path_params["did"]
-    found = next((a for a in await c.call(c.issuer.agents, _operator(request)) if a["agent"] == did), None)
-    if found is None:
-        raise NotFound(f"{did[:200]} is not an agent of this console's operator")
+    found = await _own_agent(c, did)
     bundle = await c.call(c.issuer.audit, did)
     verified = verify_bundle_state(bundle, c.keys)
     facts = edges(verified)
@@ -105,6 +116,7 @@ async def revoke_options(request: Request) -> Response:
     approver = signed_in(request)
     c = console(request)
     payload = _revocation(await json_body(request), approver)
+    await _own_agent(c, payload["target"])
     passkeys = await c.call(c.issuer.approvers, c.config.namespace)
     options = passkey_request_options(passkeys, approver, payload, c.config.rp_id, statement_type="revocation",
                                       signer=c.owner.identity)
@@ -117,6 +129,7 @@ async def revoke(request: Request) -> Response:
     body = await json_body(request)
     payload = _revocation(body, approver)
     try:
+        await _own_agent(c, payload["target"])
         passkeys = await c.call(c.issuer.approvers, c.config.namespace)
         decided = verify_decision(passkeys, approver, payload, body.get("credential"), statement_type="revocation",
                                   signer=c.owner.identity)

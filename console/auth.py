@@ -76,11 +76,11 @@ async def enrol_consent(request: Request) -> Response:
     try:
         enrolment = add_consent(unconsented, assertion_of(body.get("credential")), owner=c.owner.identity)
         statement = approver_enrolment(c.owner, enrolment)
-        logged = await c.call(c.issuer.submit, "approver-enrolment", statement)
+        with c.invitations.spending(invitation):  # one passkey a link, whatever other browsers have under way
+            logged = await c.call(c.issuer.submit, "approver-enrolment", statement)
     except TabellionError as exc:
         c.metrics.ceremonies.labels("enrolment", "refused", exc.code).inc()
         raise
-    c.invitations.spend(invitation)
     c.metrics.ceremonies.labels("enrolment", "logged", "ok").inc()
     log.info("enrolled a passkey for %s in %s: entry %s", approver, c.config.namespace, logged.entry)
     return JSONResponse({"entry": logged.entry, "index": logged.index, "approver": approver,

@@ -8,7 +8,9 @@
   operator may name (``verifier.claims.check_approver_named``: the operator itself, or a did:web at or under its own
   did:web), else the invitation is refused at once, ``approver-not-entitled``, as the log would refuse the enrolment.
   The link is a bearer secret for the operator to hand to the human only. Spent invitations are recorded in
-  ``<data_dir>/invitations-spent`` (one id a line) so that a link enrols one passkey.
+  ``<data_dir>/invitations-spent`` (one id a line) so that a link enrols one passkey: the enrolment is submitted
+  inside ``Invitations.spending``, which checks the link again and holds it while the log answers, so two browsers
+  that both opened the link and created a passkey before either consented enrol one passkey, not two.
 - **The session secret** (``<data_dir>/session.key``, 32 random bytes, mode 0600) signs session cookies and
   invitations.
 """
@@ -19,6 +21,8 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -98,6 +102,7 @@ class Invitations:
         self.serializer = URLSafeTimedSerializer(secret, salt=_INVITATION_SALT)
         self.spent_path = data_dir / "invitations-spent"
         self._lock = threading.Lock()
+        self._using: set[str] = set()  # invitations whose enrolment is being logged
 
     def make(self, approver: str | None, name: str, *, owner: str) -> str:
         """A link for a human to enrol a passkey as ``approver`` (``None``: as the passkey's own did:key) in the
@@ -121,11 +126,24 @@ class Invitations:
             raise InvitationInvalid("the invitation was used already")
         return invitation
 
-    def spend(self, invitation: Invitation) -> None:
-        with self._lock, self.spent_path.open("a", encoding="utf-8") as fh:
-            fh.write(invitation.ident + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+    @contextmanager
+    def spending(self, invitation: Invitation) -> Iterator[None]:
+        """Around the logging of the enrolment an invitation allows: refused (``invitation-invalid``) if the link
+        is spent or another enrolment of it is being logged; spent when the block ends normally, free again if
+        it raised (the enrolment was refused, nothing logged)."""
+        with self._lock:
+            if invitation.ident in self._using or invitation.ident in self._spent():
+                raise InvitationInvalid("the invitation was used already")
+            self._using.add(invitation.ident)
+        try:
+            yield
+            with self._lock, self.spent_path.open("a", encoding="utf-8") as fh:
+                fh.write(invitation.ident + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            with self._lock:
+                self._using.discard(invitation.ident)
 
     def _spent(self) -> set[str]:
         try:

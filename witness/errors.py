@@ -50,6 +50,13 @@ class CheckpointRefused(TabellionError):
     title = "Checkpoint not consistent with the witness's view"
 
 
+class CheckpointForked(CheckpointRefused):
+    """A checkpoint the log's key signed with another root at the size the witness cosigned: the one refusal
+    that proves, by itself and the cosigned checkpoint, that the log forked, so the only one kept as evidence.
+    (A failing proof may be the sender's, not the log's: anyone can pair a checkpoint of the log with a junk
+    proof.) The same answer as its parent (422)."""
+
+
 class MethodNotAllowed(TabellionError):
     code = "method-not-allowed"
     title = "Method not allowed"

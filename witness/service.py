@@ -12,8 +12,10 @@ once the new (size, root) is durably stored:
    (409 with that size as ``text/x.tlog.size``); a checkpoint of size 0 has the empty tree's root; from old
    size 0 the proof is empty; at the same size the roots are equal (and the proof empty); otherwise the
    RFC 9162 consistency proof leads from the stored root to the new one (422
-   ``witness-checkpoint-inconsistent``, and the signed checkpoint is kept as possible evidence); then the
-   checkpoint is stored and cosigned.
+   ``witness-checkpoint-inconsistent``); then the checkpoint is stored and cosigned. A checkpoint the log
+   signed with another root at the cosigned size is kept as evidence of a fork (``CheckpointForked``); a
+   failing proof is not, since anyone can pair the log's honest checkpoints with junk proofs (and would
+   otherwise push a fork's evidence out of the bounded store, leaving honest checkpoints in its place).
 
 So a witness never cosigns a smaller tree than one it cosigned, nor another root at the same size. Sizes
 above 2^63-1 (which SQLite cannot store, and no log reaches) are refused with 400.
@@ -32,7 +34,14 @@ from verifier.merkle import EMPTY_ROOT, verify_consistency
 from verifier.notes import verify_note
 from witness.config import WitnessConfig
 from witness.cosigner import Cosigner
-from witness.errors import CheckpointNotTrusted, CheckpointRefused, OldSizeConflict, OldSizeInvalid, WitnessLogUnknown
+from witness.errors import (
+    CheckpointForked,
+    CheckpointNotTrusted,
+    CheckpointRefused,
+    OldSizeConflict,
+    OldSizeInvalid,
+    WitnessLogUnknown,
+)
 from witness.store import Cosigned, Refused, WitnessStore
 
 MAX_SIZE = (1 << 63) - 1
@@ -84,7 +93,7 @@ class Witness:
                 cosignature = self.cosigner.cosign(note.text, timestamp)
                 stored = Note(note.text, (*log_signatures, cosignature)).encode()
                 self.store.put(Cosigned(origin, checkpoint.size, checkpoint.root_hash, stored, timestamp))
-        except CheckpointRefused as exc:
+        except CheckpointForked as exc:
             self.store.refuse(Refused(origin, request.old_size, request.checkpoint, exc.detail, int(self.clock())))
             raise
         return (cosignature,)
@@ -109,7 +118,7 @@ def _check_consistent(request: AddCheckpoint, checkpoint: Checkpoint, latest: Co
         raise CheckpointRefused(f"no checkpoint of size {old} was cosigned")
     if old == size:
         if checkpoint.root_hash != latest.root:
-            raise CheckpointRefused(f"this witness cosigned another root for the tree of size {size}")
+            raise CheckpointForked(f"this witness cosigned another root for the tree of size {size}")
         if proof:
             raise CheckpointRefused("the consistency proof between two trees of the same size must be empty")
         return

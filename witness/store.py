@@ -6,8 +6,9 @@ answers: two concurrent requests cannot both pass the check against the same old
 and persisting are atomic, or a witness could be rolled back). A trigger refuses, as a last line, any update
 that lowers a log's size or changes its root at the same size.
 
-Checkpoints the witness refused as inconsistent although the log's key signed them are kept in ``refused``
-(tlog-witness allows it: they may prove the log misbehaved), at most ``MAX_REFUSED`` per log.
+Checkpoints the log's key signed with another root at a size the witness cosigned (forks, ``CheckpointForked``)
+are kept in ``refused`` (tlog-witness allows it: they prove the log misbehaved), the latest ``MAX_REFUSED`` per
+log; only the log's key can add one.
 """
 
 from __future__ import annotations

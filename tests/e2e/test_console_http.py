@@ -13,6 +13,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
+from console.passkeys import passkey_request_options
 from issuer.client import IssuerClient
 from issuer.statements import Signer, claim_submission, operator_registration
 from issuer.tokens import new_nonce, sign_request
@@ -196,3 +197,68 @@ def test_strangers_and_careless_clients_are_refused_and_nothing_is_logged(tmp_pa
         finally:
             console.stop()
 
+
+
+def _enrol(client: Browserless, key: SoftwareAuthenticator, invitation: str) -> dict[str, Any]:
+    """The first ceremony of an enrolment (the passkey created): the options of the second (its consent)."""
+    assert client.page(f"/enrol?invitation={invitation}").status_code == 200
+    created = create_json(key, client.post("/enrol/options", {"invitation": invitation}).json()["options"])
+    answer = client.post("/enrol/register", {"invitation": invitation, "credential": created})
+    assert answer.status_code == 200, answer.text
+    options: dict[str, Any] = answer.json()["options"]
+    return options
+
+
+def test_one_invitation_enrols_one_passkey_and_an_approver_revokes_only_agents(tmp_path: Path) -> None:
+    """Two browsers open one invitation link and both run its first ceremony before either consents: only the first
+    consent enrols a passkey (the link is spent once, whatever was under way). A signed-in approver revokes the
+    operator's agents in the operator's name, not the operator itself (nor any DID that is not its agent)."""
+    with running_server(tmp_path / "log") as log:
+        world = build_world()
+        submit_world(log, world)
+        console = console_config(tmp_path / "console", log, "acme", world.operator.ed25519).start()
+        try:
+            def size() -> int:
+                return int(httpx.get(f"{log}/checkpoint").text.split("\n")[1])
+
+            origin, rp_id = console.url, "localhost"
+            alice, mallory = SoftwareAuthenticator(rp_id=rp_id, origin=origin), SoftwareAuthenticator(rp_id=rp_id,
+                                                                                                       origin=origin)
+            first, second = Browserless(console), Browserless(console)
+            invitation = console.invite(ALICE, "alice").split("invitation=", 1)[1]
+            alice_consent, mallory_consent = _enrol(first, alice, invitation), _enrol(second, mallory, invitation)
+            before = size()
+            answer = first.post("/enrol/consent", {"invitation": invitation,
+                                                   "credential": get_json(alice, alice_consent)})
+            assert answer.status_code == 201, answer.text
+            problem(second.post("/enrol/consent", {"invitation": invitation,
+                                                   "credential": get_json(mallory, mallory_consent)}),
+                    403, "invitation-invalid")
+            assert size() == before + 1
+
+            # alice signs in and would revoke the operator itself, or a DID that is no agent of the operator
+            options = first.post("/signin/options", {}).json()["options"]
+            assert first.post("/signin/verify", {"credential": get_json(alice, options)}).status_code == 200
+            first.page("/agents")
+            for target in (world.operator.identity, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"):
+                revocation = {"agent": target, "reason": "keyCompromise"}
+                problem(first.post("/agents/revoke/options", revocation), 404, "not-found")
+                # the options the console would have given: alice's passkey signs exactly that revocation
+                alice_did = credential_did(alice.cose_public_key())
+                assert alice_did is not None
+                with IssuerClient(log) as issuer:
+                    start = passkey_request_options(
+                        issuer.approvers("acme"), alice_did, {"target": target, "reason": "keyCompromise",
+                                                              "decided_by": alice_did},
+                        rp_id, statement_type="revocation", signer=world.operator.identity)
+                problem(first.post("/agents/revoke", {**revocation, "credential": get_json(alice, start)}), 404,
+                        "not-found")
+            assert size() == before + 1
+            # her own operator's agent she may revoke
+            revocation = {"agent": world.c.identity, "reason": "keyCompromise"}
+            start = first.post("/agents/revoke/options", revocation).json()
+            answer = first.post("/agents/revoke", {**revocation, "credential": get_json(alice, start["options"])})
+            assert answer.status_code == 201, answer.text
+            assert size() == before + 2
+        finally:
+            console.stop()

@@ -156,7 +156,7 @@ def test_stale_old_size_is_409_with_the_known_size(tmp_path: Path, log: TestLog)
     assert latest is not None and latest.size == 8
 
 
-def test_inconsistent_checkpoints_are_422_and_kept_as_evidence(tmp_path: Path, log: TestLog) -> None:
+def test_inconsistent_checkpoints_are_422_and_a_fork_is_kept_as_evidence(tmp_path: Path, log: TestLog) -> None:
     witness = _witness(tmp_path, log)
     witness.add_checkpoint(log.add_checkpoint(0, 8))
     fork = log.fork(6, "fork")
@@ -175,9 +175,8 @@ def test_inconsistent_checkpoints_are_422_and_kept_as_evidence(tmp_path: Path, l
         assert problem_status(caught.value) == 422, what
     latest = witness.store.latest(log.origin)
     assert latest is not None and (latest.size, latest.root) == (8, log.checkpoint(8).root_hash)
-    evidence = witness.store.refused(log.origin)
-    assert len(evidence) == len(cases)
-    assert verify_checkpoint(evidence[0].checkpoint, log.vkey) == fork.checkpoint(8)  # signed by the log: proof
+    (evidence,) = witness.store.refused(log.origin)  # only the fork at the cosigned size proves itself
+    assert verify_checkpoint(evidence.checkpoint, log.vkey) == fork.checkpoint(8)  # signed by the log: proof
 
 
 def test_proof_from_zero_must_be_empty_and_empty_tree_has_the_empty_root(tmp_path: Path, log: TestLog) -> None:
@@ -310,3 +309,29 @@ def test_no_input_is_a_server_error(tmp_path: Path, log: TestLog, size: int, kin
         assert latest is not None and latest.size == 4
     finally:
         witness.store.close()
+
+
+def test_a_stranger_cannot_flush_the_evidence_of_a_fork(
+    tmp_path: Path, log: TestLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may replay a checkpoint the log signed, with a proof of its own making. Such a refusal proves nothing
+    about the log (the proof, not the checkpoint, may be wrong), so it is not kept: else a stranger (or the log
+    hiding its fork) could push a fork's signed checkpoint out of the bounded evidence with junk proofs, and the
+    log's honest checkpoints would stand there as if they were forks."""
+    monkeypatch.setattr("witness.store.MAX_REFUSED", 3)
+    witness = _witness(tmp_path, log)
+    witness.add_checkpoint(log.add_checkpoint(0, 8))
+    fork = log.fork(6, "fork")
+    fork.append(14)
+    with pytest.raises(CheckpointRefused):
+        witness.add_checkpoint(fork.add_checkpoint(8, 8))  # another root at the cosigned size: proof by itself
+    good = log.proof(8, 12)
+    for junk in range(5):  # the log's own checkpoints, each with a junk proof
+        with pytest.raises(CheckpointRefused):
+            witness.add_checkpoint(AddCheckpoint(8, (bytes([junk]) * 32, *good[1:]), log.signed(12 + junk)).encode())
+        with pytest.raises(CheckpointRefused):
+            witness.add_checkpoint(AddCheckpoint(8, (bytes([junk]) * 32,), log.signed(8)).encode())
+    evidence = witness.store.refused(log.origin)
+    assert [verify_checkpoint(e.checkpoint, log.vkey) for e in evidence] == [fork.checkpoint(8)]
+    latest = witness.store.latest(log.origin)
+    assert latest is not None and (latest.size, latest.root) == (8, log.checkpoint(8).root_hash)
