@@ -35,42 +35,26 @@ from tests.browser.chromium import (
     screenshot,
     wait_for,
 )
-from tests.browser.console_process import ConsoleProcess, console_config
-from tests.browser.console_world import ALICE, submit_world
+from tests.browser.console_world import ALICE, ConsoleOverLog, console_over_log
 from tests.cli_process import tabellion
 from tests.e2e.gateway_deployment import Recorder, refused, send, signed, started_gateway
-from tests.gateway_world import World, build_world
 from tests.http_stub import serving
-from tests.server import running_server
 from transparency.client.http import HttpLogClient
 
 pytestmark = needs_chromium
 
 
 @dataclass
-class Setup:
-    log: str
-    world: World
-    console: ConsoleProcess
+class Setup(ConsoleOverLog):
     browser: Chrome
     tmp: Path
-
-    def size(self) -> int:
-        return int(httpx.get(f"{self.log}/checkpoint").text.split("\n")[1])
 
 
 @contextmanager
 def console_setup(tmp_path: Path, *, user_verified: bool = True) -> Iterator[Setup]:
-    with running_server(tmp_path / "log") as log:
-        world = build_world()
-        submit_world(log, world)
-        console = console_config(tmp_path / "console", log, "acme", world.operator.ed25519).start()
-        try:
-            with chromium(tmp_path / "profile") as browser:
-                add_authenticator(browser, user_verified=user_verified)
-                yield Setup(log, world, console, browser, tmp_path)
-        finally:
-            console.stop()
+    with console_over_log(tmp_path) as running, chromium(tmp_path / "profile") as browser:
+        add_authenticator(browser, user_verified=user_verified)
+        yield Setup(running.log, running.world, running.console, browser, tmp_path)
 
 
 def outcome(browser: Chrome) -> tuple[str, str, str]:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +18,10 @@ from issuer.client import IssuerClient
 from issuer.statements import Signer, claim_submission, operator_registration
 from issuer.tokens import new_nonce, sign_request
 from schemas.base64url import b64url
-from tests.browser.console_process import ConsoleProcess, console_config
-from tests.browser.console_world import ALICE, ANOTHER_ORGANISATION, submit_world
+from tests.browser.console_process import ConsoleProcess
+from tests.browser.console_world import ALICE, ANOTHER_ORGANISATION, console_over_log
 from tests.cli_process import tabellion
-from tests.gateway_world import World, build_world
 from tests.problems import problem
-from tests.server import running_server
 from tests.webauthn_authenticator import SoftwareAuthenticator, authentication_response
 from verifier.webauthn import b64url_decode, credential_did
 
@@ -52,30 +47,6 @@ class Browserless:
              origin: str | None = None) -> httpx.Response:
         headers = {"x-csrf-token": self.csrf if csrf is None else csrf, "origin": origin or self.console.url}
         return self.http.post(path, json=body, headers=headers)
-
-
-@dataclass
-class ConsoleOverLog:
-    """A log holding the gateway world, and the console of its namespace ``acme`` (started)."""
-
-    log: str
-    world: World
-    console: ConsoleProcess
-
-    def size(self) -> int:
-        return int(httpx.get(f"{self.log}/checkpoint").text.split("\n")[1])
-
-
-@contextmanager
-def console_over_log(tmp_path: Path) -> Iterator[ConsoleOverLog]:
-    with running_server(tmp_path / "log") as log:
-        world = build_world()
-        submit_world(log, world)
-        console = console_config(tmp_path / "console", log, "acme", world.operator.ed25519).start()
-        try:
-            yield ConsoleOverLog(log, world, console)
-        finally:
-            console.stop()
 
 
 def first_changed(text: str) -> str:
