@@ -168,24 +168,12 @@ class HttpLogClient:
     def checkpoint(self, after: int | None = None, wait: float | None = None) -> str:
         """The latest signed checkpoint (a C2SP signed note), as text. With ``after`` a long poll: the log
         answers once its tree is larger than ``after``, or after ``wait`` seconds (default 10, at most 30)."""
-        if after is None:
-            return self._text(self._expect(self._request("GET", "/checkpoint")))
-        params = {"after": after, "wait": int(wait if wait is not None else 10)}
-        timeout = self._http.timeout.read
-        timeout = (timeout or DEFAULT_TIMEOUT_S) + params["wait"]
-        return self._text(self._expect(self._request("GET", "/checkpoint", params=params, timeout=timeout,
-                                                     extensions=self._held(params["wait"]))))
+        return self._text(self._expect(self._checkpoint_read("/checkpoint", after, wait)))
 
     def witnessed_checkpoint(self, after: int | None = None, wait: float | None = None) -> str | None:
         """The newest checkpoint the log's witness quorum cosigned, as text (unverified), or ``None`` when the log
         has none (404 ``checkpoint-not-witnessed``). With ``after`` a long poll, as ``checkpoint``."""
-        if after is None:
-            answer = self._request("GET", "/checkpoint/witnessed")
-        else:
-            params = {"after": after, "wait": int(wait if wait is not None else 10)}
-            timeout = (self._http.timeout.read or DEFAULT_TIMEOUT_S) + params["wait"]
-            answer = self._request("GET", "/checkpoint/witnessed", params=params, timeout=timeout,
-                                   extensions=self._held(params["wait"]))
+        answer = self._checkpoint_read("/checkpoint/witnessed", after, wait)
         if answer.status_code == 404 and _problem_code(answer) == "checkpoint-not-witnessed":
             return None
         return self._text(self._expect(answer))
@@ -229,9 +217,15 @@ class HttpLogClient:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    def _held(self, wait: float) -> dict[str, float]:
-        """A long poll's answer deadline: the log may hold the request ``wait`` seconds before it answers."""
-        return {DEADLINE_EXTENSION: self.answer_deadline_s + wait}
+    def _checkpoint_read(self, path: str, after: int | None, wait: float | None) -> httpx.Response:
+        """GET ``path``; with ``after`` a long poll, which the log may hold ``wait`` seconds (default 10) before it
+        answers: the read timeout and the answer's deadline are both that much longer."""
+        if after is None:
+            return self._request("GET", path)
+        held = int(wait if wait is not None else 10)
+        timeout = (self._http.timeout.read or DEFAULT_TIMEOUT_S) + held
+        return self._request("GET", path, params={"after": after, "wait": held}, timeout=timeout,
+                             extensions={DEADLINE_EXTENSION: self.answer_deadline_s + held})
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
